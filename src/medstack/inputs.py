@@ -1,0 +1,450 @@
+"""Finding, checking and reading the singly drizzled inputs.
+
+An input is a pair of FITS files: ``<root>_single_sci.fits`` (science, electrons/s) and
+``<root>_single_wht.fits`` (drizzle weight). The data sit in the primary HDU, or in extension 1
+when the primary HDU has none. Each file is opened once per run; uncompressed float32 files are
+memory-mapped and rows are read straight into native-endian section buffers.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import math
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+
+from .errors import InputError, ParameterError
+
+__all__ = [
+    "ImageReader",
+    "InputImage",
+    "expand_inputs",
+    "open_input",
+    "open_inputs",
+    "scalars_from_header",
+    "single_names",
+    "weight_name",
+]
+
+log = logging.getLogger(__name__)
+
+#: Exposure suffixes that map to ``<root>_single_sci.fits`` beside them (SPEC §2).
+EXPOSURE_SUFFIXES = ("_flt", "_flc", "_c0m", "_c0f", "_cal", "_crj", "_crc", "_raw", "_drz")
+_SINGLE_SCI = "_single_sci"
+_SINGLE_WHT = "_single_wht"
+
+
+def expand_inputs(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Expand input names: globs, ``@listfile`` lists, comma-separated strings and lists.
+
+    Parameters
+    ----------
+    inputs : str, path or iterable of those
+        A filename, a glob pattern, ``@file`` (one name per line; ``#`` starts a comment; only
+        the first column is used), a comma-separated string, or a list of any of these.
+
+    Returns
+    -------
+    list of str
+        The names in order, without duplicates (a duplicate is dropped with a warning).
+
+    Raises
+    ------
+    InputError
+        If a list file cannot be read, a pattern matches nothing, or nothing is given.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        items: list[str] = [os.fspath(inputs)]
+    else:
+        items = [os.fspath(i) for i in inputs]
+    names: list[str] = []
+    for item in items:
+        for part in [p.strip() for p in item.split(",")] if "," in item else [item.strip()]:
+            if not part:
+                continue
+            if part.startswith("@"):
+                listfile = part[1:]
+                try:
+                    with open(listfile, encoding="utf-8") as fh:
+                        lines = fh.read().splitlines()
+                except OSError as err:
+                    raise InputError(f"{listfile}: cannot read list file ({err.strerror})") from err
+                base = os.path.dirname(listfile)
+                for line in lines:
+                    line = line.split("#", 1)[0].strip()
+                    if line:
+                        name = line.split()[0]
+                        names.extend(expand_inputs(os.path.join(base, name)))
+            elif glob.has_magic(part):
+                matches = sorted(glob.glob(part))
+                if not matches:
+                    raise InputError(f"{part}: no file matches this pattern")
+                names.extend(matches)
+            else:
+                names.append(part)
+    if not names:
+        raise InputError("no input files given")
+    unique: list[str] = []
+    seen: set[str] = set()
+    for name in names:
+        key = os.path.realpath(name)
+        if key in seen:
+            log.warning("%s: given more than once; used once", name)
+            continue
+        seen.add(key)
+        unique.append(name)
+    return unique
+
+
+def single_names(name: str) -> tuple[str, str]:
+    """Return ``(sci, wht)`` names for an input name.
+
+    A singly drizzled science name (``*_single_sci.fits``) is used as it is; an exposure name
+    (``j8bt06nyq_flt.fits``, ``*_flc``, ``*_c0m``, ...) maps to ``<root>_single_sci.fits`` in
+    the same directory, as AstroDrizzle names its products. The weight is the science name with
+    ``_single_sci`` replaced by ``_single_wht``.
+
+    Raises
+    ------
+    InputError
+        If the name is neither a single nor a known exposure name.
+    """
+    path = Path(name)
+    base = path.name
+    if _SINGLE_SCI in base:
+        return str(path), weight_name(str(path))
+    stem = re.sub(r"\.fits(\.gz)?$", "", base, flags=re.IGNORECASE)
+    for suffix in EXPOSURE_SUFFIXES:
+        if stem.lower().endswith(suffix):
+            root = stem[: -len(suffix)]
+            sci = path.with_name(f"{root}{_SINGLE_SCI}.fits")
+            return str(sci), weight_name(str(sci))
+    raise InputError(
+        f"{name}: not a singly drizzled science file (*_single_sci.fits) nor an exposure "
+        f"name ({', '.join(s + '.fits' for s in EXPOSURE_SUFFIXES)})"
+    )
+
+
+def weight_name(sci: str) -> str:
+    """The weight file beside a science file: ``_single_sci`` → ``_single_wht``."""
+    path = Path(sci)
+    if _SINGLE_SCI not in path.name:
+        raise InputError(f"{sci}: cannot derive a weight name (no '_single_sci' in the name)")
+    return str(path.with_name(path.name.replace(_SINGLE_SCI, _SINGLE_WHT)))
+
+
+def _header_float(header: fits.Header, key: str) -> float | None:
+    value = header.get(key)
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def scalars_from_header(header: fits.Header) -> tuple[float | None, float | None, float | None]:
+    """Per-image ``(exptime, sky, readnoise)`` from a single's header (DEVIATIONS.md rules).
+
+    - exptime: ``EXPTIME``.
+    - sky (electrons): ``MDRIZSKY`` as the float32 value AstroDrizzle computed, times
+      ``EXPTIME`` for WFC3/IR (whose sky is in electrons/s).
+    - readnoise (electrons): ``sqrt(mean(READNSEx**2))`` over the amplifiers in ``CCDAMP``;
+      without ``CCDAMP`` over the ``READNSE[A-D]`` present and non-zero; else ``READNSE``.
+
+    Missing values are returned as None.
+    """
+    exptime = _header_float(header, "EXPTIME")
+    sky = _header_float(header, "MDRIZSKY")
+    if sky is not None:
+        # MDRIZSKY is a float32 quantity printed with float32 precision: recover it exactly.
+        sky = float(np.float32(sky))
+        instrument = str(header.get("INSTRUME", "")).strip().upper()
+        detector = str(header.get("DETECTOR", "")).strip().upper()
+        if instrument == "WFC3" and detector == "IR" and exptime is not None:
+            sky *= exptime
+    readnoise = None
+    amps = str(header.get("CCDAMP", "")).strip().upper()
+    values: list[float] = []
+    if amps and all(a in "ABCD" for a in amps):
+        values = [v for a in amps if (v := _header_float(header, f"READNSE{a}")) is not None]
+    else:
+        values = [
+            v for a in "ABCD" if (v := _header_float(header, f"READNSE{a}")) not in (None, 0.0)
+        ]
+    if values:
+        readnoise = math.sqrt(sum(v * v for v in values) / len(values))
+    else:
+        readnoise = _header_float(header, "READNSE")
+    return exptime, sky, readnoise
+
+
+@dataclass(frozen=True)
+class InputImage:
+    """One input exposure: its science and weight files and its per-image scalars.
+
+    Attributes
+    ----------
+    sci, wht : str
+        File names.
+    sci_hdu, wht_hdu : int
+        HDU index holding the image (0, or 1 when the primary HDU is empty).
+    shape : tuple of int
+        ``(ny, nx)``.
+    exptime : float or None
+        Exposure time in seconds.
+    sky : float or None
+        Sky subtracted from the exposure, in electrons.
+    readnoise : float or None
+        Read noise in electrons.
+    """
+
+    sci: str
+    wht: str
+    sci_hdu: int
+    wht_hdu: int
+    shape: tuple[int, int]
+    exptime: float | None = None
+    sky: float | None = None
+    readnoise: float | None = None
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    def with_scalars(self, **values: float | None) -> InputImage:
+        """Return a copy with some of ``exptime``, ``sky``, ``readnoise`` replaced."""
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+
+def _image_hdu(path: str, hdul: fits.HDUList) -> int:
+    """Index of the HDU holding the image: 0, or 1 when the primary has no data."""
+    if hdul[0].header.get("NAXIS", 0) > 0:
+        return 0
+    if len(hdul) > 1 and hdul[1].header.get("NAXIS", 0) > 0 and hdul[1].is_image:
+        return 1
+    raise InputError(f"{path}: no image data in the primary HDU or extension 1")
+
+
+def _open_fits(path: str) -> fits.HDUList:
+    if not os.path.exists(path):
+        raise InputError(f"{path}: file not found")
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a directory, not a FITS file")
+    if os.path.getsize(path) == 0:
+        raise InputError(f"{path}: empty file")
+    try:
+        hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
+    except OSError as err:
+        raise InputError(f"{path}: not a readable FITS file ({err})") from err
+    except Exception as err:  # astropy raises assorted errors for corrupt files
+        raise InputError(f"{path}: not a readable FITS file ({err})") from err
+    return hdul
+
+
+def _check_image(path: str, hdul: fits.HDUList, index: int) -> tuple[int, int]:
+    header = hdul[index].header
+    naxis = header.get("NAXIS", 0)
+    dims = tuple(int(header.get(f"NAXIS{k}", 0)) for k in range(naxis, 0, -1))
+    if len(dims) != 2:
+        raise InputError(f"{path}: image data is {len(dims)}-D {dims}, expected 2-D")
+    if min(dims) <= 0:
+        raise InputError(f"{path}: empty image {dims}")
+    return dims[0], dims[1]
+
+
+def open_input(
+    sci: str,
+    wht: str | None = None,
+    *,
+    exptime: float | None = None,
+    sky: float | None = None,
+    readnoise: float | None = None,
+) -> InputImage:
+    """Check one science/weight pair and read its scalars.
+
+    Parameters
+    ----------
+    sci : str
+        Science file (``*_single_sci.fits``).
+    wht : str, optional
+        Weight file. Default is the science name with ``_single_sci`` → ``_single_wht``.
+    exptime, sky, readnoise : float, optional
+        Explicit values; they win over the header.
+
+    Raises
+    ------
+    InputError
+        Missing, empty, unreadable or non-2-D files, or weight and science shapes differ.
+    """
+    wht = weight_name(sci) if wht is None else wht
+    with _open_fits(sci) as hdul:
+        sci_hdu = _image_hdu(sci, hdul)
+        shape = _check_image(sci, hdul, sci_hdu)
+        header = hdul[sci_hdu].header
+        if sci_hdu == 1:  # scalars may sit in the primary header of a compressed single
+            merged = hdul[0].header.copy()
+            merged.update(header)
+            header = merged
+        h_exptime, h_sky, h_readnoise = scalars_from_header(header)
+    if not os.path.exists(wht):
+        raise InputError(f"{wht}: weight file not found (for {sci})")
+    with _open_fits(wht) as hdul:
+        wht_hdu = _image_hdu(wht, hdul)
+        wshape = _check_image(wht, hdul, wht_hdu)
+    if wshape != shape:
+        raise InputError(
+            f"{wht}: weight shape {wshape[0]}x{wshape[1]} differs from science "
+            f"{sci} {shape[0]}x{shape[1]}"
+        )
+    return InputImage(
+        sci=sci,
+        wht=wht,
+        sci_hdu=sci_hdu,
+        wht_hdu=wht_hdu,
+        shape=shape,
+        exptime=exptime if exptime is not None else h_exptime,
+        sky=sky if sky is not None else h_sky,
+        readnoise=readnoise if readnoise is not None else h_readnoise,
+    )
+
+
+def _per_image(name: str, values: Sequence[float | None] | None, n: int) -> list[Any]:
+    if values is None:
+        return [None] * n
+    values = list(values)
+    if len(values) != n:
+        raise ParameterError(f"{name}: {len(values)} values given for {n} input images")
+    return values
+
+
+def open_inputs(
+    names: Sequence[str] | str,
+    *,
+    weights: Sequence[str] | None = None,
+    exptime: Sequence[float | None] | None = None,
+    sky: Sequence[float | None] | None = None,
+    readnoise: Sequence[float | None] | None = None,
+) -> list[InputImage]:
+    """Expand, map and check every input; all must share one shape.
+
+    Parameters
+    ----------
+    names : str or sequence of str
+        Science names, exposure names (``*_flt.fits`` ...), globs or ``@lists``.
+    weights : sequence of str, optional
+        Explicit weight files, one per science file.
+    exptime, sky, readnoise : sequence of float, optional
+        Explicit per-image values (None entries fall back to the header).
+
+    Raises
+    ------
+    InputError
+        For any bad file, naming it; shapes that differ name both files and shapes.
+    """
+    expanded = expand_inputs(names)
+    scis = [single_names(n)[0] for n in expanded]
+    n = len(scis)
+    whts = _per_image("weights", weights, n)
+    exps = _per_image("exptime", exptime, n)
+    skies = _per_image("sky", sky, n)
+    rns = _per_image("readnoise", readnoise, n)
+    images = [
+        open_input(s, w, exptime=e, sky=k, readnoise=r)
+        for s, w, e, k, r in zip(scis, whts, exps, skies, rns)
+    ]
+    first = images[0]
+    for img in images[1:]:
+        if img.shape != first.shape:
+            raise InputError(
+                f"{img.sci}: shape {img.shape[0]}x{img.shape[1]} differs from "
+                f"{first.sci} {first.shape[0]}x{first.shape[1]}"
+            )
+    return images
+
+
+def _is_compressed(path: str) -> bool:
+    """Whether the file is gzip/bzip2/zip compressed (not memory-mappable)."""
+    with open(path, "rb") as fh:
+        magic = fh.read(3)
+    return magic[:2] in (b"\x1f\x8b", b"PK") or magic == b"BZh"
+
+
+class ImageReader:
+    """Reads row ranges of one image HDU as native-endian float32, file opened once.
+
+    Uncompressed floating-point images without scaling are memory-mapped directly at their
+    data offset; anything else (gzip, integer or scaled data) is read through astropy once
+    and converted to float32.
+
+    Parameters
+    ----------
+    path : str
+        FITS file.
+    hdu : int
+        HDU index.
+    """
+
+    def __init__(self, path: str, hdu: int) -> None:
+        self.path = path
+        self.hdu = hdu
+        self._array: np.ndarray
+        try:
+            with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+                header = hdul[hdu].header
+                info = hdul.fileinfo(hdu)
+                bitpix = header["BITPIX"]
+                ny, nx = int(header["NAXIS2"]), int(header["NAXIS1"])
+                scaled = header.get("BSCALE", 1) != 1 or header.get("BZERO", 0) != 0
+                compressed = _is_compressed(path) or hdul[hdu].header.get("ZIMAGE", False)
+            if bitpix in (-32, -64) and not scaled and not compressed:
+                dtype = ">f4" if bitpix == -32 else ">f8"
+                self._array = np.memmap(
+                    path, dtype=dtype, mode="r", offset=info["datLoc"], shape=(ny, nx)
+                )
+            else:
+                with fits.open(path, memmap=False) as hdul:
+                    data = hdul[hdu].data
+                    if data is None:
+                        raise InputError(f"{path}: no image data in HDU {hdu}")
+                    self._array = np.asarray(data, dtype=np.float32)
+        except InputError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise InputError(f"{path}: cannot read image data ({err})") from err
+        self.shape = (ny, nx)
+        self.integer = bitpix > 0
+
+    def read(self, y0: int, y1: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``[y0, y1)`` as native float32, into ``out`` when given.
+
+        Raises
+        ------
+        InputError
+            If the file is truncated or cannot be read.
+        """
+        if out is None:
+            out = np.empty((y1 - y0, self.shape[1]), dtype=np.float32)
+        try:
+            out[...] = self._array[y0:y1]
+        except (OSError, ValueError) as err:
+            raise InputError(f"{self.path}: cannot read rows {y0}-{y1} ({err})") from err
+        return out
+
+    def close(self) -> None:
+        """Release the mapping."""
+        array = self._array
+        self._array = np.empty((0, 0), dtype=np.float32)
+        mm = getattr(array, "_mmap", None)
+        del array
+        if mm is not None:
+            try:
+                mm.close()
+            except (BufferError, ValueError):
+                pass

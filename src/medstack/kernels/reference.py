@@ -1,0 +1,223 @@
+"""Reference kernels: plain NumPy, one step per line of SPEC §6–§7.
+
+This is the yardstick the fast kernels are tested against, bit for bit. It favours clarity over
+speed and memory: whole-section temporaries, explicit sequential sums.
+
+Notes
+-----
+Deliberate differences from drizzlepac (DEVIATIONS.md):
+
+- NaN and ±inf science values are masked at their pixel for every type (Q8); ``sum`` skips them.
+- ``i`` types fill every all-masked pixel, not only column 0 (Q1), with the first non-zero
+  finite value in stack order.
+- minmed's one-good-pixel value ignores what masked pixels hold (Q14).
+- NaN weights count as 0 in minmed's noise model (Q16).
+- Pixels with no good input take ``fillval`` (drizzlepac: 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import CombineSpec, ImageScalars, SectionResult
+
+__all__ = ["combine_section", "weight_mask"]
+
+
+def weight_mask(wht: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """True where a weight is below its image's threshold (float64 compare) or NaN."""
+    thr = np.asarray(thresholds, dtype=np.float64)[:, None, None]
+    return (wht.astype(np.float64) < thr) | np.isnan(wht)
+
+
+def _seq_sum(stack: np.ndarray) -> np.ndarray:
+    """Sum over axis 0 in stack order, starting from the first plane (as ``np.sum(axis=0)``)."""
+    acc = stack[0].copy()
+    for plane in stack[1:]:
+        acc += plane
+    return acc
+
+
+def _good(sci: np.ndarray, bad: np.ndarray | None, spec: CombineSpec, thresholds: bool) -> np.ndarray:
+    """True where a value takes part: finite, not masked, inside the thresholds (float32)."""
+    good = np.isfinite(sci)
+    if bad is not None:
+        good &= ~bad
+    if thresholds and spec.lthresh is not None:
+        good &= ~(sci < np.float32(spec.lthresh))
+    if thresholds and spec.hthresh is not None:
+        good &= ~(sci >= np.float32(spec.hthresh))
+    return good
+
+
+def _fill(sci: np.ndarray, good: np.ndarray) -> np.ndarray:
+    """``i`` types: where nothing is good, the first non-zero finite value becomes good."""
+    none_good = ~good.any(axis=0)
+    candidates = (sci != 0) & np.isfinite(sci)
+    fillable = none_good & candidates.any(axis=0)
+    if not fillable.any():
+        return good
+    first = np.argmax(candidates, axis=0)
+    ys, xs = np.nonzero(fillable)
+    good = good.copy()
+    good[first[ys, xs], ys, xs] = True
+    return good
+
+
+def _sorted_good(sci: np.ndarray, good: np.ndarray) -> np.ndarray:
+    """Good values of each pixel in ascending order, then +inf for the rest."""
+    return np.sort(np.where(good, sci, np.float32(np.inf)), axis=0)
+
+
+def _median(v: np.ndarray, g: np.ndarray, nlow: int, nhigh: int, empty: float) -> np.ndarray:
+    """SPEC §6 median: nlow/nhigh reduced together until something is left; even → mean of the
+    two middle values in float64; ``empty`` where nothing is good."""
+    nl = np.full(g.shape, nlow, dtype=np.int64)
+    nh = np.full(g.shape, nhigh, dtype=np.int64)
+    while True:
+        reduce = (g > 0) & (nl + nh >= g)
+        if not reduce.any():
+            break
+        nh = np.where(reduce & (nh > 0), nh - 1, nh)
+        nl = np.where(reduce & (nl > 0), nl - 1, nl)
+    m = g - nl - nh
+    k = nl + m // 2
+    n = v.shape[0]
+    upper = np.take_along_axis(v, np.clip(k, 0, n - 1)[None], axis=0)[0].astype(np.float64)
+    lower = np.take_along_axis(v, np.clip(k - 1, 0, n - 1)[None], axis=0)[0].astype(np.float64)
+    even = (upper + lower) / 2.0
+    out = np.where(m % 2 == 1, upper, even).astype(np.float32)
+    out[m <= 0] = np.float32(empty)
+    return out
+
+
+def _mean(v: np.ndarray, g: np.ndarray, nlow: int, nhigh: int, empty: float) -> np.ndarray:
+    """SPEC §6 mean: no reduction; ascending float64 sum of the kept values / count; 0 if
+    nothing is kept of some good values, ``empty`` if nothing is good."""
+    m = g - nlow - nhigh
+    acc = np.zeros(g.shape, dtype=np.float64)
+    for j in range(v.shape[0]):
+        keep = (j >= nlow) & (j < nlow + m)
+        acc = np.where(keep, acc + v[j].astype(np.float64), acc)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (acc / np.maximum(m, 1)).astype(np.float32)
+    out[m <= 0] = np.float32(0.0)
+    out[g == 0] = np.float32(empty)
+    return out
+
+
+def _numcombine(sci, good, kind, fill, nlow, nhigh, empty):  # type: ignore[no-untyped-def]
+    """median/mean of the good values (after the ``i`` fill)."""
+    if fill:
+        good = _fill(sci, good)
+    g = good.sum(axis=0)
+    v = _sorted_good(sci, good)
+    if kind == "median":
+        return _median(v, g, nlow, nhigh, empty)
+    return _mean(v, g, nlow, nhigh, empty)
+
+
+def _sum(sci: np.ndarray, fillval: float) -> tuple[np.ndarray, np.ndarray]:
+    """float32 sum in stack order of the finite values (drizzlepac ignores masks for sum)."""
+    finite = np.isfinite(sci)
+    acc = np.zeros(sci.shape[1:], dtype=np.float32)
+    started = np.zeros(sci.shape[1:], dtype=bool)
+    for plane, ok in zip(sci, finite):
+        acc = np.where(ok, np.where(started, acc + plane, plane), acc)
+        started |= ok
+    acc[~started] = np.float32(fillval)
+    return acc, finite.sum(axis=0)
+
+
+def _dilate(flag: np.ndarray, grow: int) -> np.ndarray:
+    """Binary dilation with a (2·grow+1)² box, zero outside (SPEC §7 step 10)."""
+    rows, cols = flag.shape
+    padded = np.pad(flag, grow)
+    out = np.zeros_like(flag)
+    for dy in range(2 * grow + 1):
+        for dx in range(2 * grow + 1):
+            out |= padded[dy : dy + rows, dx : dx + cols]
+    return out
+
+
+def _minmed(sci, bad, spec, wht, scalars):  # type: ignore[no-untyped-def]
+    """SPEC §7 ``min_med`` on one section; returns (out, ngood, minchosen)."""
+    n = sci.shape[0]
+    finite = np.isfinite(sci)
+    masked = ~finite if bad is None else (bad | ~finite)
+    good = ~masked
+    mask_sum = masked.sum(axis=0)
+    allbad = mask_sum == n
+
+    # 2. the "median" image: good values only, 0 where none
+    if n == 2:
+        med = _numcombine(sci, good, "mean", spec.fill, 0, 0, 0.0)
+    else:
+        med = _numcombine(sci, good, "median", spec.fill, 0, 1, 0.0)
+        one_good = mask_sum == n - 1
+        if one_good.any():
+            clean = np.where(finite, sci, np.float32(0))
+            sci_sum = _seq_sum(clean * good)
+            med[one_good] = sci_sum[one_good]
+
+    # 3. the minimum image: masked → NaN, all-bad → 0, then nanmin (numpy's fmin reduction)
+    vals = np.where(masked, np.float32(np.nan), sci)
+    vals[:, allbad] = 0
+    minimum = np.fmin.reduce(vals, axis=0)
+
+    # 4-6. total weight (float32), background (float64), readnoise
+    w = np.where(np.isnan(wht), np.float32(0), wht)
+    weight_sum = _seq_sum(w)
+    per_second_sky = np.array(
+        [float(s) / float(t) for s, t in zip(scalars.sky, scalars.exptime)], dtype=np.float64
+    )
+    background = _seq_sum(w * per_second_sky[:, None, None])
+    if spec.weight_masks:
+        readnoise = _seq_sum(good * (scalars.readnoise.astype(np.float64) ** 2)[:, None, None])
+    else:
+        rdn2 = sum(float(r) ** 2 for r in scalars.readnoise)
+        readnoise = np.full(sci.shape[1:], np.float32(rdn2), dtype=np.float32)
+
+    # 7-9. compare in electrons of the whole stack
+    min_w = minimum * weight_sum
+    med_w = med * weight_sum
+    rms = np.sqrt(np.fmax(med_w + background + readnoise, np.zeros_like(med_w)))
+    threshold = med_w - rms * spec.nsigma1
+    if spec.grow != 0:
+        grown = _dilate(np.less(min_w, threshold), spec.grow)
+        threshold = np.where(grown, med_w - rms * spec.nsigma2, med_w - rms * spec.nsigma1)
+    chosen = np.less(min_w, threshold)
+    out = np.where(chosen, minimum, med)
+    out[allbad] = np.float32(spec.fillval)
+    return out, n - mask_sum, (chosen & ~allbad).astype(np.uint8)
+
+
+def combine_section(
+    sci: np.ndarray,
+    wht: np.ndarray | None,
+    spec: CombineSpec,
+    *,
+    thresholds: np.ndarray | None,
+    scalars: ImageScalars | None,
+    rows: tuple[int, int],
+) -> SectionResult:
+    """See :func:`medstack.kernels.combine_section`."""
+    sci = np.asarray(sci, dtype=np.float32)
+    bad = None if thresholds is None else weight_mask(np.asarray(wht), thresholds)
+    lo, hi = rows
+    minchosen = None
+    if spec.kind == "minmed":
+        if sci.shape[0] < 2:
+            raise ValueError("minmed needs two or more images")
+        out, ngood, minchosen = _minmed(sci, bad, spec, np.asarray(wht, np.float32), scalars)
+        minchosen = minchosen[lo:hi]
+    elif spec.kind == "sum":
+        out, ngood = _sum(sci, spec.fillval)
+    elif spec.kind in ("median", "mean"):
+        good = _good(sci, bad, spec, thresholds=True)
+        ngood = good.sum(axis=0)
+        out = _numcombine(sci, good, spec.kind, spec.fill, spec.nlow, spec.nhigh, spec.fillval)
+    else:
+        raise ValueError(f"unknown combine kind {spec.kind!r}")
+    ngood = np.minimum(ngood, np.iinfo(np.uint16).max).astype(np.uint16)
+    return SectionResult(median=out[lo:hi], ngood=ngood[lo:hi], minchosen=minchosen)

@@ -1,0 +1,97 @@
+"""Weight masks (``median_newmasks``, ``combine_maskpt``), SPEC §4 with DEVIATIONS Q16/Q17.
+
+A pixel of image *i* is bad where its weight is below ``combine_maskpt × mean_i``, where
+``mean_i`` is the mean of that image's weights ≥ float32(1e-8), summed sequentially in float64
+and rounded to float32, exactly as drizzlepac's ImageStats does. The comparison is made in
+float64.
+
+Notes
+-----
+drizzlepac lets one NaN weight switch masking off for its whole image (Q16) and leaves an
+all-zero weight image unmasked (Q17). medstack leaves NaN weights out of the mean and masks
+them, and masks an image with no weight ≥ 1e-8 entirely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .kernels import reference
+
+__all__ = ["MIN_WEIGHT", "WeightMean", "WeightStats", "mask_threshold", "weight_mask"]
+
+#: Weights below this are not counted in an image's mean weight (ImageStats ``lower=1e-8``).
+MIN_WEIGHT = np.float32(1e-8)
+
+
+@dataclass
+class WeightMean:
+    """Accumulates one image's mean weight over row sections, in stack row order.
+
+    The sum is sequential in float64, as drizzlepac's C ``computeMean`` does, so the result is
+    the same whatever the section size.
+    """
+
+    total: float = 0.0
+    count: int = 0
+    nan_count: int = 0
+
+    def add(self, weights: np.ndarray) -> None:
+        """Add a block of weights (any shape, float32), in C order."""
+        flat = np.ravel(weights)
+        nan = np.isnan(flat)
+        self.nan_count += int(np.count_nonzero(nan))
+        good = flat[(flat >= MIN_WEIGHT) & ~nan]
+        if good.size:
+            acc = np.empty(good.size + 1, dtype=np.float64)
+            acc[0] = self.total
+            acc[1:] = good
+            self.total = float(np.cumsum(acc)[-1])
+            self.count += int(good.size)
+
+    @property
+    def mean(self) -> float | None:
+        """The mean weight as drizzlepac sees it (a float32 value), or None if no weight ≥ 1e-8."""
+        if self.count == 0:
+            return None
+        return float(np.float32(self.total / self.count))
+
+
+@dataclass(frozen=True)
+class WeightStats:
+    """What the masks of one image need: its mean weight and the resulting threshold."""
+
+    mean: float | None
+    nan_count: int
+
+    def threshold(self, maskpt: float) -> float:
+        """Pixels with weight below this are bad; +inf masks everything (no usable weight)."""
+        return mask_threshold(self.mean, maskpt)
+
+
+def mask_threshold(mean: float | None, maskpt: float) -> float:
+    """``mean × maskpt`` in float64; +inf when the image has no weight ≥ 1e-8 (Q17)."""
+    if mean is None:
+        return float("inf")
+    return float(mean) * float(maskpt)
+
+
+def weight_mask(weights: np.ndarray, thresholds: Iterable[float] | np.ndarray) -> np.ndarray:
+    """Bad-pixel mask of a section: ``weight < threshold`` (float64 compare) or NaN weight.
+
+    Parameters
+    ----------
+    weights : ndarray, shape (N, rows, nx), float32
+        Weight section of the N images.
+    thresholds : sequence of float, length N
+        Per-image thresholds from :func:`mask_threshold`.
+
+    Returns
+    -------
+    ndarray of bool, shape (N, rows, nx)
+        True where the pixel is bad.
+    """
+    return reference.weight_mask(weights, np.asarray(list(thresholds), dtype=np.float64))

@@ -1,0 +1,392 @@
+"""The one declarative specification of the median step's parameters.
+
+Names, types, defaults, allowed values and help text live here and nowhere else: validation
+(:func:`validate`), ``.cfg`` reading and writing (:mod:`medstack.config`), the CLI options
+(:mod:`medstack.cli`) and the help text (:func:`medstack.createMedian.getHelpAsString`) are all
+generated from :data:`PARAMETERS`.
+
+The names are drizzlepac's (``combine_type``, ``combine_nsigma``, ...); the defaults are those of
+drizzlepac's standalone ``createMedian`` task (``combine_maskpt = 0.7``; AstroDrizzle's own
+default is 0.3).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from .errors import ParameterError
+
+__all__ = [
+    "COMBINE_TYPES",
+    "MIB",
+    "PARAMETERS",
+    "MedianParams",
+    "ParamSpec",
+    "format_value",
+    "parse_nsigma",
+    "spec",
+    "validate",
+]
+
+MIB = 1024 * 1024
+
+#: Every accepted ``combine_type``. ``average`` and ``iaverage`` are aliases of ``mean`` and
+#: ``imean`` (drizzlepac returns an all-zero image for ``average``; SPEC Q6).
+COMBINE_TYPES: tuple[str, ...] = (
+    "minmed",
+    "iminmed",
+    "median",
+    "imedian",
+    "mean",
+    "imean",
+    "average",
+    "iaverage",
+    "sum",
+)
+
+_ALIASES = {"average": "mean", "iaverage": "imean"}
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter of the median step.
+
+    Attributes
+    ----------
+    name : str
+        drizzlepac's name, also the ``.cfg`` key and (with ``_`` → ``-``) the CLI option.
+    kind : str
+        One of ``bool``, ``int``, ``float``, ``str``, ``nsigma``.
+    default : object
+        The default value, in its Python type (``None`` where drizzlepac's is ``None``).
+    help : str
+        One-paragraph help text, used by ``--help``, ``getHelpAsString`` and the docs.
+    optional : bool
+        Whether ``None`` is an accepted value.
+    choices : tuple of str or None
+        Allowed values for ``str`` parameters.
+    minimum : float or None
+        Smallest allowed value (inclusive unless ``strict``).
+    strict : bool
+        Whether ``minimum`` itself is excluded.
+    drizzlepac : bool
+        Whether drizzlepac's ``createMedian`` has this parameter (``False`` for medstack's own).
+    """
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    optional: bool = False
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    strict: bool = False
+    drizzlepac: bool = True
+
+    @property
+    def option(self) -> str:
+        """The CLI option, e.g. ``--combine-type``."""
+        return "--" + self.name.replace("_", "-")
+
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec(
+        "median",
+        "bool",
+        True,
+        "Create a median image? If False the step is skipped (only a log message).",
+    ),
+    ParamSpec(
+        "median_newmasks",
+        "bool",
+        True,
+        "Build bad-pixel masks from the weight images: a pixel whose weight is below "
+        "combine_maskpt times that image's mean weight is left out of the combination.",
+    ),
+    ParamSpec(
+        "combine_maskpt",
+        "float",
+        0.7,
+        "Fraction (not percentage) of an image's mean weight below which its pixels are "
+        "masked. Default 0.7 as drizzlepac's createMedian task; AstroDrizzle's own default "
+        "is 0.3.",
+        minimum=0.0,
+    ),
+    ParamSpec(
+        "combine_type",
+        "str",
+        "minmed",
+        "How the images are combined: minmed (median, or the minimum where the median is "
+        "significantly higher; best for few images, N < ~5), median (N >= ~5), mean, sum, "
+        "and the i-variants (iminmed, imedian, imean), which fill pixels with no good input "
+        "with the first non-zero value in stack order. average/iaverage = mean/imean.",
+        choices=COMBINE_TYPES,
+    ),
+    ParamSpec(
+        "combine_nsigma",
+        "nsigma",
+        "4 3",
+        "minmed only: significance of the median-minimum difference, as 'nsigma1 nsigma2'. "
+        "nsigma1 flags pixels; nsigma2 applies within combine_grow of a flagged pixel. "
+        "One value is used for both.",
+    ),
+    ParamSpec(
+        "combine_nlow",
+        "int",
+        0,
+        "median/mean only: number of lowest good values rejected at each pixel.",
+        minimum=0,
+    ),
+    ParamSpec(
+        "combine_nhigh",
+        "int",
+        0,
+        "median/mean only: number of highest good values rejected at each pixel.",
+        minimum=0,
+    ),
+    ParamSpec(
+        "combine_lthresh",
+        "float",
+        None,
+        "median/mean only: values below this (electrons/s, as the singles) are rejected. "
+        "None: no lower threshold.",
+        optional=True,
+    ),
+    ParamSpec(
+        "combine_hthresh",
+        "float",
+        None,
+        "median/mean only: values at or above this (electrons/s) are rejected. "
+        "None: no upper threshold.",
+        optional=True,
+    ),
+    ParamSpec(
+        "combine_grow",
+        "int",
+        1,
+        "minmed only: radius in pixels around a pixel flagged by nsigma1 within which "
+        "nsigma2 applies.",
+        minimum=0,
+    ),
+    ParamSpec(
+        "combine_bufsize",
+        "float",
+        None,
+        "Section buffer per input image, in MiB of science data (None: 1 MiB). Sections "
+        "always hold at least 2*combine_grow+1 rows; the result never depends on it.",
+        optional=True,
+        minimum=0.0,
+        strict=True,
+    ),
+    ParamSpec(
+        "fillval",
+        "float",
+        0.0,
+        "Value of output pixels with no good input (drizzlepac: 0). 'nan' is accepted.",
+        drizzlepac=False,
+    ),
+)
+
+_BY_NAME = {p.name: p for p in PARAMETERS}
+
+
+def spec(name: str) -> ParamSpec:
+    """Return the :class:`ParamSpec` called ``name``.
+
+    Raises
+    ------
+    ParameterError
+        If there is no such parameter (the message lists the valid names).
+    """
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise ParameterError(
+            f"unknown parameter {name!r}; valid names: {', '.join(_BY_NAME)}"
+        ) from None
+
+
+def parse_nsigma(value: Any) -> tuple[float, float]:
+    """Parse ``combine_nsigma`` into ``(nsigma1, nsigma2)``.
+
+    Accepts drizzlepac's string form ``"4 3"``, one number (used for both, as the
+    documentation says; drizzlepac raises IndexError, SPEC Q19), or a sequence of one or two
+    numbers. Both values must be finite and non-negative.
+    """
+    if isinstance(value, str):
+        tokens = value.replace(",", " ").split()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        tokens = [value]
+    elif isinstance(value, Iterable):
+        tokens = list(value)
+    else:
+        tokens = []
+    try:
+        numbers = [float(t) for t in tokens]
+    except (TypeError, ValueError):
+        numbers = []
+    if not 1 <= len(numbers) <= 2 or not all(math.isfinite(n) and n >= 0 for n in numbers):
+        raise ParameterError(
+            f"combine_nsigma: expected one or two non-negative numbers such as '4 3', "
+            f"got {value!r}"
+        )
+    if len(numbers) == 1:
+        numbers.append(numbers[0])
+    return numbers[0], numbers[1]
+
+
+def _is_none(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip().lower() in ("none", ""))
+
+
+def _coerce(p: ParamSpec, value: Any) -> Any:
+    """Convert ``value`` to the type of ``p`` and check its range; raise ParameterError."""
+    if p.optional and _is_none(value):
+        return None
+    where = f"{p.name}: "
+    if p.kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1", "t"):
+            return True
+        if isinstance(value, str) and value.strip().lower() in ("false", "no", "off", "0", "f"):
+            return False
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ParameterError(f"{where}expected True or False, got {value!r}")
+    if p.kind == "nsigma":
+        return parse_nsigma(value)
+    if p.kind == "str":
+        if not isinstance(value, str):
+            raise ParameterError(f"{where}expected a string, got {value!r}")
+        text = value.strip().lower()
+        if p.choices is not None and text not in p.choices:
+            raise ParameterError(
+                f"{where}unknown value {value!r}; choose one of: {', '.join(p.choices)}"
+            )
+        return text
+    # numbers
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        if p.kind == "int":
+            number: float = float(value)
+            if not number.is_integer():
+                raise ValueError
+            number = int(number)
+        else:
+            number = float(value)
+    except (TypeError, ValueError):
+        kind = "an integer" if p.kind == "int" else "a number"
+        extra = " or None" if p.optional else ""
+        raise ParameterError(f"{where}expected {kind}{extra}, got {value!r}") from None
+    if p.kind == "float" and not math.isfinite(number) and p.name != "fillval":
+        raise ParameterError(f"{where}expected a finite number, got {value!r}")
+    if p.minimum is not None:
+        if number < p.minimum or (p.strict and number == p.minimum):
+            rel = ">" if p.strict else ">="
+            raise ParameterError(f"{where}must be {rel} {p.minimum:g}, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class MedianParams:
+    """Validated parameters of the median step (see :data:`PARAMETERS` for their meaning).
+
+    Build one with :func:`validate`; the constructor itself does not validate.
+    """
+
+    median: bool = True
+    median_newmasks: bool = True
+    combine_maskpt: float = 0.7
+    combine_type: str = "minmed"
+    combine_nsigma: tuple[float, float] = (4.0, 3.0)
+    combine_nlow: int = 0
+    combine_nhigh: int = 0
+    combine_lthresh: float | None = None
+    combine_hthresh: float | None = None
+    combine_grow: int = 1
+    combine_bufsize: float | None = None
+    fillval: float = 0.0
+
+    @property
+    def kind(self) -> str:
+        """The combination proper: ``minmed``, ``median``, ``mean`` or ``sum``."""
+        ctype = _ALIASES.get(self.combine_type, self.combine_type)
+        return ctype[1:] if ctype.startswith("i") else ctype
+
+    @property
+    def fill(self) -> bool:
+        """Whether this is an ``i`` type (fill pixels with no good input)."""
+        return self.combine_type.startswith("i")
+
+    @property
+    def grow_px(self) -> int:
+        """The grow radius in pixels that actually applies (0 unless minmed)."""
+        return self.combine_grow if self.kind == "minmed" else 0
+
+    @property
+    def budget_bytes(self) -> int:
+        """Section buffer per input image, in bytes (``combine_bufsize`` MiB, default 1)."""
+        mib = 1.0 if self.combine_bufsize is None else self.combine_bufsize
+        return max(1, int(mib * MIB))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The parameters as a plain dict, ``combine_nsigma`` in drizzlepac's string form."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["combine_nsigma"] = format_value(spec("combine_nsigma"), self.combine_nsigma)
+        return out
+
+    def replace(self, **changes: Any) -> MedianParams:
+        """Return a validated copy with some parameters changed."""
+        return validate(changes, base=self)
+
+
+def validate(values: Mapping[str, Any] | None = None, *, base: MedianParams | None = None,
+             **kwargs: Any) -> MedianParams:
+    """Check and convert parameters into a :class:`MedianParams`.
+
+    Parameters
+    ----------
+    values : mapping, optional
+        Parameter values by drizzlepac name; strings are converted as a ``.cfg`` file
+        holds them (``'None'``, ``'4 3'``, ``'True'``).
+    base : MedianParams, optional
+        Values for the names not given. Default is the task defaults.
+    **kwargs
+        More values; they win over ``values``.
+
+    Returns
+    -------
+    MedianParams
+
+    Raises
+    ------
+    ParameterError
+        For an unknown name (listing the valid ones) or an invalid value (naming the parameter
+        and, for choices, listing them).
+    """
+    merged: dict[str, Any] = dict(values or {})
+    merged.update(kwargs)
+    current = base if base is not None else MedianParams()
+    changes = {}
+    for name, value in merged.items():
+        changes[name] = _coerce(spec(name), value)
+    return replace(current, **changes)
+
+
+def format_value(p: ParamSpec, value: Any) -> str:
+    """Render a value as drizzlepac's ``.cfg`` files hold it (``None``, ``4 3``, ``True``)."""
+    if value is None:
+        return "None"
+    if p.kind == "nsigma":
+        n1, n2 = parse_nsigma(value)
+        return f"{n1:g} {n2:g}"
+    if p.kind == "bool":
+        return "True" if value else "False"
+    if p.kind == "float":
+        return repr(float(value))
+    return str(value)

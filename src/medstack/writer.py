@@ -1,0 +1,228 @@
+"""Writing FITS images section by section, atomically.
+
+:class:`FitsImageWriter` writes a single-HDU FITS image under a temporary name in the
+destination directory, accepts row blocks in any order (``os.pwrite``; safe from several
+threads), and renames the file over the final name only on :meth:`~FitsImageWriter.commit`. On
+any failure the temporary file is removed and an earlier file of the final name is untouched.
+
+Notes
+-----
+drizzlepac deletes the old ``_med.fits`` before it computes the new one, and holds the whole
+output in memory. medstack never holds a full-size output array when writing to a file.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+from astropy.io import fits
+
+from .errors import OutputError
+
+__all__ = ["FitsImageWriter", "check_output_path", "output_header"]
+
+BLOCK = 2880
+_STRUCTURAL = {
+    "SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "EXTEND", "PCOUNT",
+    "GCOUNT", "BSCALE", "BZERO", "CHECKSUM", "DATASUM", "END",
+}
+# FITS layout per output dtype: (BITPIX, BZERO, on-disk dtype)
+_LAYOUT = {
+    np.dtype(np.float32): (-32, None, ">f4"),
+    np.dtype(np.uint16): (16, 32768, ">i2"),
+    np.dtype(np.uint8): (8, None, "u1"),
+}
+
+
+def check_output_path(path: str | os.PathLike[str], inputs: list[str] | tuple[str, ...] = ()) -> Path:
+    """Check that ``path`` can be written: its directory exists and is writable, and it is not
+    one of ``inputs``.
+
+    Raises
+    ------
+    OutputError
+        Naming the path and the reason.
+    """
+    out = Path(path)
+    directory = out.parent if str(out.parent) else Path(".")
+    if not directory.is_dir():
+        raise OutputError(f"{out}: output directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OutputError(f"{out}: output directory {directory} is not writable")
+    if out.is_dir():
+        raise OutputError(f"{out}: is a directory")
+    real = os.path.realpath(out)
+    for name in inputs:
+        if os.path.realpath(name) == real:
+            raise OutputError(f"{out}: output would overwrite input {name}")
+    return out
+
+
+def output_header(template: fits.Header | None, extra: list[tuple[str, object, str]] = (),
+                  history: list[str] = ()) -> fits.Header:
+    """A copy of ``template`` without its structural keywords, plus ``extra`` cards and
+    ``history`` lines."""
+    header = fits.Header()
+    if template is not None:
+        for card in template.cards:
+            if card.keyword in _STRUCTURAL:
+                continue
+            header.append(card, end=True)
+    for key, value, comment in extra:
+        header[key] = (value, comment)
+    for line in history:
+        header.add_history(line)
+    return header
+
+
+class FitsImageWriter:
+    """A 2-D FITS image written row block by row block under a temporary name.
+
+    Parameters
+    ----------
+    path : path-like
+        Final file name.
+    shape : (int, int)
+        ``(ny, nx)``.
+    dtype : numpy dtype
+        float32, uint16 (stored as BITPIX 16 with BZERO 32768) or uint8.
+    header : astropy.io.fits.Header, optional
+        Cards to write after the structural ones.
+
+    Use as a context manager: leaving the block by an exception aborts (removes the temporary
+    file); call :meth:`commit` to publish the file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], shape: tuple[int, int],
+                 dtype: np.dtype | type = np.float32, header: fits.Header | None = None) -> None:
+        self.path = Path(path)
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in _LAYOUT:
+            raise ValueError(f"unsupported output dtype {self.dtype}")
+        bitpix, bzero, self._disk = _LAYOUT[self.dtype]
+        full = fits.Header()
+        full["SIMPLE"] = (True, "conforms to FITS standard")
+        full["BITPIX"] = (bitpix, "array data type")
+        full["NAXIS"] = (2, "number of array dimensions")
+        full["NAXIS1"] = self.shape[1]
+        full["NAXIS2"] = self.shape[0]
+        if bzero is not None:
+            full["BSCALE"] = 1
+            full["BZERO"] = bzero
+        for card in (header or fits.Header()).cards:
+            if card.keyword not in _STRUCTURAL:
+                full.append(card, end=True)
+        head = full.tostring(padding=True).encode("ascii")
+        self._data_offset = len(head)
+        self._row_bytes = self.shape[1] * np.dtype(self._disk).itemsize
+        data_bytes = self._row_bytes * self.shape[0]
+        self._total = self._data_offset + -(-data_bytes // BLOCK) * BLOCK
+        self._closed = False
+        try:
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent or "."
+            )
+        except OSError as err:
+            raise OutputError(f"{self.path}: cannot create a temporary file ({err.strerror})") from err
+        self._fd = fd
+        self.tmp_path = Path(tmp)
+        try:
+            self._pwrite(head, 0)
+            self._reserve()
+        except BaseException:
+            self.abort()
+            raise
+
+    def _error(self, err: OSError) -> OutputError:
+        if err.errno == errno.ENOSPC:
+            return OutputError(f"{self.path}: no space left on device while writing")
+        return OutputError(f"{self.path}: write failed ({err.strerror or err})")
+
+    def _pwrite(self, data: bytes | memoryview, offset: int) -> None:
+        view = memoryview(data)
+        try:
+            while view.nbytes:
+                written = os.pwrite(self._fd, view, offset)
+                view = view[written:]
+                offset += written
+        except OSError as err:
+            raise self._error(err) from err
+
+    def _reserve(self) -> None:
+        """Claim the whole file's space now, so a full disk fails before any work."""
+        try:
+            os.posix_fallocate(self._fd, 0, self._total)
+        except OSError as err:
+            if err.errno == errno.ENOSPC:
+                raise self._error(err) from err
+            # Filesystems without fallocate: extend sparsely; a full disk shows up on write.
+            try:
+                os.ftruncate(self._fd, self._total)
+            except OSError as err2:
+                raise self._error(err2) from err2
+        except AttributeError:  # pragma: no cover - no posix_fallocate (macOS)
+            os.ftruncate(self._fd, self._total)
+
+    def write_rows(self, y0: int, rows: np.ndarray) -> None:
+        """Write ``rows`` (shape (k, nx)) at image rows ``[y0, y0 + k)``. Thread-safe."""
+        block = np.ascontiguousarray(rows, dtype=self.dtype)
+        if block.ndim != 2 or block.shape[1] != self.shape[1] or y0 < 0 or y0 + block.shape[0] > self.shape[0]:
+            raise ValueError(f"rows of shape {block.shape} do not fit at row {y0} of {self.shape}")
+        if self.dtype == np.uint16:
+            disk = (block.astype(np.int32) - 32768).astype(">i2")
+        else:
+            disk = block.astype(self._disk, copy=False)
+        self._pwrite(disk.tobytes(), self._data_offset + y0 * self._row_bytes)
+
+    def commit(self) -> Path:
+        """Flush, close and rename the temporary file over the final name."""
+        try:
+            os.fsync(self._fd)
+        except OSError as err:
+            self.abort()
+            raise self._error(err) from err
+        os.close(self._fd)
+        self._closed = True
+        try:
+            os.chmod(self.tmp_path, 0o644 & ~_umask())
+            os.replace(self.tmp_path, self.path)
+        except OSError as err:
+            self._remove_tmp()
+            raise OutputError(f"{self.path}: cannot rename the finished file ({err.strerror})") from err
+        return self.path
+
+    def abort(self) -> None:
+        """Close and remove the temporary file; the final name is left untouched."""
+        if not self._closed:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._closed = True
+        self._remove_tmp()
+
+    def _remove_tmp(self) -> None:
+        try:
+            self.tmp_path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> FitsImageWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is not None or not self._closed:
+            self.abort()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
