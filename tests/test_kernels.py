@@ -1,0 +1,184 @@
+"""Hand-computed cases for every kernel, run on both implementations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from conftest import same_bits
+
+from medstack.kernels import CombineSpec, ImageScalars, combine_section
+
+KERNELS = ["reference", "fast"]
+
+
+def pixels(values, good=None):
+    """A 1-row stack: ``values`` is a list over images of per-pixel lists."""
+    sci = np.array(values, dtype=np.float32)[:, None, :]
+    if good is None:
+        return sci, None, None
+    wht = np.array(good, dtype=np.float32)[:, None, :]
+    return sci, wht, np.full(sci.shape[0], 0.5)
+
+
+def run(kind, values, good=None, kernel="reference", **spec):
+    sci, wht, thr = pixels(values, good)
+    out = combine_section(sci, wht, CombineSpec(kind=kind, **spec), thresholds=thr,
+                          kernel=kernel)
+    return out.median[0], out.ngood[0]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+class TestMedian:
+    def test_odd_even_and_ties(self, kernel):
+        med, ngood = run("median", [[1, 1, 2], [5, 2, 2], [3, 3, 2], [np.nan, 10, 5]],
+                         kernel=kernel)
+        # pixel 0: NaN masked → [1,3,5] → 3; pixel 1: [1,2,3,10] → 2.5; pixel 2: ties → 2
+        assert med.tolist() == [3.0, 2.5, 2.0]
+        assert ngood.tolist() == [3, 4, 4]
+
+    def test_even_average_in_float64(self, kernel):
+        a, b = np.float32(16777216.0), np.float32(16777218.0)  # 2**24 and 2**24 + 2
+        med, _ = run("median", [[a], [b]], kernel=kernel)
+        assert med[0] == np.float32(16777217.0)  # exact in float64, then rounded once
+
+    def test_nlow_nhigh(self, kernel):
+        med, _ = run("median", [[1], [2], [3], [4], [50]], kernel=kernel, nlow=1, nhigh=1)
+        assert med.tolist() == [3.0]
+
+    def test_nlow_nhigh_reduced_together(self, kernel):
+        # 2 good values, nlow = nhigh = 1 → both reduced to 0 → mean of the two
+        med, _ = run("median", [[1], [9], [4]], good=[[1], [1], [0]], kernel=kernel,
+                     nlow=1, nhigh=1)
+        assert med.tolist() == [5.0]
+        # 3 good, nlow=2, nhigh=1 → (1, 0): m = 2, k = 2 → mean of v[1], v[2]
+        med, _ = run("median", [[1], [2], [10], [7]], good=[[1], [1], [1], [0]],
+                     kernel=kernel, nlow=2, nhigh=1)
+        assert med.tolist() == [6.0]
+
+    def test_thresholds_in_float32(self, kernel):
+        med, ngood = run("median", [[1], [2], [5], [10]], kernel=kernel, lthresh=2.0,
+                         hthresh=10.0)
+        assert med.tolist() == [3.5]  # 1 < 2 rejected, 10 >= 10 rejected
+        assert ngood.tolist() == [2]
+        # 0.1 as float32 is above 0.1: a float32 0.1 value is not below the threshold
+        med, _ = run("median", [[np.float32(0.1)], [5]], kernel=kernel, lthresh=0.1)
+        assert med.tolist() == [np.float32(2.55)]
+
+    def test_all_masked_and_one_good(self, kernel):
+        med, ngood = run("median", [[4, 4], [6, 8]], good=[[0, 0], [0, 1]], kernel=kernel)
+        assert med.tolist() == [0.0, 8.0]
+        assert ngood.tolist() == [0, 1]
+        med, _ = run("median", [[4], [6]], good=[[0], [0]], kernel=kernel, fillval=math.nan)
+        assert math.isnan(med[0])
+
+    def test_i_type_fill_first_nonzero(self, kernel):
+        med, _ = run("median", [[0, 3], [7, 0], [3, 5]], good=[[0, 0], [0, 0], [0, 1]],
+                     kernel=kernel, fill=True)
+        assert med.tolist() == [7.0, 5.0]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+class TestMean:
+    def test_mean_with_rejection(self, kernel):
+        med, _ = run("mean", [[1], [2], [3], [10]], kernel=kernel, nlow=1)
+        assert med.tolist() == [5.0]
+
+    def test_mean_no_reduction(self, kernel):
+        # one good value and nhigh = 1: nothing is left → 0 (SPEC Q4/Q5), not the fill value
+        med, _ = run("mean", [[5], [6], [7]], good=[[1], [0], [0]], kernel=kernel, nhigh=1,
+                     fillval=-1.0)
+        assert med.tolist() == [0.0]
+
+    def test_mean_all_masked_takes_fillval(self, kernel):
+        med, _ = run("mean", [[5], [6]], good=[[0], [0]], kernel=kernel, fillval=-1.0)
+        assert med.tolist() == [-1.0]
+
+    def test_mean_ascending_float64_sum(self, kernel):
+        values = [np.float32(v) for v in (1e8, 1.0, -1e8, 3.0)]
+        med, _ = run("mean", [[v] for v in values], kernel=kernel)
+        ordered = sorted(float(v) for v in values)
+        acc = 0.0
+        for v in ordered:
+            acc += v
+        assert med[0] == np.float32(acc / 4)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_sum_ignores_masks_and_skips_nan(kernel):
+    med, ngood = run("sum", [[1, np.nan], [2, 5], [3, np.inf]], good=[[0, 1], [1, 1], [1, 1]],
+                     kernel=kernel)
+    assert med.tolist() == [6.0, 5.0]
+    assert ngood.tolist() == [3, 1]
+
+
+def minmed(values, good, kernel, weight=100.0, exptime=100.0, sky=50.0, rn=4.0, **spec):
+    sci, wht, thr = pixels(values, good)
+    wht = wht * weight
+    n = sci.shape[0]
+    scalars = ImageScalars.of([exptime] * n, [sky] * n, [rn] * n)
+    out = combine_section(sci, wht, CombineSpec(kind="minmed", **spec), thresholds=thr * weight,
+                          scalars=scalars, kernel=kernel)
+    return out
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+class TestMinmed:
+    def test_cosmic_ray_median_kept_and_minimum_chosen(self, kernel):
+        # pixel 0: one CR of three → median of the lowest two = 10 = minimum → 10
+        # pixel 1: two CRs of three → Med = mean(10, 1000) = 505; Min·Wt = 3000 is far
+        #          below Med·Wt − 4σ (σ² = 151500 + 150 + 48) → the minimum, 10
+        out = minmed([[10, 10], [10, 1000], [1000, 1000]], [[1, 1]] * 3, kernel, grow=0)
+        assert out.median[0].tolist() == [10.0, 10.0]
+        assert out.minchosen[0].tolist() == [0, 1]
+        sigma = math.sqrt(505 * 300 + 3 * 100 * 0.5 + 3 * 16)
+        assert 10 * 300 < 505 * 300 - 4 * sigma
+
+    def test_two_good_of_three_takes_lower(self, kernel):  # SPEC Q11
+        out = minmed([[10], [12], [0]], [[1], [1], [0]], kernel, grow=0)
+        assert out.median[0].tolist() == [10.0]
+
+    def test_one_good_of_three_uses_it(self, kernel):
+        out = minmed([[10], [12], [-3]], [[0], [1], [0]], kernel, grow=0)
+        assert out.median[0].tolist() == [12.0]
+        assert out.ngood[0].tolist() == [1]
+
+    def test_two_images_use_mean(self, kernel):
+        out = minmed([[10], [11]], [[1], [1]], kernel, grow=0)
+        assert out.median[0].tolist() == [10.5]
+
+    def test_all_bad_is_fillval(self, kernel):
+        out = minmed([[10, 10], [11, 11]], [[0, 1], [0, 1]], kernel, grow=1, fillval=-5.0)
+        assert out.median[0].tolist() == [-5.0, 10.5]
+        assert out.minchosen[0].tolist() == [0, 0]
+
+    def test_grow_lowers_threshold_next_to_a_flag(self, kernel):
+        # pixel 0 has a strong CR (flagged with nsigma1); pixel 1 a weak one, between
+        # nsigma2 and nsigma1: only with grow does its neighbour's flag make it take the minimum.
+        base = np.float32(100.0)
+        wt = 400.0
+        med1 = 110.0
+        sigma = math.sqrt(med1 * wt + 4 * 100 * 0.5 + 4 * 16)
+        weak_min = (med1 * wt - 3.5 * sigma) / wt  # between 3σ and 4σ below
+        values = [[base, weak_min, 100]] + [[5000, med1, 100]] * 3
+        no_grow = minmed(values, [[1, 1, 1]] * 4, kernel, grow=0)
+        grown = minmed(values, [[1, 1, 1]] * 4, kernel, grow=1)
+        assert no_grow.minchosen[0].tolist() == [1, 0, 0]
+        assert grown.minchosen[0].tolist() == [1, 1, 0]
+        assert grown.median[0][1] == np.float32(weak_min)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_rows_argument_returns_only_output_rows(kernel):
+    rng = np.random.default_rng(3)
+    sci = rng.normal(size=(4, 9, 5)).astype(np.float32)
+    wht = np.ones_like(sci)
+    scalars = ImageScalars.of([1.0] * 4, [0.0] * 4, [1.0] * 4)
+    spec = CombineSpec(kind="minmed", grow=1)
+    whole = combine_section(sci, wht, spec, thresholds=np.zeros(4), scalars=scalars,
+                            kernel=kernel)
+    part = combine_section(sci, wht, spec, thresholds=np.zeros(4), scalars=scalars,
+                           rows=(2, 6), kernel=kernel)
+    assert same_bits(part.median, whole.median[2:6])
+    assert part.ngood.shape == (4, 5)

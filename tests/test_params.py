@@ -1,0 +1,77 @@
+"""The parameter spec: defaults, coercion, validation messages."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from medstack.errors import ParameterError
+from medstack.params import COMBINE_TYPES, PARAMETERS, MedianParams, parse_nsigma, spec, validate
+
+
+def test_defaults_are_the_seed_tasks():
+    p = validate()
+    assert p == MedianParams()
+    assert (p.combine_type, p.combine_maskpt, p.combine_nsigma, p.combine_grow) == (
+        "minmed", 0.7, (4.0, 3.0), 1)
+    assert (p.combine_nlow, p.combine_nhigh, p.combine_lthresh, p.combine_hthresh) == (
+        0, 0, None, None)
+    assert p.budget_bytes == 2**20
+    assert {q.name for q in PARAMETERS} >= {
+        "median", "median_newmasks", "combine_maskpt", "combine_type", "combine_nsigma",
+        "combine_nlow", "combine_nhigh", "combine_lthresh", "combine_hthresh", "combine_grow",
+        "combine_bufsize", "fillval"}
+
+
+def test_strings_as_cfg_files_hold_them():
+    p = validate({"combine_lthresh": "None", "combine_nsigma": "5 2", "median_newmasks": "False",
+                  "combine_grow": "2", "combine_bufsize": "0.5", "combine_type": "IMedian"})
+    assert p.combine_lthresh is None and p.combine_nsigma == (5.0, 2.0)
+    assert p.median_newmasks is False and p.combine_grow == 2 and p.budget_bytes == 2**19
+    assert p.kind == "median" and p.fill and p.grow_px == 0
+
+
+@pytest.mark.parametrize("value, expected", [("4", (4.0, 4.0)), (3, (3.0, 3.0)),
+                                             ([4, 2.5], (4.0, 2.5)), ("4,3", (4.0, 3.0))])
+def test_nsigma_forms(value, expected):  # one value → both (Q19)
+    assert parse_nsigma(value) == expected
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("combine_type", "average2", "choose one of: minmed, iminmed, median"),
+    ("combine_nsigma", "four", "combine_nsigma"),
+    ("combine_nsigma", "-1 3", "non-negative"),
+    ("combine_nsigma", "1 2 3", "one or two"),
+    ("combine_maskpt", -0.1, "combine_maskpt: must be >= 0"),
+    ("combine_grow", -1, "combine_grow: must be >= 0"),
+    ("combine_grow", 1.5, "combine_grow: expected an integer"),
+    ("combine_bufsize", 0, "combine_bufsize: must be > 0"),
+    ("combine_nlow", "x", "combine_nlow: expected an integer"),
+    ("combine_hthresh", "inf", "combine_hthresh: expected a finite number"),
+    ("median_newmasks", "maybe", "median_newmasks: expected True or False"),
+])
+def test_invalid_values_name_the_parameter(name, value, message):
+    with pytest.raises(ParameterError, match=message):
+        validate({name: value})
+
+
+def test_unknown_name_lists_valid_ones():
+    with pytest.raises(ParameterError, match="unknown parameter 'combine_typo'; valid names: "
+                       "median, median_newmasks, combine_maskpt"):
+        validate(combine_typo=1)
+
+
+def test_average_is_mean_and_fillval_nan():
+    p = validate(combine_type="average", fillval="nan")
+    assert p.kind == "mean" and not p.fill and math.isnan(p.fillval)
+    assert set(COMBINE_TYPES) >= {"minmed", "iminmed", "median", "imedian", "mean", "imean",
+                                  "average", "sum"}
+
+
+def test_replace_validates():
+    p = validate(combine_type="median").replace(combine_nhigh=1)
+    assert p.combine_nhigh == 1 and p.combine_type == "median"
+    with pytest.raises(ParameterError):
+        p.replace(combine_nhigh=-1)
+    assert spec("combine_type").option == "--combine-type"
