@@ -1,0 +1,103 @@
+"""Input discovery, name mapping, header scalars and the row reader."""
+
+from __future__ import annotations
+
+import gzip
+import math
+import shutil
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from conftest import random_stack, write_stack
+
+from medstack.errors import InputError
+from medstack.inputs import (
+    ImageReader,
+    expand_inputs,
+    open_input,
+    open_inputs,
+    scalars_from_header,
+    single_names,
+)
+
+
+def test_single_and_exposure_names_map():
+    assert single_names("d/j8bt06naq_single_sci.fits") == (
+        "d/j8bt06naq_single_sci.fits", "d/j8bt06naq_single_wht.fits")
+    for suffix in ("flt", "flc", "c0m"):
+        assert single_names(f"d/j8bt06naq_{suffix}.fits")[0] == "d/j8bt06naq_single_sci.fits"
+    with pytest.raises(InputError, match="notes.txt: not a singly drizzled science file"):
+        single_names("notes.txt")
+
+
+def test_globs_lists_and_duplicates(tmp_path, caplog):
+    for name in ("b_single_sci.fits", "a_single_sci.fits"):
+        (tmp_path / name).touch()
+    listfile = tmp_path / "in.lst"
+    listfile.write_text("# inputs\nb_single_sci.fits  extra-column\n\na_single_sci.fits\n")
+    assert expand_inputs(str(tmp_path / "*_sci.fits")) == [
+        str(tmp_path / "a_single_sci.fits"), str(tmp_path / "b_single_sci.fits")]
+    assert expand_inputs("@" + str(listfile)) == [
+        str(tmp_path / "b_single_sci.fits"), str(tmp_path / "a_single_sci.fits")]
+    same = str(tmp_path / "a_single_sci.fits")
+    assert expand_inputs([same, same]) == [same]
+    assert "given more than once" in caplog.text
+    with pytest.raises(InputError, match="no file matches"):
+        expand_inputs(str(tmp_path / "*.nothing"))
+    with pytest.raises(InputError, match="missing.lst: cannot read list file"):
+        expand_inputs("@" + str(tmp_path / "missing.lst"))
+
+
+def test_scalars_from_header_rules():
+    h = fits.Header({"EXPTIME": 60.0, "MDRIZSKY": 230.52132, "CCDAMP": "C",
+                     "READNSEA": 0.0, "READNSEC": 4.71})
+    exptime, sky, rn = scalars_from_header(h)
+    assert (exptime, sky, rn) == (60.0, 230.5213165283203, 4.71)  # float32 sky, as drizzlepac
+    h = fits.Header({"EXPTIME": 10.0, "CCDAMP": "ABCD", "READNSEA": 3.0, "READNSEB": 4.0,
+                     "READNSEC": 3.0, "READNSED": 4.0})
+    assert scalars_from_header(h)[2] == math.sqrt((9 + 16 + 9 + 16) / 4)
+    h = fits.Header({"READNSEA": 3.0, "READNSEB": 0.0, "READNSEC": 5.0})
+    assert scalars_from_header(h)[2] == math.sqrt((9 + 25) / 2)
+    assert scalars_from_header(fits.Header({"READNSE": 7.0}))[2] == 7.0
+    h = fits.Header({"INSTRUME": "WFC3", "DETECTOR": "IR", "EXPTIME": 100.0, "MDRIZSKY": 1.5})
+    assert scalars_from_header(h)[1] == 150.0  # IR sky is per second
+    assert scalars_from_header(fits.Header()) == (None, None, None)
+
+
+def test_open_input_extension_one_and_explicit_scalars(tmp_path):
+    data = np.arange(12, dtype=np.float32).reshape(3, 4)
+    hdr = fits.Header({"EXPTIME": 5.0})
+    fits.HDUList([fits.PrimaryHDU(header=hdr), fits.ImageHDU(data)]).writeto(
+        tmp_path / "x_single_sci.fits")
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data)]).writeto(tmp_path / "x_single_wht.fits")
+    img = open_input(str(tmp_path / "x_single_sci.fits"), sky=3.0)
+    assert (img.sci_hdu, img.wht_hdu, img.shape, img.exptime, img.sky) == (1, 1, (3, 4), 5.0, 3.0)
+    reader = ImageReader(img.sci, img.sci_hdu)
+    assert reader.read(1, 3).tolist() == data[1:3].tolist()
+    reader.close()
+
+
+def test_reader_memmaps_and_handles_gzip_and_integers(tmp_path):
+    sci, wht = random_stack(np.random.default_rng(0), 1, 20, 7)
+    name = write_stack(tmp_path, sci, wht)[0]
+    reader = ImageReader(name, 0)
+    assert isinstance(reader._array, np.memmap)
+    out = np.empty((5, 7), dtype=np.float32)
+    assert reader.read(3, 8, out=out) is out
+    assert np.array_equal(out, sci[0, 3:8]) and out.dtype.isnative
+    with open(name, "rb") as fin, gzip.open(tmp_path / "z.fits.gz", "wb") as fout:
+        shutil.copyfileobj(fin, fout)
+    assert np.array_equal(ImageReader(str(tmp_path / "z.fits.gz"), 0).read(0, 20), sci[0])
+    fits.PrimaryHDU(np.arange(6, dtype=np.int16).reshape(2, 3)).writeto(tmp_path / "i.fits")
+    ints = ImageReader(str(tmp_path / "i.fits"), 0)
+    assert ints.integer and ints.read(0, 2).dtype == np.float32
+
+
+def test_open_inputs_checks_per_image_lists(tmp_path):
+    sci, wht = random_stack(np.random.default_rng(0), 2, 5, 5)
+    names = write_stack(tmp_path, sci, wht)
+    images = open_inputs(names, exptime=[None, 7.0])
+    assert [im.exptime for im in images] == [100.0, 7.0]
+    with pytest.raises(Exception, match="exptime: 1 values given for 2 input images"):
+        open_inputs(names, exptime=[1.0])
