@@ -20,11 +20,11 @@ demo: venv
 	$(VENV)/bin/medstack-demo --outdir demo
 
 test: venv
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests $(wildcard benchmarks)
 	$(PY) -m pytest -q
 
 lint: venv
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests $(wildcard benchmarks)
 
 bench: venv
 	$(MAKE) -C benchmarks bench
