@@ -31,9 +31,10 @@ def weight_mask(wht: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 
 
 def _seq_sum(stack: np.ndarray) -> np.ndarray:
-    """Sum over axis 0 in stack order, starting from the first plane (as ``np.sum(axis=0)``)."""
-    acc = stack[0].copy()
-    for plane in stack[1:]:
+    """Sum over axis 0 in stack order, starting from +0.0, as ``np.sum(axis=0)`` does (so a
+    sum of -0.0 values is +0.0)."""
+    acc = np.zeros(stack.shape[1:], dtype=stack.dtype)
+    for plane in stack:
         acc += plane
     return acc
 
@@ -64,9 +65,24 @@ def _fill(sci: np.ndarray, good: np.ndarray) -> np.ndarray:
     return good
 
 
-def _sorted_good(sci: np.ndarray, good: np.ndarray) -> np.ndarray:
-    """Good values of each pixel in ascending order, then +inf for the rest."""
-    return np.sort(np.where(good, sci, np.float32(np.inf)), axis=0)
+def _sorted_good(sci: np.ndarray, good: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Good values of each pixel in ascending order, then +inf for the rest.
+
+    The good values are gathered in stack order and put in order by drizzlepac's exchange sort
+    (``if v[j] < v[i]: swap``), which is not stable: it decides where -0.0 and +0.0 land among
+    equal values, and so the sign of a zero median.
+    """
+    order = np.argsort(~good, axis=0, kind="stable")  # good values first, in stack order
+    v = np.take_along_axis(np.where(good, sci, np.float32(np.inf)), order, axis=0)
+    n = v.shape[0]
+    for i in range(n - 1):
+        for j in range(i + 1, n):
+            swap = (j < g) & (v[j] < v[i])
+            if swap.any():
+                vi = v[i].copy()
+                v[i] = np.where(swap, v[j], v[i])
+                v[j] = np.where(swap, vi, v[j])
+    return v
 
 
 def _median(v: np.ndarray, g: np.ndarray, nlow: int, nhigh: int, empty: float) -> np.ndarray:
@@ -111,22 +127,22 @@ def _numcombine(sci, good, kind, fill, nlow, nhigh, empty):  # type: ignore[no-u
     if fill:
         good = _fill(sci, good)
     g = good.sum(axis=0)
-    v = _sorted_good(sci, good)
+    v = _sorted_good(sci, good, g)
     if kind == "median":
         return _median(v, g, nlow, nhigh, empty)
     return _mean(v, g, nlow, nhigh, empty)
 
 
 def _sum(sci: np.ndarray, fillval: float) -> tuple[np.ndarray, np.ndarray]:
-    """float32 sum in stack order of the finite values (drizzlepac ignores masks for sum)."""
+    """float32 sum in stack order of the finite values, from +0.0 (drizzlepac ignores masks for
+    sum)."""
     finite = np.isfinite(sci)
     acc = np.zeros(sci.shape[1:], dtype=np.float32)
-    started = np.zeros(sci.shape[1:], dtype=bool)
     for plane, ok in zip(sci, finite):
-        acc = np.where(ok, np.where(started, acc + plane, plane), acc)
-        started |= ok
-    acc[~started] = np.float32(fillval)
-    return acc, finite.sum(axis=0)
+        acc = np.where(ok, acc + plane, acc)
+    count = finite.sum(axis=0)
+    acc[count == 0] = np.float32(fillval)
+    return acc, count
 
 
 def _dilate(flag: np.ndarray, grow: int) -> np.ndarray:
