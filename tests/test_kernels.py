@@ -182,3 +182,16 @@ def test_rows_argument_returns_only_output_rows(kernel):
                            rows=(2, 6), kernel=kernel)
     assert same_bits(part.median, whole.median[2:6])
     assert part.ngood.shape == (4, 5)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_signed_zeros_follow_drizzlepac(kernel):
+    # drizzlepac's exchange sort puts [0.0, -0.0, -0.108] in the order [-0.108, -0.0, 0.0]:
+    # the median is -0.0 (a stable sort would give +0.0)
+    med, _ = run("median", [[0.0], [-0.0], [-0.108]], kernel=kernel)
+    assert med[0] == 0 and np.signbit(med[0])
+    med, _ = run("median", [[-0.0], [0.0], [-0.108]], kernel=kernel)
+    assert med[0] == 0 and not np.signbit(med[0])
+    # np.sum starts from +0.0: a sum of -0.0 values is +0.0
+    total, _ = run("sum", [[-0.0], [-0.0]], kernel=kernel)
+    assert total[0] == 0 and not np.signbit(total[0])
