@@ -12,11 +12,12 @@ import logging
 import signal
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
 from ._version import __version__
+from .config import TABLE_COLUMNS
 from .errors import MedstackError
 from .params import PARAMETERS, format_value
 
@@ -62,6 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", metavar="ROOT",
                         help="output rootname: writes ROOT_med.fits (default: the first input's "
                         "rootname, beside it)")
+    cfg = parser.add_argument_group("configuration files (drizzlepac .cfg)")
+    cfg.add_argument("--config", metavar="FILE.cfg",
+                     help="read parameters (and input, output, num_cores) from a .cfg file: "
+                     "drizzlepac's createMedian task file, or a whole AstroDrizzle .cfg "
+                     "(its [STEP 4: CREATE MEDIAN IMAGE] section; other sections ignored). "
+                     "Options given on the command line win")
+    cfg.add_argument("--write-config", metavar="FILE",
+                     help="write the effective parameters as a drizzlepac .cfg file (read back "
+                     "by --config and by drizzlepac); without INPUT, only write it")
+    cfg.add_argument("--table", metavar="FILE",
+                     help="per-image table (CSV or ECSV) listing the inputs instead of INPUT; "
+                     "its values win over the headers. Columns: "
+                     + ", ".join(TABLE_COLUMNS) + " (sci required; an empty cell keeps the "
+                     "default; exptime in s, sky and readnoise in electrons)")
     group = parser.add_argument_group("median-step parameters (drizzlepac names)")
     for p in PARAMETERS:
         if p.name == "median":
@@ -74,7 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
                                help=_param_help(p))
     run = parser.add_argument_group("running")
     run.add_argument("--workers", type=int, default=None, metavar="N",
-                     help="threads (default: all cores)")
+                     help="threads, or with --scheduler dask-local worker processes (default: "
+                     "all cores)")
+    run.add_argument("--scheduler", default="threads", metavar="WHERE",
+                     help="threads: this machine's threads; dask-local: a Dask LocalCluster of "
+                     "--workers processes, started and closed by the run; tcp://HOST:PORT: a "
+                     "running Dask scheduler (inputs and output on a filesystem its workers "
+                     "see). Dask needs pip install medstack[dask]. Same result bit for bit. "
+                     "Default: threads")
     run.add_argument("--save-maps", action="store_true",
                      help="also write ROOT_med_ngood.fits (good inputs per pixel) and, for "
                      "minmed, ROOT_med_minchosen.fits (1 where the minimum was chosen)")
@@ -91,15 +113,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(verbose: int, quiet: bool) -> None:
+def _configure_logging(verbose: int, quiet: bool) -> Callable[[], None]:
+    """Send medstack's log to stderr; returns a function that restores the previous set-up
+    (so that ``main()`` called from Python leaves the caller's logging as it was)."""
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else
                                          logging.INFO if verbose else logging.WARNING)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("medstack: %(levelname)s: %(message)s"))
     root = logging.getLogger("medstack")
+    saved = (root.handlers[:], root.level, root.propagate)
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+
+    def restore() -> None:
+        root.handlers[:], root.level, root.propagate = saved
+
+    return restore
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -107,31 +137,52 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .config import Settings, output_root, read_config, read_table, write_config
     from .engine import median_image, output_name, rootname
     from .inputs import expand_inputs
     from .params import validate
     from .progress import make_progress
 
-    if not args.inputs:
-        raise MedstackError("no INPUT given (see medstack --help)")
+    settings = read_config(args.config) if args.config else Settings()
     given = {p.name: getattr(args, p.name) for p in PARAMETERS
              if p.name != "median" and getattr(args, p.name) is not None}
-    params = validate(given)
-    names = expand_inputs(args.inputs)
-    root = args.output if args.output else rootname(names[0])
+    params = validate(settings.values, **given)  # the command line wins over --config
+    table = read_table(args.table) if args.table else None
+    if table is not None and args.inputs:
+        raise MedstackError("give the inputs either as INPUT or in --table, not both")
+    inputs = list(table.sci) if table is not None else (args.inputs or settings.input)
+    if args.write_config:
+        written = write_config(args.write_config, params, input=inputs,
+                               output=args.output or settings.output)
+        log.info("wrote parameters to %s", written)
+        if not inputs:
+            return 0
+    if not inputs:
+        raise MedstackError("no INPUT given (see medstack --help)")
+    if not params.median:
+        log.warning("median = False in %s: the median step is off; nothing done", args.config)
+        return 0
+    names = expand_inputs(inputs)
+    root = args.output or output_root(settings.output) or rootname(names[0])
     path = output_name(root)
+    per_image = {} if table is None else {
+        "weights": table.wht, "exptime": table.exptime, "sky": table.sky,
+        "readnoise": table.readnoise}
+    workers = args.workers if args.workers is not None else settings.num_cores
     show = args.progress if args.progress is not None else (sys.stderr.isatty() and not args.quiet)
     with make_progress(enabled=bool(show) and not args.quiet) as progress:
         result = median_image(
-            names, root, keep_data=bool(args.png), save_maps=args.save_maps or bool(args.png),
-            workers=args.workers, progress=progress, kernel=args.kernel,
-            **{k: getattr(params, k) for k in given},
+            names, root, keep_data=bool(args.png), save_maps=args.save_maps,
+            keep_maps=bool(args.png),
+            workers=workers, progress=progress, kernel=args.kernel,
+            scheduler=args.scheduler, **per_image, **params.as_dict(),
         )
     if args.png:
         from .quicklook import save_quicklook
 
-        save_quicklook(args.png, result.data, result.ngood,
-                       title=f"{path.name}: {params.combine_type} of {len(names)} images")
+        n_used = result.plan.n_images if result.plan is not None else len(names)
+        save_quicklook(args.png, result.data, result.ngood, header=result.header,
+                       title=f"{path.name}: {params.combine_type} of {n_used} images")
         log.info("quick-look image %s", args.png)
     log.info("wrote %s in %.2f s", result.path, result.seconds)
     return 0
@@ -141,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    _configure_logging(args.verbose, args.quiet)
+    restore_logging = _configure_logging(args.verbose, args.quiet)
     old_term = None
     try:
         old_term = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -152,7 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MedstackError as err:
         if args.debug:
             raise
-        print(f"medstack: error: {err}", file=sys.stderr)
+        message = " ".join(str(err).splitlines())  # always one line
+        print(f"medstack: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("medstack: interrupted; no output written", file=sys.stderr)
@@ -167,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
+        restore_logging()
 
 
 if __name__ == "__main__":  # pragma: no cover

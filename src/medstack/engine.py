@@ -27,7 +27,7 @@ from astropy.io import fits
 
 from ._version import __version__
 from .errors import InputError, ParameterError
-from .inputs import ImageReader, InputImage, open_inputs
+from .inputs import ImageReader, InputImage, open_inputs, read_header
 from .kernels import CombineSpec, ImageScalars, SectionResult, combine_section
 from .masks import WeightMean, WeightStats
 from .memory import peak_bytes
@@ -281,20 +281,38 @@ class MedianResult:
     plan: StackPlan | None = None
 
 
+_MAP_UNITS = {
+    "ngood": ("number of good inputs per pixel", "count"),
+    "minchosen": ("1 where minmed chose the minimum", ""),
+}
+
+
+def _map_header(header: fits.Header, key: str) -> fits.Header:
+    """The median's header (same WCS and provenance) with BUNIT/MEDMAP describing a map."""
+    if key not in _MAP_UNITS:
+        return header
+    what, unit = _MAP_UNITS[key]
+    out = header.copy()
+    out["BUNIT"] = (unit, "map unit")
+    out["MEDMAP"] = (key, what)
+    return out
+
+
 class _Sinks:
     """Where section results go: files written section by section and/or in-memory arrays."""
 
     def __init__(self, plan: StackPlan, header: fits.Header, path: Path | None,
-                 keep_data: bool, maps: bool) -> None:
+                 keep_data: bool, maps: bool, keep_maps: bool = False) -> None:
         self.writers: dict[str, FitsImageWriter] = {}
         self.arrays: dict[str, np.ndarray] = {}
         shape = plan.shape
         minmed = plan.spec.kind == "minmed"
-        wanted = {"median": np.float32}
-        if maps:
-            wanted["ngood"] = np.uint16
-            if minmed:
-                wanted["minchosen"] = np.uint8
+        map_types: dict[str, type] = {"ngood": np.uint16}
+        if minmed:
+            map_types["minchosen"] = np.uint8
+        files: dict[str, type] = {"median": np.float32, **(map_types if maps else {})}
+        arrays: dict[str, type] = {"median": np.float32,
+                                   **(map_types if maps or keep_maps else {})}
         try:
             if path is not None:
                 names = {
@@ -302,10 +320,11 @@ class _Sinks:
                     "ngood": path.with_name(path.name.replace(".fits", "_ngood.fits")),
                     "minchosen": path.with_name(path.name.replace(".fits", "_minchosen.fits")),
                 }
-                for key, dtype in wanted.items():
-                    self.writers[key] = FitsImageWriter(names[key], shape, dtype, header)
+                for key, dtype in files.items():
+                    self.writers[key] = FitsImageWriter(names[key], shape, dtype,
+                                                        _map_header(header, key))
             if keep_data:
-                for key, dtype in wanted.items():
+                for key, dtype in arrays.items():
                     self.arrays[key] = np.empty(shape, dtype=dtype)
         except BaseException:
             self.abort()
@@ -335,6 +354,7 @@ def run(
     path: str | os.PathLike[str] | None = None,
     keep_data: bool = True,
     save_maps: bool = False,
+    keep_maps: bool = False,
     workers: int | None = None,
     progress: Progress | None = None,
     kernel: str = "fast",
@@ -350,7 +370,11 @@ def run(
     keep_data : bool
         Return the image (and maps) as arrays. Default is True.
     save_maps : bool
-        Also produce the count map and, for minmed, the minimum-chosen map.
+        Also produce the count map and, for minmed, the minimum-chosen map (files beside
+        ``path``, and arrays when ``keep_data``).
+    keep_maps : bool
+        Return the maps as arrays (with ``keep_data``) without writing map files. Default is
+        False.
     workers : int, optional
         Threads. Default is all cores.
     progress : callable, optional
@@ -376,17 +400,16 @@ def run(
         peak_bytes(plan.n_images, plan.section_rows, nx, in_flight) / 2**20,
     )
     header_cards, history = provenance(plan)
-    with fits.open(plan.images[0].sci) as hdul:
-        template = hdul[plan.images[0].sci_hdu].header.copy()
+    template = read_header(plan.images[0].sci, plan.images[0].sci_hdu)
     header = output_header(template, header_cards, history)
 
     sci_readers = [ImageReader(img.sci, img.sci_hdu) for img in plan.images]
     wht_readers = (
         [ImageReader(img.wht, img.wht_hdu) for img in plan.images] if plan.needs_weights else None
     )
-    for img, reader in zip(plan.images, sci_readers):
+    for reader in sci_readers + (wht_readers or []):
         if reader.integer:
-            log.warning("%s: integer data converted to float32", img.sci)
+            log.warning("%s: integer data converted to float32", reader.path)
     sinks = None
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medstack") as pool:
@@ -394,7 +417,7 @@ def run(
             if plan.params.median_newmasks and wht_readers is not None:
                 stats = list(pool.map(lambda r: weight_stats(r, plan.section_rows), wht_readers))
                 thresholds = thresholds_of(plan, stats)
-            sinks = _Sinks(plan, header, out_path, keep_data, save_maps)
+            sinks = _Sinks(plan, header, out_path, keep_data, save_maps, keep_maps)
             nonfinite = np.zeros(plan.n_images, dtype=np.int64)
             pending: set[Future[Any]] = set()
             futures: dict[Future[Any], Section] = {}
@@ -457,9 +480,12 @@ def median_image(
     readnoise: Sequence[float | None] | None = None,
     save_maps: bool = False,
     keep_data: bool = True,
+    keep_maps: bool = False,
     workers: int | None = None,
     progress: Progress | None = None,
     kernel: str = "fast",
+    scheduler: str | None = None,
+    client: Any = None,
     **params: Any,
 ) -> MedianResult:
     """Make the median image of a stack of singly drizzled images.
@@ -481,12 +507,22 @@ def median_image(
         Also write/return the count-of-good-inputs map and, for minmed, the minimum-chosen map.
     keep_data : bool
         Return the arrays (default). False keeps memory bounded for large outputs.
+    keep_maps : bool
+        Return the maps as arrays (with ``keep_data``) without writing map files. Default is
+        False.
     workers : int, optional
-        Threads. Default is all cores.
+        Threads; with ``scheduler="dask-local"``, worker processes. Default is all cores.
     progress : callable, optional
         ``progress(done, total)`` after each section.
     kernel : {"fast", "reference"}
         Combine implementation. Default is "fast".
+    scheduler : str, optional
+        Where to compute: ``"threads"`` (this machine's threads), ``"dask-local"`` (a Dask
+        LocalCluster of ``workers`` processes, started and closed by the call) or the address
+        of a running Dask scheduler (``"tcp://host:port"``); see :mod:`medstack.dask_backend`.
+        Default is "threads" unless ``client`` is given. Same result, bit for bit.
+    client : distributed.Client, optional
+        A connected Dask client to compute on (left open). Default is none.
     **params
         Median-step parameters by drizzlepac name (``combine_type="median"`` ...), see
         :data:`medstack.params.PARAMETERS`.
@@ -502,8 +538,17 @@ def median_image(
         ``InputError``, ``ParameterError`` or ``OutputError``, one line naming the culprit.
     """
     p = validate(params)
+    use_dask = client is not None or scheduler not in (None, "threads")
+    if use_dask:  # imported here: Dask stays optional
+        from . import dask_backend
+
+        dask_backend.check_scheduler(scheduler, client)
     images = open_inputs(input, weights=weights, exptime=exptime, sky=sky, readnoise=readnoise)
     plan = prepare(images, p)
     path = output_name(output) if output is not None else None
-    return run(plan, path=path, keep_data=keep_data, save_maps=save_maps, workers=workers,
-               progress=progress, kernel=kernel)
+    if use_dask:
+        return dask_backend.run(plan, path=path, keep_data=keep_data, save_maps=save_maps,
+                                keep_maps=keep_maps, workers=workers, progress=progress,
+                                kernel=kernel, scheduler=scheduler, client=client)
+    return run(plan, path=path, keep_data=keep_data, save_maps=save_maps, keep_maps=keep_maps,
+               workers=workers, progress=progress, kernel=kernel)

@@ -13,7 +13,9 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ __all__ = [
     "expand_inputs",
     "open_input",
     "open_inputs",
+    "read_header",
     "scalars_from_header",
     "single_names",
     "weight_name",
@@ -232,6 +235,20 @@ def _image_hdu(path: str, hdul: fits.HDUList) -> int:
     raise InputError(f"{path}: no image data in the primary HDU or extension 1")
 
 
+@contextmanager
+def _fits_warnings(path: str) -> Iterator[None]:
+    """Route astropy's warnings about ``path`` to the debug log, naming the file.
+
+    astropy prints its own ``WARNING: ...`` lines for damaged files; medstack reports the
+    damage as one :class:`InputError` instead, so those lines would only be noise.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        log.debug("%s: %s", path, str(w.message).replace("\n", " "))
+
+
 def _open_fits(path: str) -> fits.HDUList:
     if not os.path.exists(path):
         raise InputError(f"{path}: file not found")
@@ -240,12 +257,30 @@ def _open_fits(path: str) -> fits.HDUList:
     if os.path.getsize(path) == 0:
         raise InputError(f"{path}: empty file")
     try:
-        hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
+        with _fits_warnings(path):
+            hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
     except OSError as err:
+        if "SIMPLE" in str(err):
+            raise InputError(f"{path}: not a FITS file (no SIMPLE card at its start)") from err
         raise InputError(f"{path}: not a readable FITS file ({err})") from err
     except Exception as err:  # astropy raises assorted errors for corrupt files
         raise InputError(f"{path}: not a readable FITS file ({err})") from err
     return hdul
+
+
+def read_header(path: str, hdu: int) -> fits.Header:
+    """A copy of the header of HDU ``hdu`` of ``path`` (astropy's warnings go to the debug log).
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read.
+    """
+    try:
+        with _fits_warnings(path), fits.open(path) as hdul:
+            return hdul[hdu].header.copy()
+    except (OSError, IndexError, ValueError) as err:
+        raise InputError(f"{path}: cannot read the header of HDU {hdu} ({err})") from err
 
 
 def _check_image(path: str, hdul: fits.HDUList, index: int) -> tuple[int, int]:
@@ -256,6 +291,15 @@ def _check_image(path: str, hdul: fits.HDUList, index: int) -> tuple[int, int]:
         raise InputError(f"{path}: image data is {len(dims)}-D {dims}, expected 2-D")
     if min(dims) <= 0:
         raise InputError(f"{path}: empty image {dims}")
+    hdu = hdul[index]
+    if not _is_compressed(path) and not isinstance(hdu, fits.CompImageHDU):
+        need = hdul.fileinfo(index)["datLoc"] + abs(int(header["BITPIX"])) // 8 * dims[0] * dims[1]
+        size = os.path.getsize(path)
+        if size < need:
+            raise InputError(
+                f"{path}: truncated FITS file ({size} bytes; its {dims[0]}x{dims[1]} image "
+                f"needs {need})"
+            )
     return dims[0], dims[1]
 
 
@@ -349,7 +393,16 @@ def open_inputs(
         For any bad file, naming it; shapes that differ name both files and shapes.
     """
     expanded = expand_inputs(names)
-    scis = [single_names(n)[0] for n in expanded]
+    scis: list[str] = []
+    seen: dict[str, str] = {}
+    for name in expanded:
+        sci = single_names(name)[0]
+        key = os.path.realpath(sci)
+        if key in seen:  # e.g. j8bt06nyq_flt.fits and j8bt06nyq_single_sci.fits
+            log.warning("%s: same science file as %s; used once", name, seen[key])
+            continue
+        seen[key] = name
+        scis.append(sci)
     n = len(scis)
     whts = _per_image("weights", weights, n)
     exps = _per_image("exptime", exptime, n)
@@ -396,7 +449,7 @@ class ImageReader:
         self.hdu = hdu
         self._array: np.ndarray
         try:
-            with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+            with _fits_warnings(path), fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
                 header = hdul[hdu].header
                 info = hdul.fileinfo(hdu)
                 bitpix = header["BITPIX"]
@@ -409,7 +462,7 @@ class ImageReader:
                     path, dtype=dtype, mode="r", offset=info["datLoc"], shape=(ny, nx)
                 )
             else:
-                with fits.open(path, memmap=False) as hdul:
+                with _fits_warnings(path), fits.open(path, memmap=False) as hdul:
                     data = hdul[hdu].data
                     if data is None:
                         raise InputError(f"{path}: no image data in HDU {hdu}")

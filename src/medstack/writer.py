@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -24,7 +25,7 @@ from astropy.io import fits
 
 from .errors import OutputError
 
-__all__ = ["FitsImageWriter", "check_output_path", "output_header"]
+__all__ = ["FitsImageWriter", "RowTarget", "check_output_path", "output_header"]
 
 BLOCK = 2880
 _STRUCTURAL = {
@@ -50,6 +51,8 @@ def check_output_path(path: str | os.PathLike[str], inputs: list[str] | tuple[st
     """
     out = Path(path)
     directory = out.parent if str(out.parent) else Path(".")
+    if directory.exists() and not directory.is_dir():
+        raise OutputError(f"{out}: {directory} is not a directory")
     if not directory.is_dir():
         raise OutputError(f"{out}: output directory {directory} does not exist")
     if not os.access(directory, os.W_OK | os.X_OK):
@@ -171,14 +174,14 @@ class FitsImageWriter:
 
     def write_rows(self, y0: int, rows: np.ndarray) -> None:
         """Write ``rows`` (shape (k, nx)) at image rows ``[y0, y0 + k)``. Thread-safe."""
-        block = np.ascontiguousarray(rows, dtype=self.dtype)
-        if block.ndim != 2 or block.shape[1] != self.shape[1] or y0 < 0 or y0 + block.shape[0] > self.shape[0]:
-            raise ValueError(f"rows of shape {block.shape} do not fit at row {y0} of {self.shape}")
-        if self.dtype == np.uint16:
-            disk = (block.astype(np.int32) - 32768).astype(">i2")
-        else:
-            disk = block.astype(self._disk, copy=False)
-        self._pwrite(disk.tobytes(), self._data_offset + y0 * self._row_bytes)
+        self._pwrite(_encode_rows(rows, y0, self.shape, self.dtype),
+                     self._data_offset + y0 * self._row_bytes)
+
+    def target(self) -> RowTarget:
+        """A picklable handle for writing rows into this writer's temporary file from another
+        process (see :class:`RowTarget`)."""
+        return RowTarget(str(self.path), str(self.tmp_path), self.shape, self.dtype.str,
+                         self._data_offset)
 
     def commit(self) -> Path:
         """Flush, close and rename the temporary file over the final name."""
@@ -220,6 +223,84 @@ class FitsImageWriter:
                  tb: TracebackType | None) -> None:
         if exc_type is not None or not self._closed:
             self.abort()
+
+
+def _encode_rows(rows: np.ndarray, y0: int, shape: tuple[int, int], dtype: np.dtype) -> bytes:
+    """``rows`` as the bytes stored on disk for an image of ``shape`` and ``dtype``."""
+    block = np.ascontiguousarray(rows, dtype=dtype)
+    if block.ndim != 2 or block.shape[1] != shape[1] or y0 < 0 or y0 + block.shape[0] > shape[0]:
+        raise ValueError(f"rows of shape {block.shape} do not fit at row {y0} of {shape}")
+    if dtype == np.uint16:
+        disk = (block.astype(np.int32) - 32768).astype(">i2")
+    else:
+        disk = block.astype(_LAYOUT[np.dtype(dtype)][2], copy=False)
+    return disk.tobytes()
+
+
+@dataclass(frozen=True)
+class RowTarget:
+    """Where rows go in the temporary file of an unfinished :class:`FitsImageWriter`, as plain
+    data that can be sent to another process (a Dask worker) and used there.
+
+    The file is opened by name, never created: once the writer has committed or aborted,
+    :meth:`write_rows` fails with :class:`OutputError` instead of leaving a stray file, so a
+    late or repeated task can never publish a partial image. Writing the same rows twice writes
+    the same bytes (idempotent).
+
+    Attributes
+    ----------
+    path : str
+        The final name (for messages).
+    tmp_path : str
+        The temporary file being written.
+    shape : (int, int)
+        ``(ny, nx)``.
+    dtype : str
+        Output dtype (``numpy.dtype.str``): float32, uint16 or uint8.
+    data_offset : int
+        Byte offset of the first data row.
+    """
+
+    path: str
+    tmp_path: str
+    shape: tuple[int, int]
+    dtype: str
+    data_offset: int
+
+    def _open(self) -> int:
+        try:
+            return os.open(self.tmp_path, os.O_WRONLY)
+        except OSError as err:
+            raise OutputError(
+                f"{self.path}: cannot open its temporary file {self.tmp_path} "
+                f"({err.strerror}); is the output directory on a filesystem this machine sees?"
+            ) from err
+
+    def write_rows(self, y0: int, rows: np.ndarray) -> None:
+        """Write ``rows`` (shape (k, nx)) at image rows ``[y0, y0 + k)``."""
+        dtype = np.dtype(self.dtype)
+        data = memoryview(_encode_rows(rows, y0, self.shape, dtype))
+        offset = self.data_offset + y0 * self.shape[1] * dtype.itemsize
+        fd = self._open()
+        try:
+            while data.nbytes:
+                written = os.pwrite(fd, data, offset)
+                data = data[written:]
+                offset += written
+        except OSError as err:
+            raise OutputError(f"{self.path}: write failed ({err.strerror or err})") from err
+        finally:
+            os.close(fd)
+
+    def sync(self) -> None:
+        """Flush the rows written so far to stable storage (``fsync``)."""
+        fd = self._open()
+        try:
+            os.fsync(fd)
+        except OSError as err:
+            raise OutputError(f"{self.path}: write failed ({err.strerror or err})") from err
+        finally:
+            os.close(fd)
 
 
 def _umask() -> int:

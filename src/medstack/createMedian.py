@@ -1,0 +1,430 @@
+"""drizzlepac-compatible interface to the median step: swap the import, keep the script.
+
+>>> from medstack import createMedian          # was: from drizzlepac import createMedian
+>>> createMedian.median('*flt.fits')            # doctest: +SKIP
+>>> createMedian.median('@inputs.lst', configObj='astrodrizzle.cfg', output='visit1')
+...                                             # doctest: +SKIP
+
+The singly drizzled science images (``<rootname>_single_sci.fits``, written by AstroDrizzle's
+driz_separate step, with their ``_single_wht.fits`` weights) are combined, section by section,
+into ``<output>_med.fits``. The functions have drizzlepac 3.11.0's names, signatures and
+parameter semantics; they run medstack's engine (:mod:`medstack.engine`), so the image equals
+drizzlepac's bit for bit wherever drizzlepac is well defined.
+
+Parameters are read, in increasing priority, from the task defaults, ``configObj`` (a ``.cfg``
+file of the createMedian task or of AstroDrizzle, a dict or a ConfigObj; see
+:mod:`medstack.config`) and ``inputDict`` (keyword arguments). All of them are checked before
+any work. The names, defaults and help text come from :data:`medstack.params.PARAMETERS`.
+
+Notes
+-----
+Differences from drizzlepac's module, on purpose:
+
+- ``configObj=None`` means the task defaults (drizzlepac loads the last file saved by its TEAL
+  GUI); ``'defaults'`` is accepted too.
+- ``editpars=True`` opens the parameters as a ``.cfg`` file in ``$VISUAL``/``$EDITOR`` (a
+  terminal stands in for the TEAL GUI) and then runs; drizzlepac runs only when the GUI's
+  Execute button is pressed.
+- ``median`` and ``createMedian`` return the :class:`~medstack.engine.MedianResult` (its
+  ``path`` is the file written; the image itself is not kept in memory), or None when the step
+  is off; drizzlepac returns None.
+- ``combine_type`` accepts all seven AstroDrizzle types (and ``average``/``iaverage`` as
+  ``mean``/``imean``) here too; the standalone drizzlepac task allows only minmed, median, sum.
+- Without ``output``, the median is named after the first input's rootname, in
+  :func:`median` (as drizzlepac's standalone task) and in :func:`createMedian` (AstroDrizzle
+  names it ``final_med.fits`` when it has several inputs and no ``output``).
+- ``getHelpAsString`` always returns text (drizzlepac returns a ``file://`` URL of an HTML page
+  when one is installed).
+- See also DEVIATIONS in the documentation (``docs/api.md``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from . import engine
+from ._version import __version__
+from .config import (
+    IGNORED_KEYS,
+    PER_IMAGE_KEYS,
+    STEP4,
+    TASK_KEYS,
+    Settings,
+    config_text,
+    output_root,
+    read_config,
+)
+from .errors import InputError, MedstackError, ParameterError
+from .inputs import InputImage, expand_inputs, open_inputs, single_names
+from .params import PARAMETERS, MedianParams, format_value
+
+__all__ = ["createMedian", "getHelpAsString", "help", "median", "run"]
+
+log = logging.getLogger(__name__)
+
+__taskname__ = "createMedian"
+STEP_NUM = 4  # the STEP number of the section in drizzlepac's .cfg files
+PROCSTEPS_NAME = "Create Median"
+
+_ERROR_MARK = "# medstack: ERROR: "
+
+
+def _kind(p: Any) -> str:
+    return {"nsigma": "str", "int": "int", "float": "float", "bool": "bool"}.get(p.kind, p.kind)
+
+
+def _parameter_docs(indent: str = "") -> str:
+    """numpydoc-style text for every parameter, generated from PARAMETERS."""
+    wrap = textwrap.TextWrapper(width=92, initial_indent=indent + "    ",
+                                subsequent_indent=indent + "    ")
+    blocks = []
+    for p in PARAMETERS:
+        kind = _kind(p) + (" or None" if p.optional else "")
+        choices = f" {{{', '.join(p.choices)}}}" if p.choices else ""
+        only = "" if p.drizzlepac else " [medstack only]"
+        head = f"{indent}{p.name} : {kind}{choices} (Default = {format_value(p, p.default)}){only}"
+        blocks.append(head + "\n" + wrap.fill(p.help))
+    return "\n".join(blocks)
+
+
+def _key_docs(keys: dict[str, str] | Any, kind: str, indent: str = "") -> str:
+    wrap = textwrap.TextWrapper(width=92, initial_indent=indent + "    ",
+                                subsequent_indent=indent + "    ")
+    return "\n".join(f"{indent}{name} : {kind}\n{wrap.fill(text)}" for name, text in keys.items())
+
+
+def getHelpAsString(docstring: bool = False, show_ver: bool = True) -> str:
+    """Return the help text of the median step.
+
+    Parameters
+    ----------
+    docstring : bool
+        Start with the module's description (the text :func:`help` prints). Default is False:
+        the parameter reference only.
+    show_ver : bool
+        Start with a line naming the task and the medstack version. Default is True.
+
+    Returns
+    -------
+    str
+        Every parameter with its type, default and meaning (from
+        :data:`medstack.params.PARAMETERS`), then the task-level and per-image inputs.
+
+    Notes
+    -----
+    drizzlepac returns a ``file://`` URL when an HTML help page is installed and
+    ``docstring`` is False; this always returns text.
+    """
+    parts = []
+    if show_ver:
+        parts.append(f"Task: '{__taskname__}'. 'medstack' version: {__version__}\n")
+    if docstring:
+        parts.append(textwrap.dedent(__doc__ or "").strip() + "\n")
+    parts.append(f"Parameters (section [{STEP4}] of a .cfg file)\n" + "-" * 60)
+    parts.append(_parameter_docs())
+    parts.append("\nTask inputs (top level of a .cfg file, or keyword arguments)\n" + "-" * 60)
+    parts.append(_key_docs(TASK_KEYS, "str"))
+    parts.append("\nPer-image values (keyword arguments: one entry per input image)\n" + "-" * 60)
+    parts.append(_key_docs(PER_IMAGE_KEYS, "list of float"))
+    parts.append("\ndrizzlepac keys accepted and ignored\n" + "-" * 60)
+    parts.append("\n".join(f"{name} : {', '.join(str(a) for a in allowed)}\n"
+                           + textwrap.fill(why, 92, initial_indent="    ",
+                                           subsequent_indent="    ")
+                           for name, (allowed, why) in IGNORED_KEYS.items()))
+    return "\n".join(parts) + "\n"
+
+
+def help(file: str | os.PathLike[str] | None = None) -> None:
+    """Print the help text of the median step, or write it to ``file``.
+
+    Parameters
+    ----------
+    file : str or path-like, optional
+        If given, the help is written to this file; any earlier file of that name is replaced.
+        Default is None: print it.
+    """
+    text = getHelpAsString(docstring=True, show_ver=True)
+    if file is None:
+        print(text)
+    else:
+        with open(file, mode="w", encoding="utf-8") as fh:
+            fh.write(text)
+
+
+def _has_terminal() -> bool:
+    stdin = sys.stdin
+    try:
+        return stdin is not None and stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _edit(settings: Settings) -> Settings:
+    """Open the parameters in ``$VISUAL``/``$EDITOR`` until they are valid; return them."""
+    if not _has_terminal():
+        raise ParameterError(
+            "editpars=True needs an interactive terminal to run $VISUAL/$EDITOR, and stdin is "
+            "not one; write the parameters to a .cfg file (medstack --write-config FILE), edit "
+            "it, and pass configObj=FILE instead"
+        )
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    command = shlex.split(editor)
+    params = settings.params
+    with tempfile.TemporaryDirectory(prefix="medstack-editpars-") as tmp:
+        path = Path(tmp) / f"{__taskname__}.cfg"
+        text = config_text(params, input=settings.input, output=settings.output)
+        path.write_text(text, encoding="utf-8")
+        failed_text = None
+        while True:
+            try:
+                status = subprocess.run([*command, str(path)], check=False).returncode
+            except OSError as err:
+                raise ParameterError(
+                    f"editpars: cannot run the editor {editor!r} ({err.strerror})"
+                ) from err
+            if status != 0:
+                raise ParameterError(
+                    f"editpars: the editor {editor!r} exited with status {status}; "
+                    "nothing was run"
+                )
+            edited = path.read_text(encoding="utf-8")
+            try:
+                new = read_config(path)
+                if new.input is None:
+                    raise ParameterError(f"{path}: input: no input images given")
+                _ = new.params  # validates the values
+            except MedstackError as err:
+                if edited == failed_text:
+                    raise ParameterError(
+                        f"editpars: {err} (file saved unchanged; giving up)"
+                    ) from err
+                log.error("editpars: %s; re-opening the editor", err)
+                kept = [line for line in edited.splitlines() if not line.startswith(_ERROR_MARK)]
+                failed_text = "\n".join([f"{_ERROR_MARK}{err}", *kept]) + "\n"
+                path.write_text(failed_text, encoding="utf-8")
+                continue
+            return replace(settings, values=new.values, input=new.input, output=new.output)
+
+
+def _images(items: Any, settings: Settings) -> list[InputImage]:
+    """Input images from names and/or InputImage objects, with per-image overrides."""
+    if isinstance(items, (str, os.PathLike, InputImage)):
+        items = [items]
+    try:
+        items = list(items)
+    except TypeError:
+        raise ParameterError(
+            f"input: expected file names or InputImage objects, got {type(items).__name__}"
+        ) from None
+    images: list[InputImage] = []
+    names: list[str] = []
+
+    def flush() -> None:
+        if not names:
+            return
+        scis = []
+        for name in expand_inputs(names):
+            sci = single_names(name)[0]
+            if os.path.normpath(sci) != os.path.normpath(name) and not os.path.exists(sci):
+                raise InputError(
+                    f"{name}: its singly drizzled image {sci} does not exist (AstroDrizzle's "
+                    "driz_separate step writes it)"
+                )
+            scis.append(sci)
+        images.extend(open_inputs(scis))
+        names.clear()
+
+    for item in items:
+        if isinstance(item, InputImage):
+            flush()
+            images.append(item)
+        elif isinstance(item, (str, os.PathLike)):
+            names.append(os.fspath(item))
+        else:
+            raise ParameterError(
+                f"input: expected file names or InputImage objects, got {item!r}"
+            )
+    flush()
+    if not images:
+        raise InputError("no input images")
+    first = images[0]
+    for img in images[1:]:
+        if img.shape != first.shape:
+            raise InputError(
+                f"{img.sci}: shape {img.shape[0]}x{img.shape[1]} differs from "
+                f"{first.sci} {first.shape[0]}x{first.shape[1]}"
+            )
+    overrides = {k: getattr(settings, k) for k in PER_IMAGE_KEYS}
+    for key, values in overrides.items():
+        if values is not None and len(values) != len(images):
+            raise ParameterError(f"{key}: {len(values)} values given for {len(images)} "
+                                 "input images")
+    return [
+        img.with_scalars(**{k: v[i] for k, v in overrides.items() if v is not None})
+        for i, img in enumerate(images)
+    ]
+
+
+def _log_params(params: MedianParams) -> None:
+    log.info("USER INPUT PARAMETERS for %s Step:", PROCSTEPS_NAME)
+    for p in PARAMETERS:
+        log.info("    %-18s = %s", p.name, format_value(p, getattr(params, p.name)))
+
+
+def _run(items: Any, settings: Settings) -> engine.MedianResult | None:
+    params = settings.params
+    if not params.median:
+        log.info("Median combination step not performed.")
+        return None
+    _log_params(params)
+    images = _images(items, settings)
+    plan = engine.prepare(images, params)
+    root = output_root(settings.output) or engine.rootname(images[0].sci)
+    result = engine.run(plan, path=engine.output_name(root), keep_data=False,
+                        workers=settings.num_cores)
+    log.info("Median image %s written in %.2f s", result.path, result.seconds)
+    return result
+
+
+def median(input: Any = None, configObj: Any = None, editpars: bool = False,
+           **inputDict: Any) -> engine.MedianResult | None:
+    """Combine the singly drizzled images into a median image.
+
+    The singly drizzled science images are combined section by section (a few rows of every
+    image at a time) into ``<output>_med.fits``, an estimate of the clean sky used by the
+    cosmic-ray steps of AstroDrizzle.
+
+    Parameters
+    ----------
+    input : str or list of str
+        A filename, a glob, an ``@file`` list, or a list of names: singly drizzled science
+        images (``*_single_sci.fits``) or exposure names (``*_flt.fits``, ``*_flc.fits``,
+        ``*_c0m.fits``, ...), which map to ``<rootname>_single_sci.fits`` beside them. Each
+        weight image is the science name with ``_single_sci`` → ``_single_wht``. Required.
+    configObj : None, str, dict or configobj.ConfigObj
+        Parameters: None or ``'defaults'`` (the task defaults), the path of a ``.cfg`` file
+        (the createMedian task's, or a whole AstroDrizzle file, whose
+        ``[STEP 4: CREATE MEDIAN IMAGE]`` section is used), or a dict/ConfigObj of either
+        layout. Default is None.
+    editpars : bool
+        Edit the parameters in ``$VISUAL``/``$EDITOR`` (a ``.cfg`` file) before running; they
+        are checked when the editor exits and the file is re-opened, with the error at its top,
+        while they are invalid. Needs a terminal. Default is False.
+    **inputDict
+        Parameters that override ``configObj``: any parameter below, ``output`` (AstroDrizzle's
+        output rootname: the median is ``<output>_med.fits``; default the first input's
+        rootname), ``num_cores`` (threads; default all cores) and the per-image lists
+        ``exptime`` (s), ``sky`` (electrons) and ``readnoise`` (electrons), which override the
+        singles' headers.
+
+    Other Parameters
+    ----------------
+{PARAMETERS}
+
+    Returns
+    -------
+    MedianResult or None
+        ``.path`` is the median file, ``.header`` its header; None when ``median`` is False
+        (the step is skipped, with a log message).
+
+    Raises
+    ------
+    ParameterError
+        No ``input``; an unknown key (listing the valid names); an invalid value (naming the
+        parameter and, for choices, listing them). Raised before any image is read.
+    InputError
+        A missing or inconsistent input, naming it (an exposure name whose single is missing
+        names both).
+    OutputError
+        The median file cannot be written.
+
+    Examples
+    --------
+    >>> from medstack import createMedian
+    >>> createMedian.median('*flt.fits')                                 # doctest: +SKIP
+    >>> createMedian.median('*flt.fits', configObj='my_astrodrizzle.cfg',
+    ...                     combine_type='median', combine_nhigh=1)     # doctest: +SKIP
+    """
+    if input is None:
+        raise ParameterError("input: please supply an input image")
+    settings = read_config(configObj).merged({**inputDict, "input": input}, "inputDict")
+    _ = settings.params  # validates every value before any work
+    if editpars:
+        settings = _edit(settings)
+    return _run(settings.input, settings)
+
+
+median.__doc__ = (median.__doc__ or "").replace("{PARAMETERS}", _parameter_docs("    "))
+
+
+def run(configObj: Any) -> engine.MedianResult | None:
+    """Run the step from a configuration alone (its ``input`` key names the images).
+
+    Parameters
+    ----------
+    configObj : str, dict or configobj.ConfigObj
+        As for :func:`median`; it must hold ``input``.
+    """
+    settings = read_config(configObj)
+    if settings.input is None:
+        raise ParameterError(f"{settings.source}: input: please supply an input image")
+    return _run(settings.input, settings)
+
+
+def createMedian(imgObjList: Sequence[Any] | None, configObj: Any,
+                 procSteps: Any = None) -> engine.MedianResult | None:
+    """Median step as AstroDrizzle calls it.
+
+    Parameters
+    ----------
+    imgObjList : list of str or InputImage
+        The inputs: file names as for :func:`median` (globs and ``@files`` too), or
+        :class:`medstack.inputs.InputImage` objects (from :func:`medstack.inputs.open_inputs`).
+    configObj : None, str, dict or configobj.ConfigObj
+        As for :func:`median`; ``output`` and ``num_cores`` are read from its top level.
+    procSteps : object, optional
+        drizzlepac's ``ProcSteps`` (or any object with the same methods): it gets
+        ``addStep('Create Median')`` and ``endStep('Create Median')`` (with
+        ``reason='off'``/``'aborted'`` and ``delay_msg=True`` when the step is off or fails).
+
+    Returns
+    -------
+    MedianResult or None
+        None when ``median`` is False.
+
+    Raises
+    ------
+    ParameterError, InputError, OutputError
+        As :func:`median`.
+    """
+    if imgObjList is None:
+        raise ParameterError("imgObjList: please provide a list of input images to the "
+                             "median step")
+    settings = read_config(configObj)
+    params = settings.params
+    if procSteps is not None:
+        procSteps.addStep(PROCSTEPS_NAME)
+    if not params.median:
+        log.info("Median combination step not performed.")
+        if procSteps is not None:
+            procSteps.endStep(PROCSTEPS_NAME, reason="off", delay_msg=True)
+        return None
+    try:
+        result = _run(imgObjList, settings)
+    except MedstackError:
+        if procSteps is not None:
+            procSteps.endStep(PROCSTEPS_NAME, reason="aborted", delay_msg=True)
+        raise
+    if procSteps is not None:
+        procSteps.endStep(PROCSTEPS_NAME)
+    return result

@@ -1,0 +1,491 @@
+"""The median step on a Dask cluster (``pip install medstack[dask]``).
+
+Same plan, same numerics, same result as the local engine (:func:`medstack.engine.run`), bit for
+bit; only where the sections are computed changes:
+
+1. One task per image computes its mean weight (:func:`medstack.engine.weight_stats`) on a
+   worker; the client only turns the N small results into mask thresholds.
+2. The row sections of the plan are grouped into *bands* of whole consecutive sections. One task
+   per band gets the plan (file names, HDU indices, per-image scalars), its range of sections
+   and the thresholds, never pixel data. It opens the inputs itself, computes its sections one at
+   a time with :func:`medstack.engine.compute_section` (so a task holds the same section buffers
+   as one local worker thread), and either returns its output rows to the client or, for a
+   large band, writes them straight into the output's temporary file
+   (:class:`medstack.writer.RowTarget`).
+3. The client collects the bands as they finish, reports progress in sections, and renames the
+   finished file over its final name (:class:`medstack.writer.FitsImageWriter`).
+
+Every task is a pure function of its arguments and writes the same bytes at the same offsets
+when repeated, so when a worker dies Dask simply runs its tasks again elsewhere; the output is
+published only after every band has arrived.
+
+``scheduler`` is ``"dask-local"`` (a :class:`distributed.LocalCluster` of ``workers`` single-
+threaded worker processes, started and closed by the run) or the address of a running
+scheduler (``tcp://host:port``); or pass a connected :class:`distributed.Client` as ``client``.
+Workers must be able to import medstack and to read the inputs (and, for direct writes, the
+output directory) under the same names as the client: see docs/dask.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import engine
+from .engine import MedianResult, Progress, StackPlan, default_workers, provenance, thresholds_of
+from .errors import MedstackError, ParameterError
+from .inputs import ImageReader, _is_compressed, read_header
+from .kernels import KERNELS, SectionResult
+from .masks import WeightStats
+from .memory import section_bytes
+from .sections import Section
+from .writer import RowTarget, check_output_path, output_header
+
+__all__ = [
+    "BANDS_PER_THREAD",
+    "DASK_LOCAL",
+    "INSTALL_HINT",
+    "RETURN_BYTES",
+    "Band",
+    "check_scheduler",
+    "plan_bands",
+    "run",
+]
+
+log = logging.getLogger(__name__)
+
+#: The ``scheduler`` value that starts (and afterwards closes) a LocalCluster.
+DASK_LOCAL = "dask-local"
+#: What to install for this module.
+INSTALL_HINT = "pip install medstack[dask]"
+#: Default number of bands per worker thread: enough for load balance and cheap re-runs after a
+#: lost worker, few enough that opening every input once per band stays a small cost.
+BANDS_PER_THREAD = 4
+#: A band whose output rows (all products together) exceed this many bytes writes them itself
+#: into the temporary output file, when there is one and the arrays are not kept; smaller bands
+#: return their rows to the client. Without a file, bands are cut to at most this size (but
+#: never below one section).
+RETURN_BYTES = 16 * 2**20
+
+_ADDRESS = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")
+_DTYPES = {"median": np.dtype(np.float32), "ngood": np.dtype(np.uint16),
+           "minchosen": np.dtype(np.uint8)}
+
+
+def _require_distributed(what: str) -> Any:
+    """The ``distributed`` module, or a one-line :class:`ParameterError` naming the install."""
+    try:
+        import distributed
+    except ImportError as err:
+        raise ParameterError(
+            f"scheduler: {what} needs Dask (dask[distributed]), which is not installed; "
+            f"{INSTALL_HINT}"
+        ) from err
+    return distributed
+
+
+def check_scheduler(scheduler: str | None, client: Any = None) -> str:
+    """Check a ``scheduler``/``client`` pair for a Dask run and that Dask is installed.
+
+    Parameters
+    ----------
+    scheduler : str or None
+        ``"dask-local"``, or a scheduler address such as ``"tcp://host:8786"``. None means
+        ``"dask-local"`` unless ``client`` is given.
+    client : distributed.Client, optional
+        A connected client to use instead.
+
+    Returns
+    -------
+    str
+        ``"dask-local"``, the address, or ``"client"``.
+
+    Raises
+    ------
+    ParameterError
+        An unknown value, both given, or Dask not installed (the message says
+        ``pip install medstack[dask]``).
+    """
+    if client is not None:
+        if scheduler is not None:
+            raise ParameterError(
+                f"scheduler: give a scheduler ({scheduler!r}) or a client, not both"
+            )
+        _require_distributed("a Dask client")
+        return "client"
+    scheduler = DASK_LOCAL if scheduler is None else str(scheduler).strip()
+    if scheduler == "threads":
+        raise ParameterError(
+            "scheduler: 'threads' is the local engine (medstack.engine.run), not a Dask scheduler"
+        )
+    if scheduler != DASK_LOCAL and not _ADDRESS.match(scheduler):
+        raise ParameterError(
+            f"scheduler: unknown value {scheduler!r}; use threads, {DASK_LOCAL} or the address "
+            "of a running Dask scheduler (tcp://HOST:PORT)"
+        )
+    _require_distributed(scheduler)
+    return scheduler
+
+
+@contextmanager
+def _connect(scheduler: str, client: Any, workers: int | None) -> Iterator[Any]:
+    """A client: the given one (left open), a new LocalCluster's, or one to an address."""
+    if client is not None:
+        yield client
+        return
+    distributed = _require_distributed(scheduler)
+    if scheduler == DASK_LOCAL:
+        n = default_workers() if workers is None else workers
+        log.info("starting a Dask LocalCluster of %d worker process(es)", n)
+        cluster = distributed.LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0"
+        )
+        log.info("Dask dashboard: %s", cluster.dashboard_link)
+        try:
+            with distributed.Client(cluster, set_as_default=False) as local:
+                yield local
+        finally:
+            cluster.close()
+        return
+    if workers is not None:
+        log.info("workers=%d ignored: the cluster at %s has its own workers", workers, scheduler)
+    try:
+        remote = distributed.Client(scheduler, set_as_default=False)
+    except OSError as err:
+        raise MedstackError(f"scheduler {scheduler}: cannot connect ({err})") from err
+    with remote:
+        yield remote
+
+
+@dataclass(frozen=True)
+class Band:
+    """A task's share of the image: whole consecutive sections of the plan.
+
+    Attributes
+    ----------
+    index : int
+        Position, from 0.
+    sections : (int, int)
+        Indices ``[first, stop)`` into :attr:`StackPlan.sections`.
+    out : (int, int)
+        Image rows ``[start, stop)`` the band outputs.
+    direct : bool
+        Whether the task writes its rows into the temporary output file itself (else it
+        returns them).
+    """
+
+    index: int
+    sections: tuple[int, int]
+    out: tuple[int, int]
+    direct: bool
+
+
+def plan_bands(plan: StackPlan, n_threads: int, *, row_bytes: int, direct_ok: bool,
+               sections_per_band: int | None = None) -> list[Band]:
+    """Group the plan's sections into bands.
+
+    Parameters
+    ----------
+    plan : StackPlan
+        The plan.
+    n_threads : int
+        Worker threads of the cluster; the default aims at :data:`BANDS_PER_THREAD` bands each.
+    row_bytes : int
+        Bytes of one output row, all returned products together.
+    direct_ok : bool
+        Whether tasks may write into the temporary output file (there is one and no array is
+        kept). Bands larger than :data:`RETURN_BYTES` then write directly; without it, bands
+        are cut to at most :data:`RETURN_BYTES` of output.
+    sections_per_band : int, optional
+        Fixed band size in sections. Default is chosen as above.
+    """
+    sections = plan.sections
+    total = len(sections)
+    if total == 0:
+        return []
+    if sections_per_band is None:
+        per = max(1, -(-total // (BANDS_PER_THREAD * max(1, n_threads))))
+        if not direct_ok and row_bytes > 0:
+            step = sections[0].out[1] - sections[0].out[0]
+            per = max(1, min(per, RETURN_BYTES // (row_bytes * step)))
+    else:
+        per = int(sections_per_band)
+        if per < 1:
+            raise ParameterError(f"sections_per_band: must be >= 1, got {per}")
+    bands = []
+    for index, first in enumerate(range(0, total, per)):
+        stop = min(total, first + per)
+        out = (sections[first].out[0], sections[stop - 1].out[1])
+        big = (out[1] - out[0]) * row_bytes > RETURN_BYTES
+        bands.append(Band(index, (first, stop), out, direct_ok and big))
+    return bands
+
+
+@dataclass
+class _BandOutput:
+    """What a band task sends back: its rows (unless written directly) and its counts."""
+
+    rows: dict[str, np.ndarray] | None
+    nonfinite: list[int]
+    integer: list[str]
+
+
+def _open_readers(plan: StackPlan) -> tuple[list[ImageReader], list[ImageReader] | None]:
+    """Open every input of the plan; on failure, close what was opened."""
+    opened: list[ImageReader] = []
+    try:
+        for img in plan.images:
+            opened.append(ImageReader(img.sci, img.sci_hdu))
+        if plan.needs_weights:
+            for img in plan.images:
+                opened.append(ImageReader(img.wht, img.wht_hdu))
+    except BaseException:
+        for reader in opened:
+            reader.close()
+        raise
+    n = plan.n_images
+    return opened[:n], (opened[n:] if plan.needs_weights else None)
+
+
+def _weight_task(path: str, hdu: int, rows: int) -> WeightStats:
+    """On a worker: one image's mean weight, read ``rows`` rows at a time."""
+    reader = ImageReader(path, hdu)
+    try:
+        return engine.weight_stats(reader, rows)
+    finally:
+        reader.close()
+
+
+def _band_task(plan: StackPlan, first: int, stop: int, thresholds: np.ndarray | None,
+               kernel: str, keys: tuple[str, ...],
+               targets: dict[str, RowTarget] | None) -> _BandOutput:
+    """On a worker: compute sections ``[first, stop)`` and return or write their rows.
+
+    Holds one section's input rows at a time (the bufsize rule), plus, when returning, the
+    band's output rows. Repeating it writes the same bytes at the same offsets.
+    """
+    sections = plan.sections[first:stop]
+    o0 = sections[0].out[0]
+    nx = plan.shape[1]
+    rows = None
+    if targets is None:
+        rows = {key: np.empty((sections[-1].out[1] - o0, nx), dtype=_DTYPES[key]) for key in keys}
+    sci_readers, wht_readers = _open_readers(plan)
+    readers = sci_readers + (wht_readers or [])
+    try:
+        nonfinite = np.zeros(plan.n_images, dtype=np.int64)
+        for section in sections:
+            result, bad = engine.compute_section(plan, section, sci_readers, wht_readers,
+                                                 thresholds, kernel)
+            nonfinite += bad
+            parts = {"median": result.median, "ngood": result.ngood,
+                     "minchosen": result.minchosen}
+            a, b = section.out
+            if targets is not None:
+                for key, target in targets.items():
+                    target.write_rows(a, parts[key])
+            else:
+                for key in keys:
+                    rows[key][a - o0:b - o0] = parts[key]
+        if targets is not None:
+            for target in targets.values():
+                target.sync()
+    finally:
+        for reader in readers:
+            reader.close()
+    return _BandOutput(rows, nonfinite.tolist(), [r.path for r in readers if r.integer])
+
+
+def _threads(client: Any) -> int:
+    try:
+        return max(1, sum(client.nthreads().values()))
+    except Exception:  # pragma: no cover - a client without nthreads()
+        return 1
+
+
+def run(
+    plan: StackPlan,
+    *,
+    path: str | os.PathLike[str] | None = None,
+    keep_data: bool = True,
+    save_maps: bool = False,
+    keep_maps: bool = False,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    kernel: str = "fast",
+    scheduler: str | None = None,
+    client: Any = None,
+    sections_per_band: int | None = None,
+) -> MedianResult:
+    """Run a prepared plan on a Dask cluster; same meaning and result as
+    :func:`medstack.engine.run`.
+
+    Parameters
+    ----------
+    plan : StackPlan
+        From :func:`medstack.engine.prepare`.
+    path : path-like, optional
+        Median file to write (temporary name, then renamed). Default is no file.
+    keep_data : bool
+        Return the image (and maps) as arrays. Default is True.
+    save_maps : bool
+        Also produce the count map and, for minmed, the minimum-chosen map. Default is False.
+    keep_maps : bool
+        Return the maps as arrays (with ``keep_data``) without writing map files. Default is
+        False.
+    workers : int, optional
+        Worker processes of the ``dask-local`` cluster (one thread each). Default is all cores.
+        Ignored with a scheduler address or a client.
+    progress : callable, optional
+        ``progress(done, total)`` in sections, from the calling thread, as each band finishes.
+    kernel : {"fast", "reference"}
+        Combine implementation. Default is "fast".
+    scheduler : str, optional
+        ``"dask-local"`` or a scheduler address (``tcp://host:port``). Default is
+        ``"dask-local"`` unless ``client`` is given.
+    client : distributed.Client, optional
+        A connected client to run on; it is left open.
+    sections_per_band : int, optional
+        Sections per task. Default: about :data:`BANDS_PER_THREAD` bands per worker thread.
+
+    Returns
+    -------
+    MedianResult
+        As :func:`medstack.engine.run`; bit-identical data.
+
+    Raises
+    ------
+    MedstackError
+        As the local engine; also a bad ``scheduler``, Dask missing, a scheduler that cannot be
+        reached, or a task that keeps killing its workers.
+
+    Notes
+    -----
+    The inputs are read by the workers, under the names the client gives: on a cluster they
+    must be on a filesystem every worker sees. Compressed inputs (``.fits.gz``) are decompressed
+    whole by every task that reads them; decompress them first.
+    """
+    start = time.perf_counter()
+    where = check_scheduler(scheduler, client)
+    if kernel not in KERNELS:
+        raise ParameterError(f"kernel: unknown value {kernel!r}; choose one of: "
+                             f"{', '.join(KERNELS)}")
+    if workers is not None:
+        workers = int(workers)
+        if workers < 1:
+            raise ParameterError(f"workers: must be >= 1, got {workers}")
+    out_path = None
+    inputs = [name for img in plan.images for name in (img.sci, img.wht)]
+    if path is not None:
+        out_path = check_output_path(path, inputs)
+    compressed = [name for name in inputs if _is_compressed(name)]
+    if compressed:
+        log.warning("%d compressed input file(s) (%s, ...): every Dask task decompresses them "
+                    "whole; decompress them first for speed and bounded memory",
+                    len(compressed), compressed[0])
+    header_cards, history = provenance(plan)
+    template = read_header(plan.images[0].sci, plan.images[0].sci_hdu)
+    header = output_header(template, header_cards, history)
+    ny, nx = plan.shape
+    run_id = uuid.uuid4().hex[:12]
+
+    sinks = None
+    futures: dict[Any, Band] = {}
+    with _connect(where, client, workers) as dask_client:
+        distributed = _require_distributed(where)
+        try:
+            thresholds = None
+            if plan.params.median_newmasks and plan.needs_weights:
+                stat_futures = [
+                    dask_client.submit(_weight_task, img.wht, img.wht_hdu, plan.section_rows,
+                                       key=f"medstack-weight-{run_id}-{i}")
+                    for i, img in enumerate(plan.images)
+                ]
+                stats = dask_client.gather(stat_futures)
+                del stat_futures
+                thresholds = thresholds_of(plan, stats)
+            sinks = engine._Sinks(plan, header, out_path, keep_data, save_maps, keep_maps)
+            keys = tuple(dict.fromkeys([*sinks.writers, *sinks.arrays]))
+            row_bytes = nx * sum(_DTYPES[k].itemsize for k in keys)
+            direct_ok = out_path is not None and not sinks.arrays
+            threads = _threads(dask_client)
+            bands = plan_bands(plan, threads, row_bytes=row_bytes, direct_ok=direct_ok,
+                               sections_per_band=sections_per_band)
+            targets = {key: w.target() for key, w in sinks.writers.items()}
+            per_task = section_bytes(plan.n_images, plan.section_rows, nx) + max(
+                [(b.out[1] - b.out[0]) * row_bytes for b in bands if not b.direct], default=0)
+            log.info(
+                "%d inputs of %dx%d; %s; %d sections of %d rows in %d band(s) (%d written by "
+                "the workers) on %s with %d thread(s); about %.1f MiB per task",
+                plan.n_images, ny, nx, plan.params.combine_type, len(plan.sections),
+                plan.section_rows, len(bands), sum(b.direct for b in bands), where, threads,
+                per_task / 2**20,
+            )
+            for band in bands:
+                fut = dask_client.submit(
+                    _band_task, plan, *band.sections, thresholds, kernel, keys,
+                    targets if band.direct else None, key=f"medstack-band-{run_id}-{band.index}",
+                )
+                futures[fut] = band
+            nonfinite = np.zeros(plan.n_images, dtype=np.int64)
+            total = len(plan.sections)
+            done = 0
+            warned = False
+            for fut in distributed.as_completed(list(futures), loop=dask_client.loop):
+                try:
+                    output = fut.result()
+                except distributed.KilledWorker as err:
+                    raise MedstackError(
+                        f"Dask: workers kept dying while running {err.task} "
+                        "(out of memory? see the worker logs); no output written"
+                    ) from err
+                band = futures.pop(fut)
+                fut.release()
+                if not warned:
+                    for name in output.integer:
+                        log.warning("%s: integer data converted to float32", name)
+                    warned = True
+                if output.rows is not None and keys:
+                    rows = output.rows
+                    sinks.put(Section(band.index, band.out, band.out),
+                              SectionResult(rows.get("median"), rows.get("ngood"),
+                                            rows.get("minchosen")))
+                nonfinite += output.nonfinite
+                done += band.sections[1] - band.sections[0]
+                if progress is not None:
+                    progress(done, total)
+            for img, count in zip(plan.images, nonfinite):
+                if count:
+                    log.warning("%s: %d NaN/inf science pixels, treated as masked", img.sci, count)
+            written = sinks.commit() if out_path is not None else []
+        except BaseException:
+            if futures:
+                try:
+                    dask_client.cancel(list(futures))
+                except Exception:  # pragma: no cover - the cluster may be gone already
+                    pass
+            if sinks is not None:
+                sinks.abort()
+            raise
+    arrays = sinks.arrays
+    median_path = written[-1] if written else None
+    return MedianResult(
+        data=arrays.get("median"),
+        header=header,
+        path=median_path,
+        ngood=arrays.get("ngood"),
+        minchosen=arrays.get("minchosen"),
+        map_paths=[Path(p) for p in written[:-1]],
+        seconds=time.perf_counter() - start,
+        plan=plan,
+    )

@@ -1,0 +1,279 @@
+"""The Dask backend: the local engine's bits on a Dask cluster, a lost worker, a scheduler given by
+address, and a clear error without Dask.
+
+One LocalCluster (2 worker processes, bound to 127.0.0.1) is shared by the whole module: starting
+one costs seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from conftest import SHARED_DATA, random_stack, same_bits, write_stack
+
+from medstack import dask_backend
+from medstack.cli import main
+from medstack.engine import median_image, prepare
+from medstack.errors import ParameterError
+from medstack.inputs import open_inputs
+from medstack.params import validate
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A client of a 2-process LocalCluster on 127.0.0.1, shared by the module."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       host="127.0.0.1", dashboard_address=":0")
+    dask_client = distributed.Client(cluster, set_as_default=False)
+    yield dask_client
+    dask_client.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """A small synthetic stack: 5 images of 90 x 70."""
+    sci, wht = random_stack(np.random.default_rng(11), 5, 90, 70)
+    return write_stack(tmp_path_factory.mktemp("dask-stack"), sci, wht)
+
+
+# combine_bufsize 0.002 MiB → sections of 7 rows: 13+ sections, several bands, halos across
+# band edges.
+CASES = {
+    "minmed": {"combine_type": "minmed", "combine_grow": 2, "combine_bufsize": 0.002},
+    "median": {"combine_type": "median", "combine_nhigh": 1, "combine_bufsize": 0.002},
+    "sum": {"combine_type": "sum", "combine_bufsize": 0.002},
+}
+
+
+def _files(directory):
+    return sorted(p.name for p in directory.iterdir())
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_synthetic_same_bits_as_local(client, stack, name):
+    params = CASES[name]
+    local = median_image(stack, save_maps=True, **params)
+    calls = []
+    result = median_image(stack, save_maps=True, client=client,
+                          progress=lambda done, total: calls.append((done, total)), **params)
+    assert same_bits(result.data, local.data)
+    assert np.array_equal(result.ngood, local.ngood)
+    if name == "minmed":
+        assert np.array_equal(result.minchosen, local.minchosen)
+    else:
+        assert result.minchosen is None
+    assert result.header.tostring() == local.header.tostring()
+    total = len(result.plan.sections)
+    assert total > 10
+    assert calls[-1] == (total, total)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    assert all(t == total for _, t in calls)
+    assert len(calls) > 2  # one call per band, more than one band
+
+
+def test_files_written_by_the_workers_are_the_local_files(client, stack, tmp_path, monkeypatch):
+    """With no array kept, bands write their rows into the temporary files themselves."""
+    monkeypatch.setattr(dask_backend, "RETURN_BYTES", 0)  # every band writes directly
+    params = {**CASES["minmed"], "combine_grow": 1}
+    (tmp_path / "local").mkdir()
+    (tmp_path / "dask").mkdir()
+    median_image(stack, tmp_path / "local" / "out", keep_data=False, save_maps=True, **params)
+    result = median_image(stack, tmp_path / "dask" / "out", keep_data=False, save_maps=True,
+                          client=client, **params)
+    assert result.data is None
+    names = ["out_med.fits", "out_med_minchosen.fits", "out_med_ngood.fits"]
+    assert _files(tmp_path / "dask") == names  # no temporary file left
+    assert result.path == tmp_path / "dask" / "out_med.fits"
+    for name in names:
+        assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+
+
+def _hrc_cases():
+    path = SHARED_DATA / "cases.json"
+    if not path.exists():
+        return []
+    wanted = ("minmed_default", "median_nhigh1", "sum")
+    return [c for c in json.loads(path.read_text())["cases"] if c["name"] in wanted]
+
+
+@pytest.mark.parametrize("case", _hrc_cases(), ids=lambda c: c["name"])
+def test_real_data_same_bits_as_local(client, hrc_data, case):
+    keys = {"combine_type": "combine_type", "nsigma": "combine_nsigma", "grow": "combine_grow",
+            "maskpt": "combine_maskpt", "nhigh": "combine_nhigh"}
+    params = {keys[k]: v for k, v in case.items() if k in keys}
+    local = median_image(hrc_data["sci"], **params)
+    result = median_image(hrc_data["sci"], client=client, **params)
+    assert same_bits(result.data, local.data)
+    assert same_bits(result.data, fits.getdata(SHARED_DATA / case["expected"]))
+
+
+def test_lost_worker_output_complete_and_identical(client, stack, tmp_path, monkeypatch):
+    """Kill one worker process while bands run on it: Dask reruns them elsewhere; the files are
+    those of the local engine, and no file appears under the final name before the end."""
+    monkeypatch.setattr(dask_backend, "RETURN_BYTES", 0)  # bands write into the temporary files
+    params = validate(CASES["minmed"])
+    (tmp_path / "local").mkdir()
+    (tmp_path / "dask").mkdir()
+    median_image(stack, tmp_path / "local" / "out", keep_data=False, save_maps=True,
+                 **params.as_dict())
+    plan = prepare(open_inputs(stack), params)
+    out = tmp_path / "dask" / "out_med.fits"
+
+    def slow_down(delay):  # runs in the workers: each section takes `delay` s longer
+        import time as time_
+
+        from medstack import engine
+
+        original = getattr(engine, "_test_original_compute_section", engine.compute_section)
+        engine._test_original_compute_section = original
+
+        def slow(*args, **kwargs):
+            time_.sleep(delay)
+            return original(*args, **kwargs)
+
+        engine.compute_section = slow if delay else original
+
+    pids = client.run(os.getpid)
+    client.run(slow_down, 0.1)
+    calls = []
+    box = {}
+
+    def target():
+        try:
+            box["result"] = dask_backend.run(
+                plan, path=out, keep_data=False, save_maps=True, client=client,
+                sections_per_band=1, progress=lambda d, t: calls.append(d))
+        except BaseException as err:  # pragma: no cover - reported below
+            box["error"] = err
+
+    thread = threading.Thread(target=target)
+    try:
+        thread.start()
+        deadline = time.monotonic() + 30
+        victim = None
+        while victim is None and time.monotonic() < deadline:
+            busy = {w: keys for w, keys in client.processing().items() if keys}
+            if len(calls) >= 2 and busy:
+                victim = sorted(busy)[0]
+            else:
+                time.sleep(0.02)
+        assert victim is not None, "no band ever ran"
+        assert not out.exists()  # running: nothing under the final name
+        assert len(calls) < len(plan.sections)
+        os.kill(pids[victim], signal.SIGKILL)
+        thread.join(60)
+        assert not thread.is_alive()
+    finally:
+        client.run(slow_down, 0)
+    assert "error" not in box, box.get("error")
+    assert box["result"].path == out
+    assert calls[-1] == len(plan.sections)
+    assert _files(tmp_path / "dask") == _files(tmp_path / "local")  # no temporary file left
+    for name in _files(tmp_path / "local"):
+        assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+    assert pids[victim] not in client.run(os.getpid).values()  # that worker did die
+    client.wait_for_workers(2, timeout=60)  # its nanny restarts it for the other tests
+
+
+def test_cli_scheduler_address(client, stack, tmp_path, capsys):
+    address = client.scheduler.address
+    assert address.startswith("tcp://127.0.0.1:")
+    local = median_image(stack, **CASES["median"])
+    argv = [*stack, "-o", str(tmp_path / "out"), "--scheduler", address,
+            "--combine-type", "median", "--combine-nhigh", "1", "--combine-bufsize", "0.002"]
+    assert main(argv) == 0
+    assert capsys.readouterr().err == ""
+    assert _files(tmp_path) == ["out_med.fits"]
+    with fits.open(tmp_path / "out_med.fits") as hdul:
+        assert same_bits(hdul[0].data, local.data)
+        assert hdul[0].header["MEDCTYPE"] == "median"
+
+
+def test_cli_dask_local_starts_and_closes_its_cluster(stack, tmp_path):
+    psutil = pytest.importorskip("psutil")
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    local = median_image(stack, **CASES["sum"])
+    argv = [*stack, "-o", str(tmp_path / "out"), "-q", "--scheduler", "dask-local",
+            "--workers", "1", "--combine-type", "sum", "--combine-bufsize", "0.002"]
+    assert main(argv) == 0
+    assert same_bits(fits.getdata(tmp_path / "out_med.fits"), local.data)
+    after = {p.pid for p in psutil.Process().children(recursive=True) if p.is_running()
+             and p.status() != psutil.STATUS_ZOMBIE}
+    assert after <= before  # its worker process is gone
+
+
+def test_missing_dask_is_a_clear_error(stack, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` fails
+    for scheduler in ("dask-local", "tcp://127.0.0.1:8786"):
+        with pytest.raises(ParameterError, match=r"needs Dask.*pip install medstack\[dask\]"):
+            median_image(stack, scheduler=scheduler)
+    argv = [*stack, "-o", str(tmp_path / "out"), "--scheduler", "dask-local"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("medstack: error: scheduler: dask-local needs Dask")
+    assert err.count("\n") == 1 and "pip install medstack[dask]" in err
+    assert _files(tmp_path) == []
+    # the local engine never needs Dask
+    assert median_image(stack, scheduler="threads", combine_type="sum").data.shape == (90, 70)
+
+
+@pytest.mark.parametrize("scheduler, message", [
+    ("dask-locl", "unknown value 'dask-locl'"),
+    ("127.0.0.1:8786", "unknown value '127.0.0.1:8786'"),
+    ("threads", "'threads' is the local engine"),
+])
+def test_bad_scheduler_values(scheduler, message):
+    with pytest.raises(ParameterError, match=message):
+        dask_backend.check_scheduler(scheduler)
+
+
+def test_scheduler_and_client_together_is_an_error(stack):
+    pytest.importorskip("distributed")
+    with pytest.raises(ParameterError, match="give a scheduler .* or a client, not both"):
+        median_image(stack, scheduler="threads", client=object())
+
+
+def _plan(ny, nx, bufsize, combine_type="median"):
+    params = validate(combine_type=combine_type, combine_bufsize=bufsize)
+    from medstack.engine import StackPlan
+    from medstack.kernels import CombineSpec
+    from medstack.sections import plan_sections, section_rows
+
+    rows = section_rows(ny, nx, params.budget_bytes, params.grow_px)
+    return StackPlan(images=(), params=params, spec=CombineSpec.from_params(params),
+                     scalars=None, shape=(ny, nx), section_rows=rows,
+                     sections=tuple(plan_sections(ny, rows, params.grow_px)), needs_weights=True)
+
+
+def test_bands_tile_the_sections(monkeypatch):
+    plan = _plan(1000, 256, 0.01)  # sections of 10 rows: 100 sections
+    assert len(plan.sections) == 100
+    bands = dask_backend.plan_bands(plan, 2, row_bytes=256 * 4, direct_ok=False)
+    assert len(bands) == 8  # 4 per thread: 13 sections each, the last 9
+    assert [b.sections for b in bands][:2] == [(0, 13), (13, 26)] and bands[-1].sections == (91, 100)
+    assert [b.out for b in bands][:2] == [(0, 130), (130, 260)] and bands[-1].out == (910, 1000)
+    assert not any(b.direct for b in bands)
+    # without a file, bands are cut to RETURN_BYTES of output: 40 rows = 4 sections
+    monkeypatch.setattr(dask_backend, "RETURN_BYTES", 40 * 256 * 4)
+    bands = dask_backend.plan_bands(plan, 2, row_bytes=256 * 4, direct_ok=False)
+    assert len(bands) == 25 and bands[0].out == (0, 40) and not any(b.direct for b in bands)
+    # with a file, bands above RETURN_BYTES (100 rows here) write it themselves
+    monkeypatch.setattr(dask_backend, "RETURN_BYTES", 100 * 256 * 4)
+    bands = dask_backend.plan_bands(plan, 2, row_bytes=256 * 4, direct_ok=True)
+    assert len(bands) == 8 and all(b.direct for b in bands[:-1])  # 130 rows
+    assert not bands[-1].direct  # 90 rows: returned
+    bands = dask_backend.plan_bands(plan, 2, row_bytes=256 * 4, direct_ok=True,
+                                    sections_per_band=1)
+    assert len(bands) == 100 and bands[99].out == (990, 1000) and not bands[0].direct
+    with pytest.raises(ParameterError, match="sections_per_band: must be >= 1"):
+        dask_backend.plan_bands(plan, 2, row_bytes=4, direct_ok=True, sections_per_band=0)

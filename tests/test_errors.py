@@ -1,0 +1,482 @@
+"""Bad input answered clearly with nothing lost; tolerated input warned about and right.
+
+Every bad input goes through ``cli.main(argv)``: exit status 2, exactly one stderr line
+``medstack: error: ...`` naming the file (or the parameter and its allowed values), no traceback,
+no new file (no output, no ``.<name>.*.tmp``), and the earlier ``visit_med.fits`` left byte for
+byte as it was. The tolerated inputs are checked against the reference kernel run on the
+equivalent in-memory arrays, with the warning naming the file.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from conftest import random_stack, same_bits, write_stack
+
+from medstack import median_image
+from medstack.cli import main
+from medstack.errors import InputError, OutputError, ParameterError
+from medstack.kernels import CombineSpec, ImageScalars, combine_section
+from medstack.params import COMBINE_TYPES, validate
+
+NY, NX = 16, 12
+
+
+@dataclass
+class Setup:
+    """Inputs in ``tmp/in``, an earlier product ``tmp/out/visit_med.fits``."""
+
+    tmp: Path
+    names: list[str]
+    sci: np.ndarray
+    wht: np.ndarray
+    root: Path
+    earlier: bytes
+
+    @property
+    def indir(self) -> Path:
+        return self.tmp / "in"
+
+    @property
+    def outdir(self) -> Path:
+        return self.root.parent
+
+    def sci_name(self, i: int) -> Path:
+        return self.indir / f"img{i:03d}_single_sci.fits"
+
+    def wht_name(self, i: int) -> Path:
+        return self.indir / f"img{i:03d}_single_wht.fits"
+
+    def argv(self, *extra: str, inputs: list[str] | None = None) -> list[str]:
+        return [*(self.names if inputs is None else inputs), "-o", str(self.root), *extra]
+
+    def snapshot(self) -> dict[str, bytes]:
+        """Every file under tmp, by relative name, with its bytes."""
+        return {str(p.relative_to(self.tmp)): p.read_bytes()
+                for p in sorted(self.tmp.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def setup(tmp_path):
+    sci, wht = random_stack(np.random.default_rng(3), 3, NY, NX)
+    names = write_stack(tmp_path / "in", sci, wht)
+    (tmp_path / "out").mkdir()
+    root = tmp_path / "out" / "visit"
+    earlier = median_image(names, root, combine_type="median").path.read_bytes()
+    return Setup(tmp_path, names, sci, wht, root, earlier)
+
+
+def fails(setup: Setup, capsys, argv: list[str], *fragments: str) -> str:
+    """Run the CLI, expect the clean failure, return the error line."""
+    before = setup.snapshot()
+    capsys.readouterr()
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    line = lines[0]
+    assert line.startswith("medstack: error: "), line
+    assert "Traceback" not in captured.err and captured.out == ""
+    for fragment in fragments:
+        assert fragment in line, (fragment, line)
+    after = setup.snapshot()
+    assert after == before  # nothing created, nothing changed, no stray .tmp
+    assert (setup.outdir / "visit_med.fits").read_bytes() == setup.earlier
+    return line
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input files
+
+
+def test_missing_science_file(setup, capsys):
+    missing = str(setup.indir / "nothere_single_sci.fits")
+    fails(setup, capsys, setup.argv(inputs=[*setup.names, missing]),
+          f"{missing}: file not found")
+
+
+def test_missing_exposure_single(setup, capsys):
+    """An exposure name whose single does not exist names the single it looked for."""
+    fails(setup, capsys, setup.argv(inputs=[*setup.names, str(setup.indir / "j8x_flt.fits")]),
+          "j8x_single_sci.fits: file not found")
+
+
+def test_missing_weight_file(setup, capsys):
+    os.remove(setup.wht_name(1))
+    fails(setup, capsys, setup.argv(), f"{setup.wht_name(1)}: weight file not found",
+          f"(for {setup.sci_name(1)})")
+
+
+@pytest.mark.parametrize("which", ["sci", "wht"])
+def test_empty_file(setup, capsys, which):
+    path = setup.sci_name(2) if which == "sci" else setup.wht_name(2)
+    path.write_bytes(b"")
+    fails(setup, capsys, setup.argv(), f"{path}: empty file")
+
+
+def test_not_a_fits_file(setup, capsys):
+    setup.sci_name(1).write_text("RA DEC FLUX\n10.1 -72.0 5.5\n" * 200)
+    fails(setup, capsys, setup.argv(), f"{setup.sci_name(1)}: not a FITS file")
+
+
+@pytest.mark.parametrize("which", ["sci", "wht"])
+def test_truncated_data(setup, capsys, which):
+    path = setup.sci_name(0) if which == "sci" else setup.wht_name(0)
+    data = path.read_bytes()
+    path.write_bytes(data[: 2880 + 100])  # whole header, 100 bytes of 768 of data
+    line = fails(setup, capsys, setup.argv(), f"{path}: truncated FITS file", "16x12")
+    assert "WARNING" not in line
+
+
+def test_truncated_header(setup, capsys):
+    path = setup.sci_name(1)
+    path.write_bytes(path.read_bytes()[:1000])
+    fails(setup, capsys, setup.argv(), f"{path}: not a readable FITS file")
+
+
+@pytest.mark.parametrize("cut", [1000, 2880 + 100])
+def test_damaged_file_in_a_real_process(setup, cut):
+    """Outside pytest nothing captures astropy's own warnings: they would reach stderr as
+    extra ``WARNING: ...`` lines. A real process shows only the one error line."""
+    path = setup.sci_name(1)
+    path.write_bytes(path.read_bytes()[:cut])
+    before = setup.snapshot()
+    proc = subprocess.run([sys.executable, "-m", "medstack.cli", *setup.argv()],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith(f"medstack: error: {path}: ")
+    assert setup.snapshot() == before
+
+
+@pytest.mark.parametrize("layout", ["header-only", "table-in-ext1", "empty-ext1"])
+def test_no_image_data(setup, capsys, layout):
+    path = setup.sci_name(1)
+    hdus = [fits.PrimaryHDU()]
+    if layout == "table-in-ext1":
+        hdus.append(fits.BinTableHDU.from_columns([fits.Column("x", "E", array=np.zeros(3))]))
+    elif layout == "empty-ext1":
+        hdus.append(fits.ImageHDU())
+    fits.HDUList(hdus).writeto(path, overwrite=True)
+    fails(setup, capsys, setup.argv(),
+          f"{path}: no image data in the primary HDU or extension 1")
+
+
+def test_science_shapes_differ(setup, capsys):
+    sci, wht = random_stack(np.random.default_rng(9), 1, NY + 1, NX)
+    odd = write_stack(setup.indir, sci, wht, prefix="odd")
+    fails(setup, capsys, setup.argv(inputs=[*setup.names, *odd]),
+          f"{odd[0]}: shape 17x12 differs from {setup.names[0]} 16x12")
+
+
+def test_weight_shape_differs_from_its_science(setup, capsys):
+    fits.PrimaryHDU(np.ones((NY, NX + 2), dtype=">f4")).writeto(setup.wht_name(1), overwrite=True)
+    fails(setup, capsys, setup.argv(),
+          f"{setup.wht_name(1)}: weight shape 16x14 differs from science "
+          f"{setup.sci_name(1)} 16x12")
+
+
+@pytest.mark.parametrize("shape, dims", [((2, NY, NX), "3-D"), ((NX,), "1-D")])
+def test_data_not_2d(setup, capsys, shape, dims):
+    header = fits.getheader(setup.sci_name(2))
+    fits.PrimaryHDU(np.ones(shape, dtype=">f4"), header=header).writeto(
+        setup.sci_name(2), overwrite=True)
+    fails(setup, capsys, setup.argv(), f"{setup.sci_name(2)}: image data is {dims}",
+          "expected 2-D")
+
+
+@pytest.mark.parametrize("exptime, message", [(None, "EXPTIME missing"), (0.0, "EXPTIME = 0")])
+@pytest.mark.parametrize("ctype", ["minmed", "iminmed"])
+def test_exptime_missing_or_zero_for_minmed(setup, capsys, exptime, message, ctype):
+    with fits.open(setup.sci_name(1), mode="update") as hdul:
+        if exptime is None:
+            del hdul[0].header["EXPTIME"]
+        else:
+            hdul[0].header["EXPTIME"] = exptime
+    fails(setup, capsys, setup.argv("--combine-type", ctype),
+          f"{setup.sci_name(1)}: {message}", "minmed needs")
+    # the types that do not use the exposure time run
+    assert main(setup.argv("--combine-type", "median")) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# bad parameters
+
+
+def test_unknown_combine_type_lists_the_choices(setup, capsys):
+    line = fails(setup, capsys, setup.argv("--combine-type", "medain"),
+                 "combine_type", "'medain'")
+    assert line.endswith("choose one of: " + ", ".join(COMBINE_TYPES))
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "4 -3", "4 3 2", "nan", ""])
+def test_bad_combine_nsigma(setup, capsys, value):
+    fails(setup, capsys, setup.argv(f"--combine-nsigma={value}"),
+          "combine_nsigma: expected one or two non-negative numbers such as '4 3'", repr(value))
+
+
+@pytest.mark.parametrize("ctype", ["median", "imedian", "mean", "imean", "average"])
+@pytest.mark.parametrize("nlow, nhigh", [(3, 0), (0, 3), (2, 1), (5, 5)])
+def test_nlow_nhigh_reject_every_image(setup, capsys, ctype, nlow, nhigh):
+    fails(setup, capsys,
+          setup.argv("--combine-type", ctype, "--combine-nlow", str(nlow),
+                     "--combine-nhigh", str(nhigh)),
+          f"combine_nlow + combine_nhigh = {nlow + nhigh} rejects every one of the 3 input "
+          "images; it must be less than 3")
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--combine-maskpt", "-0.1", "combine_maskpt: must be >= 0, got '-0.1'"),
+    ("--combine-maskpt", "lots", "combine_maskpt: expected a number, got 'lots'"),
+    ("--combine-grow", "-1", "combine_grow: must be >= 0, got '-1'"),
+    ("--combine-grow", "1.5", "combine_grow: expected an integer, got '1.5'"),
+    ("--combine-bufsize", "0", "combine_bufsize: must be > 0, got '0'"),
+    ("--combine-bufsize", "-2", "combine_bufsize: must be > 0, got '-2'"),
+    ("--combine-nlow", "-1", "combine_nlow: must be >= 0, got '-1'"),
+    ("--combine-lthresh", "low", "combine_lthresh: expected a number or None, got 'low'"),
+    ("--fillval", "zero", "fillval: expected a number, got 'zero'"),
+])
+def test_out_of_range_parameters(setup, capsys, option, value, message):
+    line = fails(setup, capsys, setup.argv(f"{option}={value}"))
+    assert line == f"medstack: error: {message}"
+
+
+def test_zero_workers(setup, capsys):
+    fails(setup, capsys, setup.argv("--workers", "0"), "workers: must be >= 1")
+
+
+# ---------------------------------------------------------------------------------------------
+# output problems
+
+
+def test_output_directory_missing(setup, capsys):
+    root = setup.tmp / "nowhere" / "visit"
+    fails(setup, capsys, setup.argv()[:-1] + [str(root)],
+          f"{root}_med.fits: output directory {root.parent} does not exist")
+
+
+def test_output_directory_is_a_file(setup, capsys):
+    plain = setup.outdir / "notes.txt"
+    plain.write_text("not a directory\n")
+    root = plain / "visit"
+    fails(setup, capsys, setup.argv()[:-1] + [str(root)], f"{plain} is not a directory")
+
+
+def test_output_directory_not_writable(setup, capsys, monkeypatch):
+    """The tests run as root, for whom a chmod 0o555 directory is still writable, so the
+    kernel's answer is simulated: os.access reports the directory as not writable."""
+    real_access = os.access
+
+    def access(path, mode, **kw):
+        if Path(path) == setup.outdir and mode & os.W_OK:
+            return False
+        return real_access(path, mode, **kw)
+
+    monkeypatch.setattr(os, "access", access)
+    fails(setup, capsys, setup.argv(),
+          f"{setup.root}_med.fits: output directory {setup.outdir} is not writable")
+
+
+def test_temporary_file_refused(setup, capsys, monkeypatch):
+    """os.access can say yes where creating a file still fails (read-only mount, ACLs):
+    simulated with the EROFS that mkstemp would raise."""
+    import medstack.writer as writer
+
+    def mkstemp(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(writer.tempfile, "mkstemp", mkstemp)
+    fails(setup, capsys, setup.argv(), f"{setup.root}_med.fits: cannot create a temporary file",
+          "Read-only file system")
+
+
+@pytest.mark.parametrize("target", ["sci", "wht"])
+def test_output_would_overwrite_an_input(setup, capsys, target):
+    victim = setup.sci_name(1) if target == "sci" else setup.wht_name(1)
+    fails(setup, capsys, setup.argv()[:-1] + [str(victim)],
+          f"{victim}: output would overwrite input {victim}")
+
+
+def test_output_would_overwrite_an_input_through_a_symlink(setup, capsys):
+    link = setup.outdir / "link_med.fits"
+    link.symlink_to(setup.sci_name(0))
+    fails(setup, capsys, setup.argv()[:-1] + [str(setup.outdir / "link")],
+          "output would overwrite input", str(setup.sci_name(0)))
+
+
+def test_disk_full_when_reserving(setup, capsys, monkeypatch):
+    def fallocate(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", fallocate)
+    fails(setup, capsys, setup.argv("--save-maps"),
+          f"{setup.root}_med", "no space left on device while writing")
+
+
+@pytest.mark.parametrize("failing_write", [2, 5])
+def test_disk_full_while_writing(setup, capsys, monkeypatch, failing_write):
+    """Space reserved (a filesystem without fallocate), then a row write fails mid-run."""
+    real_pwrite = os.pwrite
+    calls = []
+
+    def fallocate(fd, offset, length):
+        raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+
+    def pwrite(fd, data, offset):
+        calls.append(offset)
+        if len(calls) >= failing_write:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "posix_fallocate", fallocate)
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    one_row = NX * 4 / 2**20
+    fails(setup, capsys, setup.argv("--combine-bufsize", str(3 * one_row), "--workers", "1"),
+          f"{setup.root}_med.fits: no space left on device while writing")
+    assert len(calls) == failing_write
+
+
+def test_api_raises_the_typed_errors(setup):
+    with pytest.raises(InputError, match="file not found"):
+        median_image([*setup.names, str(setup.indir / "x_single_sci.fits")])
+    with pytest.raises(ParameterError, match="combine_type"):
+        median_image(setup.names, combine_type="medain")
+    with pytest.raises(OutputError, match="would overwrite input"):
+        median_image(setup.names, setup.sci_name(0))
+
+
+# ---------------------------------------------------------------------------------------------
+# tolerated input: a warning naming the file, and the right result
+
+
+def reference(sci, wht, *, maskpt=0.7, **params):
+    """The reference kernel on whole in-memory arrays, thresholds computed here by hand."""
+    p = validate(params, combine_maskpt=maskpt)
+    thresholds = None
+    if p.median_newmasks:
+        thresholds = []
+        for w in wht:
+            flat = w.ravel()
+            keep = flat[(flat >= np.float32(1e-8)) & ~np.isnan(flat)].astype(np.float64)
+            mean = np.float32(np.cumsum(keep)[-1] / keep.size) if keep.size else None
+            thresholds.append(np.inf if mean is None else float(mean) * maskpt)
+        thresholds = np.array(thresholds)
+    n = len(sci)
+    scalars = ImageScalars.of([100.0] * n, [50.0] * n, [4.0] * n)
+    return combine_section(np.asarray(sci, np.float32), np.asarray(wht, np.float32),
+                           CombineSpec.from_params(p), thresholds=thresholds,
+                           scalars=scalars if p.kind == "minmed" else None, kernel="reference")
+
+
+def warned(caplog, *fragments):
+    text = "\n".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    for fragment in fragments:
+        assert fragment in text, (fragment, text)
+
+
+@pytest.mark.parametrize("ctype", ["median", "minmed", "imean", "sum"])
+def test_nonfinite_science_is_masked_with_a_warning(tmp_path, caplog, ctype):  # Q8
+    sci, wht = random_stack(np.random.default_rng(4), 4, NY, NX)
+    sci[1, 3, 4] = np.nan
+    sci[1, 9, 0] = np.inf
+    sci[3, 0, 0] = -np.inf
+    names = write_stack(tmp_path, sci, wht)
+    with caplog.at_level(logging.WARNING, logger="medstack"):
+        out = median_image(names, combine_type=ctype)
+    warned(caplog, f"{names[1]}: 2 NaN/inf science pixels, treated as masked",
+           f"{names[3]}: 1 NaN/inf science pixels")
+    ref = reference(sci, wht, combine_type=ctype)
+    assert same_bits(out.data, ref.median)
+    assert np.isfinite(out.data).all()
+
+
+def test_nan_weights_with_a_warning(tmp_path, caplog):  # Q16
+    sci, wht = random_stack(np.random.default_rng(5), 4, NY, NX)
+    wht[2, 5, 5:8] = np.nan
+    names = write_stack(tmp_path, sci, wht)
+    with caplog.at_level(logging.WARNING, logger="medstack"):
+        out = median_image(names, combine_type="minmed")
+    warned(caplog, f"{names[2].replace('_sci', '_wht')}: 3 NaN weights, treated as bad pixels")
+    assert same_bits(out.data, reference(sci, wht, combine_type="minmed").median)
+    # masking still works for that image: a cosmic ray under a weight hole is left out
+    assert same_bits(median_image(names, combine_type="median").data,
+                     reference(sci, wht, combine_type="median").median)
+
+
+def test_all_zero_weight_image_with_a_warning(tmp_path, caplog):  # Q17
+    sci, wht = random_stack(np.random.default_rng(6), 4, NY, NX)
+    wht[0] = 0.0
+    sci[0] = 1e5  # would dominate every pixel if it were used
+    names = write_stack(tmp_path, sci, wht)
+    with caplog.at_level(logging.WARNING, logger="medstack"):
+        out = median_image(names, combine_type="median", save_maps=True)
+    warned(caplog, f"{names[0].replace('_sci', '_wht')}: no weight >= 1e-8; "
+           "the whole image is masked")
+    assert same_bits(out.data, reference(sci, wht, combine_type="median").median)
+    assert out.ngood.max() <= 3 and out.data.max() < 1e5
+
+
+def test_integer_data_is_converted_with_a_warning(tmp_path, caplog):
+    rng = np.random.default_rng(7)
+    sci = rng.integers(-50, 3000, (3, NY, NX)).astype(np.float32)
+    wht = rng.integers(0, 120, (3, NY, NX)).astype(np.float32)
+    names = write_stack(tmp_path, sci, wht)
+    header = fits.getheader(names[1])
+    fits.PrimaryHDU(sci[1].astype(np.int16), header=header).writeto(names[1], overwrite=True)
+    wname = names[2].replace("_sci", "_wht")
+    fits.PrimaryHDU(wht[2].astype(np.int32)).writeto(wname, overwrite=True)
+    scaled = fits.PrimaryHDU(sci[0].astype(np.int16), header=fits.getheader(names[0]))
+    scaled.scale("int16", bzero=1000)  # BZERO-scaled integers too
+    scaled.writeto(names[0], overwrite=True)
+    with caplog.at_level(logging.WARNING, logger="medstack"):
+        out = median_image(names, combine_type="minmed")
+    warned(caplog, f"{names[0]}: integer data converted to float32",
+           f"{names[1]}: integer data converted to float32",
+           f"{wname}: integer data converted to float32")
+    assert same_bits(out.data, reference(sci, wht, combine_type="minmed").median)
+
+
+def test_same_file_twice_is_used_once(tmp_path, caplog):
+    sci, wht = random_stack(np.random.default_rng(8), 3, NY, NX)
+    names = write_stack(tmp_path, sci, wht)
+    exposure = names[2].replace("_single_sci", "_flt")
+    with caplog.at_level(logging.WARNING, logger="medstack"):
+        out = median_image([names[0], names[1], names[0], names[2], exposure],
+                           combine_type="median")
+    warned(caplog, f"{names[0]}: given more than once; used once",
+           f"{exposure}: same science file as {names[2]}; used once")
+    assert out.plan.n_images == 3
+    assert same_bits(out.data, reference(sci, wht, combine_type="median").median)
+
+
+def test_tolerated_input_through_the_cli(tmp_path, capsys):
+    sci, wht = random_stack(np.random.default_rng(10), 3, NY, NX)
+    sci[0, 2, 2] = np.nan
+    wht[1, 4, 4] = np.nan
+    names = write_stack(tmp_path, sci, wht)
+    assert main([*names, names[1], "-o", str(tmp_path / "v"), "--combine-type", "median"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert f"medstack: WARNING: {names[1]}: given more than once; used once" in err
+    assert f"medstack: WARNING: {names[0]}: 1 NaN/inf science pixels, treated as masked" in err
+    assert (f"medstack: WARNING: {names[1].replace('_sci', '_wht')}: 1 NaN weights, treated "
+            "as bad pixels") in err
+    assert same_bits(fits.getdata(tmp_path / "v_med.fits"),
+                     reference(sci, wht, combine_type="median").median)
+    assert main([*names, "-q", "-o", str(tmp_path / "q"), "--combine-type", "median"]) == 0
+    assert capsys.readouterr().err == ""  # --quiet: warnings too are silenced
+
+
+def test_cli_leaves_the_callers_logging_as_it_was(setup, capsys):
+    logger = logging.getLogger("medstack")
+    before = (list(logger.handlers), logger.level, logger.propagate)
+    assert main(setup.argv("-v")) == 0
+    assert (list(logger.handlers), logger.level, logger.propagate) == before

@@ -1,0 +1,75 @@
+"""Interrupt safety: SIGINT/SIGTERM in the middle of a run, on a real subprocess.
+
+The run is made long on purpose (a tall stack cut into one-output-row sections, the reference
+kernel); the signal is sent as soon as the temporary output file appears, i.e. while sections
+are being written. The process must exit 130 (SIGINT) or 143 (SIGTERM) with one message, remove
+its temporary files, and leave the earlier product byte for byte as it was.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from conftest import write_stack
+
+NY, NX, N = 12000, 32, 6  # about 8 s uninterrupted with the reference kernel
+CONSOLE_SCRIPT = Path(sys.executable).with_name("medstack")
+
+
+@pytest.fixture(scope="module")
+def tall_stack(tmp_path_factory):
+    rng = np.random.default_rng(1)
+    sci = rng.normal(10.0, 1.0, (N, NY, NX)).astype(np.float32)
+    wht = np.full((N, NY, NX), 100.0, dtype=np.float32)
+    return write_stack(tmp_path_factory.mktemp("tall"), sci, wht)
+
+
+def _default_sigint():  # a shell's background job may inherit SIGINT ignored
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("how, signum, status, word", [
+    ("module", signal.SIGINT, 130, "interrupted"),
+    ("module", signal.SIGTERM, 143, "terminated"),
+    ("script", signal.SIGINT, 130, "interrupted"),
+    ("script", signal.SIGTERM, 143, "terminated"),
+])
+def test_signal_mid_run_removes_the_temporary_file(tall_stack, tmp_path, how, signum, status,
+                                                   word):
+    if how == "script" and not CONSOLE_SCRIPT.exists():
+        pytest.skip("console script not installed beside this interpreter")
+    earlier = tmp_path / "visit_med.fits"
+    fits.PrimaryHDU(np.arange(12, dtype=np.float32).reshape(3, 4)).writeto(earlier)
+    before = earlier.read_bytes()
+    command = [sys.executable, "-m", "medstack.cli"] if how == "module" else [str(CONSOLE_SCRIPT)]
+    one_row = NX * 4 / 2**20
+    command += [*tall_stack, "-o", str(tmp_path / "visit"), "--save-maps", "--kernel",
+                "reference", "--combine-bufsize", str(one_row), "--workers", "1"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".visit_med*.tmp")):
+            assert proc.poll() is None, f"exited early: {proc.communicate()}"
+            assert time.monotonic() < deadline, "no temporary file appeared"
+            time.sleep(0.02)
+        time.sleep(0.2)  # well inside the section loop
+        assert proc.poll() is None, "the run finished before the signal: make it longer"
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == status, err
+    assert err.splitlines() == [f"medstack: {word}; no output written"]
+    assert "Traceback" not in err and out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["visit_med.fits"]
+    assert earlier.read_bytes() == before
