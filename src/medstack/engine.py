@@ -14,7 +14,9 @@ The steps, each reusable by :mod:`medstack.dask_backend`:
 from __future__ import annotations
 
 import logging
+import mmap
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -37,10 +39,13 @@ from .writer import FitsImageWriter, check_output_path, output_header
 
 __all__ = [
     "MedianResult",
+    "RawReader",
+    "SectionBuffers",
     "StackPlan",
     "compute_section",
     "default_workers",
     "median_image",
+    "open_reader",
     "output_name",
     "prepare",
     "rootname",
@@ -160,15 +165,218 @@ def prepare(images: Sequence[InputImage], params: MedianParams) -> StackPlan:
     )
 
 
-def weight_stats(reader: ImageReader, rows: int) -> WeightStats:
+class RawReader:
+    """Rows of an uncompressed, unscaled float32 FITS image as they lie in the file: a read-only
+    memory map of the file, handed out as big-endian float32 views (no copy, no byte swap: the
+    fast kernels swap as they load). :meth:`release` drops rows from this process's memory
+    once they are used (a mapped page counts in the resident size; the data stay in the OS page
+    cache). Opens the file once; safe from several threads.
+
+    Use :func:`open_reader`, which falls back to :class:`~medstack.inputs.ImageReader` for
+    anything else (gzip, tile-compressed, integer or scaled data).
+    """
+
+    integer = False
+
+    def __init__(self, path: str, hdu: int, shape: tuple[int, int], offset: int) -> None:
+        self.path = path
+        self.hdu = hdu
+        self.shape = shape
+        self._offset = offset
+        self._row_bytes = shape[1] * 4
+        self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self._array: np.ndarray | None = np.frombuffer(
+            self._map, dtype=">f4", count=shape[0] * shape[1], offset=offset).reshape(shape)
+
+    @classmethod
+    def open(cls, path: str, hdu: int) -> RawReader | None:
+        """A reader for ``path``'s HDU ``hdu``, or None if its data cannot be mapped raw."""
+        try:
+            found = _data_location(path, hdu)
+            if found is None:
+                return None
+            offset, cards = found
+            if (cards.get("BITPIX") != -32 or cards.get("NAXIS") != 2 or cards.get("ZIMAGE")
+                    or cards.get("BSCALE", 1) != 1 or cards.get("BZERO", 0) != 0):
+                return None
+            shape = (int(cards.get("NAXIS2", 0)), int(cards.get("NAXIS1", 0)))
+            if min(shape) <= 0 or os.path.getsize(path) < offset + shape[0] * shape[1] * 4:
+                return None
+            return cls(path, hdu, shape, offset)
+        except (OSError, ValueError):
+            return None  # ImageReader reports it
+
+    def rows(self, y0: int, y1: int) -> np.ndarray:
+        """Rows ``[y0, y1)``: a read-only big-endian float32 view of the file."""
+        if self._array is None:
+            raise InputError(f"{self.path}: reader closed")
+        return self._array[y0:y1]
+
+    def release(self, y0: int, y1: int) -> None:
+        """Drop the pages of rows ``[y0, y1)`` from this process's memory (rows read again later
+        are simply mapped again)."""
+        advice = getattr(mmap, "MADV_DONTNEED", None)
+        if advice is None or self._array is None:  # pragma: no cover - not Linux/BSD/macOS
+            return
+        start = (self._offset + y0 * self._row_bytes) // mmap.PAGESIZE * mmap.PAGESIZE
+        stop = min(len(self._map), self._offset + y1 * self._row_bytes)
+        if stop > start:
+            try:
+                self._map.madvise(advice, start, stop - start)
+            except (OSError, ValueError):  # pragma: no cover - closed meanwhile
+                pass
+
+    def read_into(self, y0: int, y1: int, out: np.ndarray) -> np.ndarray:
+        """Rows ``[y0, y1)`` copied with ``os.pread`` into ``out`` (a C-contiguous buffer of
+        ``(y1 - y0) × nx`` 4-byte items), as they lie in the file (big-endian float32): for a
+        pass over the whole image, a small buffer that stays in cache beats mapping each page.
+
+        Raises
+        ------
+        InputError
+            If the file is shorter than its header says or cannot be read.
+        """
+        view = memoryview(out).cast("B")
+        pos = self._offset + y0 * self._row_bytes
+        want = (y1 - y0) * self._row_bytes
+        done = 0
+        try:
+            while done < want:
+                got = os.preadv(self._fd, [view[done:want]], pos + done)
+                if got <= 0:
+                    raise InputError(f"{self.path}: cannot read rows {y0}-{y1} (file truncated)")
+                done += got
+        except OSError as err:
+            raise InputError(f"{self.path}: cannot read rows {y0}-{y1} ({err.strerror})") from err
+        return out
+
+    def read(self, y0: int, y1: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``[y0, y1)`` as native float32, into ``out`` when given (as ImageReader).
+
+        Raises
+        ------
+        InputError
+            If the file cannot be read.
+        """
+        if out is None:
+            out = np.empty((y1 - y0, self.shape[1]), dtype=np.float32)
+        try:
+            out[...] = self.rows(y0, y1)
+        except (OSError, ValueError) as err:
+            raise InputError(f"{self.path}: cannot read rows {y0}-{y1} ({err})") from err
+        self.release(y0, y1)
+        return out
+
+    def close(self) -> None:
+        """Unmap the file (once no view of it is left)."""
+        self._array = None
+        try:
+            self._map.close()
+        except BufferError:  # a view is still alive; the map goes with it
+            pass
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+_FITS_BLOCK = 2880
+_CARDS = ("BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "PCOUNT", "GCOUNT", "BSCALE", "BZERO",
+          "ZIMAGE")
+
+
+def _data_location(path: str, hdu: int) -> tuple[int, dict[str, Any]] | None:
+    """Byte offset of HDU ``hdu``'s data and its structural cards, read straight from the
+    header blocks (astropy's ``fileinfo`` formats every card of every header, which costs more
+    than reading a section). None for a compressed (gzip/zip/bzip2) or unusual file."""
+    with open(path, "rb") as fh:
+        if fh.read(3)[:2] in (b"\x1f\x8b", b"PK", b"BZ"):
+            return None
+        pos = 0
+        for index in range(hdu + 1):
+            fh.seek(pos)
+            cards: dict[str, Any] = {}
+            ended = False
+            while not ended:
+                block = fh.read(_FITS_BLOCK)
+                if len(block) < _FITS_BLOCK:
+                    return None
+                pos += _FITS_BLOCK
+                for k in range(0, _FITS_BLOCK, 80):
+                    key = block[k:k + 8].rstrip().decode("ascii", "replace")
+                    if key == "END":
+                        ended = True
+                        break
+                    if key in _CARDS and block[k + 8:k + 10] == b"= ":
+                        text = block[k + 10:k + 80].split(b"/")[0].strip().decode("ascii")
+                        cards[key] = (text == "T") if text in ("T", "F") else float(text)
+            naxis = int(cards.get("NAXIS", 0))
+            size = 0
+            if naxis > 0:
+                size = int(cards.get("PCOUNT", 0))
+                count = 1
+                for axis in range(1, naxis + 1):
+                    count *= int(cards.get(f"NAXIS{axis}", 0))
+                size = abs(int(cards.get("BITPIX", 8))) // 8 * int(cards.get("GCOUNT", 1)) * (
+                    size + count)
+            if index == hdu:
+                return pos, cards
+            pos += -(-size // _FITS_BLOCK) * _FITS_BLOCK
+    return None
+
+
+def open_reader(path: str, hdu: int) -> RawReader | ImageReader:
+    """The fastest reader for one input image: :class:`RawReader` where the data are plain
+    float32, else :class:`~medstack.inputs.ImageReader`."""
+    return RawReader.open(path, hdu) or ImageReader(path, hdu)
+
+
+def weight_stats(reader: RawReader | ImageReader, rows: int) -> WeightStats:
     """One image's mean weight, reading ``rows`` rows at a time, in order."""
-    acc = WeightMean()
-    ny, nx = reader.shape
-    buf = np.empty((min(rows, ny), nx), dtype=np.float32)
+    return weight_stats_many([reader], rows)[0]
+
+
+def weight_stats_many(readers: Sequence[RawReader | ImageReader], rows: int
+                      ) -> list[WeightStats]:
+    """The mean weights of several images of one shape, read together ``rows`` rows at a time
+    (their sequential sums run side by side, see :meth:`WeightMean.add_blocks`)."""
+    accs = [WeightMean() for _ in readers]
+    ny, nx = readers[0].shape
+    # small chunks that stay in cache: the sums are sequential, so no chunk size changes a bit
+    rows = max(1, min(rows, _WEIGHT_CHUNK_BYTES // (4 * nx)))
+    bufs = np.empty((len(readers), min(rows, ny), nx), dtype=np.float32)
     for y0 in range(0, ny, rows):
         y1 = min(ny, y0 + rows)
-        acc.add(reader.read(y0, y1, out=buf[: y1 - y0]))
-    return WeightStats(acc.mean, acc.nan_count)
+        blocks = []
+        for i, reader in enumerate(readers):
+            buf = bufs[i, : y1 - y0]
+            if isinstance(reader, RawReader):
+                blocks.append(reader.read_into(y0, y1, buf.view(">f4")).view(">f4"))
+            else:
+                blocks.append(reader.read(y0, y1, out=buf))
+        WeightMean.add_blocks(accs, blocks)
+    return [WeightStats(acc.mean, acc.nan_count) for acc in accs]
+
+
+#: Bytes per image read at a time by the weight pass.
+_WEIGHT_CHUNK_BYTES = 1 << 19
+
+
+def _weight_groups(n: int, workers: int) -> list[range]:
+    """Images split into groups of at most four, a multiple of ``workers`` groups if possible."""
+    groups = -(-n // 4)
+    groups = min(n, -(-groups // workers) * workers)
+    size, extra = divmod(n, groups)
+    out, start = [], 0
+    for g in range(groups):
+        stop = start + size + (1 if g < extra else 0)
+        out.append(range(start, stop))
+        start = stop
+    return out
 
 
 def thresholds_of(plan: StackPlan, stats: Sequence[WeightStats]) -> np.ndarray | None:
@@ -183,42 +391,96 @@ def thresholds_of(plan: StackPlan, stats: Sequence[WeightStats]) -> np.ndarray |
     return np.array([st.threshold(plan.params.combine_maskpt) for st in stats], dtype=np.float64)
 
 
+class SectionBuffers:
+    """Read buffers reused from section to section, so that each section does not map and zero
+    fresh pages (at most one set per thread that computes at the same time)."""
+
+    def __init__(self) -> None:
+        self._free: list[dict[str, np.ndarray]] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> dict[str, np.ndarray]:
+        with self._lock:
+            return self._free.pop() if self._free else {}
+
+    def give(self, buffers: dict[str, np.ndarray]) -> None:
+        with self._lock:
+            self._free.append(buffers)
+
+
+def _buffer(buffers: dict[str, np.ndarray], key: str, shape: tuple[int, ...]) -> np.ndarray:
+    size = int(np.prod(shape))
+    buf = buffers.get(key)
+    if buf is None or buf.size < size:
+        buf = buffers[key] = np.empty(size, dtype=np.uint32)
+    return buf[:size].reshape(shape)
+
+
 def compute_section(
     plan: StackPlan,
     section: Section,
-    sci_readers: Sequence[ImageReader],
-    wht_readers: Sequence[ImageReader] | None,
+    sci_readers: Sequence[RawReader | ImageReader],
+    wht_readers: Sequence[RawReader | ImageReader] | None,
     thresholds: np.ndarray | None,
     kernel: str = "fast",
+    buffers: SectionBuffers | None = None,
 ) -> tuple[SectionResult, list[int]]:
     """Read one section from every input and combine it.
+
+    Inputs read by a :class:`RawReader` go to the kernel as views of their memory-mapped
+    files, as they lie there (big-endian float32): the fast kernel byte-swaps each value as it
+    loads it, so the data are read once, straight from the page cache, and never copied; the
+    pages are released when the section is done. Other inputs are read into buffers.
+
+    Parameters
+    ----------
+    buffers : SectionBuffers, optional
+        Read buffers to reuse (for inputs that are not memory-mapped). Default is fresh ones.
 
     Returns
     -------
     result : SectionResult
         The output rows of the section.
     nonfinite : list of int
-        Per image, how many NaN/inf science values the section held (they are masked).
+        Per image, how many NaN/inf science values the section's output rows hold (they are
+        masked).
     """
     r0, r1 = section.read
     n = plan.n_images
     nx = plan.shape[1]
-    sci = np.empty((n, r1 - r0, nx), dtype=np.float32)
-    for i, reader in enumerate(sci_readers):
-        reader.read(r0, r1, out=sci[i])
-    wht = None
-    if wht_readers is not None:
-        wht = np.empty((n, r1 - r0, nx), dtype=np.float32)
-        for i, reader in enumerate(wht_readers):
-            reader.read(r0, r1, out=wht[i])
-    nonfinite = [0] * n
-    for i in range(n):
-        if not np.isfinite(sci[i]).all():
-            nonfinite[i] = int(np.count_nonzero(~np.isfinite(sci[i])))
-    result = combine_section(
-        sci, wht, plan.spec, thresholds=thresholds, scalars=plan.scalars, rows=section.local,
-        kernel=kernel,
-    )
+    lo, hi = section.local
+    bufs = buffers.take() if buffers is not None else {}
+    mapped = [r for r in [*sci_readers, *(wht_readers or [])] if isinstance(r, RawReader)]
+
+    def planes(readers: Sequence[RawReader | ImageReader], key: str) -> list[np.ndarray]:
+        out = []
+        for i, reader in enumerate(readers):
+            if isinstance(reader, RawReader):
+                out.append(reader.rows(r0, r1))
+            else:
+                buf = _buffer(bufs, key, (n, r1 - r0, nx)).view(np.float32)[i]
+                out.append(reader.read(r0, r1, out=buf))
+        return out
+
+    sci: list[np.ndarray] = []
+    wht: list[np.ndarray] | None = None
+    try:
+        sci = planes(sci_readers, "sci")
+        wht = planes(wht_readers, "wht") if wht_readers is not None else None
+        result = combine_section(sci, wht, plan.spec, thresholds=thresholds,
+                                 scalars=plan.scalars, rows=(lo, hi), kernel=kernel)
+        counts = getattr(result, "nonfinite", None)  # the fast kernel counts them on its way
+        if counts is None:
+            from .kernels.fast import count_nonfinite
+
+            counts = [count_nonfinite(plane[lo:hi]) for plane in sci]
+        nonfinite = [int(c) for c in counts]
+    finally:
+        sci = wht = None  # the views go before their pages do
+        for reader in mapped:
+            reader.release(r0, r1)
+        if buffers is not None:
+            buffers.give(bufs)
     return result, nonfinite
 
 
@@ -403,10 +665,11 @@ def run(
     template = read_header(plan.images[0].sci, plan.images[0].sci_hdu)
     header = output_header(template, header_cards, history)
 
-    sci_readers = [ImageReader(img.sci, img.sci_hdu) for img in plan.images]
+    sci_readers = [open_reader(img.sci, img.sci_hdu) for img in plan.images]
     wht_readers = (
-        [ImageReader(img.wht, img.wht_hdu) for img in plan.images] if plan.needs_weights else None
+        [open_reader(img.wht, img.wht_hdu) for img in plan.images] if plan.needs_weights else None
     )
+    buffers = SectionBuffers()
     for reader in sci_readers + (wht_readers or []):
         if reader.integer:
             log.warning("%s: integer data converted to float32", reader.path)
@@ -415,7 +678,10 @@ def run(
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medstack") as pool:
             thresholds = None
             if plan.params.median_newmasks and wht_readers is not None:
-                stats = list(pool.map(lambda r: weight_stats(r, plan.section_rows), wht_readers))
+                groups = _weight_groups(len(wht_readers), workers)
+                stats = [st for part in pool.map(
+                    lambda g: weight_stats_many([wht_readers[i] for i in g], plan.section_rows),
+                    groups) for st in part]
                 thresholds = thresholds_of(plan, stats)
             sinks = _Sinks(plan, header, out_path, keep_data, save_maps, keep_maps)
             nonfinite = np.zeros(plan.n_images, dtype=np.int64)
@@ -432,7 +698,7 @@ def run(
                         exhausted = True
                         break
                     fut = pool.submit(compute_section, plan, section, sci_readers, wht_readers,
-                                      thresholds, kernel)
+                                      thresholds, kernel, buffers)
                     futures[fut] = section
                     pending.add(fut)
                 if not pending:

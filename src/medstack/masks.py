@@ -40,17 +40,30 @@ class WeightMean:
     nan_count: int = 0
 
     def add(self, weights: np.ndarray) -> None:
-        """Add a block of weights (any shape, float32), in C order."""
-        flat = np.ravel(weights)
-        nan = np.isnan(flat)
-        self.nan_count += int(np.count_nonzero(nan))
-        good = flat[(flat >= MIN_WEIGHT) & ~nan]
-        if good.size:
-            acc = np.empty(good.size + 1, dtype=np.float64)
-            acc[0] = self.total
-            acc[1:] = good
-            self.total = float(np.cumsum(acc)[-1])
-            self.count += int(good.size)
+        """Add a block of weights (any shape, float32 of either byte order), in C order."""
+        WeightMean.add_blocks([self], [weights])
+
+    @staticmethod
+    def add_blocks(accs: list[WeightMean], blocks: list[np.ndarray]) -> None:
+        """Add one block of weights to each accumulator: a compiled sequential pass per image,
+        up to four images side by side, reading float32 of either byte order where it lies."""
+        from .kernels.fast import weight_sums
+
+        flat = [np.ravel(np.asarray(b)) for b in blocks]
+        flat = [b if b.dtype.kind == "f" and b.dtype.itemsize == 4 else b.astype(np.float32)
+                for b in flat]
+        sizes = {b.size for b in flat}
+        if len(sizes) > 1:  # blocks of different sizes: one image at a time
+            for acc, block in zip(accs, flat):
+                WeightMean.add_blocks([acc], [block])
+            return
+        if not sizes or 0 in sizes:
+            return
+        totals, counts, nans = weight_sums(flat, [acc.total for acc in accs])
+        for acc, total, count, nan in zip(accs, totals, counts, nans):
+            acc.total = total
+            acc.count += count
+            acc.nan_count += nan
 
     @property
     def mean(self) -> float | None:
