@@ -22,7 +22,7 @@ from conftest import SHARED_DATA, random_stack, same_bits, write_stack
 from medstack import dask_backend
 from medstack.cli import main
 from medstack.engine import median_image, prepare
-from medstack.errors import ParameterError
+from medstack.errors import InputError, MedstackError, ParameterError
 from medstack.inputs import open_inputs
 from medstack.params import validate
 
@@ -117,20 +117,11 @@ def test_real_data_same_bits_as_local(client, hrc_data, case):
     assert same_bits(result.data, fits.getdata(SHARED_DATA / case["expected"]))
 
 
-def test_lost_worker_output_complete_and_identical(client, stack, tmp_path, monkeypatch):
-    """Kill one worker process while bands run on it: Dask reruns them elsewhere; the files are
-    those of the local engine, and no file appears under the final name before the end."""
-    monkeypatch.setattr(dask_backend, "RETURN_BYTES", 0)  # bands write into the temporary files
-    params = validate(CASES["minmed"])
-    (tmp_path / "local").mkdir()
-    (tmp_path / "dask").mkdir()
-    median_image(stack, tmp_path / "local" / "out", keep_data=False, save_maps=True,
-                 **params.as_dict())
-    plan = prepare(open_inputs(stack), params)
-    out = tmp_path / "dask" / "out_med.fits"
-
-    def slow_down(delay):  # runs in the workers: each section takes `delay` s longer
-        import time as time_
+def _run_and_kill_a_worker(client, plan, out):
+    """Run ``plan`` into ``out`` (bands of one section, each slowed down, written by the
+    workers), SIGKILL a worker while it runs bands; return what happened."""
+    def slow_down(delay):  # in the workers: each section takes `delay` s longer (a nested
+        import time as time_  # function, so sent by value: workers cannot import this module)
 
         from medstack import engine
 
@@ -143,6 +134,10 @@ def test_lost_worker_output_complete_and_identical(client, stack, tmp_path, monk
 
         engine.compute_section = slow if delay else original
 
+    def final():
+        return out.read_bytes() if out.exists() else None
+
+    before = final()
     pids = client.run(os.getpid)
     client.run(slow_down, 0.1)
     calls = []
@@ -153,7 +148,7 @@ def test_lost_worker_output_complete_and_identical(client, stack, tmp_path, monk
             box["result"] = dask_backend.run(
                 plan, path=out, keep_data=False, save_maps=True, client=client,
                 sections_per_band=1, progress=lambda d, t: calls.append(d))
-        except BaseException as err:  # pragma: no cover - reported below
+        except BaseException as err:
             box["error"] = err
 
     thread = threading.Thread(target=target)
@@ -168,21 +163,123 @@ def test_lost_worker_output_complete_and_identical(client, stack, tmp_path, monk
             else:
                 time.sleep(0.02)
         assert victim is not None, "no band ever ran"
-        assert not out.exists()  # running: nothing under the final name
+        assert final() == before  # running: the final name is untouched
         assert len(calls) < len(plan.sections)
         os.kill(pids[victim], signal.SIGKILL)
         thread.join(60)
         assert not thread.is_alive()
     finally:
         client.run(slow_down, 0)
+    assert pids[victim] not in client.run(os.getpid).values()  # that worker did die
+    return box, calls, busy[victim]
+
+
+def test_lost_worker_output_complete_and_identical(client, stack, tmp_path, monkeypatch):
+    """Kill one worker process while bands run on it: Dask reruns them elsewhere; the files are
+    those of the local engine, and no file appears under the final name before the end."""
+    monkeypatch.setattr(dask_backend, "RETURN_BYTES", 0)  # bands write into the temporary files
+    params = validate(CASES["minmed"])
+    (tmp_path / "local").mkdir()
+    (tmp_path / "dask").mkdir()
+    median_image(stack, tmp_path / "local" / "out", keep_data=False, save_maps=True,
+                 **params.as_dict())
+    plan = prepare(open_inputs(stack), params)
+    out = tmp_path / "dask" / "out_med.fits"
+    try:
+        box, calls, killed_keys = _run_and_kill_a_worker(client, plan, out)
+    finally:
+        client.wait_for_workers(2, timeout=60)  # its nanny restarts it for the other tests
     assert "error" not in box, box.get("error")
     assert box["result"].path == out
     assert calls[-1] == len(plan.sections)
     assert _files(tmp_path / "dask") == _files(tmp_path / "local")  # no temporary file left
     for name in _files(tmp_path / "local"):
         assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
-    assert pids[victim] not in client.run(os.getpid).values()  # that worker did die
-    client.wait_for_workers(2, timeout=60)  # its nanny restarts it for the other tests
+    # its bands were run again elsewhere (any: one may have finished just before the kill)
+    runs = [sum(1 for event in client.story(key) if event[2] == "processing")
+            for key in killed_keys]
+    assert max(runs) >= 2, runs
+
+
+def test_workers_dying_again_and_again_is_a_clear_error(client, stack, tmp_path, monkeypatch):
+    """With Dask's allowed failures at 0, one death is one too many: a one-line error, the
+    temporary files removed, an earlier file of the final name untouched."""
+    monkeypatch.setattr(dask_backend, "RETURN_BYTES", 0)
+    scheduler = client.cluster.scheduler  # in this process
+    monkeypatch.setattr(scheduler, "allowed_failures", 0)
+    plan = prepare(open_inputs(stack), validate(CASES["minmed"]))
+    out = tmp_path / "out_med.fits"
+    out.write_bytes(b"earlier")
+    try:
+        box, _, _ = _run_and_kill_a_worker(client, plan, out)
+    finally:
+        client.wait_for_workers(2, timeout=60)
+    error = box.get("error")
+    assert isinstance(error, MedstackError), error
+    assert str(error).startswith("Dask: workers kept dying while running medstack-band-")
+    assert "\n" not in str(error)
+    assert _files(tmp_path) == ["out_med.fits"] and out.read_bytes() == b"earlier"
+
+
+def test_task_error_reaches_the_caller_and_leaves_no_file(client, tmp_path):
+    sci, wht = random_stack(np.random.default_rng(3), 3, 40, 30)
+    names = write_stack(tmp_path / "in", sci, wht)
+    plan = prepare(open_inputs(names), validate(combine_type="median", combine_bufsize=0.001))
+    os.remove(names[1])  # gone after planning: the workers cannot read it
+    (tmp_path / "out").mkdir()
+    with pytest.raises(InputError, match=f"^{names[1]}: cannot read image data"):
+        dask_backend.run(plan, path=tmp_path / "out" / "x_med.fits", client=client)
+    assert _files(tmp_path / "out") == []
+
+
+def test_each_worker_opens_the_inputs_once_per_run(client, stack):
+    def count_opens(on):  # in the workers: count how often a band opens the whole stack
+        from medstack import dask_backend as backend
+
+        original = getattr(backend, "_test_original_open", backend._open_readers)
+        backend._test_original_open = original
+        backend._test_opens = 0
+
+        def counting(plan):
+            backend._test_opens += 1
+            return original(plan)
+
+        backend._open_readers = counting if on else original
+
+    def opens_and_cache():
+        from medstack import dask_backend as backend
+
+        return backend._test_opens, len(backend._cache)
+
+    client.run(count_opens, True)
+    try:
+        plan = prepare(open_inputs(stack), validate(CASES["minmed"]))
+        local = median_image(stack, **CASES["minmed"])
+        result = dask_backend.run(plan, client=client, sections_per_band=1)
+        assert same_bits(result.data, local.data)
+        counts = client.run(opens_and_cache)
+    finally:
+        client.run(count_opens, False)
+    assert len(plan.sections) > 10  # as many bands ...
+    assert sum(n for n, _ in counts.values()) <= len(counts)  # ... but one opening per worker
+    assert all(cached == 0 for _, cached in counts.values())  # nothing left open after the run
+
+
+def test_compressed_inputs_same_bits_with_a_warning(client, tmp_path, caplog):
+    """gzip inputs are read whole by each band (not kept between bands): same bits, and a
+    warning saying to decompress them."""
+    sci, wht = random_stack(np.random.default_rng(7), 3, 40, 30)
+    plain = write_stack(tmp_path, sci, wht)
+    names = []
+    for name in plain:
+        for path in (name, name.replace("_single_sci", "_single_wht")):
+            fits.writeto(path + ".gz", fits.getdata(path), fits.getheader(path))
+        names.append(name + ".gz")
+    local = median_image(plain, combine_type="minmed", combine_bufsize=0.001)
+    with caplog.at_level("WARNING", logger="medstack.dask_backend"):
+        result = median_image(names, combine_type="minmed", combine_bufsize=0.001, client=client)
+    assert same_bits(result.data, local.data)
+    assert "6 compressed input file(s)" in caplog.text and "decompress them first" in caplog.text
 
 
 def test_cli_scheduler_address(client, stack, tmp_path, capsys):

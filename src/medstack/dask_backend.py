@@ -3,15 +3,17 @@
 Same plan, same numerics, same result as the local engine (:func:`medstack.engine.run`), bit for
 bit; only where the sections are computed changes:
 
-1. One task per image computes its mean weight (:func:`medstack.engine.weight_stats`) on a
-   worker; the client only turns the N small results into mask thresholds.
+1. Tasks on the workers compute each image's mean weight (:func:`medstack.engine.weight_stats`;
+   about :data:`BANDS_PER_THREAD` tasks per worker thread, each for a run of consecutive
+   images); the client only turns the N small results into mask thresholds.
 2. The row sections of the plan are grouped into *bands* of whole consecutive sections. One task
    per band gets the plan (file names, HDU indices, per-image scalars), its range of sections
-   and the thresholds, never pixel data. It opens the inputs itself, computes its sections one at
-   a time with :func:`medstack.engine.compute_section` (so a task holds the same section buffers
-   as one local worker thread), and either returns its output rows to the client or, for a
-   large band, writes them straight into the output's temporary file
-   (:class:`medstack.writer.RowTarget`).
+   and the thresholds, never pixel data. It opens the inputs itself (once per worker process and
+   run: the readers are kept for the worker's later bands), computes its sections one at a time
+   with :func:`medstack.engine.compute_section` (so a task holds the same section buffers as
+   one local worker thread, and drops the file pages it read after each section), and either
+   returns its output rows to the client or, for a large band, writes them straight into the
+   output's temporary file (:class:`medstack.writer.RowTarget`).
 3. The client collects the bands as they finish, reports progress in sections, and renames the
    finished file over its final name (:class:`medstack.writer.FitsImageWriter`).
 
@@ -29,8 +31,10 @@ output directory) under the same names as the client: see docs/dask.md.
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -44,7 +48,7 @@ import numpy as np
 from . import engine
 from .engine import MedianResult, Progress, StackPlan, default_workers, provenance, thresholds_of
 from .errors import MedstackError, ParameterError
-from .inputs import ImageReader, _is_compressed, read_header
+from .inputs import _is_compressed, read_header
 from .kernels import KERNELS, SectionResult
 from .masks import WeightStats
 from .memory import section_bytes
@@ -145,11 +149,21 @@ def _connect(scheduler: str, client: Any, workers: int | None) -> Iterator[Any]:
         return
     distributed = _require_distributed(scheduler)
     if scheduler == DASK_LOCAL:
+        import dask
+
         n = default_workers() if workers is None else workers
         log.info("starting a Dask LocalCluster of %d worker process(es)", n)
-        cluster = distributed.LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0"
-        )
+        # distributed starts workers with MALLOC_TRIM_THRESHOLD_ set, which also fixes glibc's
+        # mmap threshold: every large NumPy temporary is then a fresh mmap, page-faulted in
+        # again each time (the step ran ~20 % slower here). Our own cluster's workers go
+        # without it.
+        key = "distributed.nanny.pre-spawn-environ"
+        environ = {k: v for k, v in (dask.config.get(key, default=None) or {}).items()
+                   if k != "MALLOC_TRIM_THRESHOLD_"}
+        with dask.config.set({key: environ}):
+            cluster = distributed.LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0"
+            )
         log.info("Dask dashboard: %s", cluster.dashboard_link)
         try:
             with distributed.Client(cluster, set_as_default=False) as local:
@@ -240,15 +254,136 @@ class _BandOutput:
     integer: list[str]
 
 
-def _open_readers(plan: StackPlan) -> tuple[list[ImageReader], list[ImageReader] | None]:
-    """Open every input of the plan; on failure, close what was opened."""
-    opened: list[ImageReader] = []
+Reader = Any  # engine.RawReader | inputs.ImageReader, as engine.open_reader returns
+Readers = tuple[list[Reader], list[Reader] | None]
+
+
+class _Stack:
+    """The open readers of one stack in a worker process, shared by the bands that run there
+    and closed once the last of them is done with a stack that is no longer current."""
+
+    def __init__(self, readers: Readers, current: bool) -> None:
+        self.readers = readers
+        self.buffers = engine.SectionBuffers()  # read buffers reused from section to section
+        self.users = 0
+        self.current = current  # False: close when the last user leaves
+
+    def close(self) -> None:
+        for reader in self.readers[0] + (self.readers[1] or []):
+            reader.close()
+
+
+#: Per worker process: the readers of the run in progress, so that a worker opens each input
+#: once per run rather than once per band. Keyed by name, HDU, device, inode, size and mtime of
+#: every file, so a changed file is opened again. Emptied at the end of each run.
+_cache: dict[tuple[Any, ...], _Stack] = {}
+_cache_lock = threading.Lock()
+
+
+def _files_key(plan: StackPlan) -> tuple[Any, ...] | None:
+    files = [(img.sci, img.sci_hdu) for img in plan.images]
+    if plan.needs_weights:
+        files += [(img.wht, img.wht_hdu) for img in plan.images]
+    try:
+        stats = [os.stat(name) for name, _ in files]
+    except OSError:
+        return None  # the reader will report it
+    return tuple((name, hdu, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+                 for (name, hdu), st in zip(files, stats))
+
+
+def _mapping(reader: Reader) -> mmap.mmap | None:
+    """The memory map under an ImageReader of an uncompressed file, else None."""
+    return getattr(getattr(reader, "_array", None), "_mmap", None)
+
+
+def _holds_data(reader: Reader) -> bool:
+    """Whether the reader holds its whole image in memory (compressed, integer or scaled
+    data), which is then not worth keeping between bands."""
+    return not isinstance(reader, engine.RawReader) and _mapping(reader) is None
+
+
+def _drop_pages(readers: list[Reader]) -> None:
+    """Drop the pages of memory-mapped inputs read so far from this process's memory (they
+    stay in the OS page cache).
+
+    Pages of a mapped file count in the process's resident memory, which Dask's memory monitor
+    watches; without this a band would hold every row it has read. (Raw readers use ``pread``
+    and hold nothing.)
+    """
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    if advice is None:  # pragma: no cover - not Linux/BSD/macOS
+        return
+    for reader in readers:
+        mapping = _mapping(reader)
+        if mapping is not None:
+            try:
+                mapping.madvise(advice)
+            except (OSError, ValueError):  # pragma: no cover - closed meanwhile
+                pass
+
+
+def _acquire(plan: StackPlan) -> _Stack:
+    """The plan's readers: the worker's shared ones when it has them, else newly opened (and
+    shared, unless they hold whole images). Give them back with :func:`_leave`."""
+    key = _files_key(plan)
+    if key is not None:
+        with _cache_lock:
+            stack = _cache.get(key)
+            if stack is not None:
+                stack.users += 1
+                return stack
+    readers = _open_readers(plan)
+    everything = readers[0] + (readers[1] or [])
+    shared = key is not None and not any(_holds_data(r) for r in everything)
+    stack = _Stack(readers, current=shared)
+    stack.users = 1
+    if shared:
+        with _cache_lock:
+            if key in _cache:  # another thread of this worker opened them meanwhile
+                stack.current = False
+            else:
+                for old in _cache.values():  # another stack: closed when its bands are done
+                    _retire(old)
+                _cache.clear()
+                _cache[key] = stack
+    return stack
+
+
+def _retire(stack: _Stack) -> None:
+    """Mark a stack as no longer current; close it now if no band uses it (lock held)."""
+    stack.current = False
+    if stack.users == 0:
+        stack.close()
+
+
+def _leave(stack: _Stack) -> None:
+    """A band is done with ``stack``: close it if it was the last user of a retired stack."""
+    with _cache_lock:
+        stack.users -= 1
+        if not stack.current and stack.users == 0:
+            stack.close()
+
+
+def _drop_cache() -> None:
+    """On every worker at the end of a run: close the shared readers (once no band uses them),
+    so that no input file stays open (and, if deleted, takes disk space) after the run."""
+    with _cache_lock:
+        for stack in _cache.values():
+            _retire(stack)
+        _cache.clear()
+
+
+def _open_readers(plan: StackPlan) -> Readers:
+    """Open every input of the plan as the local engine does (:func:`engine.open_reader`);
+    on failure, close what was opened."""
+    opened: list[Reader] = []
     try:
         for img in plan.images:
-            opened.append(ImageReader(img.sci, img.sci_hdu))
+            opened.append(engine.open_reader(img.sci, img.sci_hdu))
         if plan.needs_weights:
             for img in plan.images:
-                opened.append(ImageReader(img.wht, img.wht_hdu))
+                opened.append(engine.open_reader(img.wht, img.wht_hdu))
     except BaseException:
         for reader in opened:
             reader.close()
@@ -257,13 +392,17 @@ def _open_readers(plan: StackPlan) -> tuple[list[ImageReader], list[ImageReader]
     return opened[:n], (opened[n:] if plan.needs_weights else None)
 
 
-def _weight_task(path: str, hdu: int, rows: int) -> WeightStats:
-    """On a worker: one image's mean weight, read ``rows`` rows at a time."""
-    reader = ImageReader(path, hdu)
-    try:
-        return engine.weight_stats(reader, rows)
-    finally:
-        reader.close()
+def _weight_task(files: list[tuple[str, int]], rows: int) -> list[WeightStats]:
+    """On a worker: the mean weight of each image of ``files`` (name, HDU), each read ``rows``
+    rows at a time, in order (as the local engine does)."""
+    stats = []
+    for path, hdu in files:
+        reader = engine.open_reader(path, hdu)
+        try:
+            stats.append(engine.weight_stats(reader, rows))
+        finally:
+            reader.close()
+    return stats
 
 
 def _band_task(plan: StackPlan, first: int, stop: int, thresholds: np.ndarray | None,
@@ -271,8 +410,9 @@ def _band_task(plan: StackPlan, first: int, stop: int, thresholds: np.ndarray | 
                targets: dict[str, RowTarget] | None) -> _BandOutput:
     """On a worker: compute sections ``[first, stop)`` and return or write their rows.
 
-    Holds one section's input rows at a time (the bufsize rule), plus, when returning, the
-    band's output rows. Repeating it writes the same bytes at the same offsets.
+    Holds one section's input rows at a time (the bufsize rule; the read buffers are reused
+    by the worker's later sections), plus, when returning, the band's output rows. Repeating
+    it writes the same bytes at the same offsets.
     """
     sections = plan.sections[first:stop]
     o0 = sections[0].out[0]
@@ -280,13 +420,15 @@ def _band_task(plan: StackPlan, first: int, stop: int, thresholds: np.ndarray | 
     rows = None
     if targets is None:
         rows = {key: np.empty((sections[-1].out[1] - o0, nx), dtype=_DTYPES[key]) for key in keys}
-    sci_readers, wht_readers = _open_readers(plan)
+    stack = _acquire(plan)
+    sci_readers, wht_readers = stack.readers
     readers = sci_readers + (wht_readers or [])
     try:
         nonfinite = np.zeros(plan.n_images, dtype=np.int64)
         for section in sections:
             result, bad = engine.compute_section(plan, section, sci_readers, wht_readers,
-                                                 thresholds, kernel)
+                                                 thresholds, kernel, buffers=stack.buffers)
+            _drop_pages(readers)
             nonfinite += bad
             parts = {"median": result.median, "ngood": result.ngood,
                      "minchosen": result.minchosen}
@@ -301,9 +443,15 @@ def _band_task(plan: StackPlan, first: int, stop: int, thresholds: np.ndarray | 
             for target in targets.values():
                 target.sync()
     finally:
-        for reader in readers:
-            reader.close()
+        _leave(stack)
     return _BandOutput(rows, nonfinite.tolist(), [r.path for r in readers if r.integer])
+
+
+def _compressed(name: str) -> bool:
+    try:
+        return _is_compressed(name)
+    except OSError:  # unreadable here: the worker that reads it will say so
+        return False
 
 
 def _threads(client: Any) -> int:
@@ -388,7 +536,7 @@ def run(
     inputs = [name for img in plan.images for name in (img.sci, img.wht)]
     if path is not None:
         out_path = check_output_path(path, inputs)
-    compressed = [name for name in inputs if _is_compressed(name)]
+    compressed = [name for name in inputs if _compressed(name)]
     if compressed:
         log.warning("%d compressed input file(s) (%s, ...): every Dask task decompresses them "
                     "whole; decompress them first for speed and bounded memory",
@@ -404,21 +552,25 @@ def run(
     with _connect(where, client, workers) as dask_client:
         distributed = _require_distributed(where)
         try:
+            threads = _threads(dask_client)
             thresholds = None
             if plan.params.median_newmasks and plan.needs_weights:
+                files = [(img.wht, img.wht_hdu) for img in plan.images]
+                per = -(-len(files) // (BANDS_PER_THREAD * threads))  # images per task
                 stat_futures = [
-                    dask_client.submit(_weight_task, img.wht, img.wht_hdu, plan.section_rows,
-                                       key=f"medstack-weight-{run_id}-{i}")
-                    for i, img in enumerate(plan.images)
+                    dask_client.submit(_weight_task, files[i:i + per], plan.section_rows,
+                                       key=f"medstack-weight-{run_id}-{i // per}")
+                    for i in range(0, len(files), per)
                 ]
-                stats = dask_client.gather(stat_futures)
+                stats = [st for part in dask_client.gather(stat_futures) for st in part]
                 del stat_futures
                 thresholds = thresholds_of(plan, stats)
+                log.debug("mean weights of %d images: %.2f s", plan.n_images,
+                          time.perf_counter() - start)
             sinks = engine._Sinks(plan, header, out_path, keep_data, save_maps, keep_maps)
             keys = tuple(dict.fromkeys([*sinks.writers, *sinks.arrays]))
             row_bytes = nx * sum(_DTYPES[k].itemsize for k in keys)
             direct_ok = out_path is not None and not sinks.arrays
-            threads = _threads(dask_client)
             bands = plan_bands(plan, threads, row_bytes=row_bytes, direct_ok=direct_ok,
                                sections_per_band=sections_per_band)
             targets = {key: w.target() for key, w in sinks.writers.items()}
@@ -464,6 +616,8 @@ def run(
                 done += band.sections[1] - band.sections[0]
                 if progress is not None:
                     progress(done, total)
+            log.debug("%d bands done: %.2f s since the start", len(bands),
+                      time.perf_counter() - start)
             for img, count in zip(plan.images, nonfinite):
                 if count:
                     log.warning("%s: %d NaN/inf science pixels, treated as masked", img.sci, count)
@@ -477,6 +631,12 @@ def run(
             if sinks is not None:
                 sinks.abort()
             raise
+        finally:
+            if where != DASK_LOCAL:  # a LocalCluster of our own is closed anyway
+                try:
+                    dask_client.run(_drop_cache)
+                except Exception:  # pragma: no cover - the cluster may be gone already
+                    log.debug("could not clear the workers' reader cache", exc_info=True)
     arrays = sinks.arrays
     median_path = written[-1] if written else None
     return MedianResult(
