@@ -458,6 +458,33 @@ def test_same_file_twice_is_used_once(tmp_path, caplog):
     assert same_bits(out.data, reference(sci, wht, combine_type="median").median)
 
 
+def test_per_image_values_follow_the_inputs_as_given(tmp_path, caplog):
+    # exptime/sky/readnoise lists may have one entry per input as given, repeats included:
+    # the repeat's entry is dropped with it.
+    sci, wht = random_stack(np.random.default_rng(9), 3, NY, NX)
+    names = write_stack(tmp_path, sci, wht)
+    exptime, sky, rn = [100.0, 200.0, 300.0], [1.0, 2.0, 3.0], [4.0, 5.0, 6.0]
+    expected = median_image(names, combine_type="minmed", exptime=exptime, sky=sky,
+                            readnoise=rn).data
+    order = [0, 1, 0, 2]
+    with caplog.at_level(logging.WARNING, logger="medstack"):
+        out = median_image([names[i] for i in order], combine_type="minmed",
+                           exptime=[exptime[i] for i in order], sky=[sky[i] for i in order],
+                           readnoise=[rn[i] for i in order])
+    assert f"{names[0]}: given more than once; used once" in caplog.text
+    assert out.plan.n_images == 3
+    assert same_bits(out.data, expected)
+    # one entry per distinct input is accepted too
+    out = median_image([names[i] for i in order], combine_type="minmed", exptime=exptime,
+                       sky=sky, readnoise=rn)
+    assert same_bits(out.data, expected)
+    with pytest.raises(ParameterError, match=r"^exptime: input 3 repeats input 1 with another "
+                       r"value \(150\.0, not 100\.0\)$"):
+        median_image([names[i] for i in order], exptime=[100.0, 200.0, 150.0, 300.0])
+    with pytest.raises(ParameterError, match=r"^sky: 2 values given for 4 input images$"):
+        median_image([names[i] for i in order], sky=[1.0, 2.0])
+
+
 def test_tolerated_input_through_the_cli(tmp_path, capsys):
     sci, wht = random_stack(np.random.default_rng(10), 3, NY, NX)
     sci[0, 2, 2] = np.nan

@@ -14,7 +14,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -64,6 +64,12 @@ def expand_inputs(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[st
     InputError
         If a list file cannot be read, a pattern matches nothing, or nothing is given.
     """
+    names = _expand_all(inputs)
+    return [names[i] for i in sorted(set(_first_occurrences(names, os.path.realpath)))]
+
+
+def _expand_all(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str]:
+    """:func:`expand_inputs` keeping repeated names, in the order given."""
     if isinstance(inputs, (str, os.PathLike)):
         items: list[str] = [os.fspath(inputs)]
     else:
@@ -85,7 +91,7 @@ def expand_inputs(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[st
                     line = line.split("#", 1)[0].strip()
                     if line:
                         name = line.split()[0]
-                        names.extend(expand_inputs(os.path.join(base, name)))
+                        names.extend(_expand_all(os.path.join(base, name)))
             elif glob.has_magic(part):
                 matches = sorted(glob.glob(part))
                 if not matches:
@@ -95,16 +101,22 @@ def expand_inputs(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[st
                 names.append(part)
     if not names:
         raise InputError("no input files given")
-    unique: list[str] = []
-    seen: set[str] = set()
-    for name in names:
-        key = os.path.realpath(name)
-        if key in seen:
-            log.warning("%s: given more than once; used once", name)
-            continue
-        seen.add(key)
-        unique.append(name)
-    return unique
+    return names
+
+
+def _first_occurrences(names: Sequence[str], key: Callable[[str], str]) -> list[int]:
+    """For each name, the index of the first name with the same ``key`` (itself if none); a
+    repeat is logged as a warning naming both."""
+    owner: list[int] = []
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        first = seen.setdefault(key(name), i)
+        if first != i:
+            same = ("given more than once" if names[first] == name
+                    else f"same science file as {names[first]}")
+            log.warning("%s: %s; used once", name, same)
+        owner.append(first)
+    return owner
 
 
 def single_names(name: str) -> tuple[str, str]:
@@ -359,13 +371,26 @@ def open_input(
     )
 
 
-def _per_image(name: str, values: Sequence[float | None] | None, n: int) -> list[Any]:
+def _per_image(name: str, values: Sequence[Any] | None, owner: Sequence[int]) -> list[Any]:
+    """Per-image values for the distinct inputs.
+
+    ``owner[i]`` is the index of the first occurrence of input ``i`` as given. ``values`` has
+    one entry per distinct input, or one per input as given; then a repeated input's entry is
+    dropped, and must equal its first occurrence's.
+    """
+    kept = sorted(set(owner))
     if values is None:
-        return [None] * n
+        return [None] * len(kept)
     values = list(values)
-    if len(values) != n:
-        raise ParameterError(f"{name}: {len(values)} values given for {n} input images")
-    return values
+    if len(values) == len(kept):
+        return values
+    if len(values) != len(owner):
+        raise ParameterError(f"{name}: {len(values)} values given for {len(owner)} input images")
+    for i, first in enumerate(owner):
+        if values[i] != values[first]:
+            raise ParameterError(f"{name}: input {i + 1} repeats input {first + 1} with another "
+                                 f"value ({values[i]!r}, not {values[first]!r})")
+    return [values[i] for i in kept]
 
 
 def open_inputs(
@@ -385,29 +410,22 @@ def open_inputs(
     weights : sequence of str, optional
         Explicit weight files, one per science file.
     exptime, sky, readnoise : sequence of float, optional
-        Explicit per-image values (None entries fall back to the header).
+        Explicit per-image values (None entries fall back to the header): one per input as
+        expanded, or one per distinct input. An input given twice is used once, and its
+        repeated entry must equal the first.
 
     Raises
     ------
     InputError
         For any bad file, naming it; shapes that differ name both files and shapes.
     """
-    expanded = expand_inputs(names)
-    scis: list[str] = []
-    seen: dict[str, str] = {}
-    for name in expanded:
-        sci = single_names(name)[0]
-        key = os.path.realpath(sci)
-        if key in seen:  # e.g. j8bt06nyq_flt.fits and j8bt06nyq_single_sci.fits
-            log.warning("%s: same science file as %s; used once", name, seen[key])
-            continue
-        seen[key] = name
-        scis.append(sci)
-    n = len(scis)
-    whts = _per_image("weights", weights, n)
-    exps = _per_image("exptime", exptime, n)
-    skies = _per_image("sky", sky, n)
-    rns = _per_image("readnoise", readnoise, n)
+    given = _expand_all(names)  # e.g. j8bt06nyq_flt.fits and j8bt06nyq_single_sci.fits repeat
+    owner = _first_occurrences(given, lambda n: os.path.realpath(single_names(n)[0]))
+    scis = [single_names(given[i])[0] for i in sorted(set(owner))]
+    whts = _per_image("weights", weights, owner)
+    exps = _per_image("exptime", exptime, owner)
+    skies = _per_image("sky", sky, owner)
+    rns = _per_image("readnoise", readnoise, owner)
     images = [
         open_input(s, w, exptime=e, sky=k, readnoise=r)
         for s, w, e, k, r in zip(scis, whts, exps, skies, rns)
