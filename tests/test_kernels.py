@@ -185,6 +185,27 @@ def test_rows_argument_returns_only_output_rows(kernel):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("kind", ["minmed", "median", "mean", "sum"])
+def test_planes_as_a_list_of_big_endian_views(kernel, kind):
+    # the engine passes N separate (big-endian, as in FITS) planes, not one native array
+    rng = np.random.default_rng(4)
+    sci = rng.normal(100, 10, size=(5, 7, 6)).astype(np.float32)
+    wht = rng.uniform(0, 2, size=sci.shape).astype(np.float32)
+    scalars = ImageScalars.of([100.0] * 5, [1.0] * 5, [3.0] * 5)
+    spec = CombineSpec(kind=kind, grow=1)
+    thresholds = np.full(5, 0.7)
+    whole = combine_section(sci, wht, spec, thresholds=thresholds, scalars=scalars,
+                            kernel=kernel)
+    planes = [p.astype(">f4") for p in sci]
+    wplanes = [p.astype(">f4") for p in wht]
+    listed = combine_section(planes, wplanes, spec, thresholds=thresholds, scalars=scalars,
+                             kernel=kernel)
+    assert listed.median.shape == (7, 6)
+    assert same_bits(listed.median, whole.median)
+    assert np.array_equal(listed.ngood, whole.ngood)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
 def test_signed_zeros_follow_drizzlepac(kernel):
     # drizzlepac's exchange sort puts [0.0, -0.0, -0.108] in the order [-0.108, -0.0, 0.0]:
     # the median is -0.0 (a stable sort would give +0.0)

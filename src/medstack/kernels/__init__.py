@@ -10,6 +10,7 @@ Use :func:`combine_section` (or ``kernel="reference"``/``"fast"``) rather than t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,8 +117,8 @@ class SectionResult:
 
 
 def combine_section(
-    sci: np.ndarray,
-    wht: np.ndarray | None,
+    sci: np.ndarray | Sequence[np.ndarray],
+    wht: np.ndarray | Sequence[np.ndarray] | None,
     spec: CombineSpec,
     *,
     thresholds: np.ndarray | None = None,
@@ -129,9 +130,11 @@ def combine_section(
 
     Parameters
     ----------
-    sci : ndarray, shape (N, r, nx), float32
-        Science rows of the N images, electrons/s. NaN and ±inf are treated as masked.
-    wht : ndarray, shape (N, r, nx), float32, or None
+    sci : ndarray, shape (N, r, nx), or sequence of N ndarrays of shape (r, nx); float32
+        Science rows of the N images, electrons/s, native or big-endian (FITS) byte order; a
+        sequence lets the planes be views of N different files. NaN and ±inf are treated as
+        masked.
+    wht : same layout as ``sci``, or None
         Weight rows. Needed for weight masks and for minmed; NaN weights are bad pixels and
         count as 0 in minmed's noise model.
     spec : CombineSpec
@@ -156,7 +159,8 @@ def combine_section(
         from . import fast as impl  # type: ignore[no-redef]
     else:
         raise ValueError(f"kernel: unknown value {kernel!r}; choose one of: {', '.join(KERNELS)}")
-    lo, hi = (0, sci.shape[1]) if rows is None else rows
+    n_rows = sci.shape[1] if isinstance(sci, np.ndarray) else np.shape(sci[0])[0]
+    lo, hi = (0, n_rows) if rows is None else rows
     if spec.kind == "minmed" and (wht is None or scalars is None):
         raise ValueError("minmed needs weights and per-image scalars")
     if thresholds is not None and wht is None:
