@@ -313,6 +313,24 @@ def test_output_would_overwrite_an_input_through_a_symlink(setup, capsys):
           "output would overwrite input", str(setup.sci_name(0)))
 
 
+def test_map_would_overwrite_an_input(setup, capsys):
+    # weights may be named freely (API weights= or --table): a map must not replace one
+    victim = setup.outdir / "visit_med_ngood.fits"
+    victim.write_bytes(setup.wht_name(1).read_bytes())
+    table = setup.tmp / "in" / "table.csv"
+    rows = [f"{s},{w}" for s, w in zip(setup.names, [setup.wht_name(0), victim,
+                                                       setup.wht_name(2)])]
+    table.write_text("sci,wht\n" + "\n".join(rows) + "\n")
+    fails(setup, capsys, ["--table", str(table), "-o", str(setup.root), "--save-maps"],
+          f"{victim}: output would overwrite input {victim}")
+
+
+def test_png_directory_checked_before_the_run(setup, capsys):
+    png = setup.tmp / "nowhere" / "q.png"
+    fails(setup, capsys, setup.argv("--png", str(png)),
+          f"{png}: output directory {png.parent} does not exist")
+
+
 def test_disk_full_when_reserving(setup, capsys, monkeypatch):
     def fallocate(fd, offset, length):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

@@ -142,6 +142,7 @@ def _run(args: argparse.Namespace) -> int:
     from .inputs import expand_inputs
     from .params import validate
     from .progress import make_progress
+    from .writer import check_output_path
 
     settings = read_config(args.config) if args.config else Settings()
     given = {p.name: getattr(args, p.name) for p in PARAMETERS
@@ -165,6 +166,8 @@ def _run(args: argparse.Namespace) -> int:
     names = expand_inputs(inputs)
     root = args.output or output_root(settings.output) or rootname(names[0])
     path = output_name(root)
+    if args.png:  # before the run, not after it
+        check_output_path(args.png, names)
     per_image = {} if table is None else {
         "weights": table.wht, "exptime": table.exptime, "sky": table.sky,
         "readnoise": table.readnoise}

@@ -582,6 +582,9 @@ class _Sinks:
                     "ngood": path.with_name(path.name.replace(".fits", "_ngood.fits")),
                     "minchosen": path.with_name(path.name.replace(".fits", "_minchosen.fits")),
                 }
+                inputs = [name for img in plan.images for name in (img.sci, img.wht)]
+                for key in files:
+                    check_output_path(names[key], inputs)  # a map must not replace an input
                 for key, dtype in files.items():
                     self.writers[key] = FitsImageWriter(names[key], shape, dtype,
                                                         _map_header(header, key))
