@@ -72,3 +72,76 @@ def test_check_output_path(tmp_path):
     with pytest.raises(OutputError, match="would overwrite input"):
         check_output_path(tmp_path / "in_single_sci.fits", [str(tmp_path / "in_single_sci.fits")])
     assert check_output_path(tmp_path / "ok.fits") == tmp_path / "ok.fits"
+
+
+def test_rows_start_their_write_back_as_they_are_written(tmp_path, monkeypatch):
+    from medstack import writer
+
+    calls = []
+    real = writer._sync_file_range
+
+    def spy(fd, offset, nbytes, flags):
+        calls.append((offset, nbytes, flags))
+        return real(fd, offset, nbytes, flags) if real is not None else 0
+
+    monkeypatch.setattr(writer, "_sync_file_range", spy)
+    data = np.arange(6 * 700, dtype=np.float32).reshape(6, 700) * np.float32(0.37)
+    path = tmp_path / "out_med.fits"
+    with FitsImageWriter(path, data.shape) as w:
+        w.write_rows(3, data[3:])
+        w.write_rows(0, data[:3])
+        w.commit()
+    with fits.open(path) as hdul:
+        offset = hdul.fileinfo(0)["datLoc"]
+        back = hdul[0].data.astype(np.float32)
+        assert np.array_equal(back.view(np.uint32), data.view(np.uint32))
+    assert calls == [(offset + 3 * 2800, 3 * 2800, 2), (offset, 3 * 2800, 2)]
+
+
+def test_write_back_not_available(tmp_path, monkeypatch):
+    from medstack import writer
+
+    assert writer.start_writeback(0, 0, 10) in (True, False)
+    monkeypatch.setattr(writer, "_sync_file_range", None)
+    assert writer.start_writeback(0, 0, 10) is False
+    data = np.linspace(-1, 1, 40, dtype=np.float32).reshape(4, 10)
+    with FitsImageWriter(tmp_path / "a_med.fits", data.shape) as w:
+        w.write_rows(0, data)
+        w.commit()
+    assert np.array_equal(fits.getdata(tmp_path / "a_med.fits"), data)
+
+
+def test_write_back_failing_is_silent(tmp_path, monkeypatch):
+    from medstack import writer
+
+    calls = []
+
+    def fails(fd, offset, nbytes, flags):
+        calls.append(offset)
+        return -1  # e.g. ESPIPE, EINVAL: the final fsync does it all
+
+    monkeypatch.setattr(writer, "_sync_file_range", fails)
+    data = np.arange(40, dtype=np.float32).reshape(4, 10)
+    with FitsImageWriter(tmp_path / "b_med.fits", data.shape) as w:
+        w.write_rows(0, data[:2])
+        w.write_rows(2, data[2:])
+        w.commit()
+    assert len(calls) == 1  # tried once, then left to the fsync
+    assert np.array_equal(fits.getdata(tmp_path / "b_med.fits"), data)
+
+
+def test_row_target_writes_and_starts_write_back(tmp_path, monkeypatch):
+    from medstack import writer
+
+    calls = []
+    monkeypatch.setattr(writer, "_sync_file_range",
+                        lambda fd, offset, nbytes, flags: calls.append((offset, nbytes)) or 0)
+    data = np.arange(20, dtype=np.float32).reshape(4, 5)
+    with FitsImageWriter(tmp_path / "c_med.fits", data.shape) as w:
+        target = w.target()
+        target.write_rows(2, data[2:])
+        target.write_rows(0, data[:2])
+        target.sync()
+        w.commit()
+    assert [n for _, n in calls] == [40, 40]
+    assert np.array_equal(fits.getdata(tmp_path / "c_med.fits"), data)

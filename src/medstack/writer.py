@@ -13,8 +13,10 @@ output in memory. medstack never holds a full-size output array when writing to 
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,43 @@ _LAYOUT = {
     np.dtype(np.uint16): (16, 32768, ">i2"),
     np.dtype(np.uint8): (8, None, "u1"),
 }
+
+
+#: ``sync_file_range`` flag: start write-back of the dirty pages of a range, without waiting.
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _libc_sync_file_range() -> object | None:
+    """Linux's ``sync_file_range`` from libc through ctypes (which releases the GIL during the
+    call), or None where there is none."""
+    if not sys.platform.startswith("linux"):  # pragma: no cover - not Linux
+        return None
+    try:
+        func = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):  # pragma: no cover - no such libc function
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    func.restype = ctypes.c_int
+    return func
+
+
+_sync_file_range = _libc_sync_file_range()
+
+
+def start_writeback(fd: int, offset: int, nbytes: int) -> bool:
+    """Ask the kernel to start writing ``nbytes`` at ``offset`` of ``fd`` to disk now, without
+    waiting (``sync_file_range(..., SYNC_FILE_RANGE_WRITE)``), so that the ``fsync`` before the
+    final rename finds little left to do. Not a durability guarantee: that is the ``fsync``.
+
+    Returns False (and does nothing) where that is not available; never raises.
+    """
+    func = _sync_file_range
+    if func is None or nbytes <= 0:
+        return False
+    try:
+        return func(fd, offset, nbytes, _SYNC_FILE_RANGE_WRITE) == 0
+    except (OSError, ctypes.ArgumentError):  # pragma: no cover - defensive
+        return False
 
 
 def check_output_path(path: str | os.PathLike[str], inputs: list[str] | tuple[str, ...] = ()) -> Path:
@@ -127,6 +166,7 @@ class FitsImageWriter:
         data_bytes = self._row_bytes * self.shape[0]
         self._total = self._data_offset + -(-data_bytes // BLOCK) * BLOCK
         self._closed = False
+        self._writeback = True  # start write-back of each block of rows as it is written
         try:
             fd, tmp = tempfile.mkstemp(
                 prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent or "."
@@ -173,9 +213,14 @@ class FitsImageWriter:
             os.ftruncate(self._fd, self._total)
 
     def write_rows(self, y0: int, rows: np.ndarray) -> None:
-        """Write ``rows`` (shape (k, nx)) at image rows ``[y0, y0 + k)``. Thread-safe."""
-        self._pwrite(_encode_rows(rows, y0, self.shape, self.dtype),
-                     self._data_offset + y0 * self._row_bytes)
+        """Write ``rows`` (shape (k, nx)) at image rows ``[y0, y0 + k)``, and start writing
+        them to disk in the background (so that :meth:`commit` has little left to sync).
+        Thread-safe."""
+        data = _encode_rows(rows, y0, self.shape, self.dtype)
+        offset = self._data_offset + y0 * self._row_bytes
+        self._pwrite(data, offset)
+        if self._writeback and not start_writeback(self._fd, offset, len(data)):
+            self._writeback = False  # not available here: the final fsync does it all
 
     def target(self) -> RowTarget:
         """A picklable handle for writing rows into this writer's temporary file from another
@@ -283,10 +328,12 @@ class RowTarget:
         offset = self.data_offset + y0 * self.shape[1] * dtype.itemsize
         fd = self._open()
         try:
+            start, nbytes = offset, data.nbytes
             while data.nbytes:
                 written = os.pwrite(fd, data, offset)
                 data = data[written:]
                 offset += written
+            start_writeback(fd, start, nbytes)
         except OSError as err:
             raise OutputError(f"{self.path}: write failed ({err.strerror or err})") from err
         finally:
