@@ -65,7 +65,7 @@ from .config import (
     read_config,
 )
 from .errors import InputError, MedstackError, ParameterError
-from .inputs import InputImage, expand_inputs, open_inputs, single_names
+from .inputs import InputImage, check_shapes, expand_inputs, open_inputs, single_names
 from .params import PARAMETERS, MedianParams, format_value
 
 __all__ = ["createMedian", "getHelpAsString", "help", "median", "run"]
@@ -257,13 +257,7 @@ def _images(items: Any, settings: Settings) -> list[InputImage]:
     flush()
     if not images:
         raise InputError("no input images")
-    first = images[0]
-    for img in images[1:]:
-        if img.shape != first.shape:
-            raise InputError(
-                f"{img.sci}: shape {img.shape[0]}x{img.shape[1]} differs from "
-                f"{first.sci} {first.shape[0]}x{first.shape[1]}"
-            )
+    check_shapes(images)
     overrides = {k: getattr(settings, k) for k in PER_IMAGE_KEYS}
     for key, values in overrides.items():
         if values is not None and len(values) != len(images):

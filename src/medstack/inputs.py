@@ -430,6 +430,12 @@ def open_inputs(
         open_input(s, w, exptime=e, sky=k, readnoise=r)
         for s, w, e, k, r in zip(scis, whts, exps, skies, rns)
     ]
+    check_shapes(images)
+    return images
+
+
+def check_shapes(images: Sequence[InputImage]) -> None:
+    """Raise :class:`InputError` naming both files and shapes if the images differ in shape."""
     first = images[0]
     for img in images[1:]:
         if img.shape != first.shape:
@@ -437,7 +443,6 @@ def open_inputs(
                 f"{img.sci}: shape {img.shape[0]}x{img.shape[1]} differs from "
                 f"{first.sci} {first.shape[0]}x{first.shape[1]}"
             )
-    return images
 
 
 def _is_compressed(path: str) -> bool:
