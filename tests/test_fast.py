@@ -316,10 +316,10 @@ def test_weight_mean_is_the_sequential_float64_sum(blocks):
 
 
 @SETTINGS
-@given(images=st.integers(1, 7), size=st.integers(1, 300), chunks=st.integers(1, 3),
+@given(images=st.integers(1, 14), size=st.integers(1, 300), chunks=st.integers(1, 3),
        data=st.data())
 def test_weight_means_of_several_images_side_by_side(images, size, chunks, data):
-    """add_blocks runs up to four images' sums in one loop: each still gets its own bits."""
+    """add_blocks runs up to six images' sums in one loop: each still gets its own bits."""
     stacks = [[data.draw(hnp.arrays(np.float32, size, elements=weight_values))
                for _ in range(chunks)] for _ in range(images)]
     accs = [WeightMean() for _ in range(images)]
@@ -328,6 +328,24 @@ def test_weight_means_of_several_images_side_by_side(images, size, chunks, data)
                                      for i in range(images)])
     for acc, blocks in zip(accs, stacks):
         assert (acc.total, acc.count, acc.nan_count) == cumsum_mean(blocks)
+
+
+@pytest.mark.parametrize("n", range(1, 14))
+def test_weight_kernel_lanes_keep_each_image_to_itself(n):
+    """Every grouping of images into one call (1, 2, 3-4, 5-6 lanes, and more than six split
+    into calls) gives each image the bits of its own sequential sum."""
+    rng = np.random.default_rng(n)
+    blocks = [(rng.uniform(0, 1, 3001 + 7 * i) ** 3 * 900).astype(np.float32) for i in range(n)]
+    blocks = [b[:3001] for b in blocks]
+    for b in blocks[::3]:
+        b[::97] = np.nan
+    totals, counts, nans = fast.weight_sums([b.astype(">f4") for b in blocks], [0.5] * n)
+    assert fast.WEIGHT_LANES == 6
+    for b, total, count, nan in zip(blocks, totals, counts, nans):
+        one = fast.weight_sums([b], [0.5])
+        assert (total, count, nan) == (one[0][0], one[1][0], one[2][0])
+        expect = 0.5 + np.cumsum(np.where(b >= MIN_WEIGHT, b, 0).astype(np.float64))[-1]
+        assert np.float64(total).view(np.uint64) == np.float64(expect).view(np.uint64)
 
 
 def test_weight_mean_of_many_rounding_additions():
@@ -410,3 +428,48 @@ def test_engine_fast_equals_reference(small_stack, tmp_path, params, workers):
     if ref.minchosen is not None:
         assert np.array_equal(ref.minchosen, got.minchosen)
     assert (tmp_path / "fast_med.fits").read_bytes() == (tmp_path / "ref_med.fits").read_bytes()
+
+
+@pytest.mark.parametrize("n", [1, 5, 6, 7, 10, 13])
+@pytest.mark.parametrize("workers", [1, 2, 3, 4])
+def test_weight_groups_cover_every_image_once(n, workers):
+    from medstack.engine import _weight_groups
+
+    groups = _weight_groups(n, workers)
+    assert [i for g in groups for i in g] == list(range(n))
+    assert all(1 <= len(g) <= fast.WEIGHT_LANES for g in groups)
+    if n >= workers:
+        assert len(groups) % workers == 0 or len(groups) == n  # every thread as many groups
+
+
+def test_weight_stats_the_same_on_any_number_of_threads(tmp_path):
+    """The weight pass splits the images over the threads; each image's mean is its own
+    sequential sum whatever the split (workers=1 against 2, 3 and 4; 13 images, more than one
+    kernel call's worth)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from medstack.engine import _weight_groups, weight_stats, weight_stats_many
+
+    rng = np.random.default_rng(11)
+    sci, wht = random_stack(rng, 13, 37, 23)
+    wht = (wht * rng.uniform(0.3, 3.0, wht.shape)).astype(np.float32)
+    wht[4, 3:5] = np.nan
+    names = write_stack(tmp_path, sci, wht)
+    readers = [open_reader(name.replace("_single_sci", "_single_wht"), 0) for name in names]
+    try:
+        alone = [weight_stats(r, 5) for r in readers]
+        assert alone[4].nan_count == 2 * 23
+        for workers in (1, 2, 3, 4):
+            with ThreadPoolExecutor(workers) as pool:
+                groups = _weight_groups(len(readers), workers)
+                stats = [s for part in pool.map(
+                    lambda g: weight_stats_many([readers[i] for i in g], 5), groups)
+                    for s in part]
+            assert stats == alone
+    finally:
+        for r in readers:
+            r.close()
+    one = median_image(names, tmp_path / "w1", workers=1, combine_bufsize=5 * 23 * 4 / 2**20)
+    two = median_image(names, tmp_path / "w2", workers=2, combine_bufsize=5 * 23 * 4 / 2**20)
+    assert (tmp_path / "w1_med.fits").read_bytes() == (tmp_path / "w2_med.fits").read_bytes()
+    assert np.array_equal(one.data.view(np.uint32), two.data.view(np.uint32))

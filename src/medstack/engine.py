@@ -367,8 +367,12 @@ _WEIGHT_CHUNK_BYTES = 1 << 19
 
 
 def _weight_groups(n: int, workers: int) -> list[range]:
-    """Images split into groups of at most four, a multiple of ``workers`` groups if possible."""
-    groups = -(-n // 4)
+    """Images split into groups of at most :data:`~medstack.kernels.fast.WEIGHT_LANES` (whose
+    sums one kernel call runs side by side), a multiple of ``workers`` groups if possible (so
+    that every thread gets as many images)."""
+    from .kernels.fast import WEIGHT_LANES
+
+    groups = -(-n // WEIGHT_LANES)
     groups = min(n, -(-groups // workers) * workers)
     size, extra = divmod(n, groups)
     out, start = [], 0

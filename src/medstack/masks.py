@@ -46,7 +46,7 @@ class WeightMean:
     @staticmethod
     def add_blocks(accs: list[WeightMean], blocks: list[np.ndarray]) -> None:
         """Add one block of weights to each accumulator: a compiled sequential pass per image,
-        up to four images side by side, reading float32 of either byte order where it lies."""
+        up to six images side by side, reading float32 of either byte order where it lies."""
         from .kernels.fast import weight_sums
 
         flat = [np.ravel(np.asarray(b)) for b in blocks]

@@ -750,18 +750,24 @@ def _count_nan(ptr, swap, x0, m):
     return c
 
 
+#: Images whose sequential sums one call of the weight kernel runs side by side.
+WEIGHT_LANES = 6
+
+
 @nb.njit(**_JIT)
 def _weight_sums_kernel(ptrs, swaps, m, totals, counts, nans):
-    """For each of up to four planes of ``m`` weights (float32 bits at ``ptrs``): the sequential
+    """For each of up to six planes of ``m`` weights (float32 bits at ``ptrs``): the sequential
     float64 sum, from ``totals[k]``, of its weights >= float32(1e-8) (NaN excluded) — exactly
     what ``np.cumsum`` from ``totals[k]`` gives — their count and the number of NaN weights.
 
     Chunk by chunk: the weights are converted to float64 (0.0 for one left out; adding 0.0
     changes no bit, as a sum from +0.0 of values >= 0 is never -0.0) in a vectorised loop,
-    then the images' chains of dependent additions run side by side in one loop."""
+    then the images' chains of dependent additions run side by side in one loop (each chain is
+    bound by the latency of an addition, so more chains per loop use the adders better)."""
     k = ptrs.shape[0]
-    vals = np.zeros((4, _WEIGHT_CHUNK), np.float64)
-    s0, s1, s2, s3 = totals[0], totals[1 % k], totals[2 % k], totals[3 % k]
+    vals = np.zeros((6, _WEIGHT_CHUNK), np.float64)
+    s0, s1, s2 = totals[0], totals[1 % k], totals[2 % k]
+    s3, s4, s5 = totals[3 % k], totals[4 % k], totals[5 % k]
     for x0 in range(0, m, _WEIGHT_CHUNK):
         mm = min(_WEIGHT_CHUNK, m - x0)
         for j in range(k):
@@ -769,7 +775,7 @@ def _weight_sums_kernel(ptrs, swaps, m, totals, counts, nans):
             counts[j] += kept
             if nan_seen:
                 nans[j] += _count_nan(ptrs[j], swaps[j] != 0, x0, mm)
-        v0, v1, v2, v3 = vals[0], vals[1], vals[2], vals[3]
+        v0, v1, v2, v3, v4, v5 = vals[0], vals[1], vals[2], vals[3], vals[4], vals[5]
         if k == 1:
             for x in range(mm):
                 s0 = s0 + v0[x]
@@ -777,20 +783,28 @@ def _weight_sums_kernel(ptrs, swaps, m, totals, counts, nans):
             for x in range(mm):
                 s0 = s0 + v0[x]
                 s1 = s1 + v1[x]
-        else:  # 3 or 4 (a fourth plane of zeros costs little)
+        elif k <= 4:  # 3 or 4 (a fourth plane of zeros costs little)
             for x in range(mm):
                 s0 = s0 + v0[x]
                 s1 = s1 + v1[x]
                 s2 = s2 + v2[x]
                 s3 = s3 + v3[x]
-    sums = (s0, s1, s2, s3)
+        else:  # 5 or 6
+            for x in range(mm):
+                s0 = s0 + v0[x]
+                s1 = s1 + v1[x]
+                s2 = s2 + v2[x]
+                s3 = s3 + v3[x]
+                s4 = s4 + v4[x]
+                s5 = s5 + v5[x]
+    sums = (s0, s1, s2, s3, s4, s5)
     for j in range(k):
         totals[j] = sums[j]
 
 
 def weight_sums(blocks, totals) -> tuple[list[float], list[int], list[int]]:
     """Accumulate blocks of weights as drizzlepac's ImageStats mean does (see
-    :class:`medstack.masks.WeightMean`), up to four images at once.
+    :class:`medstack.masks.WeightMean`), up to :data:`WEIGHT_LANES` images at once.
 
     Parameters
     ----------
@@ -808,10 +822,10 @@ def weight_sums(blocks, totals) -> tuple[list[float], list[int], list[int]]:
     out_t: list[float] = []
     out_c: list[int] = []
     out_n: list[int] = []
-    for g0 in range(0, len(blocks), 4):
-        group = [np.asarray(b) for b in blocks[g0:g0 + 4]]
+    for g0 in range(0, len(blocks), WEIGHT_LANES):
+        group = [np.asarray(b) for b in blocks[g0:g0 + WEIGHT_LANES]]
         ptrs, swaps, keep, (r, nx) = _planes([b.reshape(1, -1) for b in group])
-        t = np.array(totals[g0:g0 + 4], dtype=np.float64)
+        t = np.array(totals[g0:g0 + WEIGHT_LANES], dtype=np.float64)
         c = np.zeros(len(group), dtype=np.int64)
         nn = np.zeros(len(group), dtype=np.int64)
         _weight_sums_kernel(ptrs, swaps, r * nx, t, c, nn)
