@@ -101,3 +101,28 @@ def test_open_inputs_checks_per_image_lists(tmp_path):
     assert [im.exptime for im in images] == [100.0, 7.0]
     with pytest.raises(Exception, match="exptime: 1 values given for 2 input images"):
         open_inputs(names, exptime=[1.0])
+
+
+@pytest.mark.parametrize("ext", [0, 1])
+def test_data_offset_and_truncation_of_either_hdu(tmp_path, ext):
+    """The truncation check takes the data offset from the HDU itself (cheap), the same as
+    the HDUList's fileinfo, for data in the primary HDU or in extension 1."""
+    from medstack.inputs import _data_offset
+
+    data = np.arange(12 * 16, dtype=np.float32).reshape(12, 16)
+    header = fits.Header([(f"KEY{i}", i) for i in range(40)])  # a header of two blocks
+    if ext == 0:
+        hdul = fits.HDUList([fits.PrimaryHDU(data, header)])
+    else:
+        hdul = fits.HDUList([fits.PrimaryHDU(header=header), fits.ImageHDU(data)])
+    sci = tmp_path / "a_single_sci.fits"
+    hdul.writeto(sci)
+    hdul.writeto(tmp_path / "a_single_wht.fits")
+    with fits.open(sci) as opened:
+        assert _data_offset(opened, ext) == opened.fileinfo(ext)["datLoc"]
+        need = opened.fileinfo(ext)["datLoc"] + data.nbytes
+    assert open_input(str(sci)).shape == (12, 16)
+    with open(sci, "r+b") as fh:
+        fh.truncate(need - 4)
+    with pytest.raises(InputError, match=f"truncated FITS file .* needs {need}"):
+        open_input(str(sci))
