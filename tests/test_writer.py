@@ -85,17 +85,21 @@ def test_rows_start_their_write_back_as_they_are_written(tmp_path, monkeypatch):
         return real(fd, offset, nbytes, flags) if real is not None else 0
 
     monkeypatch.setattr(writer, "_sync_file_range", spy)
-    data = np.arange(6 * 700, dtype=np.float32).reshape(6, 700) * np.float32(0.37)
+    monkeypatch.setattr(writer, "WRITEBACK_BYTES", 2 * 2800)  # every two rows' worth
+    data = np.arange(7 * 700, dtype=np.float32).reshape(7, 700) * np.float32(0.37)
     path = tmp_path / "out_med.fits"
     with FitsImageWriter(path, data.shape) as w:
-        w.write_rows(3, data[3:])
-        w.write_rows(0, data[:3])
+        w.write_rows(3, data[3:6])  # 3 rows: a kick
+        w.write_rows(0, data[:1])  # 1 row: none yet
+        w.write_rows(6, data[6:])  # 2 rows so far: a kick
+        w.write_rows(1, data[1:3])  # 2 rows: a kick
+        size = w._total
         w.commit()
+    assert os.path.getsize(path) == size
     with fits.open(path) as hdul:
-        offset = hdul.fileinfo(0)["datLoc"]
         back = hdul[0].data.astype(np.float32)
         assert np.array_equal(back.view(np.uint32), data.view(np.uint32))
-    assert calls == [(offset + 3 * 2800, 3 * 2800, 2), (offset, 3 * 2800, 2)]
+    assert calls == [(0, size, 2)] * 3
 
 
 def test_write_back_not_available(tmp_path, monkeypatch):
@@ -121,6 +125,7 @@ def test_write_back_failing_is_silent(tmp_path, monkeypatch):
         return -1  # e.g. ESPIPE, EINVAL: the final fsync does it all
 
     monkeypatch.setattr(writer, "_sync_file_range", fails)
+    monkeypatch.setattr(writer, "WRITEBACK_BYTES", 1)
     data = np.arange(40, dtype=np.float32).reshape(4, 10)
     with FitsImageWriter(tmp_path / "b_med.fits", data.shape) as w:
         w.write_rows(0, data[:2])

@@ -18,6 +18,7 @@ import errno
 import os
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -44,6 +45,10 @@ _LAYOUT = {
 
 #: ``sync_file_range`` flag: start write-back of the dirty pages of a range, without waiting.
 _SYNC_FILE_RANGE_WRITE = 2
+
+#: :class:`FitsImageWriter` starts the write-back of what it has written each time this many
+#: more bytes have been written (one call per few MiB costs far less than one per block of rows).
+WRITEBACK_BYTES = 4 << 20
 
 
 def _libc_sync_file_range() -> object | None:
@@ -166,7 +171,9 @@ class FitsImageWriter:
         data_bytes = self._row_bytes * self.shape[0]
         self._total = self._data_offset + -(-data_bytes // BLOCK) * BLOCK
         self._closed = False
-        self._writeback = True  # start write-back of each block of rows as it is written
+        self._writeback = True  # start write-back of the rows written every few MiB
+        self._unsynced = 0
+        self._lock = threading.Lock()
         try:
             fd, tmp = tempfile.mkstemp(
                 prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent or "."
@@ -213,13 +220,20 @@ class FitsImageWriter:
             os.ftruncate(self._fd, self._total)
 
     def write_rows(self, y0: int, rows: np.ndarray) -> None:
-        """Write ``rows`` (shape (k, nx)) at image rows ``[y0, y0 + k)``, and start writing
-        them to disk in the background (so that :meth:`commit` has little left to sync).
-        Thread-safe."""
+        """Write ``rows`` (shape (k, nx)) at image rows ``[y0, y0 + k)``; every
+        :data:`WRITEBACK_BYTES` written, start writing them to disk in the background (so that
+        :meth:`commit` has little left to sync). Thread-safe."""
         data = _encode_rows(rows, y0, self.shape, self.dtype)
-        offset = self._data_offset + y0 * self._row_bytes
-        self._pwrite(data, offset)
-        if self._writeback and not start_writeback(self._fd, offset, len(data)):
+        self._pwrite(data, self._data_offset + y0 * self._row_bytes)
+        if not self._writeback:
+            return
+        with self._lock:
+            self._unsynced += len(data)
+            kick = self._unsynced >= WRITEBACK_BYTES
+            if kick:
+                self._unsynced = 0
+        # the whole file: rows come in any order, and clean pages are skipped cheaply
+        if kick and not start_writeback(self._fd, 0, self._total):
             self._writeback = False  # not available here: the final fsync does it all
 
     def target(self) -> RowTarget:
@@ -270,8 +284,10 @@ class FitsImageWriter:
             self.abort()
 
 
-def _encode_rows(rows: np.ndarray, y0: int, shape: tuple[int, int], dtype: np.dtype) -> bytes:
-    """``rows`` as the bytes stored on disk for an image of ``shape`` and ``dtype``."""
+def _encode_rows(rows: np.ndarray, y0: int, shape: tuple[int, int], dtype: np.dtype
+                 ) -> memoryview:
+    """``rows`` as the bytes stored on disk for an image of ``shape`` and ``dtype`` (a byte
+    view of a new array, or of ``rows`` itself where they are already as on disk)."""
     block = np.ascontiguousarray(rows, dtype=dtype)
     if block.ndim != 2 or block.shape[1] != shape[1] or y0 < 0 or y0 + block.shape[0] > shape[0]:
         raise ValueError(f"rows of shape {block.shape} do not fit at row {y0} of {shape}")
@@ -279,7 +295,7 @@ def _encode_rows(rows: np.ndarray, y0: int, shape: tuple[int, int], dtype: np.dt
         disk = (block.astype(np.int32) - 32768).astype(">i2")
     else:
         disk = block.astype(_LAYOUT[np.dtype(dtype)][2], copy=False)
-    return disk.tobytes()
+    return memoryview(np.ascontiguousarray(disk)).cast("B")
 
 
 @dataclass(frozen=True)
