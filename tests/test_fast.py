@@ -12,6 +12,7 @@ import gzip
 import itertools
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -370,8 +371,8 @@ def test_raw_reader_maps_what_imagereader_reads(tmp_path):
         assert view.dtype == np.dtype(">f4") and not view.flags.writeable
         assert np.array_equal(view, sci[0, 8:11])
         del view
-        raw.release(0, 11)
-        assert np.array_equal(raw.rows(0, 11), sci[0])  # mapped again after a release
+        assert np.array_equal(raw.rows(0, 11), sci[0])
+        assert raw.rows(5, 5).shape == (0, 9)
     finally:
         raw.close()
         plain.close()
@@ -390,6 +391,41 @@ def test_raw_reader_maps_what_imagereader_reads(tmp_path):
     scaled = tmp_path / "scaled_single_sci.fits"
     fits.PrimaryHDU((sci[0] * 10).astype(np.int16)).writeto(scaled)
     assert isinstance(open_reader(str(scaled), 0), ImageReader)
+
+
+def _resident_kib(path) -> int:
+    """KiB of ``path`` mapped and resident in this process (from /proc/self/smaps)."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as fh:
+        for line in fh:
+            parts = line.split()
+            if "-" in parts[0] and len(parts) >= 5 and ":" in parts[3]:
+                inside = len(parts) > 5 and parts[5] == str(path)
+            elif inside and parts[0] == "Rss:":
+                total += int(parts[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux /proc")
+def test_raw_reader_keeps_only_the_rows_in_use_resident(tmp_path):
+    # The resident size must hold the rows being combined, not what the kernel chooses to map
+    # around them (fault-around, large folios), and nothing once they are done.
+    ny, nx = 512, 2048  # 8 KiB rows, 4 MiB image
+    data = np.random.default_rng(5).normal(size=(ny, nx)).astype(np.float32)
+    path = tmp_path / "big_single_sci.fits"
+    fits.PrimaryHDU(data).writeto(path)
+    with open(path, "rb") as fh:  # in the page cache, as after a first read
+        while fh.read(1 << 20):
+            pass
+    raw = open_reader(str(path), 0)
+    try:
+        view = raw.rows(200, 216)  # 128 KiB
+        assert np.array_equal(view, data[200:216])
+        assert 0 < _resident_kib(path) <= 128 + 8  # the rows, plus a page on either side
+        del view
+        assert _resident_kib(path) == 0
+    finally:
+        raw.close()
 
 
 # ---------------------------------------------------------------------------------------------

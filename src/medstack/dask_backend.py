@@ -308,8 +308,8 @@ def _drop_pages(readers: list[Reader]) -> None:
     stay in the OS page cache).
 
     Pages of a mapped file count in the process's resident memory, which Dask's memory monitor
-    watches; without this a band would hold every row it has read. (Raw readers use ``pread``
-    and hold nothing.)
+    watches; without this a band would hold every row it has read. (Raw readers map only the
+    rows in use, for as long as they are in use.)
     """
     advice = getattr(mmap, "MADV_DONTNEED", None)
     if advice is None:  # pragma: no cover - not Linux/BSD/macOS

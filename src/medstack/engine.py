@@ -166,14 +166,21 @@ def prepare(images: Sequence[InputImage], params: MedianParams) -> StackPlan:
 
 
 class RawReader:
-    """Rows of an uncompressed, unscaled float32 FITS image as they lie in the file: a read-only
-    memory map of the file, handed out as big-endian float32 views (no copy, no byte swap: the
-    fast kernels swap as they load). :meth:`release` drops rows from this process's memory
-    once they are used (a mapped page counts in the resident size; the data stay in the OS page
-    cache). Opens the file once; safe from several threads.
+    """Rows of an uncompressed, unscaled float32 FITS image as they lie in the file: each call
+    of :meth:`rows` maps just those rows, read-only, and hands them out as a big-endian float32
+    view (no copy, no byte swap: the fast kernels swap as they load). The mapping goes when the
+    view does, so the resident size holds only the rows in use. Opens the file once; safe from
+    several threads.
 
     Use :func:`open_reader`, which falls back to :class:`~medstack.inputs.ImageReader` for
     anything else (gzip, tile-compressed, integer or scaled data).
+
+    Notes
+    -----
+    One mapping per call, not one of the whole file: the kernel may map more of a file than
+    was touched (fault-around, large page-cache folios: up to several MiB per fault after a
+    cold read on Linux 6), and pages mapped beyond a section would count in the resident
+    size until the file is closed. A mapping of the section's rows bounds that exactly.
     """
 
     integer = False
@@ -185,13 +192,6 @@ class RawReader:
         self._offset = offset
         self._row_bytes = shape[1] * 4
         self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        try:
-            self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
-        except BaseException:
-            os.close(self._fd)
-            raise
-        self._array: np.ndarray | None = np.frombuffer(
-            self._map, dtype=">f4", count=shape[0] * shape[1], offset=offset).reshape(shape)
 
     @classmethod
     def open(cls, path: str, hdu: int) -> RawReader | None:
@@ -212,24 +212,28 @@ class RawReader:
             return None  # ImageReader reports it
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
-        """Rows ``[y0, y1)``: a read-only big-endian float32 view of the file."""
-        if self._array is None:
-            raise InputError(f"{self.path}: reader closed")
-        return self._array[y0:y1]
+        """Rows ``[y0, y1)``: a read-only big-endian float32 view of a mapping of just those
+        rows (unmapped when the view and its slices are gone).
 
-    def release(self, y0: int, y1: int) -> None:
-        """Drop the pages of rows ``[y0, y1)`` from this process's memory (rows read again later
-        are simply mapped again)."""
-        advice = getattr(mmap, "MADV_DONTNEED", None)
-        if advice is None or self._array is None:  # pragma: no cover - not Linux/BSD/macOS
-            return
-        start = (self._offset + y0 * self._row_bytes) // mmap.PAGESIZE * mmap.PAGESIZE
-        stop = min(len(self._map), self._offset + y1 * self._row_bytes)
-        if stop > start:
-            try:
-                self._map.madvise(advice, start, stop - start)
-            except (OSError, ValueError):  # pragma: no cover - closed meanwhile
-                pass
+        Raises
+        ------
+        InputError
+            If the reader is closed or the rows cannot be mapped.
+        """
+        if self._fd < 0:
+            raise InputError(f"{self.path}: reader closed")
+        nx = self.shape[1]
+        if y1 <= y0:
+            return np.empty((0, nx), dtype=">f4")
+        first = self._offset + y0 * self._row_bytes
+        base = first - first % mmap.ALLOCATIONGRANULARITY
+        try:
+            window = mmap.mmap(self._fd, self._offset + y1 * self._row_bytes - base,
+                               access=mmap.ACCESS_READ, offset=base)
+        except (OSError, ValueError) as err:
+            raise InputError(f"{self.path}: cannot map rows {y0}-{y1} ({err})") from err
+        return np.frombuffer(window, dtype=">f4", count=(y1 - y0) * nx,
+                             offset=first - base).reshape(y1 - y0, nx)
 
     def read_into(self, y0: int, y1: int, out: np.ndarray) -> np.ndarray:
         """Rows ``[y0, y1)`` copied with ``os.pread`` into ``out`` (a C-contiguous buffer of
@@ -269,16 +273,10 @@ class RawReader:
             out[...] = self.rows(y0, y1)
         except (OSError, ValueError) as err:
             raise InputError(f"{self.path}: cannot read rows {y0}-{y1} ({err})") from err
-        self.release(y0, y1)
         return out
 
     def close(self) -> None:
-        """Unmap the file (once no view of it is left)."""
-        self._array = None
-        try:
-            self._map.close()
-        except BufferError:  # a view is still alive; the map goes with it
-            pass
+        """Close the file (views handed out stay valid until they go)."""
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -434,7 +432,7 @@ def compute_section(
     Inputs read by a :class:`RawReader` go to the kernel as views of their memory-mapped
     files, as they lie there (big-endian float32): the fast kernel byte-swaps each value as it
     loads it, so the data are read once, straight from the page cache, and never copied; the
-    pages are released when the section is done. Other inputs are read into buffers.
+    rows are unmapped when the section is done. Other inputs are read into buffers.
 
     Parameters
     ----------
@@ -454,7 +452,6 @@ def compute_section(
     nx = plan.shape[1]
     lo, hi = section.local
     bufs = buffers.take() if buffers is not None else {}
-    mapped = [r for r in [*sci_readers, *(wht_readers or [])] if isinstance(r, RawReader)]
 
     def planes(readers: Sequence[RawReader | ImageReader], key: str) -> list[np.ndarray]:
         out = []
@@ -480,9 +477,7 @@ def compute_section(
             counts = [count_nonfinite(plane[lo:hi]) for plane in sci]
         nonfinite = [int(c) for c in counts]
     finally:
-        sci = wht = None  # the views go before their pages do
-        for reader in mapped:
-            reader.release(r0, r1)
+        sci = wht = None  # the mapped rows go with their views
         if buffers is not None:
             buffers.give(bufs)
     return result, nonfinite
