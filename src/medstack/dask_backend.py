@@ -48,7 +48,7 @@ import numpy as np
 from . import engine
 from .engine import MedianResult, Progress, StackPlan, default_workers, provenance, thresholds_of
 from .errors import MedstackError, ParameterError
-from .inputs import _is_compressed, read_header
+from .inputs import is_compressed, read_header
 from .kernels import KERNELS, SectionResult
 from .masks import WeightStats
 from .memory import section_bytes
@@ -449,7 +449,7 @@ def _band_task(plan: StackPlan, first: int, stop: int, thresholds: np.ndarray | 
 
 def _compressed(name: str) -> bool:
     try:
-        return _is_compressed(name)
+        return is_compressed(name)
     except OSError:  # unreadable here: the worker that reads it will say so
         return False
 
@@ -567,7 +567,7 @@ def run(
                 thresholds = thresholds_of(plan, stats)
                 log.debug("mean weights of %d images: %.2f s", plan.n_images,
                           time.perf_counter() - start)
-            sinks = engine._Sinks(plan, header, out_path, keep_data, save_maps, keep_maps)
+            sinks = engine.OutputSinks(plan, header, out_path, keep_data, save_maps, keep_maps)
             keys = tuple(dict.fromkeys([*sinks.writers, *sinks.arrays]))
             row_bytes = nx * sum(_DTYPES[k].itemsize for k in keys)
             direct_ok = out_path is not None and not sinks.arrays

@@ -39,6 +39,7 @@ from .writer import FitsImageWriter, check_output_path, output_header
 
 __all__ = [
     "MedianResult",
+    "OutputSinks",
     "RawReader",
     "SectionBuffers",
     "StackPlan",
@@ -559,8 +560,9 @@ def _map_header(header: fits.Header, key: str) -> fits.Header:
     return out
 
 
-class _Sinks:
-    """Where section results go: files written section by section and/or in-memory arrays."""
+class OutputSinks:
+    """Where section results go: files written section by section and/or in-memory arrays
+    (used by the local engine and by :mod:`medstack.dask_backend`)."""
 
     def __init__(self, plan: StackPlan, header: fits.Header, path: Path | None,
                  keep_data: bool, maps: bool, keep_maps: bool = False) -> None:
@@ -685,7 +687,7 @@ def run(
                     lambda g: weight_stats_many([wht_readers[i] for i in g], plan.section_rows),
                     groups) for st in part]
                 thresholds = thresholds_of(plan, stats)
-            sinks = _Sinks(plan, header, out_path, keep_data, save_maps, keep_maps)
+            sinks = OutputSinks(plan, header, out_path, keep_data, save_maps, keep_maps)
             nonfinite = np.zeros(plan.n_images, dtype=np.int64)
             pending: set[Future[Any]] = set()
             futures: dict[Future[Any], Section] = {}

@@ -28,7 +28,9 @@ from .errors import InputError, ParameterError
 __all__ = [
     "ImageReader",
     "InputImage",
+    "check_shapes",
     "expand_inputs",
+    "is_compressed",
     "open_input",
     "open_inputs",
     "read_header",
@@ -314,7 +316,7 @@ def _check_image(path: str, hdul: fits.HDUList, index: int) -> tuple[int, int]:
     if min(dims) <= 0:
         raise InputError(f"{path}: empty image {dims}")
     hdu = hdul[index]
-    if not _is_compressed(path) and not isinstance(hdu, fits.CompImageHDU):
+    if not is_compressed(path) and not isinstance(hdu, fits.CompImageHDU):
         need = _data_offset(hdul, index) + abs(int(header["BITPIX"])) // 8 * dims[0] * dims[1]
         size = os.path.getsize(path)
         if size < need:
@@ -455,7 +457,7 @@ def check_shapes(images: Sequence[InputImage]) -> None:
             )
 
 
-def _is_compressed(path: str) -> bool:
+def is_compressed(path: str) -> bool:
     """Whether the file is gzip/bzip2/zip compressed (not memory-mappable)."""
     with open(path, "rb") as fh:
         magic = fh.read(3)
@@ -488,7 +490,7 @@ class ImageReader:
                 bitpix = header["BITPIX"]
                 ny, nx = int(header["NAXIS2"]), int(header["NAXIS1"])
                 scaled = header.get("BSCALE", 1) != 1 or header.get("BZERO", 0) != 0
-                compressed = _is_compressed(path) or hdul[hdu].header.get("ZIMAGE", False)
+                compressed = is_compressed(path) or hdul[hdu].header.get("ZIMAGE", False)
             if bitpix in (-32, -64) and not scaled and not compressed:
                 dtype = ">f4" if bitpix == -32 else ">f8"
                 self._array = np.memmap(
