@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
-from conftest import random_stack, write_stack
+from conftest import random_stack, resident_kib, write_stack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -393,19 +393,6 @@ def test_raw_reader_maps_what_imagereader_reads(tmp_path):
     assert isinstance(open_reader(str(scaled), 0), ImageReader)
 
 
-def _resident_kib(path) -> int:
-    """KiB of ``path`` mapped and resident in this process (from /proc/self/smaps)."""
-    total, inside = 0, False
-    with open("/proc/self/smaps") as fh:
-        for line in fh:
-            parts = line.split()
-            if "-" in parts[0] and len(parts) >= 5 and ":" in parts[3]:
-                inside = len(parts) > 5 and parts[5] == str(path)
-            elif inside and parts[0] == "Rss:":
-                total += int(parts[1])
-    return total
-
-
 @pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux /proc")
 def test_raw_reader_keeps_only_the_rows_in_use_resident(tmp_path):
     # The resident size must hold the rows being combined, not what the kernel chooses to map
@@ -421,9 +408,9 @@ def test_raw_reader_keeps_only_the_rows_in_use_resident(tmp_path):
     try:
         view = raw.rows(200, 216)  # 128 KiB
         assert np.array_equal(view, data[200:216])
-        assert 0 < _resident_kib(path) <= 128 + 8  # the rows, plus a page on either side
+        assert 0 < resident_kib(path) <= 128 + 8  # the rows, plus a page on either side
         del view
-        assert _resident_kib(path) == 0
+        assert resident_kib(path) == 0
     finally:
         raw.close()
 

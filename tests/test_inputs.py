@@ -5,11 +5,12 @@ from __future__ import annotations
 import gzip
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
-from conftest import random_stack, write_stack
+from conftest import random_stack, resident_kib, write_stack
 
 from medstack.errors import InputError
 from medstack.inputs import (
@@ -92,6 +93,28 @@ def test_reader_memmaps_and_handles_gzip_and_integers(tmp_path):
     fits.PrimaryHDU(np.arange(6, dtype=np.int16).reshape(2, 3)).writeto(tmp_path / "i.fits")
     ints = ImageReader(str(tmp_path / "i.fits"), 0)
     assert ints.integer and ints.read(0, 2).dtype == np.float32
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux /proc")
+def test_mapped_reader_drops_the_pages_it_has_read(tmp_path):
+    # float64 data are mapped by ImageReader (RawReader takes only float32): after a read,
+    # the file's pages leave the process, so the resident size does not grow with the image
+    data = np.random.default_rng(6).normal(size=(256, 1024))  # 8 KiB rows, 2 MiB
+    path = tmp_path / "f64_single_sci.fits"
+    fits.PrimaryHDU(data).writeto(path)
+    reader = ImageReader(str(path), 0)
+    try:
+        assert not reader.in_memory
+        for y0 in range(0, 256, 32):
+            rows = reader.read(y0, y0 + 32)
+            assert np.array_equal(rows, data[y0:y0 + 32].astype(np.float32))
+            assert resident_kib(path) == 0
+    finally:
+        reader.close()
+    gz = tmp_path / "f64.fits.gz"
+    with open(path, "rb") as fin, gzip.open(gz, "wb") as fout:
+        shutil.copyfileobj(fin, fout)
+    assert ImageReader(str(gz), 0).in_memory
 
 
 def test_open_inputs_checks_per_image_lists(tmp_path):

@@ -11,7 +11,7 @@ bit; only where the sections are computed changes:
    and the thresholds, never pixel data. It opens the inputs itself (once per worker process and
    run: the readers are kept for the worker's later bands), computes its sections one at a time
    with :func:`medstack.engine.compute_section` (so a task holds the same section buffers as
-   one local worker thread, and drops the file pages it read after each section), and either
+   one local worker thread, and no file pages beyond the section in use), and either
    returns its output rows to the client or, for a large band, writes them straight into the
    output's temporary file (:class:`medstack.writer.RowTarget`).
 3. The client collects the bands as they finish, reports progress in sections, and renames the
@@ -31,7 +31,6 @@ output directory) under the same names as the client: see docs/dask.md.
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 import re
 import threading
@@ -292,37 +291,6 @@ def _files_key(plan: StackPlan) -> tuple[Any, ...] | None:
                  for (name, hdu), st in zip(files, stats))
 
 
-def _mapping(reader: Reader) -> mmap.mmap | None:
-    """The memory map under an ImageReader of an uncompressed file, else None."""
-    return getattr(getattr(reader, "_array", None), "_mmap", None)
-
-
-def _holds_data(reader: Reader) -> bool:
-    """Whether the reader holds its whole image in memory (compressed, integer or scaled
-    data), which is then not worth keeping between bands."""
-    return not isinstance(reader, engine.RawReader) and _mapping(reader) is None
-
-
-def _drop_pages(readers: list[Reader]) -> None:
-    """Drop the pages of memory-mapped inputs read so far from this process's memory (they
-    stay in the OS page cache).
-
-    Pages of a mapped file count in the process's resident memory, which Dask's memory monitor
-    watches; without this a band would hold every row it has read. (Raw readers map only the
-    rows in use, for as long as they are in use.)
-    """
-    advice = getattr(mmap, "MADV_DONTNEED", None)
-    if advice is None:  # pragma: no cover - not Linux/BSD/macOS
-        return
-    for reader in readers:
-        mapping = _mapping(reader)
-        if mapping is not None:
-            try:
-                mapping.madvise(advice)
-            except (OSError, ValueError):  # pragma: no cover - closed meanwhile
-                pass
-
-
 def _acquire(plan: StackPlan) -> _Stack:
     """The plan's readers: the worker's shared ones when it has them, else newly opened (and
     shared, unless they hold whole images). Give them back with :func:`_leave`."""
@@ -335,7 +303,7 @@ def _acquire(plan: StackPlan) -> _Stack:
                 return stack
     readers = _open_readers(plan)
     everything = readers[0] + (readers[1] or [])
-    shared = key is not None and not any(_holds_data(r) for r in everything)
+    shared = key is not None and not any(r.in_memory for r in everything)
     stack = _Stack(readers, current=shared)
     stack.users = 1
     if shared:
@@ -428,7 +396,6 @@ def _band_task(plan: StackPlan, first: int, stop: int, thresholds: np.ndarray | 
         for section in sections:
             result, bad = engine.compute_section(plan, section, sci_readers, wht_readers,
                                                  thresholds, kernel, buffers=stack.buffers)
-            _drop_pages(readers)
             nonfinite += bad
             parts = {"median": result.median, "ngood": result.ngood,
                      "minchosen": result.minchosen}

@@ -29,7 +29,7 @@ from astropy.io import fits
 
 from ._version import __version__
 from .errors import InputError, ParameterError
-from .inputs import ImageReader, InputImage, open_inputs, read_header
+from .inputs import ImageReader, InputImage, compressed_magic, open_inputs, read_header
 from .kernels import CombineSpec, ImageScalars, SectionResult, combine_section
 from .masks import WeightMean, WeightStats
 from .memory import peak_bytes
@@ -185,6 +185,7 @@ class RawReader:
     """
 
     integer = False
+    in_memory = False
 
     def __init__(self, path: str, hdu: int, shape: tuple[int, int], offset: int) -> None:
         self.path = path
@@ -293,7 +294,7 @@ def _data_location(path: str, hdu: int) -> tuple[int, dict[str, Any]] | None:
     header blocks (astropy's ``fileinfo`` formats every card of every header, which costs more
     than reading a section). None for a compressed (gzip/zip/bzip2) or unusual file."""
     with open(path, "rb") as fh:
-        if fh.read(3)[:2] in (b"\x1f\x8b", b"PK", b"BZ"):
+        if compressed_magic(fh.read(3)):
             return None
         pos = 0
         for index in range(hdu + 1):

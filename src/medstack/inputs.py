@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import logging
 import math
+import mmap
 import os
 import re
 import warnings
@@ -29,6 +30,7 @@ __all__ = [
     "ImageReader",
     "InputImage",
     "check_shapes",
+    "compressed_magic",
     "expand_inputs",
     "is_compressed",
     "open_input",
@@ -460,16 +462,22 @@ def check_shapes(images: Sequence[InputImage]) -> None:
 def is_compressed(path: str) -> bool:
     """Whether the file is gzip/bzip2/zip compressed (not memory-mappable)."""
     with open(path, "rb") as fh:
-        magic = fh.read(3)
-    return magic[:2] in (b"\x1f\x8b", b"PK") or magic == b"BZh"
+        return compressed_magic(fh.read(3))
+
+
+def compressed_magic(head: bytes) -> bool:
+    """Whether a file starting with ``head`` (its first 3 bytes) is gzip, zip or bzip2."""
+    return head[:2] in (b"\x1f\x8b", b"PK") or head[:3] == b"BZh"
 
 
 class ImageReader:
     """Reads row ranges of one image HDU as native-endian float32, file opened once.
 
     Uncompressed floating-point images without scaling are memory-mapped directly at their
-    data offset; anything else (gzip, integer or scaled data) is read through astropy once
-    and converted to float32.
+    data offset, and their pages are dropped from the process after each read (they stay in
+    the OS page cache), so the resident size does not grow with the image;
+    anything else (gzip, integer or scaled data) is read through astropy once and converted to
+    float32 (``in_memory`` is then True).
 
     Parameters
     ----------
@@ -491,7 +499,8 @@ class ImageReader:
                 ny, nx = int(header["NAXIS2"]), int(header["NAXIS1"])
                 scaled = header.get("BSCALE", 1) != 1 or header.get("BZERO", 0) != 0
                 compressed = is_compressed(path) or hdul[hdu].header.get("ZIMAGE", False)
-            if bitpix in (-32, -64) and not scaled and not compressed:
+            self.in_memory = not (bitpix in (-32, -64) and not scaled and not compressed)
+            if not self.in_memory:
                 dtype = ">f4" if bitpix == -32 else ">f8"
                 self._array = np.memmap(
                     path, dtype=dtype, mode="r", offset=info["datLoc"], shape=(ny, nx)
@@ -523,7 +532,23 @@ class ImageReader:
             out[...] = self._array[y0:y1]
         except (OSError, ValueError) as err:
             raise InputError(f"{self.path}: cannot read rows {y0}-{y1} ({err})") from err
+        if not self.in_memory:
+            self._drop_pages()
         return out
+
+    def _drop_pages(self) -> None:
+        """Unmap every page of the file from this process (MADV_DONTNEED over the whole
+        mapping: the kernel maps pages around those touched, large page-cache folios on Linux
+        6, so dropping just the rows read would leave some behind). Rows read later, by this
+        thread or another, are simply mapped again from the page cache."""
+        mm = getattr(self._array, "_mmap", None)
+        advice = getattr(mmap, "MADV_DONTNEED", None)
+        if mm is None or advice is None:  # pragma: no cover - not Linux/BSD/macOS
+            return
+        try:
+            mm.madvise(advice)
+        except (OSError, ValueError):  # pragma: no cover - closed meanwhile
+            pass
 
     def close(self) -> None:
         """Release the mapping."""
