@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 #: The section of a drizzlepac ``.cfg`` that holds the median step's parameters.
 STEP4 = "STEP 4: CREATE MEDIAN IMAGE"
 _STEP4_TAG = "STEP 4:"  # drizzlepac's util.getSectionName matches on this
+_STEP3_TAG = "STEP 3:"  # the separate-drizzle step, which holds driz_sep_compress
 
 #: Task-level keys (outside the STEP 4 section in a drizzlepac file), with their meaning.
 TASK_KEYS: Mapping[str, str] = {
@@ -94,12 +95,14 @@ IGNORED_KEYS: Mapping[str, tuple[tuple[Any, ...], str]] = {
     "proc_unit": (
         ("native", "electrons"),
         "thresholds are in the units of the singles (electrons/s) and never rescaled "
-        "(drizzlepac rescales them cumulatively when proc_unit=native, SPEC Q20)",
+        "(drizzlepac rescales them cumulatively when proc_unit=native); inside AstroDrizzle "
+        "it only decides whether the images' native units are checked",
     ),
     "driz_sep_compress": (
         (True, False),
-        "the image HDU of each single is found by itself (primary HDU, or extension 1 when the "
-        "primary is empty)",
+        "the image HDU of each single file is found by itself (primary HDU, or extension 1 "
+        "when the primary is empty); inside AstroDrizzle with in_memory=True it picks the "
+        "extension of the in-memory singles",
     ),
 }
 
@@ -199,14 +202,19 @@ def _coerce_param(name: str, value: Any) -> Any:
     return getattr(validate({name: value}), name)
 
 
-def _check_ignored(name: str, value: Any, source: str) -> None:
+def _check_ignored(name: str, value: Any, source: str, announce: bool = True) -> Any:
+    """The checked value of a drizzlepac key that medstack's file-name doors ignore (logged
+    as ignored when ``announce``)."""
     allowed, why = IGNORED_KEYS[name]
-    if str(value).strip().lower() not in [str(a).lower() for a in allowed]:
+    matches = [a for a in allowed if str(a).lower() == str(value).strip().lower()]
+    if not matches:
         raise ParameterError(
             f"{name}: unknown value {value!r}; choose one of: "
             f"{', '.join(str(a) for a in allowed)}"
         )
-    log.info("%s: %s = %s accepted and ignored: %s", source, name, value, why)
+    if announce:
+        log.info("%s: %s = %s accepted and ignored: %s", source, name, value, why)
+    return matches[0]
 
 
 @dataclass(frozen=True)
@@ -226,6 +234,10 @@ class Settings:
         Threads (AstroDrizzle's ``num_cores``).
     exptime, sky, readnoise : tuple of float or None, or None
         Per-image values.
+    proc_unit : str or None
+        AstroDrizzle's ``proc_unit`` (``native`` or ``electrons``), when given.
+    driz_sep_compress : bool or None
+        AstroDrizzle's ``driz_sep_compress`` (from its ``[STEP 3: ...]`` section), when given.
     task : str or None
         ``createMedian`` or ``astrodrizzle`` when the source named its task.
     source : str
@@ -239,6 +251,8 @@ class Settings:
     exptime: tuple[float | None, ...] | None = None
     sky: tuple[float | None, ...] | None = None
     readnoise: tuple[float | None, ...] | None = None
+    proc_unit: str | None = None
+    driz_sep_compress: bool | None = None
     task: str | None = None
     source: str = "defaults"
 
@@ -291,7 +305,7 @@ def _read_flat(mapping: Mapping[str, Any], source: str, task: str | None) -> Set
             elif name in PER_IMAGE_KEYS:
                 extra[name] = per_image_values(name, value)
             elif name in IGNORED_KEYS:
-                _check_ignored(name, value, source)
+                extra[name] = _check_ignored(name, value, source)
             elif name.startswith("_") and name.endswith("_"):
                 continue  # _task_name_, _section_, _RULES_ ...
             else:
@@ -342,7 +356,18 @@ def _read_mapping(mapping: Mapping[str, Any], source: str) -> Settings:
             log.warning("%s: top-level %s ignored; median parameters belong in [%s]",
                         source, key, STEP4)
     settings = _read_flat(top, source, task=task)
-    return replace(settings, values=values)
+    # what AstroDrizzle's median step also reads: proc_unit, and driz_sep_compress of STEP 3
+    extra: dict[str, Any] = {}
+    step3 = [k for k in sections if _STEP3_TAG in str(k)]
+    given = {"proc_unit": mapping.get("proc_unit"),
+             "driz_sep_compress": mapping[step3[0]].get("driz_sep_compress") if step3 else None}
+    try:
+        for name, value in given.items():
+            if not _is_empty(value):
+                extra[name] = _check_ignored(name, value, source, announce=False)
+    except ParameterError as err:
+        raise ParameterError(f"{source}: {err}") from err
+    return replace(settings, values=values, **extra)
 
 
 def read_config(config: Any = None) -> Settings:

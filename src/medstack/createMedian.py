@@ -65,6 +65,7 @@ from .config import (
     read_config,
 )
 from .errors import InputError, MedstackError, ParameterError
+from .imageobjects import is_image_object, stack_from_objects
 from .inputs import InputImage, check_shapes, expand_inputs, open_inputs, single_names
 from .params import PARAMETERS, MedianParams, format_value
 
@@ -269,10 +270,26 @@ def _images(items: Any, settings: Settings) -> list[InputImage]:
     ]
 
 
-def _log_params(params: MedianParams) -> None:
+def _log_params(params: MedianParams, **extra: Any) -> None:
+    """The step's parameters as AstroDrizzle logs them: one ``\tname :\tvalue`` line each, in
+    name order (medstack's own parameters only where they differ from their defaults)."""
+    values = {p.name: format_value(p, getattr(params, p.name)) for p in PARAMETERS
+              if p.drizzlepac or getattr(params, p.name) != p.default}
+    values.update({k: str(v) for k, v in extra.items()})
     log.info("USER INPUT PARAMETERS for %s Step:", PROCSTEPS_NAME)
-    for p in PARAMETERS:
-        log.info("    %-18s = %s", p.name, format_value(p, getattr(params, p.name)))
+    for name in sorted(values):
+        log.info("\t%s :\t%s", name, values[name])
+
+
+def _ran(result: engine.MedianResult, workers: int | None) -> None:
+    """The one line saying that medstack made the median."""
+    threads = workers if workers is not None else engine.default_workers()
+    where = result.path if result.path is not None else "memory"
+    plan = result.plan
+    n = plan.n_images if plan is not None else 0
+    kind = plan.params.combine_type if plan is not None else "?"
+    log.info("medstack %s: %s of %d images on %d thread(s) in %.2f s -> %s",
+             __version__, kind, n, threads, result.seconds, where)
 
 
 def _run(items: Any, settings: Settings) -> engine.MedianResult | None:
@@ -286,7 +303,38 @@ def _run(items: Any, settings: Settings) -> engine.MedianResult | None:
     root = output_root(settings.output) or engine.rootname(images[0].sci)
     result = engine.run(plan, path=engine.output_name(root), keep_data=False,
                         workers=settings.num_cores)
-    log.info("Median image %s written in %.2f s", result.path, result.seconds)
+    _ran(result, settings.num_cores)
+    return result
+
+
+def _run_objects(objects: Sequence[Any], settings: Settings) -> engine.MedianResult:
+    """The step on drizzlepac image objects, as AstroDrizzle runs it (see
+    :mod:`medstack.imageobjects` for what is read from them)."""
+    params = settings.params
+    proc_unit = settings.proc_unit or "native"
+    compress = bool(settings.driz_sep_compress)
+    _log_params(params, proc_unit=proc_unit, compress=compress)
+    stack = stack_from_objects(objects, proc_unit=proc_unit, compress=compress)
+    thresholds = (params.combine_lthresh, params.combine_hthresh)
+    if stack.threshold_scale != 1.0 and any(t is not None for t in thresholds):
+        log.warning(
+            "combine_lthresh/combine_hthresh are used as given, in the units of the singles "
+            "(electrons/s); drizzlepac 3.11.0 would multiply them by %g here (proc_unit=native)",
+            stack.threshold_scale,
+        )
+    plan = engine.prepare(stack.images, params)
+    if stack.in_memory:
+        from astropy.io import fits
+
+        result = engine.run(plan, keep_data=True, workers=settings.num_cores)
+        hdul = fits.HDUList([fits.PrimaryHDU(data=result.data, header=result.header)])
+        for obj in stack.objects:  # as drizzlepac hands it back, for blot and driz_cr
+            obj.saveVirtualOutputs({stack.median_name: hdul})
+    else:
+        path = engine.output_name(stack.median_name)
+        log.info("Saving output median image to: '%s'", path)
+        result = engine.run(plan, path=path, keep_data=False, workers=settings.num_cores)
+    _ran(result, settings.num_cores)
     return result
 
 
@@ -381,11 +429,15 @@ def createMedian(imgObjList: Sequence[Any] | None, configObj: Any,
 
     Parameters
     ----------
-    imgObjList : list of str or InputImage
-        The inputs: file names as for :func:`median` (globs and ``@files`` too), or
+    imgObjList : list of drizzlepac image objects, str or InputImage
+        AstroDrizzle's image objects (as ``astrodrizzle.AstroDrizzle`` passes them: the
+        singles, the median's name and the per-image exposure time, sky and read noise are
+        read from them as drizzlepac 3.11.0 reads them, see :mod:`medstack.imageobjects`);
+        or file names as for :func:`median` (globs and ``@files`` too), or
         :class:`medstack.inputs.InputImage` objects (from :func:`medstack.inputs.open_inputs`).
     configObj : None, str, dict or configobj.ConfigObj
-        As for :func:`median`; ``output`` and ``num_cores`` are read from its top level.
+        As for :func:`median`; ``output`` and ``num_cores`` are read from its top level, and
+        with image objects also ``proc_unit`` and STEP 3's ``driz_sep_compress``.
     procSteps : object, optional
         drizzlepac's ``ProcSteps`` (or any object with the same methods): it gets
         ``addStep('Create Median')`` and ``endStep('Create Median')`` (with
@@ -394,12 +446,25 @@ def createMedian(imgObjList: Sequence[Any] | None, configObj: Any,
     Returns
     -------
     MedianResult or None
-        None when ``median`` is False.
+        None when ``median`` is False. With in-memory image objects (AstroDrizzle's
+        ``in_memory=True``) the median is also handed to every object, as drizzlepac does
+        (``saveVirtualOutputs``), and no file is written.
 
     Raises
     ------
+    StepAbortedError
+        ``combine_nlow + combine_nhigh`` rejects every image (a ParameterError; drizzlepac
+        aborts its step there, and :mod:`medstack.drizzlepac` turns it into drizzlepac's own
+        ``StepAbortedError`` inside AstroDrizzle).
     ParameterError, InputError, OutputError
         As :func:`median`.
+
+    Notes
+    -----
+    With image objects the step differs from drizzlepac's only where
+    ``docs/deviations.md`` says so (the same fixes as in every other door): for example the
+    ``i`` types fill every pixel whose inputs are all masked, not only column 0, so the
+    median, and through it the CR masks, can differ there.
     """
     if imgObjList is None:
         raise ParameterError("imgObjList: please provide a list of input images to the "
@@ -413,8 +478,21 @@ def createMedian(imgObjList: Sequence[Any] | None, configObj: Any,
         if procSteps is not None:
             procSteps.endStep(PROCSTEPS_NAME, reason="off", delay_msg=True)
         return None
+    items = ([imgObjList] if isinstance(imgObjList, (str, os.PathLike))
+             or is_image_object(imgObjList) else imgObjList)
     try:
-        result = _run(imgObjList, settings)
+        try:
+            items = list(items)
+        except TypeError:
+            raise ParameterError(
+                f"imgObjList: expected a list of image objects or file names, got "
+                f"{type(imgObjList).__name__}"
+            ) from None
+        objects = [is_image_object(item) for item in items]
+        if any(objects) and not all(objects):
+            raise ParameterError("imgObjList: mixes drizzlepac image objects with other inputs")
+        result = _run_objects(items, settings) if objects and all(objects) else _run(
+            items, settings)
     except MedstackError:
         if procSteps is not None:
             procSteps.endStep(PROCSTEPS_NAME, reason="aborted", delay_msg=True)

@@ -499,6 +499,9 @@ def run(
         workers = int(workers)
         if workers < 1:
             raise ParameterError(f"workers: must be >= 1, got {workers}")
+    if any(img.memory is not None for img in plan.images):
+        raise ParameterError("scheduler: in-memory inputs (AstroDrizzle's in_memory=True) run "
+                             "on this machine's threads only; use scheduler='threads'")
     out_path = None
     inputs = [name for img in plan.images for name in (img.sci, img.wht)]
     if path is not None:

@@ -28,8 +28,15 @@ import numpy as np
 from astropy.io import fits
 
 from ._version import __version__
-from .errors import InputError, ParameterError
-from .inputs import ImageReader, InputImage, compressed_magic, open_inputs, read_header
+from .errors import InputError, ParameterError, StepAbortedError
+from .inputs import (
+    ArrayReader,
+    ImageReader,
+    InputImage,
+    compressed_magic,
+    open_inputs,
+    read_header,
+)
 from .kernels import CombineSpec, ImageScalars, SectionResult, combine_section
 from .masks import WeightMean, WeightStats
 from .memory import peak_bytes
@@ -45,6 +52,8 @@ __all__ = [
     "StackPlan",
     "compute_section",
     "default_workers",
+    "image_header",
+    "image_reader",
     "median_image",
     "open_reader",
     "output_name",
@@ -129,7 +138,7 @@ def prepare(images: Sequence[InputImage], params: MedianParams) -> StackPlan:
             "use median, mean or sum"
         )
     if kind in ("median", "mean") and n - params.combine_nlow - params.combine_nhigh < 1:
-        raise ParameterError(
+        raise StepAbortedError(
             f"combine_nlow + combine_nhigh = {params.combine_nlow + params.combine_nhigh} "
             f"rejects every one of the {n} input images; it must be less than {n}"
         )
@@ -333,6 +342,21 @@ def open_reader(path: str, hdu: int) -> RawReader | ImageReader:
     """The fastest reader for one input image: :class:`RawReader` where the data are plain
     float32, else :class:`~medstack.inputs.ImageReader`."""
     return RawReader.open(path, hdu) or ImageReader(path, hdu)
+
+
+def image_reader(img: InputImage, which: str) -> RawReader | ImageReader | ArrayReader:
+    """The reader of one input's science (``which="sci"``) or weight (``"wht"``) image: its
+    in-memory array when it has one, else :func:`open_reader` of its file."""
+    if img.memory is not None:
+        return ArrayReader(getattr(img, which), getattr(img.memory, which))
+    return open_reader(getattr(img, which), getattr(img, f"{which}_hdu"))
+
+
+def image_header(img: InputImage) -> fits.Header:
+    """A copy of the header of one input's science image (file or memory)."""
+    if img.memory is not None:
+        return img.memory.header.copy()
+    return read_header(img.sci, img.sci_hdu)
 
 
 def weight_stats(reader: RawReader | ImageReader, rows: int) -> WeightStats:
@@ -667,12 +691,11 @@ def run(
         peak_bytes(plan.n_images, plan.section_rows, nx, in_flight) / 2**20,
     )
     header_cards, history = provenance(plan)
-    template = read_header(plan.images[0].sci, plan.images[0].sci_hdu)
-    header = output_header(template, header_cards, history)
+    header = output_header(image_header(plan.images[0]), header_cards, history)
 
-    sci_readers = [open_reader(img.sci, img.sci_hdu) for img in plan.images]
+    sci_readers = [image_reader(img, "sci") for img in plan.images]
     wht_readers = (
-        [open_reader(img.wht, img.wht_hdu) for img in plan.images] if plan.needs_weights else None
+        [image_reader(img, "wht") for img in plan.images] if plan.needs_weights else None
     )
     buffers = SectionBuffers()
     for reader in sci_readers + (wht_readers or []):

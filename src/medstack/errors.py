@@ -7,7 +7,7 @@ and exit status 2.
 
 from __future__ import annotations
 
-__all__ = ["MedstackError", "InputError", "ParameterError", "OutputError"]
+__all__ = ["MedstackError", "InputError", "ParameterError", "OutputError", "StepAbortedError"]
 
 
 class MedstackError(Exception):
@@ -24,3 +24,13 @@ class ParameterError(MedstackError, ValueError):
 
 class OutputError(MedstackError):
     """The output cannot be written (directory missing, read-only, disk full, ...)."""
+
+
+class StepAbortedError(ParameterError):
+    """The parameters reject every input at every pixel (``combine_nlow + combine_nhigh`` of
+    ``median``/``mean`` not below the number of images).
+
+    drizzlepac's median step aborts there, and AstroDrizzle then turns its blot and driz_cr
+    steps off and goes on; inside AstroDrizzle (:mod:`medstack.drizzlepac`) this error becomes
+    drizzlepac's own ``StepAbortedError``, so that the pipeline does the same.
+    """

@@ -27,7 +27,9 @@ from astropy.io import fits
 from .errors import InputError, ParameterError
 
 __all__ = [
+    "ArrayReader",
     "ImageReader",
+    "InMemory",
     "InputImage",
     "check_shapes",
     "compressed_magic",
@@ -208,6 +210,24 @@ def scalars_from_header(header: fits.Header) -> tuple[float | None, float | None
 
 
 @dataclass(frozen=True)
+class InMemory:
+    """The pixels and header of an input that lives in memory, not in files: AstroDrizzle's
+    ``in_memory=True`` mode keeps its singly drizzled images as HDULists.
+
+    Attributes
+    ----------
+    sci, wht : ndarray
+        The science and weight images, ``(ny, nx)``.
+    header : astropy.io.fits.Header
+        The science image's header (the template of the median's).
+    """
+
+    sci: np.ndarray
+    wht: np.ndarray
+    header: fits.Header
+
+
+@dataclass(frozen=True)
 class InputImage:
     """One input exposure: its science and weight files and its per-image scalars.
 
@@ -225,6 +245,8 @@ class InputImage:
         Sky subtracted from the exposure, in electrons.
     readnoise : float or None
         Read noise in electrons.
+    memory : InMemory or None
+        The pixels, when the input lives in memory (``sci`` and ``wht`` then only name it).
     """
 
     sci: str
@@ -236,6 +258,7 @@ class InputImage:
     sky: float | None = None
     readnoise: float | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    memory: InMemory | None = field(default=None, compare=False, repr=False)
 
     def with_scalars(self, **values: float | None) -> InputImage:
         """Return a copy with some of ``exptime``, ``sky``, ``readnoise`` replaced."""
@@ -561,3 +584,36 @@ class ImageReader:
                 mm.close()
             except (BufferError, ValueError):
                 pass
+
+
+class ArrayReader:
+    """Rows of an image held in memory, with the reader interface of :class:`ImageReader`.
+
+    Parameters
+    ----------
+    name : str
+        The name the image goes by, for messages.
+    array : ndarray
+        The ``(ny, nx)`` image, of any numeric dtype and byte order.
+    """
+
+    in_memory = True
+
+    def __init__(self, name: str, array: np.ndarray) -> None:
+        self.path = name
+        self.hdu = 0
+        self._array = array
+        if array.ndim != 2:
+            raise InputError(f"{name}: in-memory image is {array.ndim}-D, expected 2-D")
+        self.shape = (int(array.shape[0]), int(array.shape[1]))
+        self.integer = array.dtype.kind in "iu"
+
+    def read(self, y0: int, y1: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``[y0, y1)`` as native float32, into ``out`` when given."""
+        if out is None:
+            out = np.empty((y1 - y0, self.shape[1]), dtype=np.float32)
+        out[...] = self._array[y0:y1]
+        return out
+
+    def close(self) -> None:
+        """Nothing to release: the array belongs to its owner."""
