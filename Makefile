@@ -3,18 +3,24 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
+# Optional extras installed with the package: the test tools, and drizzlepac for the
+# AstroDrizzle tests (tests/test_astrodrizzle.py, which skip without it): `make test EXTRAS=test`
+# leaves drizzlepac out.
+EXTRAS ?= test,drizzlepac
+comma  := ,
+STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: all venv demo test lint bench clean
 
 all: test
 
-$(VENV)/.installed: pyproject.toml
+$(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
-	$(PIP) install -e ".[test]"
+	$(PIP) install -e ".[$(EXTRAS)]"
 	touch $@
 
-venv: $(VENV)/.installed
+venv: $(STAMP)
 
 demo: venv
 	$(VENV)/bin/medstack-demo --outdir demo

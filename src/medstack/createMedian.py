@@ -64,7 +64,7 @@ from .config import (
     output_root,
     read_config,
 )
-from .errors import InputError, MedstackError, ParameterError
+from .errors import InputError, MedstackError, ParameterError, StepAbortedError
 from .imageobjects import is_image_object, stack_from_objects
 from .inputs import InputImage, check_shapes, expand_inputs, open_inputs, single_names
 from .params import PARAMETERS, MedianParams, format_value
@@ -307,6 +307,21 @@ def _run(items: Any, settings: Settings) -> engine.MedianResult | None:
     return result
 
 
+def _remove_stale(stack: Any) -> None:
+    """After an aborted step inside AstroDrizzle, no median of an earlier run may be left for
+    blot to pick up (drizzlepac removes it before it starts)."""
+    path = engine.output_name(stack.median_name)
+    if stack.in_memory or not path.exists():
+        return
+    try:
+        path.unlink()
+    except OSError as err:
+        log.warning("%s: cannot remove the median of an earlier run (%s)", path, err.strerror)
+        return
+    log.warning("%s: the median of an earlier run removed, so that later steps cannot use it",
+                path)
+
+
 def _run_objects(objects: Sequence[Any], settings: Settings) -> engine.MedianResult:
     """The step on drizzlepac image objects, as AstroDrizzle runs it (see
     :mod:`medstack.imageobjects` for what is read from them)."""
@@ -322,7 +337,11 @@ def _run_objects(objects: Sequence[Any], settings: Settings) -> engine.MedianRes
             "(electrons/s); drizzlepac 3.11.0 would multiply them by %g here (proc_unit=native)",
             stack.threshold_scale,
         )
-    plan = engine.prepare(stack.images, params)
+    try:
+        plan = engine.prepare(stack.images, params)
+    except StepAbortedError:
+        _remove_stale(stack)
+        raise
     if stack.in_memory:
         from astropy.io import fits
 

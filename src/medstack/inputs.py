@@ -521,7 +521,8 @@ class ImageReader:
                 bitpix = header["BITPIX"]
                 ny, nx = int(header["NAXIS2"]), int(header["NAXIS1"])
                 scaled = header.get("BSCALE", 1) != 1 or header.get("BZERO", 0) != 0
-                compressed = is_compressed(path) or hdul[hdu].header.get("ZIMAGE", False)
+                compressed = (is_compressed(path) or isinstance(hdul[hdu], fits.CompImageHDU)
+                              or hdul[hdu].header.get("ZIMAGE", False))
             self.in_memory = not (bitpix in (-32, -64) and not scaled and not compressed)
             if not self.in_memory:
                 dtype = ">f4" if bitpix == -32 else ">f8"
