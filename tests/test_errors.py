@@ -105,9 +105,10 @@ def test_missing_science_file(setup, capsys):
 
 
 def test_missing_exposure_single(setup, capsys):
-    """An exposure name whose single does not exist names the single it looked for."""
+    """An exposure name whose single does not exist names it and the single it looked for
+    (the same message through every door)."""
     fails(setup, capsys, setup.argv(inputs=[*setup.names, str(setup.indir / "j8x_flt.fits")]),
-          "j8x_single_sci.fits: file not found")
+          "j8x_flt.fits: its singly drizzled image ", "j8x_single_sci.fits does not exist")
 
 
 def test_missing_weight_file(setup, capsys):

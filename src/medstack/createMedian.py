@@ -66,7 +66,7 @@ from .config import (
 )
 from .errors import InputError, MedstackError, ParameterError, StepAbortedError
 from .imageobjects import is_image_object, stack_from_objects
-from .inputs import InputImage, check_shapes, expand_inputs, open_inputs, single_names
+from .inputs import InputImage, check_shapes, open_inputs
 from .params import PARAMETERS, MedianParams, format_value
 
 __all__ = ["createMedian", "getHelpAsString", "help", "median", "run"]
@@ -218,7 +218,8 @@ def _edit(settings: Settings) -> Settings:
 
 
 def _images(items: Any, settings: Settings) -> list[InputImage]:
-    """Input images from names and/or InputImage objects, with per-image overrides."""
+    """Input images from names and/or InputImage objects, with per-image overrides: names
+    alone go through :func:`~medstack.inputs.open_inputs`, as in every other door."""
     if isinstance(items, (str, os.PathLike, InputImage)):
         items = [items]
     try:
@@ -227,39 +228,28 @@ def _images(items: Any, settings: Settings) -> list[InputImage]:
         raise ParameterError(
             f"input: expected file names or InputImage objects, got {type(items).__name__}"
         ) from None
-    images: list[InputImage] = []
-    names: list[str] = []
-
-    def flush() -> None:
-        if not names:
-            return
-        scis = []
-        for name in expand_inputs(names):
-            sci = single_names(name)[0]
-            if os.path.normpath(sci) != os.path.normpath(name) and not os.path.exists(sci):
-                raise InputError(
-                    f"{name}: its singly drizzled image {sci} does not exist (AstroDrizzle's "
-                    "driz_separate step writes it)"
-                )
-            scis.append(sci)
-        images.extend(open_inputs(scis))
-        names.clear()
-
     for item in items:
-        if isinstance(item, InputImage):
-            flush()
-            images.append(item)
-        elif isinstance(item, (str, os.PathLike)):
-            names.append(os.fspath(item))
-        else:
+        if not isinstance(item, (str, os.PathLike, InputImage)):
             raise ParameterError(
                 f"input: expected file names or InputImage objects, got {item!r}"
             )
-    flush()
-    if not images:
-        raise InputError("no input images")
-    check_shapes(images)
     overrides = {k: getattr(settings, k) for k in PER_IMAGE_KEYS}
+    if not any(isinstance(item, InputImage) for item in items):
+        if not items:
+            raise InputError("no input images")
+        return open_inputs([os.fspath(item) for item in items], **overrides)
+    images: list[InputImage] = []
+    names: list[str] = []
+    for item in [*items, None]:  # names between objects are opened together
+        if isinstance(item, (str, os.PathLike)):
+            names.append(os.fspath(item))
+            continue
+        if names:
+            images.extend(open_inputs(names))
+            names = []
+        if item is not None:
+            images.append(item)
+    check_shapes(images)
     for key, values in overrides.items():
         if values is not None and len(values) != len(images):
             raise ParameterError(f"{key}: {len(values)} values given for {len(images)} "

@@ -28,6 +28,7 @@ import numpy as np
 from astropy.io import fits
 
 from ._version import __version__
+from .config import per_image_values
 from .errors import InputError, ParameterError, StepAbortedError
 from .inputs import (
     ArrayReader,
@@ -837,6 +838,9 @@ def median_image(
         from . import dask_backend
 
         dask_backend.check_scheduler(scheduler, client)
+    # per-image values by the one rule of every door (.cfg, --table, createMedian)
+    exptime, sky, readnoise = (per_image_values(name, values) for name, values in
+                               (("exptime", exptime), ("sky", sky), ("readnoise", readnoise)))
     images = open_inputs(input, weights=weights, exptime=exptime, sky=sky, readnoise=readnoise)
     plan = prepare(images, p)
     path = output_name(output) if output is not None else None

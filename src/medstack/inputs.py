@@ -459,6 +459,10 @@ def open_inputs(
     given = _expand_all(names)  # e.g. j8bt06nyq_flt.fits and j8bt06nyq_single_sci.fits repeat
     owner = _first_occurrences(given, lambda n: os.path.realpath(single_names(n)[0]))
     scis = [single_names(given[i])[0] for i in sorted(set(owner))]
+    for i, sci in zip(sorted(set(owner)), scis):
+        if os.path.normpath(sci) != os.path.normpath(given[i]) and not os.path.exists(sci):
+            raise InputError(f"{given[i]}: its singly drizzled image {sci} does not exist "
+                             "(AstroDrizzle's driz_separate step writes it)")
     whts = _per_image("weights", weights, owner)
     exps = _per_image("exptime", exptime, owner)
     skies = _per_image("sky", sky, owner)

@@ -378,13 +378,18 @@ def validate(values: Mapping[str, Any] | None = None, *, base: MedianParams | No
     return replace(current, **changes)
 
 
+def _number(value: float) -> str:
+    """The shortest text that reads back as ``value`` (``4``, ``2.5``, ``4.1234567``)."""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
 def format_value(p: ParamSpec, value: Any) -> str:
     """Render a value as drizzlepac's ``.cfg`` files hold it (``None``, ``4 3``, ``True``)."""
     if value is None:
         return "None"
-    if p.kind == "nsigma":
-        n1, n2 = parse_nsigma(value)
-        return f"{n1:g} {n2:g}"
+    if p.kind == "nsigma":  # every digit kept: the string parses back to the same values
+        return " ".join(_number(n) for n in parse_nsigma(value))
     if p.kind == "bool":
         return "True" if value else "False"
     if p.kind == "float":
