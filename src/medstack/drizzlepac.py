@@ -16,8 +16,7 @@ calls for its "Create Median" step (``createMedian.createMedian(imgObjList, conf
 procSteps)``), with medstack's (:func:`medstack.createMedian.createMedian`), which reads the
 same values from drizzlepac's image objects and writes (or, with ``in_memory=True``, hands
 back) the same median, bit for bit wherever drizzlepac is well defined. Every other step is
-drizzlepac's own. drizzlepac's standalone ``createMedian.median`` goes through the same
-function, so it runs medstack too. :func:`uninstall` puts drizzlepac's function back.
+drizzlepac's own. :func:`uninstall` puts drizzlepac's function back.
 
 This module imports drizzlepac when a function is called, not when it is imported; medstack
 itself never imports it. Install it with ``pip install "medstack[drizzlepac]"`` (from a
