@@ -41,6 +41,7 @@ from .inputs import (
 from .kernels import CombineSpec, ImageScalars, SectionResult, combine_section
 from .masks import WeightMean, WeightStats
 from .memory import peak_bytes
+from .openfiles import descriptors_needed, ensure_open_files
 from .params import PARAMETERS, MedianParams, format_value, validate
 from .sections import Section, plan_sections, section_rows
 from .writer import FitsImageWriter, check_output_path, output_header
@@ -197,17 +198,29 @@ class RawReader:
     integer = False
     in_memory = False
 
-    def __init__(self, path: str, hdu: int, shape: tuple[int, int], offset: int) -> None:
+    def __init__(self, path: str, hdu: int, shape: tuple[int, int], offset: int,
+                 keep_open: bool = True) -> None:
         self.path = path
         self.hdu = hdu
         self.shape = shape
         self._offset = offset
         self._row_bytes = shape[1] * 4
-        self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        #: Whether the file stays open (and rows are mapped); else every read opens it, reads
+        #: with ``pread`` into the caller's buffer and closes it, so that thousands of inputs
+        #: need no file descriptor each.
+        self.mappable = keep_open
+        self._fd = self._open() if keep_open else -2
+
+    def _open(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        except OSError as err:
+            raise InputError(f"{self.path}: cannot open ({err.strerror})") from err
 
     @classmethod
-    def open(cls, path: str, hdu: int) -> RawReader | None:
-        """A reader for ``path``'s HDU ``hdu``, or None if its data cannot be mapped raw."""
+    def open(cls, path: str, hdu: int, keep_open: bool = True) -> RawReader | None:
+        """A reader for ``path``'s HDU ``hdu``, or None if its data cannot be mapped raw
+        (``keep_open=False``: see :attr:`mappable`)."""
         try:
             found = _data_location(path, hdu)
             if found is None:
@@ -219,7 +232,7 @@ class RawReader:
             shape = (int(cards.get("NAXIS2", 0)), int(cards.get("NAXIS1", 0)))
             if min(shape) <= 0 or os.path.getsize(path) < offset + shape[0] * shape[1] * 4:
                 return None
-            return cls(path, hdu, shape, offset)
+            return cls(path, hdu, shape, offset, keep_open)
         except (OSError, ValueError):
             return None  # ImageReader reports it
 
@@ -233,7 +246,8 @@ class RawReader:
             If the reader is closed or the rows cannot be mapped.
         """
         if self._fd < 0:
-            raise InputError(f"{self.path}: reader closed")
+            raise InputError(f"{self.path}: reader closed" if self._fd == -1 else
+                             f"{self.path}: reader does not map (opened with keep_open=False)")
         nx = self.shape[1]
         if y1 <= y0:
             return np.empty((0, nx), dtype=">f4")
@@ -261,14 +275,20 @@ class RawReader:
         pos = self._offset + y0 * self._row_bytes
         want = (y1 - y0) * self._row_bytes
         done = 0
+        if self._fd == -1:
+            raise InputError(f"{self.path}: reader closed")
+        fd = self._fd if self._fd >= 0 else self._open()
         try:
             while done < want:
-                got = os.preadv(self._fd, [view[done:want]], pos + done)
+                got = os.preadv(fd, [view[done:want]], pos + done)
                 if got <= 0:
                     raise InputError(f"{self.path}: cannot read rows {y0}-{y1} (file truncated)")
                 done += got
         except OSError as err:
             raise InputError(f"{self.path}: cannot read rows {y0}-{y1} ({err.strerror})") from err
+        finally:
+            if fd != self._fd:
+                os.close(fd)
         return out
 
     def read(self, y0: int, y1: int, out: np.ndarray | None = None) -> np.ndarray:
@@ -281,11 +301,28 @@ class RawReader:
         """
         if out is None:
             out = np.empty((y1 - y0, self.shape[1]), dtype=np.float32)
+        if not self.mappable:  # read as it lies (big-endian), then to native order in place
+            bits = self.read_into(y0, y1, out.view(np.uint32))
+            if np.little_endian:
+                bits.byteswap(inplace=True)
+            return out
         try:
             out[...] = self.rows(y0, y1)
         except (OSError, ValueError) as err:
             raise InputError(f"{self.path}: cannot read rows {y0}-{y1} ({err})") from err
         return out
+
+    def prefetch(self, y0: int, y1: int) -> None:
+        """Ask the kernel to start reading rows ``[y0, y1)`` (``POSIX_FADV_WILLNEED``), so that
+        a later read of a cold file finds them in the page cache; nothing where unsupported."""
+        advise = getattr(os, "posix_fadvise", None)
+        if advise is None or self._fd < 0 or y1 <= y0:
+            return
+        try:
+            advise(self._fd, self._offset + y0 * self._row_bytes, (y1 - y0) * self._row_bytes,
+                   os.POSIX_FADV_WILLNEED)
+        except OSError:  # pragma: no cover - advice only
+            pass
 
     def close(self) -> None:
         """Close the file (views handed out stay valid until they go)."""
@@ -339,18 +376,20 @@ def _data_location(path: str, hdu: int) -> tuple[int, dict[str, Any]] | None:
     return None
 
 
-def open_reader(path: str, hdu: int) -> RawReader | ImageReader:
+def open_reader(path: str, hdu: int, keep_open: bool = True) -> RawReader | ImageReader:
     """The fastest reader for one input image: :class:`RawReader` where the data are plain
-    float32, else :class:`~medstack.inputs.ImageReader`."""
-    return RawReader.open(path, hdu) or ImageReader(path, hdu)
+    float32 (with ``keep_open=False``, one that holds no open file), else
+    :class:`~medstack.inputs.ImageReader`."""
+    return RawReader.open(path, hdu, keep_open) or ImageReader(path, hdu)
 
 
-def image_reader(img: InputImage, which: str) -> RawReader | ImageReader | ArrayReader:
+def image_reader(img: InputImage, which: str, keep_open: bool = True
+                 ) -> RawReader | ImageReader | ArrayReader:
     """The reader of one input's science (``which="sci"``) or weight (``"wht"``) image: its
     in-memory array when it has one, else :func:`open_reader` of its file."""
     if img.memory is not None:
         return ArrayReader(getattr(img, which), getattr(img.memory, which))
-    return open_reader(getattr(img, which), getattr(img, f"{which}_hdu"))
+    return open_reader(getattr(img, which), getattr(img, f"{which}_hdu"), keep_open)
 
 
 def image_header(img: InputImage) -> fits.Header:
@@ -483,7 +522,7 @@ def compute_section(
     def planes(readers: Sequence[RawReader | ImageReader], key: str) -> list[np.ndarray]:
         out = []
         for i, reader in enumerate(readers):
-            if isinstance(reader, RawReader):
+            if isinstance(reader, RawReader) and reader.mappable:
                 out.append(reader.rows(r0, r1))
             else:
                 buf = _buffer(bufs, key, (n, r1 - r0, nx)).view(np.float32)[i]
@@ -694,9 +733,16 @@ def run(
     header_cards, history = provenance(plan)
     header = output_header(image_header(plan.images[0]), header_cards, history)
 
-    sci_readers = [image_reader(img, "sci") for img in plan.images]
+    n_files = plan.n_images * (2 if plan.needs_weights else 1)
+    keep_open = ensure_open_files(descriptors_needed(n_files, in_flight))
+    if not keep_open:
+        log.warning("%d input files need more open files than this process may hold "
+                    "(ulimit -n); reading each file only while it is read (slower, same result)",
+                    n_files)
+    sci_readers = [image_reader(img, "sci", keep_open) for img in plan.images]
     wht_readers = (
-        [image_reader(img, "wht") for img in plan.images] if plan.needs_weights else None
+        [image_reader(img, "wht", keep_open) for img in plan.images]
+        if plan.needs_weights else None
     )
     buffers = SectionBuffers()
     for reader in sci_readers + (wht_readers or []):
