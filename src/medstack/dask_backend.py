@@ -441,6 +441,7 @@ def run(
     scheduler: str | None = None,
     client: Any = None,
     sections_per_band: int | None = None,
+    quicklook: bool = False,
 ) -> MedianResult:
     """Run a prepared plan on a Dask cluster; same meaning and result as
     :func:`medstack.engine.run`.
@@ -472,6 +473,9 @@ def run(
         A connected client to run on; it is left open.
     sections_per_band : int, optional
         Sections per task. Default: about :data:`BANDS_PER_THREAD` bands per worker thread.
+    quicklook : bool
+        Also build the quick-look (``result.quicklook``); the bands' rows then come back to
+        the client, which writes them. Default is False.
 
     Returns
     -------
@@ -524,6 +528,7 @@ def run(
         try:
             threads = _threads(dask_client)
             thresholds = None
+            stats = None
             if plan.params.median_newmasks and plan.needs_weights:
                 files = [(img.wht, img.wht_hdu) for img in plan.images]
                 per = -(-len(files) // (BANDS_PER_THREAD * threads))  # images per task
@@ -537,10 +542,12 @@ def run(
                 thresholds = thresholds_of(plan, stats)
                 log.debug("mean weights of %d images: %.2f s", plan.n_images,
                           time.perf_counter() - start)
-            sinks = engine.OutputSinks(plan, header, out_path, keep_data, save_maps, keep_maps)
-            keys = tuple(dict.fromkeys([*sinks.writers, *sinks.arrays]))
+            sinks = engine.OutputSinks(plan, header, out_path, keep_data, save_maps, keep_maps,
+                                       quicklook)
+            keys = tuple(dict.fromkeys([*sinks.writers, *sinks.arrays,
+                                        *(("median", "ngood") if quicklook else ())]))
             row_bytes = nx * sum(_DTYPES[k].itemsize for k in keys)
-            direct_ok = out_path is not None and not sinks.arrays
+            direct_ok = out_path is not None and not sinks.arrays and not quicklook
             bands = plan_bands(plan, threads, row_bytes=row_bytes, direct_ok=direct_ok,
                                sections_per_band=sections_per_band)
             targets = {key: w.target() for key, w in sinks.writers.items()}
@@ -609,6 +616,8 @@ def run(
                     log.debug("could not clear the workers' reader cache", exc_info=True)
     arrays = sinks.arrays
     median_path = written[-1] if written else None
+    if log.isEnabledFor(logging.INFO):  # no masked fractions: the workers do not count them
+        log.info("per-image values:\n%s", engine.image_table(plan, stats))
     return MedianResult(
         data=arrays.get("median"),
         header=header,
@@ -618,4 +627,5 @@ def run(
         map_paths=[Path(p) for p in written[:-1]],
         seconds=time.perf_counter() - start,
         plan=plan,
+        quicklook=sinks.quicklook,
     )
