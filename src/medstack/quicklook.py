@@ -2,7 +2,7 @@
 
 The picture is for a look, not a measurement: large images are binned for display (block
 mean of the median, block minimum of the count map, so that holes stay visible), and the
-stretch limits come from an even sample of at most a million pixels. :class:`QuickLook`
+stretch limits come from an even sample of at most 250 000 pixels. :class:`QuickLook`
 builds all that row block by row block, as a run produces them, so the PNG of an image of any
 size costs a few tens of MiB, never a copy of the image. The sky axes come from the header's
 WCS, rescaled to the binned pixels (:func:`display_wcs`). Matplotlib
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 STRETCHES = ("zscale", "asinh")
 
 _MAX_DISPLAY = 1600  # larger images are binned to at most this many pixels a side
-_MAX_SAMPLES = 1_000_000  # pixels sampled (evenly) for the stretch limits
+_MAX_SAMPLES = 250_000  # pixels sampled (evenly) for the stretch limits
 _NAN_COLOUR = "#d62728"  # pixels that are NaN in the median
 
 
@@ -52,7 +52,7 @@ class QuickLook:
     Feed it the median (and count-map) rows in any order with :meth:`add`, then write the PNG
     with :meth:`save`. It keeps the image binned by :attr:`factor` (block mean of the finite
     values, block minimum of the counts; the last partial block of rows and columns is not
-    shown), an even sample of at most a million pixels for the stretch limits, and the count of
+    shown), an even sample of at most 250 000 pixels for the stretch limits, and the count of
     NaN pixels: a few tens of MiB whatever the image size.
 
     Parameters
@@ -104,7 +104,7 @@ class QuickLook:
             blocks = ys[keep] // f
             values = _bin_rows(rows[keep], f, nx)
             good = _bin_rows(finite[keep], f, nx)
-            np.add.at(self._sum, blocks, np.where(good, values, 0.0).sum(axis=2))
+            np.add.at(self._sum, blocks, np.where(good, values, 0.0).sum(axis=2, dtype=np.float64))
             np.add.at(self._count, blocks, good.sum(axis=2))
             counts_rows = blocks
         if self._min is not None:
