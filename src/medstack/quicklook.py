@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 #: The accepted values of ``stretch``.
 STRETCHES = ("zscale", "asinh")
 
-_MAX_DISPLAY = 1600  # larger images are binned to at most this many pixels a side
+_MAX_DISPLAY = 1024  # larger images are binned to at most this many pixels a side (the PNG
+# shows each panel about 500 pixels high: more would only cost memory)
 _MAX_SAMPLES = 250_000  # pixels sampled (evenly) for the stretch limits
 _NAN_COLOUR = "#d62728"  # pixels that are NaN in the median
 
@@ -100,13 +101,16 @@ class QuickLook:
         keep = ys < by * f
         if not keep.any():
             counts_rows = None
-        else:
+        else:  # rows are consecutive: sum each run of rows that falls in one block
             blocks = ys[keep] // f
+            starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]])
+            counts_rows = (blocks[starts], starts)
             values = _bin_rows(rows[keep], f, nx)
             good = _bin_rows(finite[keep], f, nx)
-            np.add.at(self._sum, blocks, np.where(good, values, 0.0).sum(axis=2, dtype=np.float64))
-            np.add.at(self._count, blocks, good.sum(axis=2))
-            counts_rows = blocks
+            sums = np.where(good, values, 0.0).sum(axis=2, dtype=np.float64)
+            self._sum[blocks[starts]] += np.add.reduceat(sums, starts, axis=0)
+            self._count[blocks[starts]] += np.add.reduceat(good.sum(axis=2, dtype=np.int32),
+                                                           starts, axis=0)
         if self._min is not None:
             if ngood is None:
                 raise ParameterError("this quick-look has a count map: give ngood rows too")
@@ -117,7 +121,10 @@ class QuickLook:
             counts = np.where(np.isfinite(counts), counts, 0).astype(np.int64)
             self._max_count = max(self._max_count, int(counts.max()))
             if counts_rows is not None:
-                np.minimum.at(self._min, counts_rows, _bin_rows(counts[keep], f, nx).min(axis=2))
+                where, starts = counts_rows
+                least = np.minimum.reduceat(_bin_rows(counts[keep], f, nx).min(axis=2), starts,
+                                            axis=0)
+                self._min[where] = np.minimum(self._min[where], least)
 
     @property
     def median(self) -> np.ndarray:
@@ -296,8 +303,8 @@ def _save(look: QuickLook, path: str | os.PathLike[str], *, title: str | None, s
 
     grey = colormaps["gray"].with_extremes(bad=_NAN_COLOUR)
     ax = axes[0]
-    im = ax.imshow(np.ma.masked_invalid(shown), origin="lower", cmap=grey, norm=norm,
-                   interpolation="nearest")
+    im = ax.imshow(np.ma.masked_invalid(shown.astype(np.float32)), origin="lower", cmap=grey,
+                   norm=norm, interpolation="nearest")
     ax.set_title(f"median ({stretch})", fontsize=10)
     cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label=unit or None)
     if stretch == "asinh":  # ticks evenly spaced in the stretched scale, not crowded at the top
