@@ -57,6 +57,7 @@ __all__ = [
     "STEP4",
     "TABLE_COLUMNS",
     "TASK_KEYS",
+    "TASK_KEY_TYPES",
     "ImageTable",
     "Settings",
     "config_text",
@@ -78,13 +79,19 @@ _STEP3_TAG = "STEP 3:"  # the separate-drizzle step, which holds driz_sep_compre
 TASK_KEYS: Mapping[str, str] = {
     "input": "Input images: a filename, a glob, an @file list, or a list of names. Singly "
     "drizzled science images (*_single_sci.fits) or exposure names (*_flt.fits, *_flc.fits, "
-    "*_c0m.fits, ...), which map to <rootname>_single_sci.fits beside them.",
+    "*_c0m.fits, ...), which map to <rootname>_single_sci.fits beside them. In a .cfg file, "
+    "relative names are relative to the file's folder.",
     "output": "AstroDrizzle's output rootname: the median is written to <output>_med.fits "
     "(a trailing .fits or _drz/_drc suffix is removed first, as AstroDrizzle does). "
-    "Default: the rootname of the first input.",
+    "Default: the rootname of the first input. In a .cfg file, a relative name is relative to "
+    "the file's folder.",
     "num_cores": "Threads to use (AstroDrizzle's num_cores; n < 2 means one). "
     "Default None: all cores.",
 }
+
+#: The type of each task-level key, as the help text gives it.
+TASK_KEY_TYPES: Mapping[str, str] = {"input": "str or list of str", "output": "str or None",
+                                     "num_cores": "int or None"}
 
 #: Per-image values (lists, one entry per input image, in input order; None entries fall back
 #: to the single's header), with their meaning.

@@ -1,4 +1,4 @@
-"""The median step on a Dask cluster (``pip install medstack[dask]``).
+"""The median step on a Dask cluster (``pip install -e ".[dask]"`` from a checkout).
 
 Same plan, same numerics, same result as the local engine (:func:`medstack.engine.run`), bit for
 bit; only where the sections are computed changes:
@@ -70,7 +70,7 @@ log = logging.getLogger(__name__)
 #: The ``scheduler`` value that starts (and afterwards closes) a LocalCluster.
 DASK_LOCAL = "dask-local"
 #: What to install for this module.
-INSTALL_HINT = "pip install medstack[dask]"
+INSTALL_HINT = 'pip install -e ".[dask]" from a checkout'
 #: Default number of bands per worker thread: enough for load balance and cheap re-runs after a
 #: lost worker, few enough that opening every input once per band stays a small cost.
 BANDS_PER_THREAD = 4
@@ -117,7 +117,7 @@ def check_scheduler(scheduler: str | None, client: Any = None) -> str:
     ------
     ParameterError
         An unknown value, both given, or Dask not installed (the message says
-        ``pip install medstack[dask]``).
+        ``pip install -e ".[dask]"`` from a checkout).
     """
     if client is not None:
         if scheduler is not None:

@@ -379,7 +379,7 @@ def _gather_fill(srow, nb_, cand, hasc):
 def _numcombine_kernel(sp, ss, wp, ws, use_w, wlim, vlo, vhi, is_median, fill, k_of, even,
                        mid, nlow, nhigh, fillval, net, p_lo, p_hi, block, out, ngood,
                        nonfinite):
-    """median / mean (SPEC §6 with DEVIATIONS) over flat pixels ``[p_lo, p_hi)``.
+    """median / mean (docs/spec.md §6 with docs/deviations.md) over flat pixels ``[p_lo, p_hi)``.
 
     median: the masked values of a pixel are padded alternately with -inf and +inf (in stack
     order), which puts the middle of its good values at one of two fixed sorted positions,
@@ -501,7 +501,7 @@ def _numcombine_kernel(sp, ss, wp, ws, use_w, wlim, vlo, vhi, is_median, fill, k
 def _minmed_kernel(sp, ss, wp, ws, use_w, wlim, sps, rn2, rn_masks, rn_const, n1, n2, fill,
                    k_of, even, mid, net, fw_pos, p_lo, p_hi, block, mn_out, med_out, f1, f2,
                    gcount, nonfinite):
-    """minmed's per-pixel part (SPEC §7 steps 1–9) over flat pixels ``[p_lo, p_hi)``: the
+    """minmed's per-pixel part (docs/spec.md §7 steps 1–9) over flat pixels ``[p_lo, p_hi)``: the
     minimum, the "median", the good count and the two flags ``MinW < MedW - nsigma·σ``.
 
     The "median" (nlow = 0, nhigh = 1, or the mean for two images) uses the padding of
