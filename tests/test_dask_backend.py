@@ -312,7 +312,8 @@ def test_cli_dask_local_starts_and_closes_its_cluster(stack, tmp_path):
 def test_missing_dask_is_a_clear_error(stack, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` fails
     for scheduler in ("dask-local", "tcp://127.0.0.1:8786"):
-        with pytest.raises(ParameterError, match=r"needs Dask.*pip install medstack\[dask\]"):
+        with pytest.raises(ParameterError,
+                           match=r'needs Dask.*pip install -e "\.\[dask\]" from a checkout'):
             median_image(stack, scheduler=scheduler)
     argv = [*stack, "-o", str(tmp_path / "out"), "--scheduler", "dask-local"]
     assert main(argv) == 2
