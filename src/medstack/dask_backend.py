@@ -251,6 +251,8 @@ class _BandOutput:
     rows: dict[str, np.ndarray] | None
     nonfinite: list[int]
     integer: list[str]
+    no_good: int = 0  # output pixels with no good input
+    masked: list[int] | None = None  # per image, pixels its weight mask rejects (-v)
 
 
 Reader = Any  # engine.RawReader | inputs.ImageReader, as engine.open_reader returns
@@ -375,7 +377,7 @@ def _weight_task(files: list[tuple[str, int]], rows: int) -> list[WeightStats]:
 
 def _band_task(plan: StackPlan, first: int, stop: int, thresholds: np.ndarray | None,
                kernel: str, keys: tuple[str, ...],
-               targets: dict[str, RowTarget] | None) -> _BandOutput:
+               targets: dict[str, RowTarget] | None, count_masked: bool = False) -> _BandOutput:
     """On a worker: compute sections ``[first, stop)`` and return or write their rows.
 
     Holds one section's input rows at a time (the bufsize rule; the read buffers are reused
@@ -393,10 +395,16 @@ def _band_task(plan: StackPlan, first: int, stop: int, thresholds: np.ndarray | 
     readers = sci_readers + (wht_readers or [])
     try:
         nonfinite = np.zeros(plan.n_images, dtype=np.int64)
+        masked = np.zeros(plan.n_images, dtype=np.int64) if count_masked else None
+        no_good = 0
         for section in sections:
             result, bad = engine.compute_section(plan, section, sci_readers, wht_readers,
-                                                 thresholds, kernel, buffers=stack.buffers)
+                                                 thresholds, kernel, buffers=stack.buffers,
+                                                 count_masked=count_masked)
             nonfinite += bad
+            no_good += int(result.ngood.size - np.count_nonzero(result.ngood))
+            if masked is not None:
+                masked += getattr(result, "masked", 0)
             parts = {"median": result.median, "ngood": result.ngood,
                      "minchosen": result.minchosen}
             a, b = section.out
@@ -411,7 +419,8 @@ def _band_task(plan: StackPlan, first: int, stop: int, thresholds: np.ndarray | 
                 target.sync()
     finally:
         _leave(stack)
-    return _BandOutput(rows, nonfinite.tolist(), [r.path for r in readers if r.integer])
+    return _BandOutput(rows, nonfinite.tolist(), [r.path for r in readers if r.integer],
+                       no_good, None if masked is None else masked.tolist())
 
 
 def _compressed(name: str) -> bool:
@@ -529,6 +538,7 @@ def run(
             threads = _threads(dask_client)
             thresholds = None
             stats = None
+            count_masked = log.isEnabledFor(logging.INFO) and plan.params.median_newmasks
             if plan.params.median_newmasks and plan.needs_weights:
                 files = [(img.wht, img.wht_hdu) for img in plan.images]
                 per = -(-len(files) // (BANDS_PER_THREAD * threads))  # images per task
@@ -563,10 +573,13 @@ def run(
             for band in bands:
                 fut = dask_client.submit(
                     _band_task, plan, *band.sections, thresholds, kernel, keys,
-                    targets if band.direct else None, key=f"medstack-band-{run_id}-{band.index}",
+                    targets if band.direct else None, count_masked,
+                    key=f"medstack-band-{run_id}-{band.index}",
                 )
                 futures[fut] = band
             nonfinite = np.zeros(plan.n_images, dtype=np.int64)
+            masked = np.zeros(plan.n_images, dtype=np.int64)
+            no_good = 0
             total = len(plan.sections)
             done = 0
             warned = False
@@ -590,6 +603,9 @@ def run(
                               SectionResult(rows.get("median"), rows.get("ngood"),
                                             rows.get("minchosen")))
                 nonfinite += output.nonfinite
+                no_good += output.no_good
+                if output.masked is not None:
+                    masked += output.masked
                 done += band.sections[1] - band.sections[0]
                 if progress is not None:
                     progress(done, total)
@@ -616,8 +632,10 @@ def run(
                     log.debug("could not clear the workers' reader cache", exc_info=True)
     arrays = sinks.arrays
     median_path = written[-1] if written else None
-    if log.isEnabledFor(logging.INFO):  # no masked fractions: the workers do not count them
-        log.info("per-image values:\n%s", engine.image_table(plan, stats))
+    if log.isEnabledFor(logging.INFO):
+        log.info("per-image values:\n%s",
+                 engine.image_table(plan, stats, masked if count_masked else None))
+    engine.check_coverage(plan, no_good)
     return MedianResult(
         data=arrays.get("median"),
         header=header,
@@ -627,5 +645,6 @@ def run(
         map_paths=[Path(p) for p in written[:-1]],
         seconds=time.perf_counter() - start,
         plan=plan,
+        no_good=no_good,
         quicklook=sinks.quicklook,
     )
