@@ -277,7 +277,7 @@ def test_main_passes_on_cli_failure(tmp_path, capsys, monkeypatch):
     cli = pytest.importorskip("medstack.cli")
     monkeypatch.setattr(cli, "main", lambda argv: 2)
     assert demo.main(["--outdir", str(tmp_path), "--size", "40", "--n-images", "1"]) == 2
-    assert capsys.readouterr().out.startswith("demo: 1 images of 40")  # the stack only
+    assert capsys.readouterr().out.startswith("demo: 1 image of 40")  # the stack only
 
 
 def test_main_end_to_end(tmp_path, capsys):

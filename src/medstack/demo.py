@@ -574,7 +574,8 @@ def main(argv: Sequence[str] | None = None, *, run_cli: bool = True) -> int:
               file=sys.stderr)
         return 2
     t_gen = time.perf_counter() - t0
-    print(_printable(f"demo: {len(sci_files)} images of {ny}×{nx} → {outdir} "
+    plural = "" if len(sci_files) == 1 else "s"
+    print(_printable(f"demo: {len(sci_files)} image{plural} of {ny}×{nx} → {outdir} "
                      f"(generated in {t_gen:.1f} s)"), flush=True)
     if not run_cli:
         return 0

@@ -101,16 +101,16 @@ class QuickLook:
         keep = ys < by * f
         if not keep.any():
             counts_rows = None
-        else:  # rows are consecutive: sum each run of rows that falls in one block
+        else:  # rows are consecutive: first sum each run of rows in one block, then bin in x
             blocks = ys[keep] // f
             starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]])
             counts_rows = (blocks[starts], starts)
-            values = _bin_rows(rows[keep], f, nx)
-            good = _bin_rows(finite[keep], f, nx)
-            sums = np.where(good, values, 0.0).sum(axis=2, dtype=np.float64)
-            self._sum[blocks[starts]] += np.add.reduceat(sums, starts, axis=0)
-            self._count[blocks[starts]] += np.add.reduceat(good.sum(axis=2, dtype=np.int32),
-                                                           starts, axis=0)
+            good = finite[keep]
+            values = np.where(good, rows[keep], np.float32(0.0))
+            sums = np.add.reduceat(values, starts, axis=0, dtype=np.float64)
+            n_ok = np.add.reduceat(good, starts, axis=0, dtype=np.int32)
+            self._sum[blocks[starts]] += _bin_rows(sums, f, nx).sum(axis=2)
+            self._count[blocks[starts]] += _bin_rows(n_ok, f, nx).sum(axis=2)
         if self._min is not None:
             if ngood is None:
                 raise ParameterError("this quick-look has a count map: give ngood rows too")
@@ -118,12 +118,14 @@ class QuickLook:
             if counts.shape != rows.shape:
                 raise ParameterError(f"ngood has shape {counts.shape}, the median rows "
                                      f"{rows.shape}")
-            counts = np.where(np.isfinite(counts), counts, 0).astype(np.int64)
+            if counts.dtype.kind == "f":
+                counts = np.where(np.isfinite(counts), counts, 0)
+            counts = counts.astype(np.int32, copy=False)
             self._max_count = max(self._max_count, int(counts.max()))
             if counts_rows is not None:
                 where, starts = counts_rows
-                least = np.minimum.reduceat(_bin_rows(counts[keep], f, nx).min(axis=2), starts,
-                                            axis=0)
+                least = _bin_rows(np.minimum.reduceat(counts[keep], starts, axis=0), f,
+                                  nx).min(axis=2)
                 self._min[where] = np.minimum(self._min[where], least)
 
     @property
