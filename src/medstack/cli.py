@@ -122,9 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="threads: this machine's threads; dask-local: a Dask LocalCluster of "
                      "--workers processes, started and closed by the run; tcp://HOST:PORT: a "
                      "running Dask scheduler (inputs and output on a filesystem its workers "
-                     "see). Dask needs pip install -e \".[dask]\" (from a checkout). Same result bit for "
-                     "bit. "
-                     "Default: threads")
+                     "see). Dask needs pip install -e \".[dask]\" (from a checkout). Same "
+                     "result bit for bit. Default: threads")
     run.add_argument("--save-maps", action="store_true",
                      help="also write ROOT_med_ngood.fits (good inputs per pixel) and, for "
                      "minmed, ROOT_med_minchosen.fits (1 where the minimum was chosen)")
