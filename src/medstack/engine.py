@@ -666,7 +666,7 @@ class MedianResult:
             shape = self.data.shape if self.data is not None else None
             ctype, n = self.header.get("MEDCTYPE"), self.header.get("NCOMBINE")
         shape_text = "x".join(str(v) for v in shape) if shape else "?"
-        parts = [f"{shape_text}", f"{ctype}", f"{n} images",
+        parts = [f"{shape_text}", f"{ctype}", f"{n} image{'' if n == 1 else 's'}",
                  f"path={str(self.path)!r}" if self.path is not None else "no file",
                  f"{self.seconds:.2f} s"]
         if self.data is None:
