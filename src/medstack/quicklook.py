@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 #: The accepted values of ``stretch``.
 STRETCHES = ("zscale", "asinh")
 
-_MAX_DISPLAY = 1024  # larger images are binned to at most this many pixels a side (the PNG
-# shows each panel about 500 pixels high: more would only cost memory)
+_MAX_DISPLAY = 512  # larger images are binned to at most this many pixels a side: the PNG
+# shows each panel about 480 pixels high, so more would only cost memory and alias
 _MAX_SAMPLES = 250_000  # pixels sampled (evenly) for the stretch limits
 _NAN_COLOUR = "#d62728"  # pixels that are NaN in the median
 
