@@ -14,7 +14,7 @@ minimal stubs that carry exactly what ``_median`` reads:
   ``backgroundValueList`` / ``readnoiseList`` hold exactly the given values
   (``sqrt(rn**2) == rn`` in IEEE arithmetic).
 
-``proc_unit`` is ``electrons``, so thresholds are never rescaled (SPEC Q20), and
+``proc_unit`` is ``electrons``, so thresholds are never rescaled (docs/spec.md Q20), and
 ``compress`` is False (data in the primary HDU).
 
 It needs an environment with ``drizzlepac==3.11.0`` (drizzlepac is imported inside ``main()``,

@@ -4,7 +4,7 @@ Run from the repository root (any Python with numpy and astropy; drizzlepac 3.11
 in the environment named by ``--dpython``)::
 
     python benchmarks/make_parity_fixtures.py [--outdir tests/data/synthetic] \\
-        [--dpython /work/dpenv/bin/python] [--seed 20241125]
+        [--dpython PYTHON] [--seed 20241125]
 
 What it does:
 
@@ -23,7 +23,7 @@ What it does:
 3. Writes ``cases.json``: ``stacks`` (per stack: shape and the ``images`` list with ``sci``,
    ``wht``, ``exptime`` [s], ``sky`` [electrons], ``readnoise`` [electrons]) and ``cases``
    (name, stack, every parameter, ``expected``).  A case whose drizzlepac result depends on a
-   quirk that medstack changes on purpose (``../shared/reference/DEVIATIONS.md``) carries
+   quirk that medstack changes on purpose (``docs/deviations.md``) carries
    ``"touches_deviation": "Q1"`` (the i-type fill: some pixel outside column 0 has all inputs
    masked while one is non-zero).  Cases on the ``z4`` stack hold signed zeros (``-0.0``) in
    the science data and carry ``"signed_zero": true``.
@@ -53,7 +53,7 @@ from astropy.io import fits
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE.parent / "tests" / "data" / "synthetic"
-DEFAULT_DPYTHON = "/work/dpenv/bin/python"
+DEFAULT_DPYTHON = str(HERE / ".venv-drizzlepac" / "bin" / "python")  # make drizzlepac-env
 SEED = 20241125
 BUFSIZE = 1024 * 1024
 
@@ -196,7 +196,7 @@ def _holes(sci, wht, maskpt) -> np.ndarray:
 
 
 def touches_q1(sci, wht, case, stack) -> bool:
-    """Whether drizzlepac's column-0-only fill (SPEC Q1) shapes this case's result."""
+    """Whether drizzlepac's column-0-only fill (docs/spec.md Q1) shapes this case's result."""
     ctype = case["combine_type"]
     if not ctype.startswith("i"):
         return False
@@ -527,10 +527,10 @@ def main(argv: list[str] | None = None) -> int:
         n = len(stack["images"])
         ny, nx = stack["shape"]
         if n - case["nlow"] - case["nhigh"] < 1:
-            raise SystemExit(f"{case['name']}: N - nlow - nhigh < 1 (SPEC Q7)")
+            raise SystemExit(f"{case['name']}: N - nlow - nhigh < 1 (docs/spec.md Q7)")
         if case["combine_type"].endswith("minmed"):
             if section_rows(ny, nx, case["bufsize"]) < 2 * case["grow"] + 1:
-                raise SystemExit(f"{case['name']}: grow would be reduced (SPEC Q18)")
+                raise SystemExit(f"{case['name']}: grow would be reduced (docs/spec.md Q18)")
         case["expected"] = f"{case['name']}_expected.fits.gz"
         sci, wht = arrays[case["stack"]]
         if touches_q1(sci, wht, case, stack):
@@ -566,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(proc.stderr[-4000:])
             raise SystemExit(f"drizzlepac worker failed (rc {proc.returncode})")
         if "Reducing 'grow'" in proc.stderr:
-            raise SystemExit("drizzlepac reduced grow in some case (SPEC Q18)")
+            raise SystemExit("drizzlepac reduced grow in some case (docs/spec.md Q18)")
         means = json.loads((tmp / "means.json").read_text())
         for name, (_, wht) in arrays.items():
             for i, im in enumerate(stacks[name]["images"]):

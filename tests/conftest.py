@@ -1,9 +1,17 @@
-"""Shared test helpers: small stacks written to disk, and the shared real-data folder."""
+"""Shared test helpers: small stacks written to disk, and the real-data folder.
+
+The real ACS/HRC stack with drizzlepac's own medians (``cases.json``, the singles and the
+``*_expected.fits.gz``) is looked for in the folder named by the environment variable
+``MEDSTACK_TEST_DATA``, else in ``../shared/data/hrc-47tuc`` beside the repository. Without it
+the tests that need it are skipped; the header and the last lines of the pytest report say
+which folder was used and how many real-data tests ran.
+"""
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -12,8 +20,56 @@ import pytest
 from astropy.io import fits
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data" / "hrc-47tuc"
+#: The environment variable naming the real-data folder.
+DATA_ENV = "MEDSTACK_TEST_DATA"
+_DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hrc-47tuc"
+_GIVEN = os.environ.get(DATA_ENV, "").strip()
+SHARED_DATA = Path(_GIVEN).expanduser().resolve() if _GIVEN else _DEFAULT_DATA
+#: Whether the real data are there (``cases.json`` in :data:`SHARED_DATA`).
+REAL_DATA = (SHARED_DATA / "cases.json").is_file()
 SYNTHETIC = Path(__file__).parent / "data" / "synthetic"
+_REAL_RUNS: dict[str, int] = {}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "real_data: needs the real ACS/HRC data (hrc_data)")
+    if _GIVEN and not REAL_DATA:
+        raise pytest.UsageError(f"{DATA_ENV}={_GIVEN}: no cases.json there (the folder of the "
+                                "real ACS/HRC data: cases.json, singles, expected medians)")
+
+
+def pytest_report_header(config):
+    if REAL_DATA:
+        return f"real ACS/HRC data: {SHARED_DATA}"
+    return (f"real ACS/HRC data: not found at {SHARED_DATA}; its tests will be skipped "
+            f"(set {DATA_ENV} to the folder)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "hrc_data" in getattr(item, "fixturenames", ()):
+            item.add_marker("real_data")
+
+
+def pytest_runtest_logreport(report):
+    if "real_data" not in report.keywords:
+        return
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        _REAL_RUNS[report.outcome] = _REAL_RUNS.get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    ran = _REAL_RUNS.get("passed", 0) + _REAL_RUNS.get("failed", 0)
+    skipped = _REAL_RUNS.get("skipped", 0)
+    if ran:
+        line = (f"real ACS/HRC data ({SHARED_DATA}): {ran} test{'s' if ran != 1 else ''} ran, "
+                f"{_REAL_RUNS.get('passed', 0)} passed, {_REAL_RUNS.get('failed', 0)} failed")
+    elif skipped:
+        line = (f"real ACS/HRC data: not found, {skipped} test{'s' if skipped != 1 else ''} "
+                f"skipped (set {DATA_ENV})")
+    else:
+        return
+    terminalreporter.write_line(line)
 
 
 def write_stack(directory: Path, sci, wht, *, exptime=100.0, sky=50.0, readnoise=(4.0,),
@@ -76,8 +132,8 @@ def gunzip_to(src: Path, dst_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def hrc_data(tmp_path_factory):
     """The shared real ACS/HRC stack, gunzipped once per session; skip when absent."""
-    if not (SHARED_DATA / "cases.json").exists():
-        pytest.skip("shared real data (../shared/data/hrc-47tuc) not present")
+    if not REAL_DATA:
+        pytest.skip(f"real ACS/HRC data not found at {SHARED_DATA} (set {DATA_ENV})")
     cases = json.loads((SHARED_DATA / "cases.json").read_text())
     folder = tmp_path_factory.mktemp("hrc")
     scis = []

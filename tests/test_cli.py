@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import re
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -65,7 +71,12 @@ def test_version_and_help(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
     assert exc.value.code == 0
-    assert capsys.readouterr().out.strip() == f"medstack {__version__}"
+    import astropy
+    import numba
+
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"medstack {__version__} (numpy {np.__version__}, astropy "
+                           f"{astropy.__version__}, numba {numba.__version__}, Python ")
     with pytest.raises(SystemExit):
         main(["--help"])
     text = capsys.readouterr().out
@@ -85,3 +96,105 @@ def test_verbose_logs_the_plan(stack, tmp_path, capsys):
     assert main([*stack, "-o", str(tmp_path / "v"), "-v"]) == 0
     err = capsys.readouterr().err
     assert "4 inputs of 30x20" in err and "sections of" in err and "worker" in err
+
+
+def test_success_is_one_line_on_stdout(stack, tmp_path, capsys):
+    assert main([*stack, "-o", str(tmp_path / "s"), "--combine-type", "median"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    (line,) = captured.out.splitlines()
+    assert re.fullmatch(rf"medstack: wrote {re.escape(str(tmp_path / 's_med.fits'))} "
+                        r"\(median of 4 images, 30x20, \d+\.\d\d s\)", line), line
+
+
+def test_success_line_names_maps_and_png(stack, tmp_path, capsys):
+    argv = [*stack, "-o", str(tmp_path / "m"), "--save-maps", "--png", str(tmp_path / "m.png")]
+    assert main(argv) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert f"wrote {tmp_path / 'm_med.fits'} (minmed of 4 images" in line
+    assert f"; {tmp_path / 'm_med_ngood.fits'}; {tmp_path / 'm_med_minchosen.fits'}" in line
+    assert re.search(rf"; quick-look {re.escape(str(tmp_path / 'm.png'))} \(\d+\.\d\d s\)$",
+                     line)
+
+
+def test_quiet_prints_nothing(stack, tmp_path, capsys):
+    assert main([*stack, "-o", str(tmp_path / "q"), "-q", "--png", str(tmp_path / "q.png")]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert (tmp_path / "q_med.fits").is_file() and (tmp_path / "q.png").is_file()
+
+
+def test_quiet_still_reports_errors(stack, tmp_path, capsys):
+    assert main([*stack, "-q", "--combine-type", "middle"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("medstack: error: combine_type")
+
+
+def test_debug_detail_with_vv(stack, tmp_path, capsys):
+    assert main([*stack, "-o", str(tmp_path / "d"), "-v"]) == 0
+    assert "DEBUG" not in capsys.readouterr().err
+    assert main([*stack, "-o", str(tmp_path / "d"), "-vv", "--combine-bufsize", "0.0002"]) == 0
+    err = capsys.readouterr().err
+    assert f"DEBUG: {stack[0]}: read memory-mapped" in err
+    assert "DEBUG: section: reads rows 0-" in err
+    assert re.search(r"DEBUG: mean weights of 4 images: \d+\.\d\d s", err)
+    assert re.search(r"DEBUG: \d+ sections combined: \d+\.\d\d s", err)
+
+
+def test_compile_notice_only_when_cold(stack, tmp_path, capsys, monkeypatch):
+    from medstack.kernels import fast
+
+    assert main([*stack, "-o", str(tmp_path / "w")]) == 0  # compiled now, in this process
+    assert fast.uncompiled(["weights", "minmed"]) == []
+    assert "compiling" not in capsys.readouterr().err
+    monkeypatch.setattr(fast, "uncompiled", lambda steps: ["_minmed_kernel"])
+    assert main([*stack, "-o", str(tmp_path / "w")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["medstack: compiling kernels once, about 6 s (later runs reuse them)"]
+    assert main([*stack, "-o", str(tmp_path / "w"), "-q"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_cold_cache_is_detected_without_compiling(tmp_path):
+    """In a fresh numba cache every kernel is uncompiled; the check takes no compile."""
+    code = ("import time; from medstack.kernels import fast; t = time.perf_counter(); "
+            "u = fast.uncompiled(['weights', 'minmed', 'median', 'sum']); "
+            "print(len(u), fast.compile_seconds(['weights', 'median']), "
+            "time.perf_counter() - t < 0.5)")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                         capture_output=True, text=True).stdout.split()
+    assert out == ["6", "4.0", "True"]
+
+
+def _stack_with_weights(tmp_path, wht):
+    sci = np.random.default_rng(5).normal(10, 1, (3, 40, 50)).astype(np.float32)
+    return write_stack(tmp_path / "cov", sci, wht)
+
+
+def test_warning_when_few_pixels_have_a_good_input(tmp_path, capsys):
+    wht = np.zeros((3, 40, 50), dtype=np.float32)
+    wht[:, :4, :10] = 100.0  # 40 of 2000 pixels covered
+    names = _stack_with_weights(tmp_path, wht)
+    assert main([*names, "-o", str(tmp_path / "few"), "--combine-type", "median"]) == 0
+    err = capsys.readouterr().err
+    assert err == ("medstack: WARNING: only 40 of 2000 output pixels (2%) have a good input "
+                   "(check the weight images and combine_maskpt = 0.7)\n")
+
+
+def test_warning_when_no_pixel_has_a_good_input(tmp_path, capsys):
+    names = _stack_with_weights(tmp_path, np.zeros((3, 40, 50), dtype=np.float32))
+    assert main([*names, "-o", str(tmp_path / "none"), "--combine-type", "median"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == ("medstack: WARNING: no output pixel has a good input: the median holds "
+                       "no data (check the weight images and combine_maskpt = 0.7)")
+
+
+def test_provenance_names_the_versions(stack, tmp_path):
+    import astropy
+    import numba
+
+    assert main([*stack, "-o", str(tmp_path / "p"), "-q"]) == 0
+    history = [str(h) for h in fits.getheader(tmp_path / "p_med.fits")["HISTORY"]]
+    assert history[0] == f"medstack {__version__} median of 4 images"
+    assert history[1] == (f"with numpy {np.__version__}, astropy {astropy.__version__}, "
+                          f"numba {numba.__version__}, Python {platform.python_version()}")

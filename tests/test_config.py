@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +28,7 @@ from medstack.config import (
     write_config,
 )
 from medstack.errors import InputError, ParameterError
+from medstack.inputs import expand_inputs
 from medstack.params import PARAMETERS, MedianParams, validate
 
 
@@ -188,8 +190,8 @@ def test_astrodrizzle_cfg_reads_step4_only(tmp_path):
         input='"a_flt.fits, b_flt.fits"', output="visit1", num_cores="3"))
     settings = read_config(path)
     assert settings.task == "astrodrizzle"
-    assert settings.input == "a_flt.fits, b_flt.fits"
-    assert settings.output == "visit1"
+    assert settings.input == f"{tmp_path / 'a_flt.fits'}, {tmp_path / 'b_flt.fits'}"
+    assert settings.output == str(tmp_path / "visit1")  # names relative to the file
     assert settings.num_cores == 3
     p = settings.params
     assert (p.combine_type, p.combine_nsigma, p.combine_nhigh) == ("imedian", (3.5, 2.0), 1)
@@ -330,7 +332,7 @@ def test_write_config_round_trips(tmp_path, values):
     params = validate(values)
     path = write_config(tmp_path / "out.cfg", params, input=["a_flt.fits", "b_flt.fits"])
     back = read_config(path)
-    assert back.input == "a_flt.fits, b_flt.fits"
+    assert back.input == f"{os.path.abspath('a_flt.fits')}, {os.path.abspath('b_flt.fits')}"
     assert back.params.as_dict().keys() == params.as_dict().keys()
     for key, value in params.as_dict().items():
         got = back.params.as_dict()[key]
@@ -345,7 +347,9 @@ def test_write_config_layouts_and_aliases(tmp_path):
     assert "_task_name_ = createMedian" in text and "output" not in text.split("[")[0]
     assert "# median/mean only: number of highest good values rejected" in text
     text = config_text(validate(combine_type="average"), output="visit1")
-    assert "_task_name_ = astrodrizzle" in text and "output = visit1" in text
+    assert "_task_name_ = astrodrizzle" in text
+    assert f"output = {os.path.abspath('visit1')}" in text  # no folder given: absolute names
+    assert "output = visit1" in config_text(validate(), output="visit1", folder=".")
     assert "combine_type = mean\n" in text  # drizzlepac's spec has no 'average'
     assert "fillval" not in text
     assert "fillval = nan" in config_text(validate(fillval="nan"))
@@ -534,3 +538,63 @@ def test_module_runs_as_a_script_with_config(stack, tmp_path):
     assert run.returncode == 0, run.stderr
     assert same_bits(fits.getdata(tmp_path / "m_med.fits"),
                      median_image(stack, combine_type="median").data)
+
+
+# ------------------------------------------------------------------------------------------
+# one rule for relative names: relative to the file that names them
+
+
+def _chdir_elsewhere(monkeypatch, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+
+def test_cfg_names_are_relative_to_the_cfg(stack, tmp_path, monkeypatch):
+    """input (names, globs, @lists) and output in a .cfg are found beside the .cfg, whatever
+    the current directory; absolute names stay as they are."""
+    folder = Path(stack[0]).parent
+    (folder / "two.lst").write_text("img000_single_sci.fits\nimg001_single_sci.fits\n")
+    _chdir_elsewhere(monkeypatch, tmp_path)
+    for given, expected in [
+        ("img000_single_sci.fits, img001_single_sci.fits", stack[:2]),
+        ("img00[01]_single_sci.fits", stack[:2]),
+        ("@two.lst", stack[:2]),
+        (f"{stack[0]}, img001_single_sci.fits", stack[:2]),
+    ]:
+        cfg = folder / "task.cfg"
+        cfg.write_text(astrodrizzle_cfg({"combine_type": "median"}, input=f'"{given}"',
+                                        output="sub/visit"))
+        settings = read_config(str(cfg))
+        assert expand_inputs(settings.input) == expected, given
+        assert settings.output == str(folder / "sub" / "visit")
+    assert main(["--config", str(folder / "task.cfg"), "-o", str(tmp_path / "r"), "-q"]) == 0
+    assert same_bits(fits.getdata(tmp_path / "r_med.fits"),
+                     median_image(stack[:2], combine_type="median", combine_maskpt=0.3).data)
+
+
+def test_table_names_are_relative_to_the_table(stack, tmp_path, monkeypatch):
+    folder = Path(stack[0]).parent
+    table = folder / "t.csv"
+    table.write_text("sci,wht\nimg000_single_sci.fits,\nimg001_single_sci.fits,"
+                     "img001_single_wht.fits\n")
+    _chdir_elsewhere(monkeypatch, tmp_path)
+    read = read_table(str(table))
+    assert read.sci == (stack[0], stack[1])
+    assert read.wht == (None, stack[1].replace("_sci", "_wht"))
+
+
+def test_written_cfg_is_read_back_from_anywhere(stack, tmp_path, monkeypatch):
+    """write_config writes names relative to its own folder (inside it) or absolute (outside),
+    so the file finds the same inputs from any current directory."""
+    folder = Path(stack[0]).parent
+    monkeypatch.chdir(folder)
+    inside = write_config(folder / "in.cfg", validate(), input="img000_single_sci.fits, "
+                          "img001_single_sci.fits")
+    assert 'input = "img000_single_sci.fits, img001_single_sci.fits"' in inside.read_text()
+    (tmp_path / "cfgs").mkdir()
+    outside = write_config(tmp_path / "cfgs" / "out.cfg", validate(), input=stack[:2])
+    assert f'input = "{stack[0]}, {stack[1]}"' in outside.read_text()
+    _chdir_elsewhere(monkeypatch, tmp_path)
+    for cfg in (inside, outside):
+        assert expand_inputs(read_config(str(cfg)).input) == stack[:2]

@@ -312,13 +312,14 @@ def test_cli_dask_local_starts_and_closes_its_cluster(stack, tmp_path):
 def test_missing_dask_is_a_clear_error(stack, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` fails
     for scheduler in ("dask-local", "tcp://127.0.0.1:8786"):
-        with pytest.raises(ParameterError, match=r"needs Dask.*pip install medstack\[dask\]"):
+        with pytest.raises(ParameterError,
+                           match=r'needs Dask.*pip install -e "\.\[dask\]" from a checkout'):
             median_image(stack, scheduler=scheduler)
     argv = [*stack, "-o", str(tmp_path / "out"), "--scheduler", "dask-local"]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("medstack: error: scheduler: dask-local needs Dask")
-    assert err.count("\n") == 1 and "pip install medstack[dask]" in err
+    assert err.count("\n") == 1 and "pip install -e \".[dask]\" from a checkout" in err
     assert _files(tmp_path) == []
     # the local engine never needs Dask
     assert median_image(stack, scheduler="threads", combine_type="sum").data.shape == (90, 70)
@@ -374,3 +375,34 @@ def test_bands_tile_the_sections(monkeypatch):
     assert len(bands) == 100 and bands[99].out == (990, 1000) and not bands[0].direct
     with pytest.raises(ParameterError, match="sections_per_band: must be >= 1"):
         dask_backend.plan_bands(plan, 2, row_bytes=4, direct_ok=True, sections_per_band=0)
+
+
+def test_per_image_table_and_coverage_as_the_local_engine(client, stack, tmp_path, caplog):
+    """-v's per-image table (masked fractions counted by the workers) and the count of pixels
+    without a good input are those of the local engine."""
+    import logging
+
+    def table(**kwargs):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="medstack"):
+            result = median_image(stack, combine_bufsize=0.002, **kwargs)
+        message = next(r.getMessage() for r in caplog.records
+                       if r.getMessage().startswith("per-image values:"))
+        return message, result.no_good
+
+    local, local_no_good = table()
+    on_dask, dask_no_good = table(client=client, output=str(tmp_path / "t"))
+    assert on_dask == local and "%" in local
+    assert dask_no_good == local_no_good
+
+
+def test_few_good_pixels_warning_on_dask(client, tmp_path, caplog):
+    sci = np.ones((3, 30, 40), dtype=np.float32)
+    wht = np.zeros((3, 30, 40), dtype=np.float32)
+    wht[:, :2, :5] = 100.0
+    names = write_stack(tmp_path, sci, wht)
+    with caplog.at_level("WARNING", logger="medstack"):
+        result = median_image(names, str(tmp_path / "few"), client=client,
+                              combine_type="median", keep_data=False)
+    assert result.no_good == 1200 - 10
+    assert any("only 10 of 1200 output pixels" in r.getMessage() for r in caplog.records)

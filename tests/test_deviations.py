@@ -1,4 +1,4 @@
-"""One test per row of DEVIATIONS.md: where drizzlepac is broken, medstack does the documented
+"""One test per row of docs/deviations.md: where drizzlepac is broken, medstack does the documented
 right thing instead."""
 
 from __future__ import annotations

@@ -74,3 +74,120 @@ def test_every_deviation_row_is_in_the_user_docs():
     for q in qs:  # each Q row links to a test named after it
         row = next(line for line in ours.splitlines() if line.startswith(f"| {q} |"))
         assert f"test_{q.lower()}_" in row, row
+
+
+# ------------------------------------------------------------------------------------------
+# the docs stand alone, and say what the code does
+
+_SHIPPED_TEXT = sorted([ROOT / "README.md", ROOT / "benchmarks" / "README.md",
+                        *DOCS.glob("*.md"), *(ROOT / "src").rglob("*.py"),
+                        *(ROOT / "benchmarks").glob("*.py"), ROOT / "benchmarks" / "Makefile"])
+
+
+@pytest.mark.parametrize("path", _SHIPPED_TEXT, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_reference_to_files_that_do_not_ship(path):
+    """What the docs and the source cite, they contain: no SPEC/DEVIATIONS notes from outside
+    the repository, no machine paths."""
+    text = path.read_text(encoding="utf-8")
+    for bad in ("SPEC §", "SPEC Q", "SPEC.md", "DEVIATIONS.md", "DEVIATIONS Q", "../shared/",
+                "/work/"):
+        assert bad not in text, f"{path.relative_to(ROOT)} names {bad!r}"
+
+
+def test_spec_page_has_the_sections_and_quirks_the_docs_cite():
+    spec = (DOCS / "spec.md").read_text(encoding="utf-8")
+    for number in range(1, 11):
+        assert re.search(rf"^## {number}\. ", spec, re.M), f"spec.md has no section {number}"
+    cited = set()
+    for path in _SHIPPED_TEXT:
+        cited |= set(re.findall(r"\bQ(\d+)\b", path.read_text(encoding="utf-8")))
+    for q in sorted(cited, key=int):
+        assert re.search(rf"\*\*Q{q}[.*/]", spec) or f"Q{int(q) - 1}/Q{q}" in spec, f"Q{q}"
+
+
+def _readme_default(option: str) -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines()
+               if line.startswith("| `") and f"`{option}" in line.split("|")[1])
+    return re.search(r"\(([^()]*)\) \|$", row).group(1)
+
+
+def _same(readme: str, default: str) -> bool:
+    first = readme.split(";")[0].split(",")[0].split("=")[0].strip().strip('"').lower()
+    if default in ("True", "False"):
+        return first == {"True": "on", "False": "off"}[default]
+    try:
+        return float(first) == float(default)
+    except ValueError:
+        return first == default.lower()
+
+
+def test_readme_and_help_agree_on_the_defaults():
+    from medstack.params import PARAMETERS, format_value
+
+    for p in PARAMETERS:
+        if p.name == "median":
+            continue
+        option = p.option if p.kind != "bool" else f"{p.option}/--no-{p.option[2:]}"
+        default = format_value(p, p.default)
+        assert _same(_readme_default(option), default), (option, default)
+
+
+def test_each_help_text_says_its_default_once():
+    from medstack.cli import build_parser
+
+    for action in build_parser()._actions:
+        if action.help and action.help != "==SUPPRESS==":
+            assert action.help.count("Default") <= 1, action.option_strings
+
+
+def test_gethelpasstring_gives_each_task_key_its_type():
+    from medstack import createMedian
+
+    text = createMedian.getHelpAsString()
+    assert "num_cores : int or None" in text and "num_cores : str" not in text
+    assert "input : str or list of str" in text
+
+
+def test_in_memory_is_rejected_as_api_md_says(tmp_path):
+    from medstack import createMedian
+    from medstack.errors import ParameterError
+
+    api = (DOCS / "api.md").read_text(encoding="utf-8")
+    row = next(line for line in api.splitlines() if line.startswith("| `in_memory=True`"))
+    assert "rejected" in row and "ignored:" not in row
+    with pytest.raises(ParameterError, match="unknown parameter 'in_memory'"):
+        createMedian.median(str(tmp_path / "x_flt.fits"), in_memory=True)
+
+
+def test_dask_install_is_said_to_need_a_checkout():
+    from medstack.cli import build_parser
+    from medstack.dask_backend import INSTALL_HINT
+
+    texts = [(p.name, p.read_text(encoding="utf-8")) for p in [ROOT / "README.md",
+                                                              *DOCS.glob("*.md")]]
+    help_text = "\n".join(a.help or "" for a in build_parser()._actions)
+    texts.append(("--help", help_text))
+    for name, text in texts:
+        for paragraph in text.split("\n\n"):
+            if "medstack[dask]" in paragraph:
+                assert "PyPI" in paragraph, (name, paragraph)
+    assert "checkout" in INSTALL_HINT and 'pip install -e ".[dask]"' in help_text
+
+
+def test_the_astrodrizzle_maskpt_difference_is_where_users_compare():
+    from medstack.cli import build_parser
+
+    maskpt = next(a.help for a in build_parser()._actions
+                  if "--combine-maskpt" in a.option_strings)
+    for name, text in [("README.md", (ROOT / "README.md").read_text(encoding="utf-8")),
+                       ("guide.md", (DOCS / "guide.md").read_text(encoding="utf-8")),
+                       ("index.md", (DOCS / "index.md").read_text(encoding="utf-8")),
+                       ("--combine-maskpt", maskpt)]:
+        assert "4462" in text and "0.3" in text and "AstroDrizzle" in text, name
+
+
+def test_the_relative_name_rule_is_written_down():
+    for path in (ROOT / "README.md", DOCS / "index.md"):
+        text = " ".join(path.read_text(encoding="utf-8").split())
+        assert "relative to the file that names them" in text, path.name

@@ -86,7 +86,7 @@ class TestMean:
         assert med.tolist() == [5.0]
 
     def test_mean_no_reduction(self, kernel):
-        # one good value and nhigh = 1: nothing is left → 0 (SPEC Q4/Q5), not the fill value
+        # one good value and nhigh = 1: nothing is left → 0 (docs/spec.md Q4/Q5), not the fill value
         med, _ = run("mean", [[5], [6], [7]], good=[[1], [0], [0]], kernel=kernel, nhigh=1,
                      fillval=-1.0)
         assert med.tolist() == [0.0]
@@ -135,7 +135,7 @@ class TestMinmed:
         sigma = math.sqrt(505 * 300 + 3 * 100 * 0.5 + 3 * 16)
         assert 10 * 300 < 505 * 300 - 4 * sigma
 
-    def test_two_good_of_three_takes_lower(self, kernel):  # SPEC Q11
+    def test_two_good_of_three_takes_lower(self, kernel):  # docs/spec.md Q11
         out = minmed([[10], [12], [0]], [[1], [1], [0]], kernel, grow=0)
         assert out.median[0].tolist() == [10.0]
 

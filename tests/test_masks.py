@@ -1,4 +1,4 @@
-"""Weight statistics and masks (SPEC §4), sequential float64 mean as drizzlepac's ImageStats."""
+"""Weight statistics and masks (docs/spec.md §4), sequential float64 mean as drizzlepac's ImageStats."""
 
 from __future__ import annotations
 

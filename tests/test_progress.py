@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import sys
+import time
 
 import numpy as np
 import pytest
+from astropy.io import fits
 from conftest import random_stack, write_stack
 
 from medstack import median_image
+from medstack import progress as progress_module
 from medstack.cli import main
 from medstack.progress import make_progress
 
@@ -29,14 +33,57 @@ def test_make_progress_disabled_gives_none():
         assert progress is None
 
 
-def test_make_progress_draws_a_bar_and_closes_it():
+@pytest.fixture
+def no_delay(monkeypatch):
+    """Bars appear at once (a test's run is shorter than the 1 s delay)."""
+    monkeypatch.setattr(progress_module, "DELAY", 0.0)
+
+
+def test_make_progress_draws_a_bar_that_stays(no_delay):
     stream = io.StringIO()
     with make_progress(file=stream, desc="median", unit="section") as progress:
         for done in range(1, 8):
             progress(done, 7)
-        drawn = stream.getvalue()
-    assert "median:" in drawn and "/7" in drawn and "section" in drawn
-    assert stream.getvalue().endswith("\r")  # leave=False: the bar line is cleared at the end
+    drawn = stream.getvalue()
+    assert "median:" in drawn and "section" in drawn
+    last = drawn.rstrip("\n").split("\r")[-1]  # what stays on screen when the run is over
+    assert drawn.endswith("\n") and re.search(r"100%\|#+\| 7/7 \[", last), last
+
+
+def test_short_run_draws_nothing():
+    stream = io.StringIO()
+    with make_progress(file=stream, delay=5.0) as progress:
+        for done in range(1, 8):
+            progress(done, 7)
+    assert stream.getvalue() == ""
+
+
+def test_bar_appears_after_the_delay():
+    stream = io.StringIO()
+    with make_progress(file=stream, delay=0.2) as progress:
+        progress(1, 3)
+        assert stream.getvalue() == ""  # not yet
+        time.sleep(0.3)
+        progress(2, 3)
+        progress(3, 3)
+    assert "3/3" in stream.getvalue()
+
+
+def test_zero_columns_terminal_still_draws(monkeypatch, no_delay):
+    """A terminal that reports 0 columns (some CI consoles) gets a bar of 80 columns."""
+    class Tty(io.StringIO):
+        def fileno(self):
+            return 2
+
+    monkeypatch.setattr(progress_module.os, "get_terminal_size",
+                        lambda fd: os.terminal_size((0, 0)))
+    stream = Tty()
+    assert progress_module.columns(stream) == progress_module.DEFAULT_COLUMNS
+    with make_progress(file=stream) as progress:
+        for done in range(1, 5):
+            progress(done, 4)
+    last = stream.getvalue().rstrip("\n").split("\r")[-1]
+    assert "4/4" in last and "|#" in last and len(last) <= 80
 
 
 def test_engine_reports_every_section_in_order(names):
@@ -65,11 +112,11 @@ def test_no_bar_when_stderr_is_not_a_terminal(capsys, monkeypatch, names, tmp_pa
     assert _run(capsys, monkeypatch, names, tmp_path) == ""
 
 
-def test_bar_when_stderr_is_a_terminal(capsys, monkeypatch, names, tmp_path):
+def test_bar_when_stderr_is_a_terminal(capsys, monkeypatch, names, tmp_path, no_delay):
     assert _has_bar(_run(capsys, monkeypatch, names, tmp_path, tty=True))
 
 
-def test_progress_forces_a_bar(capsys, monkeypatch, names, tmp_path):
+def test_progress_forces_a_bar(capsys, monkeypatch, names, tmp_path, no_delay):
     assert _has_bar(_run(capsys, monkeypatch, names, tmp_path, "--progress"))
 
 
@@ -86,7 +133,16 @@ def test_verbose_logs_the_plan(capsys, monkeypatch, names, tmp_path):
     assert "sections of 4 rows (10 sections)" in plan
     assert f"budget {4 * ONE_ROW:.3g} MiB per input" in plan
     assert "2 worker(s)" in plan
-    assert any(line.startswith(f"medstack: INFO: wrote {tmp_path / 'p'}_med.fits") for line in lines)
+    table = err[err.index("per-image values:"):].splitlines()[1:5]
+    assert table[0].split() == ["#", "image", "exptime/s", "sky/e-", "readnoise/e-",
+                                "mean", "weight", "masked"]
+    for i, row in enumerate(table[1:]):
+        cells = row.split()
+        assert cells[:5] == [str(i + 1), f"img{i:03d}_single_sci.fits", "100", "50", "4"]
+        wht = fits.getdata(names[i].replace("_single_sci", "_single_wht")).astype(np.float64)
+        mean = float(np.float32(wht[wht >= np.float32(1e-8)].mean()))
+        assert float(cells[5]) == pytest.approx(mean, rel=1e-5)
+        assert cells[6] == f"{100 * np.mean(wht < 0.7 * mean):.1f}%"
 
 
 def test_no_info_without_verbose(capsys, monkeypatch, names, tmp_path):

@@ -160,3 +160,121 @@ def test_no_pyplot(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "MPLBACKEND": "Agg"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
     assert png_size(tmp_path / "p.png")[0] > 0
+
+
+def _tan_header(shape, scale_arcsec=0.05, *, cd=True, rotation_deg=20.0):
+    """A TAN header for ``shape`` at ``scale_arcsec`` per pixel, rotated, with a CD matrix
+    (or PC + CDELT)."""
+    ny, nx = shape
+    header = fits.Header()
+    header["NAXIS"] = 2
+    header["NAXIS1"], header["NAXIS2"] = nx, ny
+    header["CTYPE1"], header["CTYPE2"] = "RA---TAN", "DEC--TAN"
+    header["CRVAL1"], header["CRVAL2"] = 6.02, -72.08
+    header["CRPIX1"], header["CRPIX2"] = nx / 2 + 0.5, ny / 2 + 0.5
+    t = np.deg2rad(rotation_deg)
+    s = scale_arcsec / 3600.0
+    pc = np.array([[-np.cos(t), np.sin(t)], [np.sin(t), np.cos(t)]])
+    if cd:
+        for i in range(2):
+            for j in range(2):
+                header[f"CD{i + 1}_{j + 1}"] = s * pc[i, j]
+    else:
+        header["CDELT1"], header["CDELT2"] = s, s
+        for i in range(2):
+            for j in range(2):
+                header[f"PC{i + 1}_{j + 1}"] = pc[i, j]
+    return header
+
+
+@pytest.mark.parametrize("cd", [True, False], ids=["CD", "PC+CDELT"])
+@pytest.mark.parametrize("shape", [(4096, 4096), (4000, 1500), (1600, 1600)])
+def test_binned_axes_span_the_sky_of_the_full_image(shape, cd):
+    """The binned WCS puts every shown block where the full WCS puts those pixels: the axes
+    of a 4096² image at 0.05"/px span 204.8", not a third of it."""
+    from astropy.wcs import WCS
+
+    from medstack.quicklook import _bin_factor, display_wcs
+
+    header = _tan_header(shape, cd=cd)
+    full = WCS(header)
+    f = _bin_factor(shape)
+    binned = display_wcs(header, shape, f)
+    by, bx = shape[0] // f, shape[1] // f
+    assert binned.pixel_shape == (bx, by)
+    # the shown image's corners (pixel edges) and centre, in both grids
+    xb = np.array([-0.5, bx - 0.5, -0.5, bx - 0.5, (bx - 1) / 2])
+    yb = np.array([-0.5, -0.5, by - 0.5, by - 0.5, (by - 1) / 2])
+    sky_b = binned.pixel_to_world(xb, yb)
+    sky_f = full.pixel_to_world(f * (xb + 0.5) - 0.5, f * (yb + 0.5) - 0.5)
+    assert np.all(sky_b.separation(sky_f).arcsec < 1e-6)
+    width = sky_b[0].separation(sky_b[1]).arcsec
+    assert width == pytest.approx(bx * f * 0.05, rel=1e-6)
+    if shape == (4096, 4096):
+        assert f == 8 and width == pytest.approx(204.8, rel=1e-6)
+
+
+def test_png_of_a_large_image_prints_no_wcs_message(tmp_path, capfd):
+    header = _tan_header((3300, 200))
+    image = np.random.default_rng(3).normal(size=(3300, 200)).astype(np.float32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        save_quicklook(tmp_path / "w.png", image, np.ones(image.shape, int), header=header)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    assert not [w for w in caught if "cdelt" in str(w.message).lower()]
+
+
+def test_sections_in_any_order_give_the_same_picture(tmp_path):
+    """Rows fed in blocks that do not line up with the bins, in any order, give exactly what
+    the whole image gives."""
+    from medstack.quicklook import QuickLook
+
+    rng = np.random.default_rng(8)
+    image = rng.normal(size=(3301, 97)).astype(np.float32)
+    image[100:140, 5:9] = np.nan
+    ngood = rng.integers(0, 6, image.shape).astype(np.uint16)
+    whole = QuickLook(image.shape)
+    whole.add(0, image, ngood)
+    parts = QuickLook(image.shape)
+    edges = [0, 1, 7, 500, 1001, 2999, 3000, 3301]
+    for a, b in reversed(list(zip(edges, edges[1:]))):
+        parts.add(a, image[a:b], ngood[a:b])
+    f = whole.factor
+    assert parts.factor == f == 7  # 3301 rows shown in at most 512
+    np.testing.assert_array_equal(whole.median, parts.median)
+    np.testing.assert_array_equal(whole.counts, parts.counts)
+    np.testing.assert_array_equal(whole.sample(), parts.sample())
+    assert whole.n_nan == parts.n_nan == 160 and whole.max_count == 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the all-NaN block
+        blocks = image[:471 * f, :13 * f].reshape(471, f, 13, f).astype(np.float64)
+        expected = np.nanmean(blocks, axis=(1, 3))
+    np.testing.assert_allclose(parts.median, expected, rtol=1e-12)
+    counts = ngood[:471 * f, :13 * f].reshape(471, f, 13, f).min(axis=(1, 3))
+    assert np.array_equal(parts.counts, counts)
+
+
+def test_cli_png_memory_stays_within_the_run(tmp_path):
+    """--png adds less than one float32 copy of the image to the run's peak (traced) memory:
+    the quick-look is built from the sections as they come, binned."""
+    import tracemalloc
+
+    from conftest import write_stack
+
+    from medstack.cli import main
+
+    ny, nx = 9600, 400
+    rng = np.random.default_rng(0)
+    names = write_stack(tmp_path / "in", rng.normal(5, 1, (3, ny, nx)),
+                        np.full((3, ny, nx), 100.0))
+    argv = [*names, "-o", str(tmp_path / "m"), "-q", "--workers", "1"]
+    assert main([*argv, "--png", str(tmp_path / "warm.png")]) == 0  # imports matplotlib
+    peaks = {}
+    for png in (False, True):
+        tracemalloc.start()
+        assert main(argv + (["--png", str(tmp_path / "m.png")] if png else [])) == 0
+        peaks[png] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peaks[True] - peaks[False] < ny * nx * 4, peaks
+    assert png_size(tmp_path / "m.png")[1] <= 1000

@@ -1,6 +1,9 @@
 """The ``medstack`` command.
 
-``medstack [options] INPUT...`` writes ``ROOT_med.fits``. Exit status 0 on success; on any error
+``medstack [options] INPUT...`` writes ``ROOT_med.fits`` and says so in one line on stdout
+(``medstack: wrote ROOT_med.fits (minmed of 6 images, 1024x1024, 1.84 s)``); ``-q`` prints
+nothing but errors, ``-v`` adds the plan and a per-image table on stderr, ``-vv`` debug detail
+(readers, sections, timings). Exit status 0 on success; on any error
 2 with one line ``medstack: error: ...`` on stderr (a traceback only with ``--debug``); 130 on
 Ctrl-C and 143 on SIGTERM, with no output file left behind and an earlier one untouched.
 """
@@ -12,6 +15,7 @@ import logging
 import signal
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, NoReturn
@@ -24,6 +28,9 @@ from .params import PARAMETERS, format_value
 __all__ = ["build_parser", "main"]
 
 log = logging.getLogger("medstack")
+
+#: Level of the lines shown on every run but ``-q`` (as :data:`medstack.engine.NOTICE`).
+NOTICE = 25
 
 
 class _Terminated(BaseException):
@@ -39,6 +46,26 @@ def _param_help(p: Any) -> str:
     default = format_value(p, p.default)
     choices = f" Choices: {', '.join(p.choices)}." if p.choices else ""
     return f"{p.help}{choices} Default: {default}."
+
+
+def version_text() -> str:
+    """``medstack X (numpy ..., astropy ..., numba ..., Python ...)``, as ``--version`` says."""
+    from .engine import versions
+
+    return f"medstack {__version__} ({versions()})"
+
+
+class _Version(argparse.Action):
+    """``--version``: imports numpy, astropy and numba only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        print(version_text())  # on stdout, as argparse's own version action
+        parser.exit(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="threads: this machine's threads; dask-local: a Dask LocalCluster of "
                      "--workers processes, started and closed by the run; tcp://HOST:PORT: a "
                      "running Dask scheduler (inputs and output on a filesystem its workers "
-                     "see). Dask needs pip install medstack[dask]. Same result bit for bit. "
-                     "Default: threads")
+                     "see). Dask needs pip install -e \".[dask]\" (from a checkout). Same "
+                     "result bit for bit. Default: threads")
     run.add_argument("--save-maps", action="store_true",
                      help="also write ROOT_med_ngood.fits (good inputs per pixel) and, for "
                      "minmed, ROOT_med_minchosen.fits (1 where the minimum was chosen)")
@@ -106,10 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--kernel", choices=("fast", "reference"), default="fast",
                      help=argparse.SUPPRESS)
     out = parser.add_argument_group("messages")
-    out.add_argument("-v", "--verbose", action="count", default=0, help="more log messages")
-    out.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    out.add_argument("-v", "--verbose", action="count", default=0,
+                     help="-v: the plan and a table of the per-image values (exposure time, "
+                     "sky, read noise, mean weight, masked fraction); -vv: debug detail too")
+    out.add_argument("-q", "--quiet", action="store_true",
+                     help="print nothing but errors (no success line, no progress bar)")
     out.add_argument("--debug", action="store_true", help="show tracebacks")
-    out.add_argument("--version", action="version", version=f"medstack {__version__}")
+    out.add_argument("--version", action=_Version,
+                     help="the medstack, numpy, astropy, numba and Python versions")
     return parser
 
 
@@ -117,9 +148,9 @@ def _configure_logging(verbose: int, quiet: bool) -> Callable[[], None]:
     """Send medstack's log to stderr; returns a function that restores the previous set-up
     (so that ``main()`` called from Python leaves the caller's logging as it was)."""
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else
-                                         logging.INFO if verbose else logging.WARNING)
+                                         logging.INFO if verbose else NOTICE)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("medstack: %(levelname)s: %(message)s"))
+    handler.setFormatter(_Formatter())
     root = logging.getLogger("medstack")
     saved = (root.handlers[:], root.level, root.propagate)
     root.handlers[:] = [handler]
@@ -130,6 +161,25 @@ def _configure_logging(verbose: int, quiet: bool) -> Callable[[], None]:
         root.handlers[:], root.level, root.propagate = saved
 
     return restore
+
+
+class _Formatter(logging.Formatter):
+    """``medstack: LEVEL: message``; a notice is just ``medstack: message``."""
+
+    def __init__(self) -> None:
+        super().__init__("medstack: %(levelname)s: %(message)s")
+        self._plain = logging.Formatter("medstack: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.levelno == NOTICE:
+            return self._plain.format(record)
+        return super().format(record)
+
+
+def _say(args: argparse.Namespace, line: str) -> None:
+    """The success line, on stdout, unless ``--quiet``."""
+    if not args.quiet:
+        print(f"medstack: {line}", flush=True)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -155,9 +205,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.write_config:
         written = write_config(args.write_config, params, input=inputs,
                                output=args.output or settings.output)
-        log.info("wrote parameters to %s", written)
         if not inputs:
+            _say(args, f"wrote parameters to {written}")
             return 0
+        log.info("wrote parameters to %s", written)
     if not inputs:
         raise MedstackError("no INPUT given (see medstack --help)")
     if not params.median:
@@ -175,19 +226,25 @@ def _run(args: argparse.Namespace) -> int:
     show = args.progress if args.progress is not None else (sys.stderr.isatty() and not args.quiet)
     with make_progress(enabled=bool(show) and not args.quiet) as progress:
         result = median_image(
-            names, root, keep_data=bool(args.png), save_maps=args.save_maps,
-            keep_maps=bool(args.png),
+            names, root, keep_data=False, save_maps=args.save_maps,
+            quicklook=bool(args.png),
             workers=workers, progress=progress, kernel=args.kernel,
             scheduler=args.scheduler, **per_image, **params.as_dict(),
         )
+    n_used = result.plan.n_images if result.plan is not None else len(names)
+    ny, nx = result.plan.shape if result.plan is not None else (0, 0)
+    line = (f"wrote {result.path} ({params.combine_type} of {n_used} image"
+            f"{'' if n_used == 1 else 's'}, {ny}x{nx}, {result.seconds:.2f} s)")
+    for extra in result.map_paths:
+        line += f"; {extra}"
     if args.png:
-        from .quicklook import save_quicklook
-
-        n_used = result.plan.n_images if result.plan is not None else len(names)
-        save_quicklook(args.png, result.data, result.ngood, header=result.header,
-                       title=f"{path.name}: {params.combine_type} of {n_used} images")
-        log.info("quick-look image %s", args.png)
-    log.info("wrote %s in %.2f s", result.path, result.seconds)
+        t_png = time.perf_counter()
+        result.quicklook.save(args.png, header=result.header,
+                              title=f"{path.name}: {params.combine_type} of {n_used} images")
+        t_png = time.perf_counter() - t_png
+        log.info("quick-look %s: %.2f s", args.png, t_png)
+        line += f"; quick-look {args.png} ({t_png:.2f} s)"
+    _say(args, line)
     return 0
 
 

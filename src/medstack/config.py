@@ -12,6 +12,13 @@ Two ``.cfg`` layouts are read, as drizzlepac writes them:
   other key and section is ignored. Keys missing from such a file take AstroDrizzle's defaults
   (``combine_maskpt = 0.3``), as drizzlepac's loader fills them in.
 
+Relative file names (``input``, ``output``) in a ``.cfg`` file are relative to the folder of
+that file, as those in a per-image table (:func:`read_table`) are relative to the table's
+folder and those in an ``@list`` file to the list's folder: a name is always relative to the
+file that names it. :func:`write_config` writes them so (relative where they lie in the
+file's folder, else absolute). Names given on the command line or as arguments are relative
+to the current directory.
+
 A flat mapping or file (no sections) holds parameter names directly. Values may be typed (as
 drizzlepac's loader returns them) or strings as configobj reads an unvalidated file
 (``'None'``, ``'4 3'``, ``'True'``, ``['4', '3']``).
@@ -50,6 +57,7 @@ __all__ = [
     "STEP4",
     "TABLE_COLUMNS",
     "TASK_KEYS",
+    "TASK_KEY_TYPES",
     "ImageTable",
     "Settings",
     "config_text",
@@ -71,13 +79,19 @@ _STEP3_TAG = "STEP 3:"  # the separate-drizzle step, which holds driz_sep_compre
 TASK_KEYS: Mapping[str, str] = {
     "input": "Input images: a filename, a glob, an @file list, or a list of names. Singly "
     "drizzled science images (*_single_sci.fits) or exposure names (*_flt.fits, *_flc.fits, "
-    "*_c0m.fits, ...), which map to <rootname>_single_sci.fits beside them.",
+    "*_c0m.fits, ...), which map to <rootname>_single_sci.fits beside them. In a .cfg file, "
+    "relative names are relative to the file's folder.",
     "output": "AstroDrizzle's output rootname: the median is written to <output>_med.fits "
     "(a trailing .fits or _drz/_drc suffix is removed first, as AstroDrizzle does). "
-    "Default: the rootname of the first input.",
+    "Default: the rootname of the first input. In a .cfg file, a relative name is relative to "
+    "the file's folder.",
     "num_cores": "Threads to use (AstroDrizzle's num_cores; n < 2 means one). "
     "Default None: all cores.",
 }
+
+#: The type of each task-level key, as the help text gives it.
+TASK_KEY_TYPES: Mapping[str, str] = {"input": "str or list of str", "output": "str or None",
+                                     "num_cores": "int or None"}
 
 #: Per-image values (lists, one entry per input image, in input order; None entries fall back
 #: to the single's header), with their meaning.
@@ -324,6 +338,49 @@ def _task_of(mapping: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _names(value: Any, convert: Any) -> Any:
+    """``value`` (one name, a comma-separated string of names, or a list of them; ``@list``
+    and glob patterns included) with ``convert`` applied to each name."""
+    if value is None:
+        return None
+
+    def one(name: str) -> str:
+        name = name.strip()
+        if name.startswith("@"):
+            return "@" + convert(name[1:].strip())
+        return convert(name) if name else name
+
+    if isinstance(value, (list, tuple)):
+        return [one(os.fspath(v)) if isinstance(v, (str, os.PathLike)) else v for v in value]
+    text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else value
+    if not isinstance(text, str):
+        return value
+    if "," in text:
+        return ", ".join(one(part) for part in text.split(",") if part.strip())
+    return one(text)
+
+
+def _resolver(base: str) -> Any:
+    """A name relative to the folder ``base`` (unchanged if absolute or if ``base`` is the
+    current directory, ``""``)."""
+    def resolve(name: str) -> str:
+        expanded = os.path.expandvars(os.path.expanduser(name))
+        if not base or os.path.isabs(expanded):
+            return expanded
+        return os.path.normpath(os.path.join(base, expanded))
+    return resolve
+
+
+def _relative_names(settings: Settings, base: str) -> Settings:
+    """``settings`` with the relative ``input`` and ``output`` names read from a file in the
+    folder ``base`` made relative to that folder."""
+    if not base:
+        return settings
+    resolve = _resolver(base)
+    output = resolve(settings.output) if settings.output else settings.output
+    return replace(settings, input=_names(settings.input, resolve), output=output)
+
+
 def _read_mapping(mapping: Mapping[str, Any], source: str) -> Settings:
     task = _task_of(mapping)
     sections = [k for k, v in mapping.items() if isinstance(v, Mapping)]
@@ -377,8 +434,10 @@ def read_config(config: Any = None) -> Settings:
     ----------
     config : None, str, path-like, mapping or configobj.ConfigObj
         None or ``'defaults'``: the task defaults. A path: a ``.cfg`` file in either drizzlepac
-        layout (see the module notes) or a flat one. A mapping (a dict or a ConfigObj, as
-        ``teal.load`` returns it): the same structure in memory.
+        layout (see the module notes) or a flat one; its relative ``input`` and ``output``
+        names are relative to its folder. A mapping (a dict or a ConfigObj, as ``teal.load``
+        returns it): the same structure in memory (names relative to the ConfigObj's file,
+        if it has one, else to the current directory).
 
     Returns
     -------
@@ -408,10 +467,11 @@ def read_config(config: Any = None) -> Settings:
             raise ParameterError(f"{path}: not a valid .cfg file ({err})") from err
         except OSError as err:
             raise InputError(f"{path}: cannot read configuration file ({err})") from err
-        return _read_mapping(cfg, str(path))
+        return _relative_names(_read_mapping(cfg, str(path)), os.path.dirname(str(path)))
     if isinstance(config, Mapping):
-        source = getattr(config, "filename", None) or "configObj"
-        return _read_mapping(config, str(source))
+        filename = getattr(config, "filename", None)  # a ConfigObj read from a file
+        settings = _read_mapping(config, str(filename or "configObj"))
+        return _relative_names(settings, os.path.dirname(str(filename))) if filename else settings
     raise ParameterError(
         f"configObj: expected None, a .cfg file name, a dict or a ConfigObj, got "
         f"{type(config).__name__}"
@@ -473,6 +533,7 @@ def config_text(
     output: str | None = None,
     task: str | None = None,
     comments: bool = True,
+    folder: str | os.PathLike[str] | None = None,
 ) -> str:
     """The parameters as a drizzlepac ``.cfg`` file.
 
@@ -491,6 +552,11 @@ def config_text(
         loader fills in the other sections with its defaults).
     comments : bool
         Write each parameter's help text above it. Default is True.
+    folder : path-like, optional
+        The folder the file will be in: relative ``input``/``output`` names (relative to the
+        current directory) are written relative to it where they lie in it, else absolute,
+        as :func:`read_config` reads them relative to the file's folder. Default is None:
+        absolute names.
 
     Returns
     -------
@@ -502,6 +568,19 @@ def config_text(
     drizzlepac's spec does not allow them). ``fillval`` (medstack only) is written only when it
     is not its default; drizzlepac's loader rejects a file holding it.
     """
+    where = os.path.realpath(folder) if folder is not None else None
+
+    def located(name: str) -> str:
+        full = os.path.abspath(os.path.expanduser(name))
+        if where is not None and os.path.commonpath([os.path.realpath(full), where]) == where:
+            return os.path.relpath(os.path.realpath(full), where)
+        return full
+
+    if input is not None and not hasattr(input, "sci"):
+        input = _names(input if isinstance(input, (str, os.PathLike)) else
+                       [str(getattr(i, "sci", None) or os.fspath(i)) for i in input], located)
+    if output is not None:
+        output = located(str(output))
     ctype = _canonical_type(params)
     if task is None:
         task = "createMedian" if ctype in _TASK_TYPES and output is None else "astrodrizzle"
@@ -557,6 +636,9 @@ def write_config(
 ) -> Path:
     """Write :func:`config_text` to ``path``, replacing any earlier file (atomically).
 
+    Input and output names are written relative to the file's folder when they lie in it,
+    else absolute, so that :func:`read_config` finds them from anywhere.
+
     Returns
     -------
     Path
@@ -567,9 +649,9 @@ def write_config(
     OutputError
         If the file cannot be written (naming it).
     """
-    text = config_text(params, input=input, output=output, task=task)
     out = Path(path)
     directory = out.parent if str(out.parent) else Path(".")
+    text = config_text(params, input=input, output=output, task=task, folder=directory)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=directory)
     except OSError as err:

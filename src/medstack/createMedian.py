@@ -58,6 +58,7 @@ from .config import (
     IGNORED_KEYS,
     PER_IMAGE_KEYS,
     STEP4,
+    TASK_KEY_TYPES,
     TASK_KEYS,
     Settings,
     config_text,
@@ -98,10 +99,11 @@ def _parameter_docs(indent: str = "") -> str:
     return "\n".join(blocks)
 
 
-def _key_docs(keys: dict[str, str] | Any, kind: str, indent: str = "") -> str:
+def _key_docs(keys: dict[str, str] | Any, kind: str | Any, indent: str = "") -> str:
     wrap = textwrap.TextWrapper(width=92, initial_indent=indent + "    ",
                                 subsequent_indent=indent + "    ")
-    return "\n".join(f"{indent}{name} : {kind}\n{wrap.fill(text)}" for name, text in keys.items())
+    return "\n".join(f"{indent}{name} : {kind if isinstance(kind, str) else kind[name]}\n"
+                     f"{wrap.fill(text)}" for name, text in keys.items())
 
 
 def getHelpAsString(docstring: bool = False, show_ver: bool = True) -> str:
@@ -134,7 +136,7 @@ def getHelpAsString(docstring: bool = False, show_ver: bool = True) -> str:
     parts.append(f"Parameters (section [{STEP4}] of a .cfg file)\n" + "-" * 60)
     parts.append(_parameter_docs())
     parts.append("\nTask inputs (top level of a .cfg file, or keyword arguments)\n" + "-" * 60)
-    parts.append(_key_docs(TASK_KEYS, "str"))
+    parts.append(_key_docs(TASK_KEYS, TASK_KEY_TYPES))
     parts.append("\nPer-image values (keyword arguments: one entry per input image)\n" + "-" * 60)
     parts.append(_key_docs(PER_IMAGE_KEYS, "list of float"))
     parts.append("\ndrizzlepac keys accepted and ignored\n" + "-" * 60)

@@ -1,4 +1,4 @@
-"""The median step on a Dask cluster (``pip install medstack[dask]``).
+"""The median step on a Dask cluster (``pip install -e ".[dask]"`` from a checkout).
 
 Same plan, same numerics, same result as the local engine (:func:`medstack.engine.run`), bit for
 bit; only where the sections are computed changes:
@@ -70,7 +70,7 @@ log = logging.getLogger(__name__)
 #: The ``scheduler`` value that starts (and afterwards closes) a LocalCluster.
 DASK_LOCAL = "dask-local"
 #: What to install for this module.
-INSTALL_HINT = "pip install medstack[dask]"
+INSTALL_HINT = 'pip install -e ".[dask]" from a checkout'
 #: Default number of bands per worker thread: enough for load balance and cheap re-runs after a
 #: lost worker, few enough that opening every input once per band stays a small cost.
 BANDS_PER_THREAD = 4
@@ -117,7 +117,7 @@ def check_scheduler(scheduler: str | None, client: Any = None) -> str:
     ------
     ParameterError
         An unknown value, both given, or Dask not installed (the message says
-        ``pip install medstack[dask]``).
+        ``pip install -e ".[dask]"`` from a checkout).
     """
     if client is not None:
         if scheduler is not None:
@@ -251,6 +251,8 @@ class _BandOutput:
     rows: dict[str, np.ndarray] | None
     nonfinite: list[int]
     integer: list[str]
+    no_good: int = 0  # output pixels with no good input
+    masked: list[int] | None = None  # per image, pixels its weight mask rejects (-v)
 
 
 Reader = Any  # engine.RawReader | inputs.ImageReader, as engine.open_reader returns
@@ -375,7 +377,7 @@ def _weight_task(files: list[tuple[str, int]], rows: int) -> list[WeightStats]:
 
 def _band_task(plan: StackPlan, first: int, stop: int, thresholds: np.ndarray | None,
                kernel: str, keys: tuple[str, ...],
-               targets: dict[str, RowTarget] | None) -> _BandOutput:
+               targets: dict[str, RowTarget] | None, count_masked: bool = False) -> _BandOutput:
     """On a worker: compute sections ``[first, stop)`` and return or write their rows.
 
     Holds one section's input rows at a time (the bufsize rule; the read buffers are reused
@@ -393,10 +395,16 @@ def _band_task(plan: StackPlan, first: int, stop: int, thresholds: np.ndarray | 
     readers = sci_readers + (wht_readers or [])
     try:
         nonfinite = np.zeros(plan.n_images, dtype=np.int64)
+        masked = np.zeros(plan.n_images, dtype=np.int64) if count_masked else None
+        no_good = 0
         for section in sections:
             result, bad = engine.compute_section(plan, section, sci_readers, wht_readers,
-                                                 thresholds, kernel, buffers=stack.buffers)
+                                                 thresholds, kernel, buffers=stack.buffers,
+                                                 count_masked=count_masked)
             nonfinite += bad
+            no_good += int(result.ngood.size - np.count_nonzero(result.ngood))
+            if masked is not None:
+                masked += getattr(result, "masked", 0)
             parts = {"median": result.median, "ngood": result.ngood,
                      "minchosen": result.minchosen}
             a, b = section.out
@@ -411,7 +419,8 @@ def _band_task(plan: StackPlan, first: int, stop: int, thresholds: np.ndarray | 
                 target.sync()
     finally:
         _leave(stack)
-    return _BandOutput(rows, nonfinite.tolist(), [r.path for r in readers if r.integer])
+    return _BandOutput(rows, nonfinite.tolist(), [r.path for r in readers if r.integer],
+                       no_good, None if masked is None else masked.tolist())
 
 
 def _compressed(name: str) -> bool:
@@ -441,6 +450,7 @@ def run(
     scheduler: str | None = None,
     client: Any = None,
     sections_per_band: int | None = None,
+    quicklook: bool = False,
 ) -> MedianResult:
     """Run a prepared plan on a Dask cluster; same meaning and result as
     :func:`medstack.engine.run`.
@@ -472,6 +482,9 @@ def run(
         A connected client to run on; it is left open.
     sections_per_band : int, optional
         Sections per task. Default: about :data:`BANDS_PER_THREAD` bands per worker thread.
+    quicklook : bool
+        Also build the quick-look (``result.quicklook``); the bands' rows then come back to
+        the client, which writes them. Default is False.
 
     Returns
     -------
@@ -524,6 +537,8 @@ def run(
         try:
             threads = _threads(dask_client)
             thresholds = None
+            stats = None
+            count_masked = log.isEnabledFor(logging.INFO) and plan.params.median_newmasks
             if plan.params.median_newmasks and plan.needs_weights:
                 files = [(img.wht, img.wht_hdu) for img in plan.images]
                 per = -(-len(files) // (BANDS_PER_THREAD * threads))  # images per task
@@ -537,10 +552,12 @@ def run(
                 thresholds = thresholds_of(plan, stats)
                 log.debug("mean weights of %d images: %.2f s", plan.n_images,
                           time.perf_counter() - start)
-            sinks = engine.OutputSinks(plan, header, out_path, keep_data, save_maps, keep_maps)
-            keys = tuple(dict.fromkeys([*sinks.writers, *sinks.arrays]))
+            sinks = engine.OutputSinks(plan, header, out_path, keep_data, save_maps, keep_maps,
+                                       quicklook)
+            keys = tuple(dict.fromkeys([*sinks.writers, *sinks.arrays,
+                                        *(("median", "ngood") if quicklook else ())]))
             row_bytes = nx * sum(_DTYPES[k].itemsize for k in keys)
-            direct_ok = out_path is not None and not sinks.arrays
+            direct_ok = out_path is not None and not sinks.arrays and not quicklook
             bands = plan_bands(plan, threads, row_bytes=row_bytes, direct_ok=direct_ok,
                                sections_per_band=sections_per_band)
             targets = {key: w.target() for key, w in sinks.writers.items()}
@@ -556,10 +573,13 @@ def run(
             for band in bands:
                 fut = dask_client.submit(
                     _band_task, plan, *band.sections, thresholds, kernel, keys,
-                    targets if band.direct else None, key=f"medstack-band-{run_id}-{band.index}",
+                    targets if band.direct else None, count_masked,
+                    key=f"medstack-band-{run_id}-{band.index}",
                 )
                 futures[fut] = band
             nonfinite = np.zeros(plan.n_images, dtype=np.int64)
+            masked = np.zeros(plan.n_images, dtype=np.int64)
+            no_good = 0
             total = len(plan.sections)
             done = 0
             warned = False
@@ -583,6 +603,9 @@ def run(
                               SectionResult(rows.get("median"), rows.get("ngood"),
                                             rows.get("minchosen")))
                 nonfinite += output.nonfinite
+                no_good += output.no_good
+                if output.masked is not None:
+                    masked += output.masked
                 done += band.sections[1] - band.sections[0]
                 if progress is not None:
                     progress(done, total)
@@ -609,6 +632,10 @@ def run(
                     log.debug("could not clear the workers' reader cache", exc_info=True)
     arrays = sinks.arrays
     median_path = written[-1] if written else None
+    if log.isEnabledFor(logging.INFO):
+        log.info("per-image values:\n%s",
+                 engine.image_table(plan, stats, masked if count_masked else None))
+    engine.check_coverage(plan, no_good)
     return MedianResult(
         data=arrays.get("median"),
         header=header,
@@ -618,4 +645,6 @@ def run(
         map_paths=[Path(p) for p in written[:-1]],
         seconds=time.perf_counter() - start,
         plan=plan,
+        no_good=no_good,
+        quicklook=sinks.quicklook,
     )

@@ -67,6 +67,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Log level of the few messages a user should see on every run (between INFO and WARNING):
+#: that kernels are about to be compiled. The CLI shows it unless ``--quiet``.
+NOTICE = 25
+logging.addLevelName(NOTICE, "NOTICE")
+
+#: Below this fraction of output pixels with a good input, a run ends with a warning.
+FEW_GOOD_FRACTION = 0.1
+
 #: A progress callback: ``progress(done, total)`` after each section.
 Progress = Callable[[int, int], None]
 
@@ -492,6 +500,7 @@ def compute_section(
     thresholds: np.ndarray | None,
     kernel: str = "fast",
     buffers: SectionBuffers | None = None,
+    count_masked: bool = False,
 ) -> tuple[SectionResult, list[int]]:
     """Read one section from every input and combine it.
 
@@ -504,6 +513,9 @@ def compute_section(
     ----------
     buffers : SectionBuffers, optional
         Read buffers to reuse (for inputs that are not memory-mapped). Default is fresh ones.
+    count_masked : bool, optional
+        Also count, per image, the output-row pixels its weight mask rejects (``result.masked``,
+        a list of int; an extra pass over the weights, for ``-v``). Default is False.
 
     Returns
     -------
@@ -542,11 +554,27 @@ def compute_section(
 
             counts = [count_nonfinite(plane[lo:hi]) for plane in sci]
         nonfinite = [int(c) for c in counts]
+        if count_masked and thresholds is not None and wht is not None:
+            # the mask's own test: bad where not float64(w) >= threshold (NaN weights too)
+            result.masked = [int(plane[lo:hi].size - np.count_nonzero(
+                plane[lo:hi] >= np.float64(t))) for plane, t in zip(wht, thresholds)]
     finally:
         sci = wht = None  # the mapped rows go with their views
         if buffers is not None:
             buffers.give(bufs)
     return result, nonfinite
+
+
+def versions() -> str:
+    """The versions of what computes the median: ``numpy 2.4.0, astropy 7.1.0, numba 0.62.1,
+    Python 3.11.9``."""
+    import platform
+
+    import astropy
+    import numba
+
+    return (f"numpy {np.__version__}, astropy {astropy.__version__}, numba {numba.__version__}, "
+            f"Python {platform.python_version()}")
 
 
 def provenance(plan: StackPlan) -> tuple[list[tuple[str, object, str]], list[str]]:
@@ -572,13 +600,63 @@ def provenance(plan: StackPlan) -> tuple[list[tuple[str, object, str]], list[str
         elif spec_.kind == "float" and not np.isfinite(value):
             value = format_value(spec_, value)
         cards.append((key, value, spec_.name))
-    history = [f"medstack {__version__} median of {plan.n_images} images"]
+    history = [f"medstack {__version__} median of {plan.n_images} images",
+               f"with {versions()}"]
     history += [f"medstack input {i + 1}: {os.path.basename(img.sci)}"
                 for i, img in enumerate(plan.images)]
     return cards, history
 
 
-@dataclass
+def compile_notice(plan: StackPlan, kernel: str = "fast") -> None:
+    """Say (at :data:`NOTICE` level) that this run will first compile kernels, and for about
+    how long: once per machine and numba version, as numba caches them on disk."""
+    from .kernels.fast import compile_seconds
+
+    steps = (["weights"] if plan.params.median_newmasks else []) + (
+        [plan.spec.kind] if kernel == "fast" else [])
+    seconds = compile_seconds(steps)
+    if seconds:
+        log.log(NOTICE, "compiling kernels once, about %.0f s (later runs reuse them)", seconds)
+
+
+def check_coverage(plan: StackPlan, no_good: int) -> None:
+    """Warn when few (under :data:`FEW_GOOD_FRACTION`) or no output pixels have a good input."""
+    total = plan.shape[0] * plan.shape[1]
+    good = total - no_good
+    if good == 0:
+        log.warning("no output pixel has a good input: the median holds no data (check the "
+                    "weight images and combine_maskpt = %g)", plan.params.combine_maskpt)
+    elif good < FEW_GOOD_FRACTION * total:
+        log.warning("only %d of %d output pixels (%.2g%%) have a good input (check the weight "
+                    "images and combine_maskpt = %g)", good, total, 100.0 * good / total,
+                    plan.params.combine_maskpt)
+
+
+def image_table(plan: StackPlan, stats: Sequence[WeightStats] | None = None,
+                masked: Sequence[int] | None = None) -> str:
+    """The per-image values of a run as a text table: exposure time (s), sky (electrons), read
+    noise (electrons), mean weight and the fraction of its pixels the weight mask rejects
+    ("-" where not known or not used)."""
+    npix = plan.shape[0] * plan.shape[1]
+
+    def num(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    rows = [("#", "image", "exptime/s", "sky/e-", "readnoise/e-", "mean weight", "masked")]
+    for i, img in enumerate(plan.images):
+        mean = stats[i].mean if stats is not None else None
+        frac = f"{100.0 * masked[i] / npix:.1f}%" if masked is not None else "-"
+        rows.append((str(i + 1), os.path.basename(img.sci), num(img.exptime, ".6g"),
+                     num(img.sky, ".6g"), num(img.readnoise, ".4g"),
+                     "none >= 1e-8" if stats is not None and mean is None else num(mean, ".6g"),
+                     frac))
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    return "\n".join("  " + "  ".join(cell.ljust(w) if k == 1 else cell.rjust(w)
+                                     for k, (cell, w) in enumerate(zip(r, widths))).rstrip()
+                     for r in rows)
+
+
+@dataclass(repr=False)
 class MedianResult:
     """What :func:`run` produced.
 
@@ -596,6 +674,18 @@ class MedianResult:
         Map files written (``--save-maps``).
     seconds : float
         Wall time of the run.
+    plan : StackPlan or None
+        The plan that was run (inputs, parameters, sections).
+    no_good : int
+        Output pixels with no good input (set to ``fillval``).
+    quicklook : medstack.quicklook.QuickLook or None
+        With ``quicklook=True``: what the quick-look PNG shows, built section by section
+        (write it with ``result.quicklook.save(path, header=result.header)``).
+
+    Notes
+    -----
+    The ``repr`` is one short line (shape, combine type, number of images, path, time); the
+    header, the arrays and the plan stay attributes.
     """
 
     data: np.ndarray | None
@@ -606,6 +696,22 @@ class MedianResult:
     map_paths: list[Path] = field(default_factory=list)
     seconds: float = 0.0
     plan: StackPlan | None = None
+    no_good: int = 0
+    quicklook: Any = None
+
+    def __repr__(self) -> str:
+        if self.plan is not None:
+            shape, ctype, n = self.plan.shape, self.plan.params.combine_type, self.plan.n_images
+        else:
+            shape = self.data.shape if self.data is not None else None
+            ctype, n = self.header.get("MEDCTYPE"), self.header.get("NCOMBINE")
+        shape_text = "x".join(str(v) for v in shape) if shape else "?"
+        parts = [f"{shape_text}", f"{ctype}", f"{n} image{'' if n == 1 else 's'}",
+                 f"path={str(self.path)!r}" if self.path is not None else "no file",
+                 f"{self.seconds:.2f} s"]
+        if self.data is None:
+            parts.insert(-1, "data not kept")
+        return f"<MedianResult {', '.join(parts)}>"
 
 
 _MAP_UNITS = {
@@ -630,9 +736,16 @@ class OutputSinks:
     (used by the local engine and by :mod:`medstack.dask_backend`)."""
 
     def __init__(self, plan: StackPlan, header: fits.Header, path: Path | None,
-                 keep_data: bool, maps: bool, keep_maps: bool = False) -> None:
+                 keep_data: bool, maps: bool, keep_maps: bool = False,
+                 quicklook: bool = False) -> None:
         self.writers: dict[str, FitsImageWriter] = {}
         self.arrays: dict[str, np.ndarray] = {}
+        self.no_good = 0  # output pixels with no good input, so far
+        self.quicklook = None
+        if quicklook:  # binned as the sections come: no full-size copy for the PNG
+            from .quicklook import QuickLook
+
+            self.quicklook = QuickLook(plan.shape, counts=True)
         shape = plan.shape
         minmed = plan.spec.kind == "minmed"
         map_types: dict[str, type] = {"ngood": np.uint16}
@@ -664,6 +777,10 @@ class OutputSinks:
     def put(self, section: Section, result: SectionResult) -> None:
         o0, o1 = section.out
         parts = {"median": result.median, "ngood": result.ngood, "minchosen": result.minchosen}
+        if result.ngood is not None:
+            self.no_good += int(result.ngood.size - np.count_nonzero(result.ngood))
+        if self.quicklook is not None:
+            self.quicklook.add(o0, result.median, result.ngood)
         for key, writer in self.writers.items():
             writer.write_rows(o0, parts[key])
         for key, array in self.arrays.items():
@@ -689,6 +806,7 @@ def run(
     workers: int | None = None,
     progress: Progress | None = None,
     kernel: str = "fast",
+    quicklook: bool = False,
 ) -> MedianResult:
     """Run a prepared plan on local threads.
 
@@ -712,6 +830,9 @@ def run(
         ``progress(done, total)`` after each section, from the calling thread.
     kernel : {"fast", "reference"}
         Combine implementation. Default is "fast".
+    quicklook : bool
+        Also build the quick-look of the result as the sections come (``result.quicklook``;
+        a few tens of MiB whatever the image size). Default is False.
     """
     start = time.perf_counter()
     workers = default_workers() if workers is None else int(workers)
@@ -732,6 +853,7 @@ def run(
     )
     header_cards, history = provenance(plan)
     header = output_header(image_header(plan.images[0]), header_cards, history)
+    compile_notice(plan, kernel)
 
     n_files = plan.n_images * (2 if plan.needs_weights else 1)
     keep_open = ensure_open_files(descriptors_needed(n_files, in_flight))
@@ -744,6 +866,17 @@ def run(
         [image_reader(img, "wht", keep_open) for img in plan.images]
         if plan.needs_weights else None
     )
+    if log.isEnabledFor(logging.DEBUG):
+        for reader in sci_readers + (wht_readers or []):
+            how = ("memory-mapped, as it lies" if isinstance(reader, RawReader) else
+                   "from memory" if isinstance(reader, ArrayReader) else "through astropy")
+            log.debug("%s: read %s", reader.path, how)
+        for section in plan.sections:
+            log.debug("section: reads rows %d-%d, writes rows %d-%d", section.read[0],
+                      section.read[1] - 1, section.out[0], section.out[1] - 1)
+    count_masked = log.isEnabledFor(logging.INFO) and plan.params.median_newmasks
+    stats: list[WeightStats] | None = None
+    masked = np.zeros(plan.n_images, dtype=np.int64)
     buffers = SectionBuffers()
     for reader in sci_readers + (wht_readers or []):
         if reader.integer:
@@ -753,12 +886,17 @@ def run(
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medstack") as pool:
             thresholds = None
             if plan.params.median_newmasks and wht_readers is not None:
+                t_weights = time.perf_counter()
                 groups = _weight_groups(len(wht_readers), workers)
                 stats = [st for part in pool.map(
                     lambda g: weight_stats_many([wht_readers[i] for i in g], plan.section_rows),
                     groups) for st in part]
                 thresholds = thresholds_of(plan, stats)
-            sinks = OutputSinks(plan, header, out_path, keep_data, save_maps, keep_maps)
+                log.debug("mean weights of %d images: %.2f s", plan.n_images,
+                          time.perf_counter() - t_weights)
+            t_combine = time.perf_counter()
+            sinks = OutputSinks(plan, header, out_path, keep_data, save_maps, keep_maps,
+                                quicklook)
             nonfinite = np.zeros(plan.n_images, dtype=np.int64)
             pending: set[Future[Any]] = set()
             futures: dict[Future[Any], Section] = {}
@@ -773,7 +911,7 @@ def run(
                         exhausted = True
                         break
                     fut = pool.submit(compute_section, plan, section, sci_readers, wht_readers,
-                                      thresholds, kernel, buffers)
+                                      thresholds, kernel, buffers, count_masked)
                     futures[fut] = section
                     pending.add(fut)
                 if not pending:
@@ -783,13 +921,20 @@ def run(
                     result, bad_counts = fut.result()
                     sinks.put(futures.pop(fut), result)
                     nonfinite += bad_counts
+                    if count_masked:
+                        masked += getattr(result, "masked", 0)
                     done += 1
                     if progress is not None:
                         progress(done, total)
+            log.debug("%d sections combined: %.2f s", total, time.perf_counter() - t_combine)
             for img, count in zip(plan.images, nonfinite):
                 if count:
                     log.warning("%s: %d NaN/inf science pixels, treated as masked", img.sci, count)
+            t_commit = time.perf_counter()
             written = sinks.commit() if out_path is not None else []
+            if written:
+                log.debug("files synced and renamed into place: %.2f s",
+                          time.perf_counter() - t_commit)
     except BaseException:
         if sinks is not None:
             sinks.abort()
@@ -799,6 +944,10 @@ def run(
             reader.close()
     arrays = sinks.arrays
     median_path = written[-1] if written else None
+    if log.isEnabledFor(logging.INFO):
+        log.info("per-image values:\n%s",
+                 image_table(plan, stats, masked if count_masked else None))
+    check_coverage(plan, sinks.no_good)
     return MedianResult(
         data=arrays.get("median"),
         header=header,
@@ -808,6 +957,8 @@ def run(
         map_paths=written[:-1],
         seconds=time.perf_counter() - start,
         plan=plan,
+        no_good=sinks.no_good,
+        quicklook=sinks.quicklook,
     )
 
 
@@ -827,6 +978,7 @@ def median_image(
     kernel: str = "fast",
     scheduler: str | None = None,
     client: Any = None,
+    quicklook: bool = False,
     **params: Any,
 ) -> MedianResult:
     """Make the median image of a stack of singly drizzled images.
@@ -864,6 +1016,9 @@ def median_image(
         Default is "threads" unless ``client`` is given. Same result, bit for bit.
     client : distributed.Client, optional
         A connected Dask client to compute on (left open). Default is none.
+    quicklook : bool
+        Also build the quick-look PNG's content as the sections come (``result.quicklook``,
+        see :class:`medstack.quicklook.QuickLook`). Default is False.
     **params
         Median-step parameters by drizzlepac name (``combine_type="median"`` ...), see
         :data:`medstack.params.PARAMETERS`.
@@ -893,6 +1048,7 @@ def median_image(
     if use_dask:
         return dask_backend.run(plan, path=path, keep_data=keep_data, save_maps=save_maps,
                                 keep_maps=keep_maps, workers=workers, progress=progress,
-                                kernel=kernel, scheduler=scheduler, client=client)
+                                kernel=kernel, scheduler=scheduler, client=client,
+                                quicklook=quicklook)
     return run(plan, path=path, keep_data=keep_data, save_maps=save_maps, keep_maps=keep_maps,
-               workers=workers, progress=progress, kernel=kernel)
+               workers=workers, progress=progress, kernel=kernel, quicklook=quicklook)

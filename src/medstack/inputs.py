@@ -45,7 +45,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Exposure suffixes that map to ``<root>_single_sci.fits`` beside them (SPEC §2).
+#: Exposure suffixes that map to ``<root>_single_sci.fits`` beside them (docs/spec.md §2).
 EXPOSURE_SUFFIXES = ("_flt", "_flc", "_c0m", "_c0f", "_cal", "_crj", "_crc", "_raw", "_drz")
 _SINGLE_SCI = "_single_sci"
 _SINGLE_WHT = "_single_wht"
@@ -174,7 +174,7 @@ def _header_float(header: fits.Header, key: str) -> float | None:
 
 
 def scalars_from_header(header: fits.Header) -> tuple[float | None, float | None, float | None]:
-    """Per-image ``(exptime, sky, readnoise)`` from a single's header (DEVIATIONS.md rules).
+    """Per-image ``(exptime, sky, readnoise)`` from a single's header (docs/deviations.md rules).
 
     - exptime: ``EXPTIME``.
     - sky (electrons): ``MDRIZSKY`` as the float32 value AstroDrizzle computed, times

@@ -1,4 +1,5 @@
-"""Weight masks (``median_newmasks``, ``combine_maskpt``), SPEC §4 with DEVIATIONS Q16/Q17.
+"""Weight masks (``median_newmasks``, ``combine_maskpt``), docs/spec.md §4, with
+docs/deviations.md Q16/Q17.
 
 A pixel of image *i* is bad where its weight is below ``combine_maskpt × mean_i``, where
 ``mean_i`` is the mean of that image's weights ≥ float32(1e-8), summed sequentially in float64

@@ -34,7 +34,7 @@ __all__ = [
 MIB = 1024 * 1024
 
 #: Every accepted ``combine_type``. ``average`` and ``iaverage`` are aliases of ``mean`` and
-#: ``imean`` (drizzlepac returns an all-zero image for ``average``; SPEC Q6).
+#: ``imean`` (drizzlepac returns an all-zero image for ``average``; docs/spec.md Q6).
 COMBINE_TYPES: tuple[str, ...] = (
     "minmed",
     "iminmed",
@@ -111,8 +111,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "float",
         0.7,
         "Fraction (not percentage) of an image's mean weight below which its pixels are "
-        "masked. Default 0.7 as drizzlepac's createMedian task; AstroDrizzle's own default "
-        "is 0.3.",
+        "masked. 0.7 is the default of drizzlepac's createMedian task and of medstack; "
+        "AstroDrizzle's own default is 0.3, so give 0.3 to compare with an AstroDrizzle "
+        "product (on the ACS/HRC test stack, 0.7 changes 4462 of its 1168440 pixels).",
         minimum=0.0,
     ),
     ParamSpec(
@@ -213,7 +214,7 @@ def parse_nsigma(value: Any) -> tuple[float, float]:
     """Parse ``combine_nsigma`` into ``(nsigma1, nsigma2)``.
 
     Accepts drizzlepac's string form ``"4 3"``, one number (used for both, as the
-    documentation says; drizzlepac raises IndexError, SPEC Q19), or a sequence of one or two
+    documentation says; drizzlepac raises IndexError, docs/spec.md Q19), or a sequence of one or two
     numbers. Both values must be finite and non-negative.
     """
     if isinstance(value, str):

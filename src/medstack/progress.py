@@ -5,27 +5,53 @@ The engines call the callable after each section; only the CLI chooses to show a
 
 from __future__ import annotations
 
+import io
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-__all__ = ["make_progress"]
+__all__ = ["DEFAULT_COLUMNS", "columns", "make_progress"]
+
+
+#: Seconds a run takes before its bar appears (shorter runs draw nothing).
+DELAY = 1.0
+
+#: Columns of a bar on a stream whose terminal does not say (or says 0, as some CI consoles and
+#: ``script`` do).
+DEFAULT_COLUMNS = 80
+
+
+def columns(stream: TextIO | None = None) -> int:
+    """The width of the terminal behind ``stream`` (default: stderr), in columns;
+    :data:`DEFAULT_COLUMNS` where it reports none or 0."""
+    try:
+        width = os.get_terminal_size((stream or sys.stderr).fileno()).columns
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        width = 0
+    return width if width > 0 else DEFAULT_COLUMNS
 
 
 @contextmanager
 def make_progress(enabled: bool = True, *, desc: str = "median", unit: str = "section",
-                  file: TextIO | None = None) -> Iterator[Callable[[int, int], None] | None]:
+                  file: TextIO | None = None, delay: float | None = None
+                  ) -> Iterator[Callable[[int, int], None] | None]:
     """A tqdm progress bar as a ``progress(done, total)`` callable, or None when disabled.
+
+    The bar appears once the run has taken ``delay`` seconds (a shorter run draws nothing) and
+    stays on screen, complete, when the run ends.
 
     Parameters
     ----------
     enabled : bool
         Whether to show a bar. Default is True.
     desc, unit : str
-        Bar label and unit.
+        Bar label and unit. Default is "median" and "section".
     file : text stream, optional
         Where to draw. Default is ``sys.stderr``.
+    delay : float, optional
+        Seconds before the bar first appears. Default is :data:`DELAY` (1 s).
     """
     if not enabled:
         yield None
@@ -33,11 +59,13 @@ def make_progress(enabled: bool = True, *, desc: str = "median", unit: str = "se
     from tqdm import tqdm
 
     bar: list[tqdm] = []
+    stream = file or sys.stderr
+    delay = DELAY if delay is None else float(delay)
 
     def progress(done: int, total: int) -> None:
         if not bar:
-            bar.append(tqdm(total=total, desc=desc, unit=unit, file=file or sys.stderr,
-                            leave=False, dynamic_ncols=True))
+            bar.append(tqdm(total=total, desc=desc, unit=unit, file=stream, leave=True,
+                            delay=delay, mininterval=0.1, ncols=columns(stream)))
         bar[0].update(done - bar[0].n)
 
     try:

@@ -1,7 +1,11 @@
 """A quick-look PNG of a median image and of its count-of-good-inputs map.
 
 The picture is for a look, not a measurement: large images are binned for display (block
-mean of the median, block minimum of the count map, so that holes stay visible). Matplotlib
+mean of the median, block minimum of the count map, so that holes stay visible), and the
+stretch limits come from an even sample of at most 250 000 pixels. :class:`QuickLook`
+builds all that row block by row block, as a run produces them, so the PNG of an image of any
+size costs a few tens of MiB, never a copy of the image. The sky axes come from the header's
+WCS, rescaled to the binned pixels (:func:`display_wcs`). Matplotlib
 is used through :class:`matplotlib.figure.Figure` with the Agg canvas only, never through
 pyplot's global state, so this is safe in threads and in programs with their own backend.
 """
@@ -19,14 +23,16 @@ from astropy.io import fits
 
 from .errors import OutputError, ParameterError
 
-__all__ = ["STRETCHES", "save_quicklook"]
+__all__ = ["STRETCHES", "QuickLook", "display_wcs", "save_quicklook"]
 
 log = logging.getLogger(__name__)
 
 #: The accepted values of ``stretch``.
 STRETCHES = ("zscale", "asinh")
 
-_MAX_DISPLAY = 1600  # larger images are binned to at most this many pixels a side
+_MAX_DISPLAY = 512  # larger images are binned to at most this many pixels a side: the PNG
+# shows each panel about 480 pixels high, so more would only cost memory and alias
+_MAX_SAMPLES = 250_000  # pixels sampled (evenly) for the stretch limits
 _NAN_COLOUR = "#d62728"  # pixels that are NaN in the median
 
 
@@ -34,25 +40,123 @@ def _bin_factor(shape: tuple[int, ...]) -> int:
     return max(1, math.ceil(max(shape) / _MAX_DISPLAY))
 
 
-def _block_mean(image: np.ndarray, f: int) -> np.ndarray:
-    """Mean of the finite values in f × f blocks (NaN where a block has none)."""
-    if f == 1:
-        return image
-    ny, nx = (image.shape[0] // f) * f, (image.shape[1] // f) * f
-    a = image[:ny, :nx]
-    finite = np.isfinite(a)
-    total = np.where(finite, a, 0.0).reshape(ny // f, f, nx // f, f).sum(axis=(1, 3))
-    count = finite.reshape(ny // f, f, nx // f, f).sum(axis=(1, 3))
-    out = np.full(total.shape, np.nan)
-    np.divide(total, count, out=out, where=count > 0)
-    return out
+def _bin_rows(rows: np.ndarray, f: int, nx: int) -> np.ndarray:
+    """Rows ``(k, nx)`` binned by ``f`` along x (the last ``nx % f`` columns dropped), as
+    ``(k, nx // f, f)``."""
+    bx = nx // f
+    return rows[:, : bx * f].reshape(rows.shape[0], bx, f)
 
 
-def _block_min(image: np.ndarray, f: int) -> np.ndarray:
-    if f == 1:
-        return image
-    ny, nx = (image.shape[0] // f) * f, (image.shape[1] // f) * f
-    return image[:ny, :nx].reshape(ny // f, f, nx // f, f).min(axis=(1, 3))
+class QuickLook:
+    """What the quick-look shows of an image, built row block by row block.
+
+    Feed it the median (and count-map) rows in any order with :meth:`add`, then write the PNG
+    with :meth:`save`. It keeps the image binned by :attr:`factor` (block mean of the finite
+    values, block minimum of the counts; the last partial block of rows and columns is not
+    shown), an even sample of at most 250 000 pixels for the stretch limits, and the count of
+    NaN pixels: a few tens of MiB whatever the image size.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        ``(ny, nx)`` of the full image, in pixels.
+    counts : bool, optional
+        Whether a count map comes with the rows. Default is True.
+    """
+
+    def __init__(self, shape: tuple[int, int], *, counts: bool = True) -> None:
+        ny, nx = (int(shape[0]), int(shape[1]))
+        if ny <= 0 or nx <= 0:
+            raise ParameterError(f"the median must be a non-empty 2-D image, not shape {shape}")
+        self.shape = (ny, nx)
+        self.factor = f = _bin_factor(self.shape)
+        self._binned = (ny // f, nx // f)
+        self._sum = np.zeros(self._binned)
+        self._count = np.zeros(self._binned, dtype=np.int32)
+        self._min = (np.full(self._binned, np.iinfo(np.int32).max, dtype=np.int32) if counts
+                     else None)
+        self._max_count = 0
+        self._step = max(1, math.ceil(ny * nx / _MAX_SAMPLES))
+        self._samples: dict[int, np.ndarray] = {}
+        self.n_nan = 0
+
+    def add(self, y0: int, median: np.ndarray, ngood: np.ndarray | None = None) -> None:
+        """Add image rows ``[y0, y0 + k)``: ``median`` of shape ``(k, nx)`` and, when the
+        quick-look has a count map, ``ngood`` of the same shape (NaN counts as 0)."""
+        ny, nx = self.shape
+        rows = np.asarray(median)
+        if rows.ndim != 2 or rows.shape[1] != nx or not 0 <= y0 <= ny - rows.shape[0]:
+            raise ParameterError(f"rows of shape {rows.shape} do not fit at row {y0} of "
+                                 f"{self.shape}")
+        if rows.shape[0] == 0:
+            return
+        finite = np.isfinite(rows)
+        self.n_nan += int(rows.size - np.count_nonzero(finite))
+        first = (-y0 * nx) % self._step  # the sample: every step-th pixel of the whole image
+        sample = rows.ravel()[first :: self._step]
+        self._samples[y0] = sample[np.isfinite(sample)].astype(np.float64)
+        f = self.factor
+        by = self._binned[0]
+        ys = np.arange(y0, y0 + rows.shape[0])
+        keep = ys < by * f
+        if not keep.any():
+            counts_rows = None
+        else:  # rows are consecutive: first sum each run of rows in one block, then bin in x
+            blocks = ys[keep] // f
+            starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]])
+            counts_rows = (blocks[starts], starts)
+            good = finite[keep]
+            values = np.where(good, rows[keep], np.float32(0.0))
+            sums = np.add.reduceat(values, starts, axis=0, dtype=np.float64)
+            n_ok = np.add.reduceat(good, starts, axis=0, dtype=np.int32)
+            self._sum[blocks[starts]] += _bin_rows(sums, f, nx).sum(axis=2)
+            self._count[blocks[starts]] += _bin_rows(n_ok, f, nx).sum(axis=2)
+        if self._min is not None:
+            if ngood is None:
+                raise ParameterError("this quick-look has a count map: give ngood rows too")
+            counts = np.asarray(ngood)
+            if counts.shape != rows.shape:
+                raise ParameterError(f"ngood has shape {counts.shape}, the median rows "
+                                     f"{rows.shape}")
+            if counts.dtype.kind == "f":
+                counts = np.where(np.isfinite(counts), counts, 0)
+            counts = counts.astype(np.int32, copy=False)
+            self._max_count = max(self._max_count, int(counts.max()))
+            if counts_rows is not None:
+                where, starts = counts_rows
+                least = _bin_rows(np.minimum.reduceat(counts[keep], starts, axis=0), f,
+                                  nx).min(axis=2)
+                self._min[where] = np.minimum(self._min[where], least)
+
+    @property
+    def median(self) -> np.ndarray:
+        """The binned median as shown (NaN where a block has no finite value)."""
+        out = np.full(self._binned, np.nan)
+        np.divide(self._sum, self._count, out=out, where=self._count > 0)
+        return out
+
+    @property
+    def counts(self) -> np.ndarray | None:
+        """The binned count map as shown (block minimum), or None without one."""
+        return self._min
+
+    @property
+    def max_count(self) -> int:
+        """The largest count of the full-resolution count map (0 without one)."""
+        return self._max_count
+
+    def sample(self) -> np.ndarray:
+        """The finite pixels of the even sample, in image order."""
+        parts = [self._samples[y] for y in sorted(self._samples)]
+        return np.concatenate(parts) if parts else np.empty(0)
+
+    def save(self, path: str | os.PathLike[str], *, title: str | None = None,
+             stretch: str = "zscale", header: fits.Header | None = None,
+             n_inputs: int | None = None, dpi: int = 100) -> Path:
+        """Write the PNG; the parameters, return value and errors are those of
+        :func:`save_quicklook`."""
+        return _save(self, path, title=title, stretch=stretch, header=header,
+                     n_inputs=n_inputs, dpi=dpi)
 
 
 def _limits(values: np.ndarray, stretch: str) -> tuple[float, float]:
@@ -71,8 +175,15 @@ def _limits(values: np.ndarray, stretch: str) -> tuple[float, float]:
     return lo, hi
 
 
-def _celestial_wcs(header: fits.Header | None, shape: tuple[int, int], f: int):
-    """The header's celestial WCS, sliced like the displayed image; None if there is none."""
+def display_wcs(header: fits.Header | None, shape: tuple[int, int], f: int = 1):
+    """The header's celestial WCS for an image of ``shape`` shown binned ``f`` × ``f`` (block
+    ``j`` covering pixels ``f·j … f·j + f − 1``, partial blocks dropped); None if there is none.
+
+    The pixel scale (``CD`` matrix, or ``CDELT``) is multiplied by ``f`` and the reference
+    pixel moved to the binned grid, ``CRPIX' = (CRPIX + (f − 1)/2) / f``, so the axes span the
+    same sky as the full image. A WCS with distortion terms (SIP, lookup tables), which
+    binning cannot carry, gives None.
+    """
     if header is None:
         return None
     try:
@@ -85,7 +196,20 @@ def _celestial_wcs(header: fits.Header | None, shape: tuple[int, int], f: int):
             wcs = WCS(header, naxis=2)
         if not wcs.has_celestial or wcs.pixel_shape not in (None, (shape[1], shape[0])):
             return None
-        return wcs.celestial[::f, ::f] if f > 1 else wcs.celestial
+        wcs = wcs.celestial.deepcopy()
+        if f > 1:
+            if wcs.sip is not None or wcs.cpdis1 is not None or wcs.cpdis2 is not None or \
+                    wcs.det2im1 is not None or wcs.det2im2 is not None:
+                log.debug("quick-look: no sky axes (a distorted WCS cannot be binned)")
+                return None
+            if wcs.wcs.has_cd():
+                wcs.wcs.cd = wcs.wcs.cd * f
+            else:
+                wcs.wcs.cdelt = wcs.wcs.cdelt * f
+            wcs.wcs.crpix = (wcs.wcs.crpix + (f - 1) / 2.0) / f
+            wcs.wcs.set()
+        wcs.pixel_shape = (shape[1] // f, shape[0] // f)
+        return wcs
     except Exception as err:  # a broken WCS only costs the sky axes
         log.debug("quick-look: no sky axes (%s)", err)
         return None
@@ -134,17 +258,25 @@ def save_quicklook(path: str | os.PathLike[str], median: np.ndarray,
     """
     if stretch not in STRETCHES:
         raise ParameterError(f"stretch must be one of {', '.join(STRETCHES)}, not {stretch!r}")
-    image = np.asarray(median, dtype=np.float64)
+    image = np.asarray(median)
     if image.ndim != 2 or 0 in image.shape:
         raise ParameterError(f"the median must be a non-empty 2-D image, not shape {image.shape}")
-    counts = None
-    if ngood is not None:
-        counts = np.asarray(ngood)
-        if counts.shape != image.shape:
-            raise ParameterError(f"ngood has shape {counts.shape}, the median {image.shape}")
-        counts = np.where(np.isfinite(counts), counts, 0).astype(np.int64)
+    if ngood is not None and np.shape(ngood) != image.shape:
+        raise ParameterError(f"ngood has shape {np.shape(ngood)}, the median {image.shape}")
+    look = QuickLook(image.shape, counts=ngood is not None)
+    look.add(0, image, ngood)
+    return _save(look, path, title=title, stretch=stretch, header=header, n_inputs=n_inputs,
+                 dpi=dpi)
+
+
+def _save(look: QuickLook, path: str | os.PathLike[str], *, title: str | None, stretch: str,
+          header: fits.Header | None, n_inputs: int | None, dpi: int) -> Path:
+    """Render ``look`` and write it to ``path`` (see :func:`save_quicklook`)."""
+    if stretch not in STRETCHES:
+        raise ParameterError(f"stretch must be one of {', '.join(STRETCHES)}, not {stretch!r}")
+    counts = look.counts
     if n_inputs is None and counts is not None:
-        n_inputs = int(counts.max())
+        n_inputs = look.max_count
     dest = Path(path)
     if not dest.parent.is_dir():
         raise OutputError(f"{dest}: the folder {dest.parent} does not exist")
@@ -155,14 +287,13 @@ def save_quicklook(path: str | os.PathLike[str], median: np.ndarray,
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    f = _bin_factor(image.shape)
-    shown = _block_mean(image, f)
-    finite = np.isfinite(image)
-    n_nan = int(image.size - np.count_nonzero(finite))
-    lo, hi = _limits(image[finite], stretch)
+    f = look.factor
+    shown = look.median
+    n_nan = look.n_nan
+    lo, hi = _limits(look.sample(), stretch)
     norm = ImageNormalize(vmin=lo, vmax=hi, clip=False,  # clip=True would unmask NaN
                           stretch=AsinhStretch(0.05) if stretch == "asinh" else LinearStretch())
-    wcs = _celestial_wcs(header, image.shape, f)
+    wcs = display_wcs(header, look.shape, f)
     unit = str(header.get("BUNIT", "")).strip() if header is not None else ""
 
     panels = 2 if counts is not None else 1
@@ -174,8 +305,8 @@ def save_quicklook(path: str | os.PathLike[str], median: np.ndarray,
 
     grey = colormaps["gray"].with_extremes(bad=_NAN_COLOUR)
     ax = axes[0]
-    im = ax.imshow(np.ma.masked_invalid(shown), origin="lower", cmap=grey, norm=norm,
-                   interpolation="nearest")
+    im = ax.imshow(np.ma.masked_invalid(shown.astype(np.float32)), origin="lower", cmap=grey,
+                   norm=norm, interpolation="nearest")
     ax.set_title(f"median ({stretch})", fontsize=10)
     cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label=unit or None)
     if stretch == "asinh":  # ticks evenly spaced in the stretched scale, not crowded at the top
@@ -183,8 +314,8 @@ def save_quicklook(path: str | os.PathLike[str], median: np.ndarray,
         cbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
 
     if counts is not None:
-        cshown = _block_min(counts, f)
-        top = max(int(counts.max()), n_inputs or 0, 1)
+        cshown = counts
+        top = max(look.max_count, n_inputs or 0, 1)
         cmap = colormaps["viridis"].resampled(top + 1)
         cnorm = BoundaryNorm(np.arange(-0.5, top + 1.5), top + 1)
         ax = axes[1]
@@ -206,7 +337,7 @@ def save_quicklook(path: str | os.PathLike[str], median: np.ndarray,
 
     plural = "" if n_inputs == 1 else "s"
     info = [f"{n_inputs} input{plural}" if n_inputs is not None else None,
-            f"{image.shape[0]}×{image.shape[1]} px" + (f", shown binned {f}×{f}" if f > 1 else ""),
+            f"{look.shape[0]}×{look.shape[1]} px" + (f", shown binned {f}×{f}" if f > 1 else ""),
             f"{stretch} [{lo:.4g}, {hi:.4g}]" + (f" {unit}" if unit else ""),
             f"{n_nan} NaN pixels (red)" if n_nan else None]
     fig.suptitle(f"{title or 'median image'}\n{'; '.join(s for s in info if s)}", fontsize=11)

@@ -8,7 +8,7 @@ outputs, and always holds at least ``2·grow + 1`` rows.
 Notes
 -----
 drizzlepac silently shrinks ``grow`` when the buffer holds fewer than ``2·grow + 1`` rows, so its
-result depends on ``combine_bufsize`` and on the image height (SPEC Q18). medstack instead lets
+result depends on ``combine_bufsize`` and on the image height (docs/spec.md Q18). medstack instead lets
 such a section exceed the buffer; the result never depends on the buffer size.
 """
 

@@ -2,7 +2,7 @@
 
 Two implementations share one contract, :func:`combine_section`:
 
-- :mod:`.reference` — plain, readable NumPy, written from SPEC §6–§7; the yardstick.
+- :mod:`.reference` — plain, readable NumPy, written from docs/spec.md §6–§7; the yardstick.
 - :mod:`.fast` — compiled (numba), fused per section; bit-identical to the reference.
 
 Use :func:`combine_section` (or ``kernel="reference"``/``"fast"``) rather than the modules.

@@ -1,11 +1,11 @@
-"""Reference kernels: plain NumPy, one step per line of SPEC §6–§7.
+"""Reference kernels: plain NumPy, one step per line of docs/spec.md §6–§7.
 
 This is the yardstick the fast kernels are tested against, bit for bit. It favours clarity over
 speed and memory: whole-section temporaries, explicit sequential sums.
 
 Notes
 -----
-Deliberate differences from drizzlepac (DEVIATIONS.md):
+Deliberate differences from drizzlepac (docs/deviations.md):
 
 - NaN and ±inf science values are masked at their pixel for every type (Q8); ``sum`` skips them.
 - ``i`` types fill every all-masked pixel, not only column 0 (Q1), with the first non-zero
@@ -86,7 +86,7 @@ def _sorted_good(sci: np.ndarray, good: np.ndarray, g: np.ndarray) -> np.ndarray
 
 
 def _median(v: np.ndarray, g: np.ndarray, nlow: int, nhigh: int, empty: float) -> np.ndarray:
-    """SPEC §6 median: nlow/nhigh reduced together until something is left; even → mean of the
+    """docs/spec.md §6 median: nlow/nhigh reduced together until something is left; even → mean of the
     two middle values in float64; ``empty`` where nothing is good."""
     nl = np.full(g.shape, nlow, dtype=np.int64)
     nh = np.full(g.shape, nhigh, dtype=np.int64)
@@ -108,7 +108,7 @@ def _median(v: np.ndarray, g: np.ndarray, nlow: int, nhigh: int, empty: float) -
 
 
 def _mean(v: np.ndarray, g: np.ndarray, nlow: int, nhigh: int, empty: float) -> np.ndarray:
-    """SPEC §6 mean: no reduction; ascending float64 sum of the kept values / count; 0 if
+    """docs/spec.md §6 mean: no reduction; ascending float64 sum of the kept values / count; 0 if
     nothing is kept of some good values, ``empty`` if nothing is good."""
     m = g - nlow - nhigh
     acc = np.zeros(g.shape, dtype=np.float64)
@@ -146,7 +146,7 @@ def _sum(sci: np.ndarray, fillval: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _dilate(flag: np.ndarray, grow: int) -> np.ndarray:
-    """Binary dilation with a (2·grow+1)² box, zero outside (SPEC §7 step 10)."""
+    """Binary dilation with a (2·grow+1)² box, zero outside (docs/spec.md §7 step 10)."""
     rows, cols = flag.shape
     padded = np.pad(flag, grow)
     out = np.zeros_like(flag)
@@ -157,7 +157,7 @@ def _dilate(flag: np.ndarray, grow: int) -> np.ndarray:
 
 
 def _minmed(sci, bad, spec, wht, scalars):  # type: ignore[no-untyped-def]
-    """SPEC §7 ``min_med`` on one section; returns (out, ngood, minchosen)."""
+    """docs/spec.md §7 ``min_med`` on one section; returns (out, ngood, minchosen)."""
     n = sci.shape[0]
     finite = np.isfinite(sci)
     masked = ~finite if bad is None else (bad | ~finite)
