@@ -139,10 +139,10 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 def _run(args: argparse.Namespace) -> int:
     from .config import Settings, output_root, read_config, read_table, write_config
     from .engine import median_image, output_name, rootname
-    from .inputs import expand_inputs
+    from .inputs import expand_inputs, single_names
     from .params import validate
     from .progress import make_progress
-    from .writer import check_output_path
+    from .writer import check_distinct_outputs, check_output_path, map_name
 
     settings = read_config(args.config) if args.config else Settings()
     given = {p.name: getattr(args, p.name) for p in PARAMETERS
@@ -152,9 +152,9 @@ def _run(args: argparse.Namespace) -> int:
     if table is not None and args.inputs:
         raise MedstackError("give the inputs either as INPUT or in --table, not both")
     inputs = list(table.sci) if table is not None else (args.inputs or settings.input)
-    if args.write_config:
-        written = write_config(args.write_config, params, input=inputs,
-                               output=args.output or settings.output)
+    output = args.output or settings.output
+    if args.write_config and (not inputs or not params.median):  # only write the .cfg file
+        written = write_config(args.write_config, params, input=inputs, output=output)
         log.info("wrote parameters to %s", written)
         if not inputs:
             return 0
@@ -166,35 +166,71 @@ def _run(args: argparse.Namespace) -> int:
     names = expand_inputs(inputs)
     root = args.output or output_root(settings.output) or rootname(names[0])
     path = output_name(root)
-    if args.png:  # before the run, not after it
-        check_output_path(args.png, names)
+    # every product checked against every input (science and weight) and every other product,
+    # before any work
+    scis = [single_names(n)[0] for n in names] if table is None else list(table.sci)
+    whts = [single_names(n)[1] for n in names] if table is None else [
+        w if w else single_names(s)[1] for s, w in zip(table.sci, table.wht or [None] * len(scis))]
+    products: dict[str, Any] = {"median": path}
+    if args.save_maps:
+        products["count map"] = map_name(path, "ngood")
+        if params.kind == "minmed":
+            products["minimum-chosen map"] = map_name(path, "minchosen")
+    if args.png:
+        products["quick-look PNG"] = args.png
+    if args.write_config:
+        products["configuration file"] = args.write_config
+    for product in products.values():
+        check_output_path(product, [*scis, *whts])
+    check_distinct_outputs(products)
     per_image = {} if table is None else {
         "weights": table.wht, "exptime": table.exptime, "sky": table.sky,
         "readnoise": table.readnoise}
     workers = args.workers if args.workers is not None else settings.num_cores
     show = args.progress if args.progress is not None else (sys.stderr.isatty() and not args.quiet)
+    n_given = len(names)
+
+    def before_commit(result: Any) -> None:
+        """The other products, made once the image is, before it is committed: the median
+        is renamed into place last."""
+        if args.png:
+            from .quicklook import save_quicklook
+
+            n_used = result.plan.n_images if result.plan is not None else n_given
+            save_quicklook(args.png, result.data, result.ngood, header=result.header,
+                           title=f"{path.name}: {params.combine_type} of {n_used} images")
+            args.written.append(str(args.png))
+            log.info("quick-look image %s", args.png)
+        if args.write_config:
+            args.written.append(str(write_config(args.write_config, params, input=inputs,
+                                                 output=output)))
+            log.info("wrote parameters to %s", args.write_config)
+
     with make_progress(enabled=bool(show) and not args.quiet) as progress:
         result = median_image(
             names, root, keep_data=bool(args.png), save_maps=args.save_maps,
             keep_maps=bool(args.png),
             workers=workers, progress=progress, kernel=args.kernel,
-            scheduler=args.scheduler, **per_image, **params.as_dict(),
+            scheduler=args.scheduler, before_commit=before_commit, **per_image,
+            **params.as_dict(),
         )
-    if args.png:
-        from .quicklook import save_quicklook
-
-        n_used = result.plan.n_images if result.plan is not None else len(names)
-        save_quicklook(args.png, result.data, result.ngood, header=result.header,
-                       title=f"{path.name}: {params.combine_type} of {n_used} images")
-        log.info("quick-look image %s", args.png)
     log.info("wrote %s in %.2f s", result.path, result.seconds)
     return 0
+
+
+def _what_was_written(args: argparse.Namespace) -> str:
+    """For a run that failed or was stopped: which products it had already written."""
+    written = getattr(args, "written", [])
+    if not written:
+        return "no output written"
+    return f"only {', '.join(written)} written (the median was not)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # INPUT names may follow options
+    args.written = []
     restore_logging = _configure_logging(args.verbose, args.quiet)
     old_term = None
     try:
@@ -207,13 +243,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         message = " ".join(str(err).splitlines())  # always one line
+        if args.written:
+            message += f" ({_what_was_written(args)})"
         print(f"medstack: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("medstack: interrupted; no output written", file=sys.stderr)
+        print(f"medstack: interrupted; {_what_was_written(args)}", file=sys.stderr)
         return 130
     except _Terminated:
-        print("medstack: terminated; no output written", file=sys.stderr)
+        print(f"medstack: terminated; {_what_was_written(args)}", file=sys.stderr)
         return 143
     except MemoryError:
         print("medstack: error: out of memory; lower --combine-bufsize or --workers",

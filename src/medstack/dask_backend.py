@@ -251,6 +251,7 @@ class _BandOutput:
     rows: dict[str, np.ndarray] | None
     nonfinite: list[int]
     integer: list[str]
+    any_good: bool = True
 
 
 Reader = Any  # engine.RawReader | inputs.ImageReader, as engine.open_reader returns
@@ -393,10 +394,12 @@ def _band_task(plan: StackPlan, first: int, stop: int, thresholds: np.ndarray | 
     readers = sci_readers + (wht_readers or [])
     try:
         nonfinite = np.zeros(plan.n_images, dtype=np.int64)
+        any_good = False
         for section in sections:
             result, bad = engine.compute_section(plan, section, sci_readers, wht_readers,
                                                  thresholds, kernel, buffers=stack.buffers)
             nonfinite += bad
+            any_good = any_good or bool(np.any(result.ngood))
             parts = {"median": result.median, "ngood": result.ngood,
                      "minchosen": result.minchosen}
             a, b = section.out
@@ -411,7 +414,8 @@ def _band_task(plan: StackPlan, first: int, stop: int, thresholds: np.ndarray | 
                 target.sync()
     finally:
         _leave(stack)
-    return _BandOutput(rows, nonfinite.tolist(), [r.path for r in readers if r.integer])
+    return _BandOutput(rows, nonfinite.tolist(), [r.path for r in readers if r.integer],
+                       any_good)
 
 
 def _compressed(name: str) -> bool:
@@ -441,6 +445,7 @@ def run(
     scheduler: str | None = None,
     client: Any = None,
     sections_per_band: int | None = None,
+    before_commit: Any = None,
 ) -> MedianResult:
     """Run a prepared plan on a Dask cluster; same meaning and result as
     :func:`medstack.engine.run`.
@@ -472,6 +477,8 @@ def run(
         A connected client to run on; it is left open.
     sections_per_band : int, optional
         Sections per task. Default: about :data:`BANDS_PER_THREAD` bands per worker thread.
+    before_commit : callable, optional
+        As for :func:`medstack.engine.run`: called before any file is committed.
 
     Returns
     -------
@@ -557,6 +564,7 @@ def run(
                 )
                 futures[fut] = band
             nonfinite = np.zeros(plan.n_images, dtype=np.int64)
+            any_good = False
             total = len(plan.sections)
             done = 0
             warned = False
@@ -570,6 +578,7 @@ def run(
                     ) from err
                 band = futures.pop(fut)
                 fut.release()
+                any_good = any_good or output.any_good
                 if not warned:
                     for name in output.integer:
                         log.warning("%s: integer data converted to float32", name)
@@ -588,6 +597,10 @@ def run(
             for img, count in zip(plan.images, nonfinite):
                 if count:
                     log.warning("%s: %d NaN/inf science pixels, treated as masked", img.sci, count)
+            if not any_good:
+                engine.warn_no_good_pixel(plan)
+            if before_commit is not None:
+                before_commit(engine.pending_result(sinks, header, plan))
             written = sinks.commit() if out_path is not None else []
         except BaseException:
             if futures:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import mmap
+import numbers
 import os
 import threading
 import time
@@ -28,14 +29,14 @@ import numpy as np
 from astropy.io import fits
 
 from ._version import __version__
-from .errors import InputError, ParameterError
+from .errors import InputError, OutputError, ParameterError
 from .inputs import ImageReader, InputImage, compressed_magic, open_inputs, read_header
 from .kernels import CombineSpec, ImageScalars, SectionResult, combine_section
 from .masks import WeightMean, WeightStats
 from .memory import peak_bytes
 from .params import PARAMETERS, MedianParams, format_value, validate
 from .sections import Section, plan_sections, section_rows
-from .writer import FitsImageWriter, check_output_path, output_header
+from .writer import FitsImageWriter, check_output_path, map_name, output_header
 
 __all__ = [
     "MedianResult",
@@ -48,9 +49,11 @@ __all__ = [
     "median_image",
     "open_reader",
     "output_name",
+    "pending_result",
     "prepare",
     "rootname",
     "run",
+    "warn_no_good_pixel",
     "weight_stats",
 ]
 
@@ -82,9 +85,18 @@ def rootname(name: str) -> str:
 
 
 def output_name(root: str | os.PathLike[str]) -> Path:
-    """The median file of an output rootname: ``ROOT_med.fits`` (a name ending in ``.fits`` is
-    used as it is)."""
+    """The median file of an output rootname: ``ROOT_med.fits`` (a name ending in ``.fits`` or
+    ``.fit``, in any case, is used as it is).
+
+    Raises
+    ------
+    OutputError
+        If ``root`` is empty or ends with a path separator (a directory, not a rootname).
+    """
     root = os.fspath(root)
+    if not root or root.endswith(os.sep) or (os.altsep and root.endswith(os.altsep)):
+        raise OutputError(f"{root or repr(root)}: the output rootname names a directory; give "
+                          f"a rootname in it, such as {os.path.join(root, 'visit')}")
     if root.lower().endswith((".fits", ".fit")):
         return Path(root)
     return Path(f"{root}_med.fits")
@@ -133,6 +145,12 @@ def prepare(images: Sequence[InputImage], params: MedianParams) -> StackPlan:
             f"combine_nlow + combine_nhigh = {params.combine_nlow + params.combine_nhigh} "
             f"rejects every one of the {n} input images; it must be less than {n}"
         )
+    if params.median_newmasks and params.combine_maskpt > 1:
+        log.warning(
+            "combine_maskpt = %g is a fraction of each image's mean weight, not a percentage: "
+            "a pixel is masked where its weight is below %g times the mean, which masks most "
+            "pixels (did you mean %g?)", params.combine_maskpt, params.combine_maskpt,
+            params.combine_maskpt / 100)
     scalars = None
     if kind == "minmed":
         for img in images:
@@ -395,6 +413,20 @@ def thresholds_of(plan: StackPlan, stats: Sequence[WeightStats]) -> np.ndarray |
     return np.array([st.threshold(plan.params.combine_maskpt) for st in stats], dtype=np.float64)
 
 
+def warn_no_good_pixel(plan: StackPlan) -> None:
+    """Log that no pixel of the result had a good input (every pixel is ``fillval``)."""
+    p = plan.params
+    why = []
+    if p.median_newmasks:
+        why.append(f"combine_maskpt = {p.combine_maskpt:g}")
+    if p.kind in ("median", "mean") and (p.combine_lthresh is not None
+                                         or p.combine_hthresh is not None):
+        why.append(f"combine_lthresh = {p.combine_lthresh}, combine_hthresh = "
+                   f"{p.combine_hthresh}")
+    log.warning("no pixel of the result has a good input: every pixel is fillval = %g "
+                "(check %s)", p.fillval, " and ".join(why) or "the inputs")
+
+
 class SectionBuffers:
     """Read buffers reused from section to section, so that each section does not map and zero
     fresh pages (at most one set per thread that computes at the same time)."""
@@ -485,6 +517,13 @@ def compute_section(
     return result, nonfinite
 
 
+def _ascii(text: str) -> str:
+    """``text`` as printable ASCII (FITS cards hold nothing else): other characters become
+    ``\\xNN``/``\\uNNNN`` escapes."""
+    out = text.encode("ascii", "backslashreplace").decode("ascii")
+    return "".join(c if " " <= c <= "~" else f"\\x{ord(c):02x}" for c in out)
+
+
 def provenance(plan: StackPlan) -> tuple[list[tuple[str, object, str]], list[str]]:
     """Header cards and HISTORY lines recording how the median was made."""
     p = plan.params
@@ -509,7 +548,7 @@ def provenance(plan: StackPlan) -> tuple[list[tuple[str, object, str]], list[str
             value = format_value(spec_, value)
         cards.append((key, value, spec_.name))
     history = [f"medstack {__version__} median of {plan.n_images} images"]
-    history += [f"medstack input {i + 1}: {os.path.basename(img.sci)}"
+    history += [f"medstack input {i + 1}: {_ascii(os.path.basename(img.sci))}"
                 for i, img in enumerate(plan.images)]
     return cards, history
 
@@ -579,11 +618,8 @@ class OutputSinks:
                                    **(map_types if maps or keep_maps else {})}
         try:
             if path is not None:
-                names = {
-                    "median": path,
-                    "ngood": path.with_name(path.name.replace(".fits", "_ngood.fits")),
-                    "minchosen": path.with_name(path.name.replace(".fits", "_minchosen.fits")),
-                }
+                names = {"median": path, "ngood": map_name(path, "ngood"),
+                         "minchosen": map_name(path, "minchosen")}
                 inputs = [name for img in plan.images for name in (img.sci, img.wht)]
                 for key in files:
                     check_output_path(names[key], inputs)  # a map must not replace an input
@@ -625,6 +661,7 @@ def run(
     workers: int | None = None,
     progress: Progress | None = None,
     kernel: str = "fast",
+    before_commit: Callable[[MedianResult], None] | None = None,
 ) -> MedianResult:
     """Run a prepared plan on local threads.
 
@@ -648,8 +685,15 @@ def run(
         ``progress(done, total)`` after each section, from the calling thread.
     kernel : {"fast", "reference"}
         Combine implementation. Default is "fast".
+    before_commit : callable, optional
+        ``before_commit(result)`` once every section is done, before any file is renamed into
+        place (``result`` holds the arrays and header, not yet the paths): the place to make
+        other products (a quick-look PNG), so that all of them are committed together, last.
+        If it raises, nothing of the run is committed. Default is none.
     """
     start = time.perf_counter()
+    if workers is not None and not _is_int(workers):
+        raise ParameterError(f"workers: expected a whole number >= 1, got {workers!r}")
     workers = default_workers() if workers is None else int(workers)
     if workers < 1:
         raise ParameterError(f"workers: must be >= 1, got {workers}")
@@ -690,6 +734,7 @@ def run(
                 thresholds = thresholds_of(plan, stats)
             sinks = OutputSinks(plan, header, out_path, keep_data, save_maps, keep_maps)
             nonfinite = np.zeros(plan.n_images, dtype=np.int64)
+            any_good = False
             pending: set[Future[Any]] = set()
             futures: dict[Future[Any], Section] = {}
             todo = iter(plan.sections)
@@ -711,6 +756,7 @@ def run(
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     result, bad_counts = fut.result()
+                    any_good = any_good or bool(np.any(result.ngood))
                     sinks.put(futures.pop(fut), result)
                     nonfinite += bad_counts
                     done += 1
@@ -719,6 +765,10 @@ def run(
             for img, count in zip(plan.images, nonfinite):
                 if count:
                     log.warning("%s: %d NaN/inf science pixels, treated as masked", img.sci, count)
+            if not any_good:
+                warn_no_good_pixel(plan)
+            if before_commit is not None:
+                before_commit(pending_result(sinks, header, plan))
             written = sinks.commit() if out_path is not None else []
     except BaseException:
         if sinks is not None:
@@ -741,6 +791,47 @@ def run(
     )
 
 
+def _is_int(value: Any) -> bool:
+    """An integer (Python or NumPy), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_api_arguments(input: Any, output: Any, workers: Any, progress: Any,
+                         kernel: Any) -> None:
+    """ParameterError naming the argument of :func:`median_image` that has a wrong type or
+    value (before any file is opened)."""
+    from .kernels import KERNELS
+
+    def is_name(value: Any) -> bool:
+        return isinstance(value, (str, os.PathLike))
+
+    if not is_name(input) and not (isinstance(input, (list, tuple))
+                                   and all(is_name(v) for v in input)):
+        raise ParameterError(
+            f"input: expected a file name, pattern or @list (str or path) or a list of them, "
+            f"got {type(input).__name__} {input!r}"[:200]
+        )
+    if output is not None and not is_name(output):
+        raise ParameterError(f"output: expected a rootname (str or path) or None, got "
+                             f"{type(output).__name__} {output!r}"[:200])
+    if workers is not None and not _is_int(workers):
+        raise ParameterError(f"workers: expected a whole number >= 1 or None, got "
+                             f"{type(workers).__name__} {workers!r}"[:200])
+    if progress is not None and not callable(progress):
+        raise ParameterError(f"progress: expected a callable progress(done, total) or None, got "
+                             f"{type(progress).__name__} {progress!r}"[:200])
+    if kernel not in KERNELS:
+        raise ParameterError(f"kernel: unknown value {kernel!r}; choose one of: "
+                             f"{', '.join(KERNELS)}")
+
+
+def pending_result(sinks: OutputSinks, header: fits.Header, plan: StackPlan) -> MedianResult:
+    """What a run has made before its files are committed (no paths yet)."""
+    arrays = sinks.arrays
+    return MedianResult(data=arrays.get("median"), header=header, ngood=arrays.get("ngood"),
+                        minchosen=arrays.get("minchosen"), plan=plan)
+
+
 def median_image(
     input: str | Sequence[str],
     output: str | os.PathLike[str] | None = None,
@@ -757,6 +848,7 @@ def median_image(
     kernel: str = "fast",
     scheduler: str | None = None,
     client: Any = None,
+    before_commit: Callable[[MedianResult], None] | None = None,
     **params: Any,
 ) -> MedianResult:
     """Make the median image of a stack of singly drizzled images.
@@ -794,6 +886,9 @@ def median_image(
         Default is "threads" unless ``client`` is given. Same result, bit for bit.
     client : distributed.Client, optional
         A connected Dask client to compute on (left open). Default is none.
+    before_commit : callable, optional
+        ``before_commit(result)`` when the image is made, before its files are renamed into
+        place (see :func:`run`). Default is none.
     **params
         Median-step parameters by drizzlepac name (``combine_type="median"`` ...), see
         :data:`medstack.params.PARAMETERS`.
@@ -808,6 +903,7 @@ def median_image(
     MedstackError
         ``InputError``, ``ParameterError`` or ``OutputError``, one line naming the culprit.
     """
+    _check_api_arguments(input, output, workers, progress, kernel)
     p = validate(params)
     use_dask = client is not None or scheduler not in (None, "threads")
     if use_dask:  # imported here: Dask stays optional
@@ -820,6 +916,7 @@ def median_image(
     if use_dask:
         return dask_backend.run(plan, path=path, keep_data=keep_data, save_maps=save_maps,
                                 keep_maps=keep_maps, workers=workers, progress=progress,
-                                kernel=kernel, scheduler=scheduler, client=client)
+                                kernel=kernel, scheduler=scheduler, client=client,
+                                before_commit=before_commit)
     return run(plan, path=path, keep_data=keep_data, save_maps=save_maps, keep_maps=keep_maps,
-               workers=workers, progress=progress, kernel=kernel)
+               workers=workers, progress=progress, kernel=kernel, before_commit=before_commit)

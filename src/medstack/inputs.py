@@ -25,6 +25,7 @@ import numpy as np
 from astropy.io import fits
 
 from .errors import InputError, ParameterError
+from .writer import same_file_key
 
 __all__ = [
     "ImageReader",
@@ -69,7 +70,8 @@ def expand_inputs(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[st
         If a list file cannot be read, a pattern matches nothing, or nothing is given.
     """
     names = _expand_all(inputs)
-    return [names[i] for i in sorted(set(_first_occurrences(names, os.path.realpath)))]
+    return [names[i] for i in sorted(set(_first_occurrences(names, same_file_key)))]
+
 
 
 def _expand_all(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str]:
@@ -80,23 +82,15 @@ def _expand_all(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
         items = [os.fspath(i) for i in inputs]
     names: list[str] = []
     for item in items:
-        for part in [p.strip() for p in item.split(",")] if "," in item else [item.strip()]:
+        # a name that exists as a file is that file, even with a comma or [ ] * ? in it
+        parts = [item.strip()] if _is_file(item.strip()) else (
+            [p.strip() for p in item.split(",")] if "," in item else [item.strip()])
+        for part in parts:
             if not part:
                 continue
-            if part.startswith("@"):
-                listfile = part[1:]
-                try:
-                    with open(listfile, encoding="utf-8") as fh:
-                        lines = fh.read().splitlines()
-                except OSError as err:
-                    raise InputError(f"{listfile}: cannot read list file ({err.strerror})") from err
-                base = os.path.dirname(listfile)
-                for line in lines:
-                    line = line.split("#", 1)[0].strip()
-                    if line:
-                        name = line.split()[0]
-                        names.extend(_expand_all(os.path.join(base, name)))
-            elif glob.has_magic(part):
+            if part.startswith("@") and not _is_file(part):
+                names.extend(_read_list(part[1:]))
+            elif glob.has_magic(part) and not _is_file(part):
                 matches = sorted(glob.glob(part))
                 if not matches:
                     raise InputError(f"{part}: no file matches this pattern")
@@ -108,11 +102,43 @@ def _expand_all(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
     return names
 
 
-def _first_occurrences(names: Sequence[str], key: Callable[[str], str]) -> list[int]:
+def _is_file(name: str) -> bool:
+    try:
+        return os.path.isfile(name)
+    except (OSError, ValueError):
+        return False
+
+
+def _read_list(listfile: str) -> list[str]:
+    """The names an ``@list`` file holds (relative names are relative to the list file)."""
+    try:
+        with open(listfile, "rb") as fh:
+            raw = fh.read()
+    except OSError as err:
+        raise InputError(f"{listfile}: cannot read list file ({err.strerror})") from err
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{listfile}: not a text list file (byte {err.start} is not UTF-8 "
+                         "text)") from err
+    if "\x00" in text:
+        raise InputError(f"{listfile}: not a text list file (it holds NUL bytes)")
+    base = os.path.dirname(listfile)
+    names: list[str] = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.extend(_expand_all(os.path.join(base, line.split()[0])))
+    if not names:
+        raise InputError(f"{listfile}: the list file names no input file")
+    return names
+
+
+def _first_occurrences(names: Sequence[str], key: Callable[[str], Any]) -> list[int]:
     """For each name, the index of the first name with the same ``key`` (itself if none); a
     repeat is logged as a warning naming both."""
     owner: list[int] = []
-    seen: dict[str, int] = {}
+    seen: dict[Any, int] = {}
     for i, name in enumerate(names):
         first = seen.setdefault(key(name), i)
         if first != i:
@@ -434,7 +460,7 @@ def open_inputs(
         For any bad file, naming it; shapes that differ name both files and shapes.
     """
     given = _expand_all(names)  # e.g. j8bt06nyq_flt.fits and j8bt06nyq_single_sci.fits repeat
-    owner = _first_occurrences(given, lambda n: os.path.realpath(single_names(n)[0]))
+    owner = _first_occurrences(given, lambda n: same_file_key(single_names(n)[0]))
     scis = [single_names(given[i])[0] for i in sorted(set(owner))]
     whts = _per_image("weights", weights, owner)
     exps = _per_image("exptime", exptime, owner)

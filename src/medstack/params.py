@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+import numpy as np
+
 from .errors import ParameterError
 
 __all__ = [
@@ -367,7 +369,8 @@ def validate(values: Mapping[str, Any] | None = None, *, base: MedianParams | No
     ------
     ParameterError
         For an unknown name (listing the valid ones) or an invalid value (naming the parameter
-        and, for choices, listing them).
+        and, for choices, listing them); for ``combine_lthresh >= combine_hthresh``, which
+        would reject every value.
     """
     merged: dict[str, Any] = dict(values or {})
     merged.update(kwargs)
@@ -375,7 +378,14 @@ def validate(values: Mapping[str, Any] | None = None, *, base: MedianParams | No
     changes = {}
     for name, value in merged.items():
         changes[name] = _coerce(spec(name), value)
-    return replace(current, **changes)
+    result = replace(current, **changes)
+    lo, hi = result.combine_lthresh, result.combine_hthresh
+    if lo is not None and hi is not None and np.float32(lo) >= np.float32(hi):
+        raise ParameterError(
+            f"combine_lthresh = {lo:g} is not below combine_hthresh = {hi:g}: no value can pass "
+            "both (a value is kept where lthresh <= value < hthresh)"
+        )
+    return result
 
 
 def format_value(p: ParamSpec, value: Any) -> str:
