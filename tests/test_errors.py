@@ -384,7 +384,7 @@ def reference(sci, wht, *, maskpt=0.7, **params):
         thresholds = []
         for w in wht:
             flat = w.ravel()
-            keep = flat[(flat >= np.float32(1e-8)) & ~np.isnan(flat)].astype(np.float64)
+            keep = flat[(flat >= np.float32(1e-8)) & np.isfinite(flat)].astype(np.float64)
             mean = np.float32(np.cumsum(keep)[-1] / keep.size) if keep.size else None
             thresholds.append(np.inf if mean is None else float(mean) * maskpt)
         thresholds = np.array(thresholds)
@@ -423,7 +423,8 @@ def test_nan_weights_with_a_warning(tmp_path, caplog):  # Q16
     names = write_stack(tmp_path, sci, wht)
     with caplog.at_level(logging.WARNING, logger="medstack"):
         out = median_image(names, combine_type="minmed")
-    warned(caplog, f"{names[2].replace('_sci', '_wht')}: 3 NaN weights, treated as bad pixels")
+    warned(caplog, f"{names[2].replace('_sci', '_wht')}: 3 NaN/inf weights, treated as bad "
+           "pixels")
     assert same_bits(out.data, reference(sci, wht, combine_type="minmed").median)
     # masking still works for that image: a cosmic ray under a weight hole is left out
     assert same_bits(median_image(names, combine_type="median").data,
@@ -512,8 +513,8 @@ def test_tolerated_input_through_the_cli(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert f"medstack: WARNING: {names[1]}: given more than once; used once" in err
     assert f"medstack: WARNING: {names[0]}: 1 NaN/inf science pixels, treated as masked" in err
-    assert (f"medstack: WARNING: {names[1].replace('_sci', '_wht')}: 1 NaN weights, treated "
-            "as bad pixels") in err
+    assert (f"medstack: WARNING: {names[1].replace('_sci', '_wht')}: 1 NaN/inf weights, "
+            "treated as bad pixels (left out of the mean weight)") in err
     assert same_bits(fits.getdata(tmp_path / "v_med.fits"),
                      reference(sci, wht, combine_type="median").median)
     assert main([*names, "-q", "-o", str(tmp_path / "q"), "--combine-type", "median"]) == 0

@@ -409,7 +409,8 @@ def thresholds_of(plan: StackPlan, stats: Sequence[WeightStats]) -> np.ndarray |
         if st.mean is None:
             log.warning("%s: no weight >= 1e-8; the whole image is masked", img.wht)
         if st.nan_count:
-            log.warning("%s: %d NaN weights, treated as bad pixels", img.wht, st.nan_count)
+            log.warning("%s: %d NaN/inf weights, treated as bad pixels (left out of the mean "
+                        "weight)", img.wht, st.nan_count)
     return np.array([st.threshold(plan.params.combine_maskpt) for st in stats], dtype=np.float64)
 
 

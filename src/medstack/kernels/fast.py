@@ -299,7 +299,8 @@ def _redo_median(sp, ss, wp, ws, use_w, wlim, vlo, vhi, p, k, even, tmp, res, al
         s = _at(sp, ss, i, p)
         ok = (abs(s) < inf) and (s >= vlo) and (s < vhi)
         if use_w:
-            ok = ok and (_at(wp, ws, i, p) >= wlim[i])
+            w = _at(wp, ws, i, p)
+            ok = ok and (w >= wlim[i]) and (w != inf)
         if ok:
             tmp[m] = s
             m += 1
@@ -419,7 +420,7 @@ def _numcombine_kernel(sp, ss, wp, ws, use_w, wlim, vlo, vhi, is_median, fill, k
                 _load_row(wp, ws, i, p0, wrow, nb_)
             else:
                 for x in range(nb_):
-                    wrow[x] = inf
+                    wrow[x] = zero  # passes w >= -inf; a weight of +inf never does
             brow = buf[i]
             lim = wlim[i]
             nonfin = False
@@ -427,7 +428,7 @@ def _numcombine_kernel(sp, ss, wp, ws, use_w, wlim, vlo, vhi, is_median, fill, k
                 for x in range(nb_):
                     s = srow[x]
                     finite = abs(s) < inf
-                    ok = finite & (s >= vlo) & (s < vhi) & (wrow[x] >= lim)
+                    ok = finite & (s >= vlo) & (s < vhi) & (wrow[x] >= lim) & (wrow[x] != inf)
                     c = cnt[x]
                     brow[x] = s if ok else (ninf if ((i - c) & 1) == 0 else inf)
                     cnt[x] = c + np.int32(ok)
@@ -436,7 +437,7 @@ def _numcombine_kernel(sp, ss, wp, ws, use_w, wlim, vlo, vhi, is_median, fill, k
                 for x in range(nb_):
                     s = srow[x]
                     finite = abs(s) < inf
-                    ok = finite & (s >= vlo) & (s < vhi) & (wrow[x] >= lim)
+                    ok = finite & (s >= vlo) & (s < vhi) & (wrow[x] >= lim) & (wrow[x] != inf)
                     brow[x] = s if ok else inf
                     cnt[x] = cnt[x] + np.int32(ok)
                     nonfin |= not finite
@@ -559,7 +560,8 @@ def _minmed_kernel(sp, ss, wp, ws, use_w, wlim, sps, rn2, rn_masks, rn_const, n1
             for x in range(nb_):
                 s = srow[x]
                 finite = abs(s) < inf
-                ok = finite & ((wrow[x] >= lim) | (not use_w))  # (a NaN weight is bad)
+                # (a NaN or +inf weight is bad; -inf is below every limit)
+                ok = finite & (((wrow[x] >= lim) & (wrow[x] != inf)) | (not use_w))
                 c = cnt[x]
                 brow[x] = s if ok else (ninf if ((i - c) & 1) == 0 else inf)
                 okb[x] = ok
@@ -576,11 +578,11 @@ def _minmed_kernel(sp, ss, wp, ws, use_w, wlim, sps, rn2, rn_masks, rn_const, n1
                 mn_dst[x] = a if okb[x] == 0 else (a if a < v else v)
             for x in range(nb_):
                 w = wrow[x]
-                wt[x] = wt[x] + (zero if w != w else w)
+                wt[x] = wt[x] + (w if abs(w) < inf else zero)  # NaN/inf weights count as 0
                 gsum[x] = gsum[x] + (srow[x] if okb[x] != 0 else zero)
             for x in range(nb_):
                 w = wrow[x]
-                bk[x] = bk[x] + np.float64(zero if w != w else w) * s_i
+                bk[x] = bk[x] + np.float64(w if abs(w) < inf else zero) * s_i
                 rn[x] = rn[x] + (1.0 if okb[x] != 0 else 0.0) * r_i
             if fill:
                 _gather_fill(srow, nb_, cand, hasc)
@@ -593,7 +595,8 @@ def _minmed_kernel(sp, ss, wp, ws, use_w, wlim, sps, rn2, rn_masks, rn_const, n1
                 s = _at(sp, ss, i, p)
                 ok = abs(s) < inf
                 if use_w:
-                    ok = ok & (_at(wp, ws, i, p) >= wlim[i])
+                    w = _at(wp, ws, i, p)
+                    ok = ok & (w >= wlim[i]) & (w != inf)
                 v = s if ok else nan32
                 if i == 0:
                     a = v
@@ -726,27 +729,30 @@ _WEIGHT_CHUNK = 2048
 @nb.njit(inline="always", **_JIT)
 def _weights_to_f64(ptr, swap, x0, m, vals):
     """``vals[:m]`` = weights ``[x0, x0 + m)`` of a plane as float64, 0.0 for those left out
-    (< float32(1e-8) or NaN); returns whether a NaN was seen and how many were kept
-    (vectorised)."""
+    (< float32(1e-8), NaN or +inf); returns whether a NaN or ±inf was seen and how many were
+    kept (vectorised)."""
     src = nb.carray(_u32_ptr(ptr + 4 * x0), (m,))
+    inf = np.float32(np.inf)
     nan_seen = False
     count = np.int32(0)
     for x in range(m):
         w = _value(src[x], swap)
-        good = w >= _MIN_WEIGHT  # False for NaN
+        good = (w >= _MIN_WEIGHT) & (w != inf)  # False for NaN
         vals[x] = np.float64(w) if good else 0.0
-        nan_seen |= w != w
+        nan_seen |= not (abs(w) < inf)
         count += np.int32(1) if good else np.int32(0)
     return nan_seen, count
 
 
 @nb.njit(**_JIT)
 def _count_nan(ptr, swap, x0, m):
+    """How many of the weights ``[x0, x0 + m)`` are NaN or ±inf."""
     src = nb.carray(_u32_ptr(ptr + 4 * x0), (m,))
+    inf = np.float32(np.inf)
     c = 0
     for x in range(m):
         w = _value(src[x], swap)
-        c += w != w
+        c += not (abs(w) < inf)
     return c
 
 
@@ -757,8 +763,9 @@ WEIGHT_LANES = 6
 @nb.njit(**_JIT)
 def _weight_sums_kernel(ptrs, swaps, m, totals, counts, nans):
     """For each of up to six planes of ``m`` weights (float32 bits at ``ptrs``): the sequential
-    float64 sum, from ``totals[k]``, of its weights >= float32(1e-8) (NaN excluded) — exactly
-    what ``np.cumsum`` from ``totals[k]`` gives — their count and the number of NaN weights.
+    float64 sum, from ``totals[k]``, of its finite weights >= float32(1e-8) (NaN and +inf
+    excluded) — exactly what ``np.cumsum`` from ``totals[k]`` gives — their count and the
+    number of NaN/±inf weights.
 
     Chunk by chunk: the weights are converted to float64 (0.0 for one left out; adding 0.0
     changes no bit, as a sum from +0.0 of values >= 0 is never -0.0) in a vectorised loop,

@@ -11,7 +11,7 @@ Deliberate differences from drizzlepac (DEVIATIONS.md):
 - ``i`` types fill every all-masked pixel, not only column 0 (Q1), with the first non-zero
   finite value in stack order.
 - minmed's one-good-pixel value ignores what masked pixels hold (Q14).
-- NaN weights count as 0 in minmed's noise model (Q16).
+- NaN and ±inf weights are bad pixels and count as 0 in minmed's noise model (Q16).
 - Pixels with no good input take ``fillval`` (drizzlepac: 0).
 """
 
@@ -25,9 +25,9 @@ __all__ = ["combine_section", "weight_mask"]
 
 
 def weight_mask(wht: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """True where a weight is below its image's threshold (float64 compare) or NaN."""
+    """True where a weight is below its image's threshold (float64 compare), NaN or ±inf."""
     thr = np.asarray(thresholds, dtype=np.float64)[:, None, None]
-    return (wht.astype(np.float64) < thr) | np.isnan(wht)
+    return (wht.astype(np.float64) < thr) | ~np.isfinite(wht)
 
 
 def _seq_sum(stack: np.ndarray) -> np.ndarray:
@@ -182,7 +182,7 @@ def _minmed(sci, bad, spec, wht, scalars):  # type: ignore[no-untyped-def]
     minimum = np.fmin.reduce(vals, axis=0)
 
     # 4-6. total weight (float32), background (float64), readnoise
-    w = np.where(np.isnan(wht), np.float32(0), wht)
+    w = np.where(np.isfinite(wht), wht, np.float32(0))
     weight_sum = _seq_sum(w)
     per_second_sky = np.array(
         [float(s) / float(t) for s, t in zip(scalars.sky, scalars.exptime)], dtype=np.float64
