@@ -14,6 +14,7 @@ import math
 import mmap
 import os
 import re
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -501,9 +502,11 @@ class ImageReader:
 
     Uncompressed floating-point images without scaling are memory-mapped directly at their
     data offset, and their pages are dropped from the process after each read (they stay in
-    the OS page cache), so the resident size does not grow with the image;
-    anything else (gzip, integer or scaled data) is read through astropy once and converted to
-    float32 (``in_memory`` is then True).
+    the OS page cache), so the resident size does not grow with the image. Tile-compressed
+    images (an empty primary HDU and a ``CompImageHDU`` in extension 1, as drizzlepac writes
+    with ``driz_sep_compress``) are decompressed tile by tile, only the tiles of the rows read
+    (astropy's ``CompImageHDU.section``). Anything else (integer or scaled data) is read
+    through astropy once and converted to float32 (``in_memory`` is then True).
 
     Parameters
     ----------
@@ -517,16 +520,25 @@ class ImageReader:
         self.path = path
         self.hdu = hdu
         self._array: np.ndarray
+        self._tiles: fits.HDUList | None = None
+        self._lock = threading.Lock()
         try:
             with _fits_warnings(path), fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
                 header = hdul[hdu].header
+                tiled = isinstance(hdul[hdu], fits.CompImageHDU)
                 info = hdul.fileinfo(hdu)
                 bitpix = header["BITPIX"]
                 ny, nx = int(header["NAXIS2"]), int(header["NAXIS1"])
                 scaled = header.get("BSCALE", 1) != 1 or header.get("BZERO", 0) != 0
-                compressed = is_compressed(path) or hdul[hdu].header.get("ZIMAGE", False)
+                compressed = is_compressed(path) or tiled or hdul[hdu].header.get("ZIMAGE", False)
             self.in_memory = not (bitpix in (-32, -64) and not scaled and not compressed)
-            if not self.in_memory:
+            if tiled and not is_compressed(path):
+                # tile-compressed (astropy hides ZIMAGE from the image header): decompressed
+                # tile row by tile row as sections are read, never whole
+                self.in_memory = False
+                self._tiles = fits.open(path, memmap=False, lazy_load_hdus=True)
+                self._array = self._tiles[hdu].section  # type: ignore[assignment]
+            elif not self.in_memory:
                 dtype = ">f4" if bitpix == -32 else ">f8"
                 self._array = np.memmap(
                     path, dtype=dtype, mode="r", offset=info["datLoc"], shape=(ny, nx)
@@ -555,10 +567,14 @@ class ImageReader:
         if out is None:
             out = np.empty((y1 - y0, self.shape[1]), dtype=np.float32)
         try:
-            out[...] = self._array[y0:y1]
-        except (OSError, ValueError) as err:
+            if self._tiles is not None:
+                with self._lock, _fits_warnings(self.path):  # one file handle: one at a time
+                    out[...] = self._array[y0:y1]
+            else:
+                out[...] = self._array[y0:y1]
+        except (OSError, ValueError, TypeError, KeyError) as err:
             raise InputError(f"{self.path}: cannot read rows {y0}-{y1} ({err})") from err
-        if not self.in_memory:
+        if not self.in_memory and self._tiles is None:
             self._drop_pages()
         return out
 
@@ -577,7 +593,10 @@ class ImageReader:
             pass
 
     def close(self) -> None:
-        """Release the mapping."""
+        """Release the mapping (or the tile-compressed file)."""
+        if self._tiles is not None:
+            self._tiles.close()
+            self._tiles = None
         array = self._array
         self._array = np.empty((0, 0), dtype=np.float32)
         mm = getattr(array, "_mmap", None)
