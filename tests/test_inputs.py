@@ -215,3 +215,58 @@ def test_lossy_tile_compression_reads_what_astropy_decodes(tmp_path):
     got = median_image(packed, combine_type="median")
     assert np.array_equal(got.data.view(np.uint32), same.data.view(np.uint32))
     assert np.isfinite(got.data).all()
+
+
+@pytest.mark.parametrize("kind", ["gzip", "bzip2"])
+def test_compressed_single_is_streamed_to_a_temporary_file(tmp_path, caplog, kind):
+    """A .fits.gz is decompressed once, in small blocks, into a temporary file beside the
+    output, which is mapped like any other input (not held whole in memory) and removed at
+    once; the log says what it cost."""
+    import bz2
+    import logging
+    import tracemalloc
+
+    from medstack import median_image
+    from medstack.engine import RawReader, open_reader
+
+    sci, wht = random_stack(np.random.default_rng(8), 3, 1024, 256)  # 1 MiB per image
+    plain = write_stack(tmp_path / "plain", sci, wht)
+    opener = gzip.open if kind == "gzip" else bz2.open
+    names = []
+    for name in plain:
+        for path in (name, name.replace("_sci", "_wht")):
+            with open(path, "rb") as fin, opener(path + ".gz", "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+        names.append(name + ".gz")
+    scratch = tmp_path / "out"
+    scratch.mkdir()
+    tracemalloc.start()
+    try:
+        reader = open_reader(names[0], 0, scratch)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert isinstance(reader, RawReader) and reader.path == names[0]
+    assert peak < 512 * 1024  # bounded: under half the image, whatever its size
+    assert np.array_equal(reader.read(100, 140), sci[0, 100:140])
+    assert list(scratch.iterdir()) == []  # already unlinked: nothing left behind, even on a crash
+    reader.close()
+    expected = median_image(plain, combine_type="minmed")
+    with caplog.at_level(logging.INFO, logger="medstack"):
+        got = median_image(names, scratch / "v", combine_type="minmed")
+    assert np.array_equal(got.data.view(np.uint32), expected.data.view(np.uint32))
+    assert f"{names[0]}: compressed; decompressed once into a temporary file in {scratch}" \
+        in caplog.text
+    assert sorted(p.name for p in scratch.iterdir()) == ["v_med.fits"]
+
+
+def test_damaged_gzip_single_is_named(tmp_path):
+    from medstack.engine import open_reader
+
+    sci, wht = random_stack(np.random.default_rng(9), 1, 64, 32)
+    name = write_stack(tmp_path, sci, wht)[0]
+    data = gzip.compress(Path(name).read_bytes())
+    (tmp_path / "bad.fits.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="bad.fits.gz: damaged compressed file"):
+        open_reader(str(tmp_path / "bad.fits.gz"), 0, tmp_path)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -494,8 +494,9 @@ def run(
     Notes
     -----
     The inputs are read by the workers, under the names the client gives: on a cluster they
-    must be on a filesystem every worker sees. Compressed inputs (``.fits.gz``) are decompressed
-    whole by every task that reads them; decompress them first.
+    must be on a filesystem every worker sees. Compressed inputs (``.fits.gz``) are decompressed,
+    streamed, into a temporary file on each worker that reads them (its system temporary
+    directory), once per worker: that costs disk there, not memory.
     """
     start = time.perf_counter()
     where = check_scheduler(scheduler, client)
@@ -512,9 +513,9 @@ def run(
         out_path = check_output_path(path, inputs)
     compressed = [name for name in inputs if _compressed(name)]
     if compressed:
-        log.warning("%d compressed input file(s) (%s, ...): every Dask task decompresses them "
-                    "whole; decompress them first for speed and bounded memory",
-                    len(compressed), compressed[0])
+        log.info("%d compressed input file(s) (%s, ...): each worker that reads them "
+                 "decompresses them once into a temporary file (disk, not memory); decompress "
+                 "them first to save that time", len(compressed), compressed[0])
     header_cards, history = provenance(plan)
     template = read_header(plan.images[0].sci, plan.images[0].sci_hdu)
     header = output_header(template, header_cards, history)

@@ -13,14 +13,20 @@ The steps, each reusable by :mod:`medstack.dask_backend`:
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import logging
 import mmap
 import numbers
 import os
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +36,14 @@ from astropy.io import fits
 
 from ._version import __version__
 from .errors import InputError, OutputError, ParameterError
-from .inputs import ImageReader, InputImage, compressed_magic, open_inputs, read_header
+from .inputs import (
+    ImageReader,
+    InputImage,
+    compressed_magic,
+    is_compressed,
+    open_inputs,
+    read_header,
+)
 from .kernels import CombineSpec, ImageScalars, SectionResult, combine_section
 from .masks import WeightMean, WeightStats
 from .memory import peak_bytes
@@ -347,10 +360,91 @@ def _data_location(path: str, hdu: int) -> tuple[int, dict[str, Any]] | None:
     return None
 
 
-def open_reader(path: str, hdu: int) -> RawReader | ImageReader:
+def open_reader(path: str, hdu: int, scratch: str | os.PathLike[str] | None = None
+                ) -> RawReader | ImageReader:
     """The fastest reader for one input image: :class:`RawReader` where the data are plain
-    float32, else :class:`~medstack.inputs.ImageReader`."""
+    float32, else :class:`~medstack.inputs.ImageReader`.
+
+    A gzip/bzip2/zip-compressed file is first decompressed, streamed in small blocks, into a
+    temporary file in ``scratch`` (default: the system's temporary directory), which is then
+    read like any other file and removed at once (it lives on while the reader holds it open):
+    the memory a run needs does not grow with the image, and the log says what it cost.
+
+    Raises
+    ------
+    InputError
+        If the compressed file is damaged.
+    OutputError
+        If the temporary file cannot be written (disk full, ...).
+    """
+    if is_compressed(path):
+        return _open_decompressed(path, hdu, scratch)
     return RawReader.open(path, hdu) or ImageReader(path, hdu)
+
+
+#: Bytes decompressed at a time into the temporary copy of a compressed input.
+_INFLATE_BLOCK = 1 << 16
+
+
+def _open_decompressed(path: str, hdu: int, scratch: str | os.PathLike[str] | None
+                       ) -> RawReader | ImageReader:
+    directory = os.fspath(scratch) if scratch is not None else tempfile.gettempdir()
+    start = time.perf_counter()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".medstack-input-", suffix=".fits", dir=directory)
+    except OSError as err:
+        raise OutputError(f"{path}: cannot make a temporary file in {directory} to decompress "
+                          f"it into ({err.strerror})") from err
+    try:
+        try:
+            with os.fdopen(fd, "wb") as out, _open_compressed(path) as src:
+                while True:
+                    block = src.read(_INFLATE_BLOCK)
+                    if not block:
+                        break
+                    out.write(block)
+                size = out.tell()
+        except (EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile, ValueError) as err:
+            raise InputError(f"{path}: damaged compressed file ({err})") from err
+        except OSError as err:
+            if err.errno is None:  # a decompressor's complaint, not the disk's
+                raise InputError(f"{path}: damaged compressed file ({err})") from err
+            raise OutputError(f"{path}: cannot decompress it into {directory} "
+                              f"({err.strerror or err})") from err
+        try:
+            reader = RawReader.open(tmp, hdu) or ImageReader(tmp, hdu)
+        except InputError as err:
+            raise InputError(f"{path}: {str(err).removeprefix(tmp + ': ')}") from err
+        reader.path = path
+    finally:
+        try:
+            os.unlink(tmp)  # the reader holds the file open; nothing is left behind
+        except OSError:
+            pass
+    log.info("%s: compressed; decompressed once into a temporary file in %s (%.1f MiB of "
+             "disk, %.2f s)", path, directory, size / 2**20, time.perf_counter() - start)
+    return reader
+
+
+@contextmanager
+def _open_compressed(path: str) -> Iterator[Any]:
+    """A binary file object of the decompressed bytes of a gzip, bzip2 or zip file (a zip:
+    its first member)."""
+    with open(path, "rb") as fh:
+        head = fh.read(3)
+    if head[:2] == b"\x1f\x8b":
+        with gzip.open(path, "rb") as src:
+            yield src
+    elif head[:3] == b"BZh":
+        with bz2.open(path, "rb") as src:
+            yield src
+    else:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if not names:
+                raise InputError(f"{path}: empty zip archive")
+            with archive.open(names[0]) as src:
+                yield src
 
 
 def weight_stats(reader: RawReader | ImageReader, rows: int) -> WeightStats:
@@ -715,10 +809,18 @@ def run(
     template = read_header(plan.images[0].sci, plan.images[0].sci_hdu)
     header = output_header(template, header_cards, history)
 
-    sci_readers = [open_reader(img.sci, img.sci_hdu) for img in plan.images]
-    wht_readers = (
-        [open_reader(img.wht, img.wht_hdu) for img in plan.images] if plan.needs_weights else None
-    )
+    scratch = out_path.parent if out_path is not None else None  # for compressed inputs
+    sci_readers: list[RawReader | ImageReader] = []
+    wht_readers: list[RawReader | ImageReader] | None = [] if plan.needs_weights else None
+    try:
+        for img in plan.images:
+            sci_readers.append(open_reader(img.sci, img.sci_hdu, scratch))
+            if wht_readers is not None:
+                wht_readers.append(open_reader(img.wht, img.wht_hdu, scratch))
+    except BaseException:
+        for reader in sci_readers + (wht_readers or []):
+            reader.close()
+        raise
     buffers = SectionBuffers()
     for reader in sci_readers + (wht_readers or []):
         if reader.integer:
