@@ -380,9 +380,10 @@ def test_raw_reader_maps_what_imagereader_reads(tmp_path):
     gz = tmp_path / "img000_single_sci.fits.gz"
     with open(name, "rb") as fin, gzip.open(gz, "wb") as fout:
         shutil.copyfileobj(fin, fout)
-    fallback = open_reader(str(gz), 0)
-    assert isinstance(fallback, ImageReader)
-    fallback.close()
+    unpacked = open_reader(str(gz), 0)  # decompressed into a temporary file, then mapped
+    assert isinstance(unpacked, RawReader) and unpacked.path == str(gz)
+    assert np.array_equal(unpacked.read(0, 11), sci[0])
+    unpacked.close()
     ext = tmp_path / "ext_single_sci.fits"
     fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(sci[0])]).writeto(ext)
     in_ext = open_reader(str(ext), 1)

@@ -17,10 +17,13 @@ same order; no fast-math. The places where a plain implementation would change b
 - Sorting networks do not say where ``-0.0`` and ``+0.0`` land among equal values, and the
   reference (like drizzlepac) uses an exchange sort that does. Where a median picks zeros from a
   pixel that holds a ``-0.0``, that pixel is redone with the exchange sort itself.
-- minmed's minimum is NumPy's ``fmin.reduce``, whose SIMD loops return the *second* operand of a
-  ``±0`` tie and whose scalar tail loops return the *first*. Which positions of a section NumPy
-  treats with its scalar tail is probed once per section size (:func:`_fmin_first_positions`)
-  and those pixels are redone with first-wins semantics.
+- minmed's minimum is NumPy's ``fmin.reduce`` (with weight masks; ``minimum.reduce`` without),
+  whose SIMD loops return the *second* operand of a ``±0`` tie and whose scalar tail loops may
+  return the *first*. Which positions of a section NumPy treats that way is probed once per
+  section size and reduction (:func:`_fmin_first_positions`) and those pixels are redone with
+  first-wins semantics. A section of one pixel is reduced by NumPy along a contiguous axis, in
+  SIMD lanes: there the minimum (and ``sum``'s pairwise sum) is NumPy's own, computed on the
+  pixel's values as drizzlepac holds them.
 - Sequential sums start from ``+0.0`` and run in stack order (float32 weights, ``sum``) or in
   sorted order (float64 ``mean``), exactly as the reference writes them.
 
@@ -43,7 +46,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from . import CombineSpec, ImageScalars, SectionResult
+from . import CombineSpec, ImageScalars, SectionResult, reference
 
 __all__ = [
     "FastSectionResult", "combine_section", "count_nonfinite", "sorting_network", "weight_sums",
@@ -161,19 +164,22 @@ _fmin_lock = threading.Lock()
 
 
 @lru_cache(maxsize=64)
-def _fmin_first_positions_cached(n_pixels: int) -> np.ndarray:
-    probe = np.zeros((2, 1, n_pixels), dtype=np.float32)
+def _first_positions_cached(n_pixels: int, op_name: str) -> np.ndarray:
+    op = getattr(np, op_name)
+    probe = np.zeros((2, 1, n_pixels), dtype=">f4")  # big-endian, as drizzlepac holds them
     probe[1] = np.float32(-0.0)
-    first = ~np.signbit(np.fmin.reduce(probe, axis=0)).ravel()
+    first = ~np.signbit(op.reduce(probe, axis=0)).ravel()
     return np.flatnonzero(first).astype(np.int64)
 
 
-def _fmin_first_positions(rows: int, nx: int) -> np.ndarray:
-    """Flat positions of an ``(N, rows, nx)`` section where NumPy's ``fmin.reduce`` over axis 0
-    returns the first operand of a ``±0`` tie (its scalar tail loop); elsewhere (its SIMD loop)
-    it returns the second. Probed, not assumed: it depends on the CPU and NumPy build."""
+def _fmin_first_positions(rows: int, nx: int, masks: bool = True) -> np.ndarray:
+    """Flat positions of an ``(N, rows, nx)`` section where NumPy's reduction over axis 0
+    returns the first operand of a ``±0`` tie (a scalar tail loop); elsewhere (a SIMD loop)
+    it returns the second. The reduction is drizzlepac's: ``np.fmin`` (``nanmin``) with
+    weight masks, ``np.minimum`` (``amin``) without. Probed, not assumed: it depends on the
+    CPU and NumPy build."""
     with _fmin_lock:
-        return _fmin_first_positions_cached(rows * nx)
+        return _first_positions_cached(rows * nx, "fmin" if masks else "minimum")
 
 
 def _block(n: int) -> int:
@@ -500,8 +506,8 @@ def _numcombine_kernel(sp, ss, wp, ws, use_w, wlim, vlo, vhi, is_median, fill, k
 
 @nb.njit(**_JIT)
 def _minmed_kernel(sp, ss, wp, ws, use_w, wlim, sps, rn2, rn_masks, rn_const, n1, n2, fill,
-                   k_of, even, mid, net, fw_pos, p_lo, p_hi, block, mn_out, med_out, f1, f2,
-                   gcount, nonfinite):
+                   k_of, even, mid, net, fw_pos, mn_fix, p_lo, p_hi, block, mn_out, med_out, f1,
+                   f2, gcount, nonfinite):
     """minmed's per-pixel part (SPEC §7 steps 1–9) over flat pixels ``[p_lo, p_hi)``: the
     minimum, the "median", the good count and the two flags ``MinW < MedW - nsigma·σ``.
 
@@ -604,6 +610,8 @@ def _minmed_kernel(sp, ss, wp, ws, use_w, wlim, sps, rn2, rn_masks, rn_const, n1
                     a = v
             mn[p - p0] = a
             fw += 1
+        if mn_fix.shape[0] > 0 and p0 == 0 and nb_ == 1:  # one pixel: NumPy's own minimum
+            mn[0] = mn_fix[0]
         _sort_block(buf, net, nb_)
         # the "median" image
         n_redo = 0
@@ -938,7 +946,9 @@ def combine_section(
     else:
         wp, ws, keep_w = sp, ss, []
     wlim = _weight_limits(thresholds, n)
-    if kind == "sum":
+    if kind == "sum" and r * nx == 1 and hi > lo:
+        _one_pixel_sum(sp, ss, fillval, flat_out, flat_ngood, counts)
+    elif kind == "sum":
         _sum_kernel(sp, ss, lo * nx, hi * nx, fillval, block, flat_out, flat_ngood, counts)
     elif kind in ("median", "mean"):
         vlo, vhi = _value_limits(spec)
@@ -961,6 +971,42 @@ def combine_section(
         raise ValueError(f"unknown combine kind {kind!r}")
     del keep_s, keep_w  # (held until the kernels are done with the addresses)
     return FastSectionResult(median=out, ngood=ngood, minchosen=minchosen, nonfinite=counts)
+
+
+def _pixel_values(ptrs: np.ndarray, swaps: np.ndarray) -> np.ndarray:
+    """The first value of each plane (native float32), from the kernels' plane addresses."""
+    out = np.empty(ptrs.shape[0], dtype=np.float32)
+    _gather_first(ptrs, swaps, out)
+    return out
+
+
+@nb.njit(**_JIT)
+def _gather_first(ptrs, swaps, out):
+    for i in range(ptrs.shape[0]):
+        out[i] = _at(ptrs, swaps, i, 0)
+
+
+def _one_pixel_sum(sp, ss, fillval, flat_out, flat_ngood, counts) -> None:
+    """``sum`` of a one-pixel section: NumPy's pairwise sum (see the module notes)."""
+    vals = _pixel_values(sp, ss)
+    finite = np.isfinite(vals)
+    total = reference.one_pixel_sum(np.where(finite, vals, np.float32(0)).reshape(-1, 1, 1))
+    flat_out[0] = total[0, 0] if finite.any() else fillval
+    flat_ngood[0] = min(int(finite.sum()), 65535)
+    counts += ~finite
+
+
+def _one_pixel_minimum(sp, ss, wp, ws, thresholds) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """minmed's minimum of a one-pixel section, as drizzlepac's NumPy call makes it."""
+    vals = _pixel_values(sp, ss)
+    masked = ~np.isfinite(vals)
+    if thresholds is not None:
+        w = _pixel_values(wp, ws)
+        masked |= (w.astype(np.float64) < np.asarray(thresholds, np.float64)) | ~np.isfinite(w)
+    vals = np.where(masked, np.float32(np.nan if thresholds is not None else np.inf), vals)
+    if masked.all():
+        vals[:] = 0
+    return reference.minimum_as_numpy(vals.reshape(-1, 1, 1), thresholds is not None).ravel()
 
 
 def count_nonfinite(values: np.ndarray) -> int:
@@ -991,7 +1037,10 @@ def _minmed(sp, ss, wp, ws, thresholds, wlim, spec, scalars, r, nx, lo, hi, bloc
     k_of, even = _median_table(n, 0, 1)
     mid = _middle(n, 0, 1)
     net = sorting_network(n, tuple(p for p in (mid - 1, mid) if 0 <= p < n) if n >= 3 else None)
-    fw_pos = _fmin_first_positions(r, nx)
+    fw_pos = _fmin_first_positions(r, nx, masks=thresholds is not None)
+    mn_fix = np.empty(0, np.float32)
+    if r * nx == 1:  # NumPy reduces along a contiguous axis there: its own result
+        mn_fix = _one_pixel_minimum(sp, ss, wp, ws, thresholds)
     m = (y1c - y0c) * nx
     mn = np.empty(m, np.float32)
     med = np.empty(m, np.float32)
@@ -1000,8 +1049,8 @@ def _minmed(sp, ss, wp, ws, thresholds, wlim, spec, scalars, r, nx, lo, hi, bloc
     gcount = np.empty(m, np.int32)
     _minmed_kernel(sp, ss, wp, ws, thresholds is not None, wlim, sps, rn2,
                    bool(spec.weight_masks), rn_const, float(spec.nsigma1), float(spec.nsigma2),
-                   bool(spec.fill), k_of, even, mid, net, fw_pos, y0c * nx, y1c * nx, block, mn,
-                   med, f1, f2, gcount, counts)
+                   bool(spec.fill), k_of, even, mid, net, fw_pos, mn_fix, y0c * nx, y1c * nx,
+                   block, mn, med, f1, f2, gcount, counts)
     # the halo rows belong to the neighbouring sections' counts
     halo = np.zeros(n, dtype=np.int64)
     _count_nonfinite(sp, ss, y0c * nx, lo * nx, halo)
