@@ -774,3 +774,56 @@ def test_blank_card_of_an_integer_input_is_not_copied(tmp_path, recwarn):
         assert "BLANK" not in hdul[0].header
         assert same_bits(hdul[0].data, reference(sci, wht, combine_type="median").median)
     assert not [w for w in recwarn if "BLANK" in str(w.message)]
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 12: one line means one line
+
+
+def test_a_warning_before_an_error_leaves_one_line(setup, capsys):
+    """A repeated input (a warning) and then a missing weight (the error): just the error."""
+    os.remove(setup.wht_name(1))
+    fails(setup, capsys, setup.argv(inputs=[*setup.names, setup.names[0]]),
+          f"{setup.wht_name(1)}: weight file not found")
+
+
+def test_warnings_of_a_successful_run_still_show(setup, capsys):
+    assert main(setup.argv("--combine-type", "median", inputs=[*setup.names,
+                                                               setup.names[2]])) == 0
+    assert capsys.readouterr().err == (
+        f"medstack: WARNING: {setup.names[2]}: given more than once; used once\n")
+
+
+def test_malformed_header_card_is_one_warning_naming_the_file(setup):
+    """astropy would print four VerifyWarning lines of its own, in its own format, from a real
+    process: medstack prints one line naming the file and the card."""
+    path = setup.sci_name(0)
+    raw = bytearray(path.read_bytes())
+    at = raw.find(b"BUNIT   =")
+    raw[at:at + 80] = b"BUNIT   = 'ELECTRONS/S  / no closing quote".ljust(80)
+    path.write_bytes(bytes(raw))
+    proc = subprocess.run([sys.executable, "-m", "medstack.cli", *setup.argv()],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"medstack: WARNING: {path}: header card BUNIT is not FITS "
+                               "standard; copied as fixed: BUNIT = ")
+    assert fits.getheader(setup.outdir / "visit_med.fits")["NCOMBINE"] == 3
+
+
+def test_library_warnings_become_one_medstack_line(setup, capsys, monkeypatch):
+    import warnings
+
+    import medstack.engine as engine
+
+    real = engine.prepare
+
+    def prepare(*args, **kwargs):
+        warnings.warn("something odd\nover two lines", RuntimeWarning, stacklevel=1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "prepare", prepare)
+    assert main(setup.argv()) == 0
+    assert capsys.readouterr().err == (
+        "medstack: WARNING: RuntimeWarning: something odd over two lines\n")

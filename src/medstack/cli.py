@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 import textwrap
+import warnings
 from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, NoReturn
@@ -113,13 +114,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(verbose: int, quiet: bool) -> Callable[[], None]:
-    """Send medstack's log to stderr; returns a function that restores the previous set-up
-    (so that ``main()`` called from Python leaves the caller's logging as it was)."""
+class _HeldBack(logging.Handler):
+    """Holds log records back until :meth:`show_held` (once the work is under way, or at the
+    end), so that a run stopped by an error before that prints its one error line and nothing
+    else; :meth:`drop` forgets them. (Not ``release``: that is the handler's lock.)"""
+
+    def __init__(self, target: logging.Handler, live: bool) -> None:
+        super().__init__()
+        self.target = target
+        self.live = live
+        self.held: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.live:
+            self.target.handle(record)
+        else:
+            self.held.append(record)
+
+    def show_held(self) -> None:
+        self.live = True
+        held, self.held = self.held, []
+        for record in held:
+            self.target.handle(record)
+
+    def drop(self) -> None:
+        self.held = []
+
+
+def _configure_logging(verbose: int, quiet: bool, hold: bool = False
+                       ) -> tuple[Callable[[], None], _HeldBack]:
+    """Send medstack's log to stderr, one line per record (held back with ``hold``, see
+    :class:`_HeldBack`); returns a function that restores the previous set-up (so that
+    ``main()`` called from Python leaves the caller's logging as it was) and the handler."""
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else
                                          logging.INFO if verbose else logging.WARNING)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("medstack: %(levelname)s: %(message)s"))
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(_OneLine("medstack: %(levelname)s: %(message)s"))
+    handler = _HeldBack(stream, live=not hold)
     root = logging.getLogger("medstack")
     saved = (root.handlers[:], root.level, root.propagate)
     root.handlers[:] = [handler]
@@ -129,7 +160,35 @@ def _configure_logging(verbose: int, quiet: bool) -> Callable[[], None]:
     def restore() -> None:
         root.handlers[:], root.level, root.propagate = saved
 
-    return restore
+    return restore, handler
+
+
+class _OneLine(logging.Formatter):
+    """Every record on one line (a message or a name with a newline in it included)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return " ".join(super().format(record).splitlines())
+
+
+def _log_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: Any = None, line: str | None = None) -> None:
+    """``warnings.showwarning`` for the command: a library's warning becomes one medstack
+    log line (astropy's logger would print several, in its own format)."""
+    logging.getLogger("medstack").warning("%s: %s", category.__name__,
+                                          " ".join(str(message).split()))
+
+
+def _route_library_warnings() -> None:
+    """Take Python warnings away from astropy's logger (imported by now) to :func:`_log_warning`
+    (restored by the ``warnings.catch_warnings`` around the run)."""
+    try:
+        from astropy import log as astropy_log
+
+        if astropy_log.warnings_logging_enabled():
+            astropy_log.disable_warnings_logging()
+    except Exception:  # pragma: no cover - astropy's logger set up differently
+        pass
+    warnings.showwarning = _log_warning
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -143,6 +202,8 @@ def _run(args: argparse.Namespace) -> int:
     from .params import validate
     from .progress import make_progress
     from .writer import check_distinct_outputs, check_output_path, map_name
+
+    _route_library_warnings()
 
     settings = read_config(args.config) if args.config else Settings()
     given = {p.name: getattr(args, p.name) for p in PARAMETERS
@@ -206,7 +267,13 @@ def _run(args: argparse.Namespace) -> int:
                                                  output=output)))
             log.info("wrote parameters to %s", args.write_config)
 
-    with make_progress(enabled=bool(show) and not args.quiet) as progress:
+    with make_progress(enabled=bool(show) and not args.quiet) as bar:
+
+        def progress(done: int, total: int) -> None:
+            args.held.show_held()  # the work is under way: the checks' warnings now show
+            if bar is not None:
+                bar(done, total)
+
         result = median_image(
             names, root, keep_data=bool(args.png), save_maps=args.save_maps,
             keep_maps=bool(args.png),
@@ -231,15 +298,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_intermixed_args(argv)  # INPUT names may follow options
     args.written = []
-    restore_logging = _configure_logging(args.verbose, args.quiet)
+    restore_logging, held = _configure_logging(args.verbose, args.quiet,
+                                               hold=not (args.verbose or args.debug))
+    args.held = held
     old_term = None
     try:
         old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread
         pass
     try:
-        return _run(args)
+        with warnings.catch_warnings():
+            status = _run(args)
+        held.show_held()
+        return status
     except MedstackError as err:
+        held.drop()  # one line: the error, not the warnings that came before it
         if args.debug:
             raise
         message = " ".join(str(err).splitlines())  # always one line
@@ -248,12 +321,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"medstack: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        held.drop()
         print(f"medstack: interrupted; {_what_was_written(args)}", file=sys.stderr)
         return 130
     except _Terminated:
+        held.drop()
         print(f"medstack: terminated; {_what_was_written(args)}", file=sys.stderr)
         return 143
     except MemoryError:
+        held.drop()
         print("medstack: error: out of memory; lower --combine-bufsize or --workers",
               file=sys.stderr)
         return 2

@@ -518,7 +518,7 @@ def run(
                  "them first to save that time", len(compressed), compressed[0])
     header_cards, history = provenance(plan)
     template = read_header(plan.images[0].sci, plan.images[0].sci_hdu)
-    header = output_header(template, header_cards, history)
+    header = output_header(template, header_cards, history, source=plan.images[0].sci)
     ny, nx = plan.shape
     run_id = uuid.uuid4().hex[:12]
 

@@ -807,7 +807,7 @@ def run(
     )
     header_cards, history = provenance(plan)
     template = read_header(plan.images[0].sci, plan.images[0].sci_hdu)
-    header = output_header(template, header_cards, history)
+    header = output_header(template, header_cards, history, source=plan.images[0].sci)
 
     scratch = out_path.parent if out_path is not None else None  # for compressed inputs
     sci_readers: list[RawReader | ImageReader] = []

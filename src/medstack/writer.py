@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import logging
 import os
 import stat
 import sys
 import tempfile
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -33,6 +35,8 @@ __all__ = ["FitsImageWriter", "RowTarget", "check_distinct_outputs", "check_outp
            "map_name", "output_header", "same_file_key", "temp_prefix"]
 
 BLOCK = 2880
+log = logging.getLogger(__name__)
+
 _STRUCTURAL = {
     "SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "EXTEND", "PCOUNT",
     "GCOUNT", "BSCALE", "BZERO", "BLANK", "CHECKSUM", "DATASUM", "END",
@@ -187,14 +191,32 @@ def map_name(path: str | os.PathLike[str], key: str) -> Path:
 
 
 def output_header(template: fits.Header | None, extra: list[tuple[str, object, str]] = (),
-                  history: list[str] = ()) -> fits.Header:
+                  history: list[str] = (), source: str | None = None) -> fits.Header:
     """A copy of ``template`` without its structural keywords, plus ``extra`` cards and
-    ``history`` lines."""
+    ``history`` lines.
+
+    A card of ``template`` that is not FITS standard is copied as astropy fixes it, with one
+    warning line naming ``source`` (the file the template came from) and the card; one that
+    cannot be fixed is left out, with a warning. astropy's own warnings about it are not shown.
+    """
     header = fits.Header()
+    where = source or "input header"
     if template is not None:
         for card in template.cards:
             if card.keyword in _STRUCTURAL:
                 continue
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    image = card.image  # verified (and fixed) now, not when written
+                except (ValueError, fits.VerifyError) as err:
+                    log.warning("%s: header card %s is not FITS standard and cannot be fixed; "
+                                "left out of the output header (%s)", where, card.keyword,
+                                " ".join(str(err).split()))
+                    continue
+            if any(issubclass(w.category, fits.verify.VerifyWarning) for w in caught):
+                log.warning("%s: header card %s is not FITS standard; copied as fixed: %s",
+                            where, card.keyword, " ".join(image.split()))
             header.append(card, end=True)
     for key, value, comment in extra:
         header[key] = (value, comment)
