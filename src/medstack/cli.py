@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "running Dask scheduler (inputs and output on a filesystem its workers "
                      "see). Dask needs pip install medstack[dask]. Same result bit for bit. "
                      "Default: threads")
+    run.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS",
+                     help="with --scheduler tcp://HOST:PORT: seconds to wait for the scheduler "
+                     "to answer before giving up. Default: 10")
     run.add_argument("--save-maps", action="store_true",
                      help="also write ROOT_med_ngood.fits (good inputs per pixel) and, for "
                      "minmed, ROOT_med_minchosen.fits (1 where the minimum was chosen)")
@@ -278,7 +281,8 @@ def _run(args: argparse.Namespace) -> int:
             names, root, keep_data=bool(args.png), save_maps=args.save_maps,
             keep_maps=bool(args.png),
             workers=workers, progress=progress, kernel=args.kernel,
-            scheduler=args.scheduler, before_commit=before_commit, **per_image,
+            scheduler=args.scheduler, before_commit=before_commit,
+            connect_timeout=args.connect_timeout, **per_image,
             **params.as_dict(),
         )
     log.info("wrote %s in %.2f s", result.path, result.seconds)

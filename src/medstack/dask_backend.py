@@ -31,6 +31,7 @@ output directory) under the same names as the client: see docs/dask.md.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import threading
@@ -41,6 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -116,7 +118,8 @@ def check_scheduler(scheduler: str | None, client: Any = None) -> str:
     Raises
     ------
     ParameterError
-        An unknown value, both given, or Dask not installed (the message says
+        An unknown value, a malformed address (unknown scheme, no host, a port that is not a
+        number), both given, or Dask not installed (the message says
         ``pip install medstack[dask]``).
     """
     if client is not None:
@@ -136,12 +139,43 @@ def check_scheduler(scheduler: str | None, client: Any = None) -> str:
             f"scheduler: unknown value {scheduler!r}; use threads, {DASK_LOCAL} or the address "
             "of a running Dask scheduler (tcp://HOST:PORT)"
         )
+    if scheduler != DASK_LOCAL:
+        _check_address(scheduler)
     _require_distributed(scheduler)
     return scheduler
 
 
+#: Address schemes of Dask's communication layers.
+SCHEMES = ("tcp", "tls", "ucx", "ws", "wss")
+
+
+def _check_address(address: str) -> None:
+    """ParameterError, at once, for a scheduler address that cannot be right: an unknown
+    scheme, no host, or a port that is not a number from 1 to 65535."""
+    scheme = address.partition("://")[0]
+    if scheme not in SCHEMES:
+        raise ParameterError(
+            f"scheduler: {address!r}: unknown address scheme {scheme!r}; a Dask scheduler's "
+            f"address starts with {', '.join(s + '://' for s in SCHEMES)} (or use threads, "
+            f"{DASK_LOCAL})"
+        )
+    parts = urlsplit(address)
+    try:
+        port = parts.port  # ValueError: not a number, or out of range
+    except ValueError as err:
+        raise ParameterError(f"scheduler: {address!r}: the port is not a number from 1 to "
+                             "65535") from err
+    if not parts.hostname or parts.path not in ("", "/") or port == 0:
+        raise ParameterError(f"scheduler: {address!r}: expected {scheme}://HOST:PORT")
+
+
+#: Seconds to wait for a scheduler at an address to answer, by default.
+CONNECT_TIMEOUT = 10.0
+
+
 @contextmanager
-def _connect(scheduler: str, client: Any, workers: int | None) -> Iterator[Any]:
+def _connect(scheduler: str, client: Any, workers: int | None,
+             connect_timeout: float = CONNECT_TIMEOUT) -> Iterator[Any]:
     """A client: the given one (left open), a new LocalCluster's, or one to an address."""
     if client is not None:
         yield client
@@ -173,9 +207,11 @@ def _connect(scheduler: str, client: Any, workers: int | None) -> Iterator[Any]:
     if workers is not None:
         log.info("workers=%d ignored: the cluster at %s has its own workers", workers, scheduler)
     try:
-        remote = distributed.Client(scheduler, set_as_default=False)
-    except OSError as err:
-        raise MedstackError(f"scheduler {scheduler}: cannot connect ({err})") from err
+        remote = distributed.Client(scheduler, set_as_default=False, timeout=connect_timeout)
+    except (OSError, TimeoutError) as err:
+        raise MedstackError(f"scheduler {scheduler}: cannot connect within "
+                            f"{connect_timeout:g} s (connect_timeout); is a Dask scheduler "
+                            "running there?") from err
     with remote:
         yield remote
 
@@ -446,6 +482,7 @@ def run(
     client: Any = None,
     sections_per_band: int | None = None,
     before_commit: Any = None,
+    connect_timeout: float = CONNECT_TIMEOUT,
 ) -> MedianResult:
     """Run a prepared plan on a Dask cluster; same meaning and result as
     :func:`medstack.engine.run`.
@@ -479,6 +516,9 @@ def run(
         Sections per task. Default: about :data:`BANDS_PER_THREAD` bands per worker thread.
     before_commit : callable, optional
         As for :func:`medstack.engine.run`: called before any file is committed.
+    connect_timeout : float
+        Seconds to wait for the scheduler at ``scheduler`` (an address) to answer. Default is
+        :data:`CONNECT_TIMEOUT` (10 s).
 
     Returns
     -------
@@ -524,7 +564,11 @@ def run(
 
     sinks = None
     futures: dict[Any, Band] = {}
-    with _connect(where, client, workers) as dask_client:
+    if not (isinstance(connect_timeout, (int, float)) and not isinstance(connect_timeout, bool)
+            and connect_timeout > 0 and math.isfinite(connect_timeout)):
+        raise ParameterError(f"connect_timeout: expected a number of seconds > 0, got "
+                             f"{connect_timeout!r}")
+    with _connect(where, client, workers, float(connect_timeout)) as dask_client:
         distributed = _require_distributed(where)
         try:
             threads = _threads(dask_client)

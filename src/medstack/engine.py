@@ -952,6 +952,7 @@ def median_image(
     scheduler: str | None = None,
     client: Any = None,
     before_commit: Callable[[MedianResult], None] | None = None,
+    connect_timeout: float = 10.0,
     **params: Any,
 ) -> MedianResult:
     """Make the median image of a stack of singly drizzled images.
@@ -992,6 +993,9 @@ def median_image(
     before_commit : callable, optional
         ``before_commit(result)`` when the image is made, before its files are renamed into
         place (see :func:`run`). Default is none.
+    connect_timeout : float
+        Seconds to wait for a Dask scheduler at an address (``scheduler="tcp://..."``) to
+        answer before giving up with an error. Default is 10.
     **params
         Median-step parameters by drizzlepac name (``combine_type="median"`` ...), see
         :data:`medstack.params.PARAMETERS`.
@@ -1020,6 +1024,6 @@ def median_image(
         return dask_backend.run(plan, path=path, keep_data=keep_data, save_maps=save_maps,
                                 keep_maps=keep_maps, workers=workers, progress=progress,
                                 kernel=kernel, scheduler=scheduler, client=client,
-                                before_commit=before_commit)
+                                before_commit=before_commit, connect_timeout=connect_timeout)
     return run(plan, path=path, keep_data=keep_data, save_maps=save_maps, keep_maps=keep_maps,
                workers=workers, progress=progress, kernel=kernel, before_commit=before_commit)
