@@ -377,7 +377,11 @@ def open_reader(path: str, hdu: int, scratch: str | os.PathLike[str] | None = No
     OutputError
         If the temporary file cannot be written (disk full, ...).
     """
-    if is_compressed(path):
+    try:
+        compressed = is_compressed(path)
+    except OSError:
+        compressed = False  # ImageReader says what is wrong with it
+    if compressed:
         return _open_decompressed(path, hdu, scratch)
     return RawReader.open(path, hdu) or ImageReader(path, hdu)
 
