@@ -298,7 +298,20 @@ def _what_was_written(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status.
+
+    Ctrl-C at any moment, even while the command is still starting, gives the one line
+    ``medstack: interrupted; ...`` and status 130 (the heavy imports happen in here, where it
+    is caught).
+    """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("medstack: interrupted; no output written", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_intermixed_args(argv)  # INPUT names may follow options
     args.written = []

@@ -34,6 +34,7 @@ import logging
 import math
 import os
 import re
+import signal
 import threading
 import time
 import uuid
@@ -169,6 +170,68 @@ def _check_address(address: str) -> None:
         raise ParameterError(f"scheduler: {address!r}: expected {scheme}://HOST:PORT")
 
 
+@contextmanager
+def _quiet_children() -> Iterator[None]:
+    """Our LocalCluster's worker processes made deaf to SIGINT: a Ctrl-C at the terminal goes
+    to the whole process group, and every worker would print its own traceback; this process
+    closes the cluster itself. The workers are forked from a multiprocessing fork server that
+    was started with SIGINT ignored (an ignored signal stays ignored across exec, and the fork
+    server hands that on to each worker); this process ignores SIGINT only for the instant it
+    takes to start that server, so a Ctrl-C while the cluster starts still stops the run."""
+    import multiprocessing
+    import multiprocessing.forkserver
+
+    import dask
+
+    if (threading.current_thread() is not threading.main_thread()
+            or "forkserver" not in multiprocessing.get_all_start_methods()):
+        yield  # pragma: no cover - not POSIX, or not the main thread
+        return
+    from distributed.utils import get_mp_context
+
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        get_mp_context()  # distributed's preload list for the server
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            multiprocessing.forkserver.ensure_running()
+        finally:
+            signal.signal(signal.SIGINT, old)
+        yield
+
+
+def _hold_sigint() -> Any:
+    """Block SIGINT (and SIGTERM) in this thread (threads started meanwhile inherit the block, so none of
+    them takes it); returns what :func:`_release_sigint` needs. A Ctrl-C meanwhile stays
+    pending."""
+    block = getattr(signal, "pthread_sigmask", None)
+    if block is None or threading.current_thread() is not threading.main_thread():
+        return None  # pragma: no cover - not POSIX, or not the main thread
+    return block(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def _release_sigint(mask: Any) -> None:
+    """Undo :func:`_hold_sigint`: a pending Ctrl-C is delivered now (KeyboardInterrupt)."""
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+@contextmanager
+def _quiet_distributed() -> Iterator[None]:
+    """distributed's own log (its WARNINGs about workers it is stopping) and asyncio's (its
+    "Task exception was never retrieved" for the tasks a Ctrl-C cut short) silenced, for the
+    life of our own LocalCluster: like its workers' logs (``silence_logs``), they would only
+    add lines to the one medstack prints."""
+    loggers = [logging.getLogger(name) for name in ("distributed", "asyncio")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 #: Seconds to wait for a scheduler at an address to answer, by default.
 CONNECT_TIMEOUT = 10.0
 
@@ -193,16 +256,25 @@ def _connect(scheduler: str, client: Any, workers: int | None,
         key = "distributed.nanny.pre-spawn-environ"
         environ = {k: v for k, v in (dask.config.get(key, default=None) or {}).items()
                    if k != "MALLOC_TRIM_THRESHOLD_"}
-        with dask.config.set({key: environ}):
-            cluster = distributed.LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0"
-            )
-        log.info("Dask dashboard: %s", cluster.dashboard_link)
-        try:
-            with distributed.Client(cluster, set_as_default=False) as local:
-                yield local
-        finally:
-            cluster.close()
+        with _quiet_distributed():
+            with dask.config.set({key: environ}), _quiet_children():
+                mask = _hold_sigint()  # a Ctrl-C while the cluster starts waits until it has
+                try:
+                    cluster = distributed.LocalCluster(
+                        n_workers=n, threads_per_worker=1, processes=True,
+                        dashboard_address=":0",
+                        silence_logs=logging.CRITICAL,  # no worker WARNINGs when we close it
+                    )
+                except BaseException:
+                    _release_sigint(mask)
+                    raise
+            try:
+                _release_sigint(mask)  # (a Ctrl-C held back is raised here: cluster closed)
+                log.info("Dask dashboard: %s", cluster.dashboard_link)
+                with distributed.Client(cluster, set_as_default=False) as local:
+                    yield local
+            finally:
+                cluster.close()
         return
     if workers is not None:
         log.info("workers=%d ignored: the cluster at %s has its own workers", workers, scheduler)

@@ -17,8 +17,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-import numpy as np
-
 from .errors import ParameterError
 
 __all__ = [
@@ -380,12 +378,20 @@ def validate(values: Mapping[str, Any] | None = None, *, base: MedianParams | No
         changes[name] = _coerce(spec(name), value)
     result = replace(current, **changes)
     lo, hi = result.combine_lthresh, result.combine_hthresh
-    if lo is not None and hi is not None and np.float32(lo) >= np.float32(hi):
+    if lo is not None and hi is not None and _float32(lo) >= _float32(hi):
         raise ParameterError(
             f"combine_lthresh = {lo:g} is not below combine_hthresh = {hi:g}: no value can pass "
             "both (a value is kept where lthresh <= value < hthresh)"
         )
     return result
+
+
+def _float32(value: float) -> float:
+    """``value`` rounded to float32 (as the thresholds are compared), ±inf beyond its range."""
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        return float(np.float32(value))
 
 
 def format_value(p: ParamSpec, value: Any) -> str:
