@@ -180,6 +180,7 @@ def _quiet_children() -> Iterator[None]:
     takes to start that server, so a Ctrl-C while the cluster starts still stops the run."""
     import multiprocessing
     import multiprocessing.forkserver
+    import multiprocessing.resource_tracker
 
     import dask
 
@@ -189,6 +190,9 @@ def _quiet_children() -> Iterator[None]:
         return
     from distributed.utils import get_mp_context
 
+    servers = [multiprocessing.forkserver._forkserver,  # (and the resource tracker it starts)
+               multiprocessing.resource_tracker._resource_tracker]
+    started = [s for s in servers if getattr(s, "_pid", getattr(s, "_forkserver_pid", 1)) is None]
     with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
         get_mp_context()  # distributed's preload list for the server
         old = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -196,7 +200,25 @@ def _quiet_children() -> Iterator[None]:
             multiprocessing.forkserver.ensure_running()
         finally:
             signal.signal(signal.SIGINT, old)
+        _STARTED_SERVERS.extend(started)  # ours: stopped with the cluster (_stop_fork_server)
         yield
+
+
+#: Fork servers :func:`_quiet_children` started, stopped once their cluster is closed.
+_STARTED_SERVERS: list[Any] = []
+
+
+def _stop_fork_server() -> None:
+    """Stop the fork server (and resource tracker) :func:`_quiet_children` started: they would
+    outlive the run as child processes of a Python session that called :func:`run`."""
+    while _STARTED_SERVERS:  # the fork server first: it holds the tracker's pipe too
+        server = _STARTED_SERVERS.pop(0)
+        stop = getattr(server, "_stop", None)
+        if stop is not None:
+            try:
+                stop()
+            except Exception:  # pragma: no cover - already gone
+                log.debug("could not stop the fork server", exc_info=True)
 
 
 def _hold_sigint() -> Any:
@@ -274,7 +296,10 @@ def _connect(scheduler: str, client: Any, workers: int | None,
                 with distributed.Client(cluster, set_as_default=False) as local:
                     yield local
             finally:
-                cluster.close()
+                try:
+                    cluster.close()
+                finally:
+                    _stop_fork_server()
         return
     if workers is not None:
         log.info("workers=%d ignored: the cluster at %s has its own workers", workers, scheduler)
