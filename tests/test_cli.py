@@ -185,8 +185,8 @@ def test_warning_when_no_pixel_has_a_good_input(tmp_path, capsys):
     names = _stack_with_weights(tmp_path, np.zeros((3, 40, 50), dtype=np.float32))
     assert main([*names, "-o", str(tmp_path / "none"), "--combine-type", "median"]) == 0
     err = capsys.readouterr().err.splitlines()
-    assert err[-1] == ("medstack: WARNING: no output pixel has a good input: the median holds "
-                       "no data (check the weight images and combine_maskpt = 0.7)")
+    assert err[-1] == ("medstack: WARNING: no output pixel has a good input: every pixel is "
+                       "fillval = 0 (check the weight images and combine_maskpt = 0.7)")
 
 
 def test_provenance_names_the_versions(stack, tmp_path):

@@ -266,8 +266,8 @@ def test_each_worker_opens_the_inputs_once_per_run(client, stack):
 
 
 def test_compressed_inputs_same_bits_with_a_warning(client, tmp_path, caplog):
-    """gzip inputs are read whole by each band (not kept between bands): same bits, and a
-    warning saying to decompress them."""
+    """gzip inputs are decompressed once per worker into a temporary file: same bits, and the
+    log says what it costs."""
     sci, wht = random_stack(np.random.default_rng(7), 3, 40, 30)
     plain = write_stack(tmp_path, sci, wht)
     names = []
@@ -276,10 +276,10 @@ def test_compressed_inputs_same_bits_with_a_warning(client, tmp_path, caplog):
             fits.writeto(path + ".gz", fits.getdata(path), fits.getheader(path))
         names.append(name + ".gz")
     local = median_image(plain, combine_type="minmed", combine_bufsize=0.001)
-    with caplog.at_level("WARNING", logger="medstack.dask_backend"):
+    with caplog.at_level("INFO", logger="medstack.dask_backend"):
         result = median_image(names, combine_type="minmed", combine_bufsize=0.001, client=client)
     assert same_bits(result.data, local.data)
-    assert "6 compressed input file(s)" in caplog.text and "decompress them first" in caplog.text
+    assert "6 compressed input file(s)" in caplog.text and "temporary file" in caplog.text
 
 
 def test_cli_scheduler_address(client, stack, tmp_path, capsys):
@@ -333,6 +333,46 @@ def test_missing_dask_is_a_clear_error(stack, tmp_path, monkeypatch, capsys):
 def test_bad_scheduler_values(scheduler, message):
     with pytest.raises(ParameterError, match=message):
         dask_backend.check_scheduler(scheduler)
+
+
+@pytest.mark.parametrize("address, message", [
+    ("bogus://x", "scheduler: 'bogus://x': unknown address scheme 'bogus'"),
+    ("tcp://127.0.0.1:notaport", "the port is not a number from 1 to 65535"),
+    ("tcp://127.0.0.1:70000", "the port is not a number from 1 to 65535"),
+    ("tcp://:8786", "expected tcp://HOST:PORT"),
+])
+def test_malformed_scheduler_address_fails_at_once(stack, tmp_path, capsys, address, message):
+    """Refused before any work or connection attempt: one line, exit 2, in well under a
+    second of its own."""
+    start = time.perf_counter()
+    assert main([*stack, "-o", str(tmp_path / "out"), "--scheduler", address]) == 2
+    assert time.perf_counter() - start < 5
+    err = capsys.readouterr().err
+    assert err.startswith(f"medstack: error: {message}") or message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert _files(tmp_path) == []
+    with pytest.raises(ParameterError, match=message.replace("(", r"\(")):
+        dask_backend.check_scheduler(address)
+
+
+def test_unreachable_scheduler_fails_within_the_connect_timeout(stack, tmp_path, capsys):
+    pytest.importorskip("distributed")
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    start = time.perf_counter()
+    argv = [*stack, "-o", str(tmp_path / "out"), "--scheduler", f"tcp://127.0.0.1:{port}",
+            "--connect-timeout", "1.5"]
+    assert main(argv) == 2
+    assert time.perf_counter() - start < 10
+    err = capsys.readouterr().err
+    assert err == (f"medstack: error: scheduler tcp://127.0.0.1:{port}: cannot connect within "
+                   "1.5 s (connect_timeout); is a Dask scheduler running there?\n")
+    assert _files(tmp_path) == []
+    with pytest.raises(ParameterError, match="connect_timeout: expected a number of seconds"):
+        median_image(stack, scheduler=f"tcp://127.0.0.1:{port}", connect_timeout=0)
 
 
 def test_scheduler_and_client_together_is_an_error(stack):

@@ -33,6 +33,30 @@ def test_q1_i_type_fill_acts_at_every_all_masked_pixel(tmp_path):
     assert median_image(names, combine_type="median").data[2, 3] == 0.0
 
 
+@pytest.mark.parametrize("kernel", ["fast", "reference"])
+def test_q1_iminmed_fill_changes_pixels_in_the_grow_box(tmp_path, kernel):
+    """The fill also acts on iminmed's "median" of a fully masked pixel: its flag can fire and
+    the grow box lowers its neighbours' threshold to nsigma2, so a neighbour with good values
+    of its own comes out differently from minmed (where drizzlepac's column-0 fill would not
+    act either, away from column 0)."""
+    sci = np.zeros((3, 5, 5), dtype=np.float32)
+    wht = np.ones_like(sci)
+    sci[0, 2, 2] = 1000.0  # fully masked below; the fill takes it as its "median"
+    wht[:, 2, 2] = 0.1  # below 0.7 × the mean weight in every image
+    sci[:, 2, 3] = [0.0, 20.0, 25.0]  # min 0; median 10: between 3 and 4 sigma below
+    names = write_stack(tmp_path, sci, wht, sky=0.0)
+    run = {ct: median_image(names, combine_type=ct, combine_grow=1, kernel=kernel).data
+           for ct in ("minmed", "iminmed")}
+    assert run["minmed"][2, 3] == 10.0  # the "median": 4 sigma not reached
+    assert run["iminmed"][2, 3] == 0.0  # the minimum: the filled neighbour's flag grew here
+    assert run["minmed"][2, 2] == run["iminmed"][2, 2] == 0.0  # fully masked: fillval
+    changed = np.argwhere(run["minmed"] != run["iminmed"])
+    assert changed.tolist() == [[2, 3]]
+    for ct in ("minmed", "iminmed"):  # without grow, the fill changes nothing here
+        run[ct] = median_image(names, combine_type=ct, combine_grow=0, kernel=kernel).data
+    assert same_bits(run["minmed"], run["iminmed"])
+
+
 def test_q6_average_is_mean(tmp_path):
     _, _, names = _stack(tmp_path)
     mean = median_image(names, combine_type="mean").data
@@ -117,11 +141,48 @@ def test_q16_nan_weights_are_bad_and_left_out_of_the_mean(tmp_path, caplog):
     names = write_stack(tmp_path / "b", sci, wht)
     with caplog.at_level(logging.WARNING, logger="medstack"):
         out = median_image(names, combine_type="median").data
-    assert "img001_single_wht.fits: 1 NaN weights" in caplog.text
+    assert "img001_single_wht.fits: 1 NaN/inf weights" in caplog.text
     zeroed = wht.copy()
     zeroed[1, 3, 3] = 0.0  # NaN and 0 both: out of the mean (0 < 1e-8) and bad
     ref = median_image(write_stack(tmp_path / "c", sci, zeroed), combine_type="median").data
     assert same_bits(out, ref)
+
+
+@pytest.mark.parametrize("ctype", ["median", "minmed", "imean"])
+@pytest.mark.parametrize("kernel", ["fast", "reference"])
+def test_q16b_inf_weights_are_bad_like_nan(tmp_path, caplog, ctype, kernel):
+    """One +inf weight would make drizzlepac's mean weight inf and mask the whole image;
+    ±inf weights are bad pixels, left out of the mean, and count as 0 in minmed's noise model:
+    the same result as a weight of 0 there. All-inf weights: the image masked, with warnings."""
+    sci, wht, _ = _stack(tmp_path / "a", n=4)
+    wht[1, 3, 3] = np.inf
+    wht[2, 5, 1] = -np.inf
+    names = write_stack(tmp_path / "b", sci, wht)
+    with caplog.at_level(logging.WARNING, logger="medstack"):
+        out = median_image(names, combine_type=ctype, kernel=kernel, save_maps=True,
+                           keep_maps=True)
+    assert "img001_single_wht.fits: 1 NaN/inf weights, treated as bad pixels" in caplog.text
+    assert "img002_single_wht.fits: 1 NaN/inf weights" in caplog.text
+    zeroed = np.where(np.isfinite(wht), wht, np.float32(0.0))
+    ref = median_image(write_stack(tmp_path / "c", sci, zeroed), combine_type=ctype,
+                       kernel=kernel, save_maps=True, keep_maps=True)
+    assert same_bits(out.data, ref.data)
+    assert np.array_equal(out.ngood, ref.ngood)
+    # image 1 is not wholly masked: it counts nearly everywhere
+    rest = [0, 2, 3]
+    without = median_image(write_stack(tmp_path / "e", sci[rest], zeroed[rest]),
+                           combine_type=ctype, save_maps=True, keep_maps=True)
+    assert int(out.ngood.sum()) - int(without.ngood.sum()) > out.ngood.size // 2
+
+    caplog.clear()
+    wht[0] = np.inf
+    names = write_stack(tmp_path / "d", sci, wht)
+    with caplog.at_level(logging.WARNING, logger="medstack"):
+        out = median_image(names, combine_type=ctype, kernel=kernel, save_maps=True,
+                           keep_maps=True)
+    assert "img000_single_wht.fits: no weight >= 1e-8; the whole image is masked" in caplog.text
+    assert f"img000_single_wht.fits: {wht[0].size} NaN/inf weights" in caplog.text
+    assert out.ngood.max() == 3
 
 
 def test_q17_all_zero_weight_image_is_wholly_masked(tmp_path, caplog):

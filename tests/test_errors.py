@@ -385,7 +385,7 @@ def reference(sci, wht, *, maskpt=0.7, **params):
         thresholds = []
         for w in wht:
             flat = w.ravel()
-            keep = flat[(flat >= np.float32(1e-8)) & ~np.isnan(flat)].astype(np.float64)
+            keep = flat[(flat >= np.float32(1e-8)) & np.isfinite(flat)].astype(np.float64)
             mean = np.float32(np.cumsum(keep)[-1] / keep.size) if keep.size else None
             thresholds.append(np.inf if mean is None else float(mean) * maskpt)
         thresholds = np.array(thresholds)
@@ -424,7 +424,8 @@ def test_nan_weights_with_a_warning(tmp_path, caplog):  # Q16
     names = write_stack(tmp_path, sci, wht)
     with caplog.at_level(logging.WARNING, logger="medstack"):
         out = median_image(names, combine_type="minmed")
-    warned(caplog, f"{names[2].replace('_sci', '_wht')}: 3 NaN weights, treated as bad pixels")
+    warned(caplog, f"{names[2].replace('_sci', '_wht')}: 3 NaN/inf weights, treated as bad "
+           "pixels")
     assert same_bits(out.data, reference(sci, wht, combine_type="minmed").median)
     # masking still works for that image: a cosmic ray under a weight hole is left out
     assert same_bits(median_image(names, combine_type="median").data,
@@ -513,8 +514,8 @@ def test_tolerated_input_through_the_cli(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert f"medstack: WARNING: {names[1]}: given more than once; used once" in err
     assert f"medstack: WARNING: {names[0]}: 1 NaN/inf science pixels, treated as masked" in err
-    assert (f"medstack: WARNING: {names[1].replace('_sci', '_wht')}: 1 NaN weights, treated "
-            "as bad pixels") in err
+    assert (f"medstack: WARNING: {names[1].replace('_sci', '_wht')}: 1 NaN/inf weights, "
+            "treated as bad pixels (left out of the mean weight)") in err
     assert same_bits(fits.getdata(tmp_path / "v_med.fits"),
                      reference(sci, wht, combine_type="median").median)
     assert main([*names, "-q", "-o", str(tmp_path / "q"), "--combine-type", "median"]) == 0
@@ -526,3 +527,304 @@ def test_cli_leaves_the_callers_logging_as_it_was(setup, capsys):
     before = (list(logger.handlers), logger.level, logger.propagate)
     assert main(setup.argv("-v")) == 0
     assert (list(logger.handlers), logger.level, logger.propagate) == before
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 12: hostile names, products that must never be destroyed
+
+
+def test_hard_linked_duplicate_is_used_once(tmp_path, caplog):
+    """A hard link is the same file under another name: compared by (device, inode)."""
+    sci, wht = random_stack(np.random.default_rng(21), 3, NY, NX)
+    names = write_stack(tmp_path, sci, wht)
+    link = tmp_path / "copy_single_sci.fits"
+    os.link(names[0], link)
+    os.link(names[0].replace("_sci", "_wht"), tmp_path / "copy_single_wht.fits")
+    with caplog.at_level(logging.WARNING, logger="medstack"):
+        out = median_image([*names, str(link)], combine_type="median")
+    warned(caplog, f"{link}: same science file as {names[0]}; used once")
+    assert out.plan.n_images == 3
+    assert same_bits(out.data, reference(sci, wht, combine_type="median").median)
+
+
+def test_impossible_threshold_pair_is_refused(setup, capsys):
+    fails(setup, capsys, setup.argv("--combine-type", "median", "--combine-lthresh", "20",
+                                    "--combine-hthresh", "5"),
+          "combine_lthresh = 20 is not below combine_hthresh = 5")
+    with pytest.raises(ParameterError, match="combine_lthresh = 3 is not below"):
+        validate(combine_lthresh=3, combine_hthresh=3)
+
+
+def test_maskpt_as_a_percentage_warns_and_says_nothing_is_good(setup, caplog):
+    with caplog.at_level(logging.WARNING, logger="medstack"):
+        out = median_image(setup.names, combine_type="median", combine_maskpt=70)
+    warned(caplog, "combine_maskpt = 70 is a fraction of each image's mean weight, not a "
+           "percentage", "did you mean 0.7?",
+           "no output pixel has a good input: every pixel is fillval = 0")
+    assert not out.data.any()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="medstack"):
+        median_image(setup.names, combine_type="median")
+    assert "good input" not in caplog.text and "fraction" not in caplog.text
+
+
+@pytest.mark.parametrize("option, target, message", [
+    ("--png", "median", "the quick-look PNG would overwrite the median"),
+    ("--png", "wht", "output would overwrite input"),
+    ("--png", "sci", "output would overwrite input"),
+    ("--write-config", "sci", "output would overwrite input"),
+    ("--write-config", "wht-hardlink", "output would overwrite input"),
+    ("--write-config", "png", "the configuration file would overwrite the quick-look PNG"),
+    ("--png", "map", "the quick-look PNG would overwrite the count map"),
+])
+def test_no_product_overwrites_an_input_or_another_product(setup, capsys, option, target,
+                                                           message):
+    other = []
+    if target == "median":
+        victim = setup.outdir / "visit_med.fits"
+    elif target == "sci":
+        victim = setup.sci_name(0)
+    elif target == "wht":
+        victim = setup.wht_name(2)
+    elif target == "wht-hardlink":
+        victim = setup.outdir / "linked.cfg"
+        os.link(setup.wht_name(1), victim)
+    elif target == "png":
+        victim = setup.outdir / "q.png"
+        other = ["--png", str(victim)]
+    else:
+        victim = setup.outdir / "visit_med_ngood.fits"
+        other = ["--save-maps"]
+    fails(setup, capsys, setup.argv(*other, option, str(victim)), str(victim), message)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "chardev"])
+@pytest.mark.parametrize("option", ["--png", "--write-config"])
+def test_special_file_outputs_are_refused_not_replaced(setup, capsys, kind, option):
+    """A FIFO, or a device node made like /dev/null (1, 3): refused before any work, the node
+    left a node (never replaced by a regular file)."""
+    import stat
+
+    node = setup.outdir / f"node.{kind}"
+    if kind == "fifo":
+        os.mkfifo(node)
+    else:
+        try:
+            os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        except PermissionError:
+            pytest.skip("making a device node needs root")
+    before = os.stat(node)
+    # (the snapshot helper reads regular files only, so the node does not block it)
+    fails(setup, capsys, setup.argv(option, str(node)), f"{node}: is a special file")
+    after = os.stat(node)
+    assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
+    with pytest.raises(OutputError, match="is a special file"):
+        from medstack.quicklook import save_quicklook
+        save_quicklook(node, setup.sci[0])
+
+
+@pytest.mark.parametrize("stop", ["disk full", "ctrl-c"])
+def test_png_failure_leaves_the_earlier_median(setup, capsys, monkeypatch, stop):
+    """The PNG is made before the median is committed: a failure there leaves the earlier
+    median (and maps) as they were, and nothing new."""
+    from matplotlib.figure import Figure
+
+    def savefig(self, *args, **kwargs):
+        if stop == "ctrl-c":
+            raise KeyboardInterrupt
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    png = setup.outdir / "q.png"
+    argv = setup.argv("--png", str(png), "--save-maps")
+    if stop == "disk full":
+        fails(setup, capsys, argv, f"{png}: cannot write the quick-look PNG")
+        return
+    before = setup.snapshot()
+    assert main(argv) == 130
+    assert capsys.readouterr().err == "medstack: interrupted; no output written\n"
+    assert setup.snapshot() == before
+
+
+def test_png_written_when_the_median_commit_fails_is_reported(setup, capsys, monkeypatch):
+    import medstack.writer as writer
+
+    def commit(self):
+        raise OutputError(f"{self.path}: cannot rename the finished file (simulated)")
+
+    monkeypatch.setattr(writer.FitsImageWriter, "commit", commit)
+    png = setup.outdir / "q.png"
+    assert main(setup.argv("--png", str(png))) == 2
+    err = capsys.readouterr().err
+    assert err == (f"medstack: error: {setup.root}_med.fits: cannot rename the finished file "
+                   f"(simulated) (only {png} written (the median was not))\n")
+    assert (setup.outdir / "visit_med.fits").read_bytes() == setup.earlier
+
+
+@pytest.mark.parametrize("name", ["visit.fit", "VISIT.FITS", "visit_med.fits"])
+def test_map_names_are_distinct_whatever_the_extension(setup, name):
+    out = setup.outdir / name
+    assert main([*setup.names, "-o", str(out), "--save-maps"]) == 0
+    stem, ext = name.rsplit(".", 1)
+    ngood = setup.outdir / f"{stem}_ngood.{ext}"
+    minchosen = setup.outdir / f"{stem}_minchosen.{ext}"
+    result = median_image(setup.names, keep_maps=True)
+    assert same_bits(fits.getdata(out), result.data)
+    assert np.array_equal(fits.getdata(ngood), result.ngood)
+    assert np.array_equal(fits.getdata(minchosen), result.minchosen)
+
+
+def test_output_rootname_that_is_a_directory_is_refused(setup, capsys):
+    fails(setup, capsys, setup.argv()[:-1] + [f"{setup.outdir}{os.sep}"],
+          "the output rootname names a directory", f"{setup.outdir}{os.sep}visit")
+    with pytest.raises(OutputError, match="names a directory"):
+        median_image(setup.names, f"{setup.outdir}{os.sep}")
+
+
+def test_a_long_legal_name_is_not_refused(setup, capsys):
+    root = setup.outdir / ("v" * 241)  # v...v_med.fits: 250 characters, legal
+    assert len(f"{root.name}_med.fits") == 250
+    png = setup.outdir / ("p" * 246 + ".png")
+    assert main([*setup.names, "-o", str(root), "--png", str(png)]) == 0
+    assert same_bits(fits.getdata(f"{root}_med.fits"), median_image(setup.names).data)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(setup.outdir.glob(".*tmp"))
+    # its maps' names would be too long: refused before any work, naming the map
+    (setup.outdir / f"{root.name}_med.fits").unlink()
+    fails(setup, capsys, [*setup.names, "-o", str(root), "--save-maps"],
+          f"{root}_med_ngood.fits: file name too long (256 bytes")
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 12: names
+
+
+def _copy_stack(setup: Setup, i: int, root: str) -> str:
+    sci = setup.indir / f"{root}_single_sci.fits"
+    sci.write_bytes(setup.sci_name(i).read_bytes())
+    (setup.indir / f"{root}_single_wht.fits").write_bytes(setup.wht_name(i).read_bytes())
+    return str(sci)
+
+
+@pytest.mark.parametrize("root", ["déjà_vu", "img[1]", "a,b", "star*"])
+def test_hostile_names_are_files(setup, capsys, root):
+    """Non-ASCII, glob characters and commas in an existing file's name: that file."""
+    odd = _copy_stack(setup, 0, root)
+    names = [odd, *setup.names[1:]]
+    out = setup.outdir / "odd"
+    assert main([*names, "-o", str(out), "--combine-type", "median"]) == 0
+    assert capsys.readouterr().err == ""
+    data = fits.getdata(f"{out}_med.fits")
+    header = fits.getheader(f"{out}_med.fits")
+    assert same_bits(data, reference(setup.sci, setup.wht, combine_type="median").median)
+    assert header["NCOMBINE"] == 3
+    history = " ".join(str(h) for h in header["HISTORY"])
+    assert os.path.basename(odd).encode("ascii", "backslashreplace").decode() in history
+
+
+def test_binary_list_file(setup, capsys):
+    listfile = setup.indir / "inputs.lst"
+    listfile.write_bytes(bytes(range(256)) * 4)
+    fails(setup, capsys, setup.argv(inputs=[f"@{listfile}"]),
+          f"{listfile}: not a text list file")
+
+
+def test_empty_list_file_is_named(setup, capsys):
+    listfile = setup.indir / "inputs.lst"
+    listfile.write_text("# nothing yet\n\n")
+    fails(setup, capsys, setup.argv(inputs=[f"@{listfile}"]),
+          f"{listfile}: the list file names no input file")
+
+
+@pytest.mark.parametrize("argument, value, message", [
+    ("input", 5, "input: expected a file name"),
+    ("output", 123, "output: expected a rootname"),
+    ("workers", "abc", "workers: expected a whole number"),
+    ("workers", 2.5, "workers: expected a whole number"),
+    ("progress", 5, "progress: expected a callable"),
+    ("kernel", "bogus", "kernel: unknown value 'bogus'; choose one of: fast, reference"),
+])
+def test_api_arguments_raise_parameter_error(setup, argument, value, message):
+    kwargs = {"input": setup.names, argument: value}
+    before = setup.snapshot()
+    with pytest.raises(ParameterError, match="^" + message.replace("(", r"\(")):
+        median_image(**kwargs)
+    assert setup.snapshot() == before
+
+
+def test_inputs_after_options(setup):
+    out = setup.outdir / "mixed"
+    argv = [setup.names[0], "-o", str(out), "--combine-type", "median", *setup.names[1:]]
+    assert main(argv) == 0
+    assert fits.getheader(f"{out}_med.fits")["NCOMBINE"] == 3
+    assert same_bits(fits.getdata(f"{out}_med.fits"),
+                     reference(setup.sci, setup.wht, combine_type="median").median)
+
+
+def test_blank_card_of_an_integer_input_is_not_copied(tmp_path, recwarn):
+    rng = np.random.default_rng(22)
+    sci = rng.integers(-50, 3000, (3, NY, NX)).astype(np.float32)
+    wht = rng.integers(1, 120, (3, NY, NX)).astype(np.float32)
+    names = write_stack(tmp_path, sci, wht)
+    header = fits.getheader(names[0])
+    header["BLANK"] = -32768
+    fits.PrimaryHDU(sci[0].astype(np.int16), header=header).writeto(names[0], overwrite=True)
+    out = median_image(names, tmp_path / "v", combine_type="median")
+    assert "BLANK" not in out.header
+    with fits.open(out.path) as hdul:
+        assert "BLANK" not in hdul[0].header
+        assert same_bits(hdul[0].data, reference(sci, wht, combine_type="median").median)
+    assert not [w for w in recwarn if "BLANK" in str(w.message)]
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 12: one line means one line
+
+
+def test_a_warning_before_an_error_leaves_one_line(setup, capsys):
+    """A repeated input (a warning) and then a missing weight (the error): just the error."""
+    os.remove(setup.wht_name(1))
+    fails(setup, capsys, setup.argv(inputs=[*setup.names, setup.names[0]]),
+          f"{setup.wht_name(1)}: weight file not found")
+
+
+def test_warnings_of_a_successful_run_still_show(setup, capsys):
+    assert main(setup.argv("--combine-type", "median", inputs=[*setup.names,
+                                                               setup.names[2]])) == 0
+    assert capsys.readouterr().err == (
+        f"medstack: WARNING: {setup.names[2]}: given more than once; used once\n")
+
+
+def test_malformed_header_card_is_one_warning_naming_the_file(setup):
+    """astropy would print four VerifyWarning lines of its own, in its own format, from a real
+    process: medstack prints one line naming the file and the card."""
+    path = setup.sci_name(0)
+    raw = bytearray(path.read_bytes())
+    at = raw.find(b"BUNIT   =")
+    raw[at:at + 80] = b"BUNIT   = 'ELECTRONS/S  / no closing quote".ljust(80)
+    path.write_bytes(bytes(raw))
+    proc = subprocess.run([sys.executable, "-m", "medstack.cli", *setup.argv()],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"medstack: WARNING: {path}: header card BUNIT is not FITS "
+                               "standard; copied as fixed: BUNIT = ")
+    assert fits.getheader(setup.outdir / "visit_med.fits")["NCOMBINE"] == 3
+
+
+def test_library_warnings_become_one_medstack_line(setup, capsys, monkeypatch):
+    import warnings
+
+    import medstack.engine as engine
+
+    real = engine.prepare
+
+    def prepare(*args, **kwargs):
+        warnings.warn("something odd\nover two lines", RuntimeWarning, stacklevel=1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "prepare", prepare)
+    assert main(setup.argv()) == 0
+    assert capsys.readouterr().err == (
+        "medstack: WARNING: RuntimeWarning: something odd over two lines\n")

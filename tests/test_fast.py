@@ -286,19 +286,20 @@ def test_pruned_network_gets_the_needed_positions_right():
 
 
 def cumsum_mean(blocks) -> tuple[float, int, int]:
-    """The float64 cumsum model of ImageStats' sequential mean (what WeightMean keeps)."""
+    """The float64 cumsum model of ImageStats' sequential mean (what WeightMean keeps), NaN
+    and ±inf weights left out and counted (Q16, Q16b)."""
     total, count, nans = 0.0, 0, 0
     for block in blocks:
         flat = np.ravel(block)
-        nans += int(np.isnan(flat).sum())
-        good = flat[(flat >= MIN_WEIGHT) & ~np.isnan(flat)].astype(np.float64)
+        nans += int((~np.isfinite(flat)).sum())
+        good = flat[(flat >= MIN_WEIGHT) & np.isfinite(flat)].astype(np.float64)
         total = float(np.cumsum(np.concatenate([[total], good]))[-1])
         count += good.size
     return total, count, nans
 
 
 weight_values = st.one_of(
-    st.sampled_from([0.0, 1e-9, 1e-8, 2e-8, 0.5, 100.0, math.nan, math.inf]),
+    st.sampled_from([0.0, 1e-9, 1e-8, 2e-8, 0.5, 100.0, math.nan, math.inf, -math.inf]),
     st.floats(0, 2.0**100, width=32))
 
 
@@ -379,9 +380,10 @@ def test_raw_reader_maps_what_imagereader_reads(tmp_path):
     gz = tmp_path / "img000_single_sci.fits.gz"
     with open(name, "rb") as fin, gzip.open(gz, "wb") as fout:
         shutil.copyfileobj(fin, fout)
-    fallback = open_reader(str(gz), 0)
-    assert isinstance(fallback, ImageReader)
-    fallback.close()
+    unpacked = open_reader(str(gz), 0)  # decompressed into a temporary file, then mapped
+    assert isinstance(unpacked, RawReader) and unpacked.path == str(gz)
+    assert np.array_equal(unpacked.read(0, 11), sci[0])
+    unpacked.close()
     ext = tmp_path / "ext_single_sci.fits"
     fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(sci[0])]).writeto(ext)
     in_ext = open_reader(str(ext), 1)

@@ -216,3 +216,92 @@ def test_signed_zeros_follow_drizzlepac(kernel):
     # np.sum starts from +0.0: a sum of -0.0 values is +0.0
     total, _ = run("sum", [[-0.0], [-0.0]], kernel=kernel)
     assert total[0] == 0 and not np.signbit(total[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 12: NumPy's own reduction order where drizzlepac's np.sum / np.amin change it
+
+
+def _drizzlepac_sum(section: np.ndarray) -> np.ndarray:
+    """drizzlepac's sum of one section: ``np.sum(data, axis=0, out=float32)`` on its
+    big-endian (N, rows, nx) array."""
+    data = np.ascontiguousarray(section, dtype=">f4")
+    return np.sum(data, axis=0, out=np.empty(data.shape[1:], dtype=np.float32))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_sum_of_one_pixel_sections_is_numpys_pairwise_sum(tmp_path, kernel):
+    """Sixteen 1×1 images [1e8, 1, ..., 1]: NumPy sums a one-pixel section along a contiguous
+    axis, pairwise; elsewhere in stack order. A 1-column image cut into 1-row sections, and
+    into 2-row sections, gives each section drizzlepac's bits."""
+    from conftest import write_stack
+
+    from medstack import median_image
+
+    sci = np.ones((16, 1, 1), dtype=np.float32)
+    sci[0] = 1e8
+    sequential = np.float32(1e8)
+    for _ in range(15):
+        sequential = np.float32(sequential + np.float32(1))
+    expected = _drizzlepac_sum(sci)
+    out = combine_section(sci, None, CombineSpec(kind="sum"), kernel=kernel)
+    assert same_bits(out.median, expected)
+    assert expected[0, 0] != sequential  # (pairwise is not sequential here)
+
+    rng = np.random.default_rng(16)
+    column = (rng.standard_normal((40, 7, 1)) * 10.0 ** rng.integers(-2, 8, (40, 7, 1)))
+    column = column.astype(np.float32)
+    names = write_stack(tmp_path, column, np.ones_like(column))
+    for rows in (1, 2):
+        got = median_image(names, combine_type="sum", kernel=kernel,
+                           combine_bufsize=rows * 4 / 2**20).data
+        want = np.concatenate([_drizzlepac_sum(column[:, y:y + rows])
+                               for y in range(0, 7, rows)])
+        assert same_bits(got, want), rows
+
+
+def _signed_zero_stack(rng, n, r, nx):
+    """Per pixel, a quarter of the values (at least two) are zeros of both signs at random
+    places in the stack (the minimum, tied), the rest 1000 or more (a median far above)."""
+    sci = rng.choice(np.array([1000.0, 1001.0, 1002.0, 1003.0], np.float32), (n, r, nx))
+    k = max(2, n // 4)
+    for y in range(r):
+        for x in range(nx):
+            where = rng.permutation(n)[:k]
+            signs = rng.permutation(np.r_[[0.0, -0.0], rng.choice([0.0, -0.0], k - 2)])
+            sci[where, y, x] = signs
+    return sci.astype(np.float32)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("masks", [False, True])
+def test_minmed_signed_zero_ties_follow_drizzlepacs_numpy_minimum(kernel, masks):
+    """Without weight masks drizzlepac takes ``np.amin`` (ties of ±0: the second operand, at
+    every position), with masks ``nanmin`` (``np.fmin``: the first at its scalar-tail
+    positions); a one-pixel section is reduced along a contiguous axis, in SIMD lanes. The
+    issue's case: 5 images of 1×17 holding +0.0, −0.0, 100, 101, 102, grow 0."""
+    sci = np.zeros((5, 1, 17), dtype=np.float32)
+    sci[1] = -0.0
+    sci[2:] = np.array([100, 101, 102], np.float32)[:, None, None]
+    cases = [sci]
+    rng = np.random.default_rng(17)
+    cases += [_signed_zero_stack(rng, n, r, nx)
+              for n, r, nx in [(5, 1, 33), (6, 2, 17), (20, 1, 1), (40, 1, 1), (64, 1, 1),
+                               (33, 1, 1), (7, 3, 16)]]
+    op = np.fmin if masks else np.minimum
+    for stack in cases:
+        n = stack.shape[0]
+        wht = np.full(stack.shape, 100.0, dtype=np.float32)
+        out = combine_section(stack, wht, CombineSpec(kind="minmed", grow=0, weight_masks=masks),
+                              thresholds=np.full(n, 1.0) if masks else None,
+                              scalars=ImageScalars.of([100.0] * n, [0.0] * n, [0.0] * n),
+                              kernel=kernel)
+        expected = op.reduce(np.ascontiguousarray(stack, dtype=">f4"), axis=0)
+        assert out.minchosen.all()
+        assert same_bits(out.median, expected), (stack.shape, masks)
+    if not masks:  # the issue's pixel (0, 16): np.amin takes the second zero there too
+        first = combine_section(sci, np.full(sci.shape, 100.0, np.float32),
+                                CombineSpec(kind="minmed", grow=0, weight_masks=False),
+                                thresholds=None, kernel=kernel,
+                                scalars=ImageScalars.of([100.0] * 5, [0.0] * 5, [0.0] * 5))
+        assert np.signbit(first.median[0, 16])

@@ -205,6 +205,10 @@ def test_random_parameters_never_crash_and_sections_match(data, ctype, nlow, nhi
                   median_newmasks=newmasks, combine_lthresh=lthresh, combine_hthresh=hthresh,
                   combine_bufsize=None if rows is None else rows * nx * 4 / 2**20,
                   fillval=fillval)
+    if lthresh is not None and hthresh is not None and np.float32(lthresh) >= np.float32(hthresh):
+        with pytest.raises(ParameterError, match="is not below combine_hthresh"):
+            validate(params)  # no value could pass both: refused
+        return
     p = validate(params)
     with tempfile.TemporaryDirectory() as tmp:
         names = write_stack(Path(tmp), sci, wht, exptime=exptime, sky=sky)

@@ -73,3 +73,64 @@ def test_signal_mid_run_removes_the_temporary_file(tall_stack, tmp_path, how, si
     assert "Traceback" not in err and out == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["visit_med.fits"]
     assert earlier.read_bytes() == before
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.3, 0.5])
+def test_ctrl_c_while_the_command_starts(tall_stack, tmp_path, delay):
+    """Ctrl-C in the first half second, while the command is still importing NumPy and
+    astropy: the one line and status 130, no traceback."""
+    if not CONSOLE_SCRIPT.exists():
+        pytest.skip("console script not installed beside this interpreter")
+    command = [str(CONSOLE_SCRIPT), *tall_stack, "-o", str(tmp_path / "visit"), "--kernel",
+               "reference", "--combine-bufsize", str(NX * 4 / 2**20), "--workers", "1"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.splitlines() == ["medstack: interrupted; no output written"]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("signum, when", [(signal.SIGINT, "starting"),
+                                          (signal.SIGINT, "running"),
+                                          (signal.SIGTERM, "running")])
+def test_dask_local_stops_with_one_line(tall_stack, tmp_path, signum, when):
+    """A terminal's Ctrl-C goes to the whole process group, the cluster's workers included;
+    SIGTERM to the command only. Either way: one line, no worker tracebacks, no distributed
+    WARNINGs, no file."""
+    pytest.importorskip("distributed")
+    import os
+
+    command = [str(CONSOLE_SCRIPT) if CONSOLE_SCRIPT.exists() else sys.executable,
+               *([] if CONSOLE_SCRIPT.exists() else ["-m", "medstack.cli"]),
+               *tall_stack[:4], "-o", str(tmp_path / "visit"), "--scheduler", "dask-local",
+               "--workers", "2", "--kernel", "reference", "--combine-bufsize",
+               str(NX * 4 / 2**20)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=_default_sigint)
+    try:
+        if when == "starting":
+            time.sleep(1.2)  # the LocalCluster is starting its workers
+        else:
+            deadline = time.monotonic() + 120
+            while not list(tmp_path.glob(".visit_med*.tmp")):
+                assert proc.poll() is None, f"exited early: {proc.communicate()}"
+                assert time.monotonic() < deadline, "no temporary file appeared"
+                time.sleep(0.05)
+            time.sleep(0.3)
+        assert proc.poll() is None, "the run finished before the signal: make it longer"
+        if signum == signal.SIGINT:
+            os.killpg(proc.pid, signum)  # as the terminal does
+        else:
+            proc.send_signal(signum)
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    status, word = (130, "interrupted") if signum == signal.SIGINT else (143, "terminated")
+    assert proc.returncode == status, err
+    assert err.splitlines() == [f"medstack: {word}; no output written"]
+    assert list(tmp_path.iterdir()) == []

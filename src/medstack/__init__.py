@@ -8,10 +8,31 @@ for bit, many times faster and strictly memory-bounded.
 >>> result.data, result.header  # doctest: +SKIP
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from ._version import __version__
-from .engine import MedianResult, median_image
 from .errors import InputError, MedstackError, OutputError, ParameterError
 from .params import COMBINE_TYPES, PARAMETERS, MedianParams, validate
+
+#: Names loaded on first use (PEP 562), so that ``import medstack.cli`` stays light: the
+#: command catches Ctrl-C from its very first moments, before NumPy and astropy are imported.
+_LAZY = {"MedianResult": "engine", "median_image": "engine"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from importlib import import_module
+
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "COMBINE_TYPES",

@@ -16,6 +16,7 @@ import signal
 import sys
 import textwrap
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, NoReturn
@@ -124,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "running Dask scheduler (inputs and output on a filesystem its workers "
                      "see). Dask needs pip install -e \".[dask]\" (from a checkout). Same "
                      "result bit for bit. Default: threads")
+    run.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS",
+                     help="with --scheduler tcp://HOST:PORT: seconds to wait for the scheduler "
+                     "to answer before giving up. Default: 10")
     run.add_argument("--save-maps", action="store_true",
                      help="also write ROOT_med_ngood.fits (good inputs per pixel) and, for "
                      "minmed, ROOT_med_minchosen.fits (1 where the minimum was chosen)")
@@ -144,13 +148,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(verbose: int, quiet: bool) -> Callable[[], None]:
-    """Send medstack's log to stderr; returns a function that restores the previous set-up
-    (so that ``main()`` called from Python leaves the caller's logging as it was)."""
+class _HeldBack(logging.Handler):
+    """Holds log records back until :meth:`show_held` (once the work is under way, or at the
+    end), so that a run stopped by an error before that prints its one error line and nothing
+    else; :meth:`drop` forgets them. (Not ``release``: that is the handler's lock.)"""
+
+    def __init__(self, target: logging.Handler, live: bool) -> None:
+        super().__init__()
+        self.target = target
+        self.live = live
+        self.held: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.live or record.levelno == NOTICE:  # a notice says what comes next: now
+            self.target.handle(record)
+        else:
+            self.held.append(record)
+
+    def show_held(self) -> None:
+        self.live = True
+        held, self.held = self.held, []
+        for record in held:
+            self.target.handle(record)
+
+    def drop(self) -> None:
+        self.held = []
+
+
+def _configure_logging(verbose: int, quiet: bool, hold: bool = False
+                       ) -> tuple[Callable[[], None], _HeldBack]:
+    """Send medstack's log to stderr, one line per record (held back with ``hold``, see
+    :class:`_HeldBack`); returns a function that restores the previous set-up (so that
+    ``main()`` called from Python leaves the caller's logging as it was) and the handler."""
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else
                                          logging.INFO if verbose else NOTICE)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter())
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(_Formatter())
+    handler = _HeldBack(stream, live=not hold)
     root = logging.getLogger("medstack")
     saved = (root.handlers[:], root.level, root.propagate)
     root.handlers[:] = [handler]
@@ -160,20 +194,43 @@ def _configure_logging(verbose: int, quiet: bool) -> Callable[[], None]:
     def restore() -> None:
         root.handlers[:], root.level, root.propagate = saved
 
-    return restore
+    return restore, handler
+
+
+def _log_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: Any = None, line: str | None = None) -> None:
+    """``warnings.showwarning`` for the command: a library's warning becomes one medstack
+    log line (astropy's logger would print several, in its own format)."""
+    logging.getLogger("medstack").warning("%s: %s", category.__name__,
+                                          " ".join(str(message).split()))
+
+
+def _route_library_warnings() -> None:
+    """Take Python warnings away from astropy's logger (imported by now) to :func:`_log_warning`
+    (restored by the ``warnings.catch_warnings`` around the run)."""
+    try:
+        from astropy import log as astropy_log
+
+        if astropy_log.warnings_logging_enabled():
+            astropy_log.disable_warnings_logging()
+    except Exception:  # pragma: no cover - astropy's logger set up differently
+        pass
+    warnings.showwarning = _log_warning
 
 
 class _Formatter(logging.Formatter):
-    """``medstack: LEVEL: message``; a notice is just ``medstack: message``."""
+    """``medstack: LEVEL: message``; a notice is just ``medstack: message``. Notices, warnings
+    and errors are one line each (a message or a name with a newline in it included)."""
 
     def __init__(self) -> None:
         super().__init__("medstack: %(levelname)s: %(message)s")
         self._plain = logging.Formatter("medstack: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        if record.levelno == NOTICE:
-            return self._plain.format(record)
-        return super().format(record)
+        text = self._plain.format(record) if record.levelno == NOTICE else super().format(record)
+        if record.levelno >= NOTICE:  # a notice, warning or error is one line (-v's tables
+            return " ".join(text.splitlines())  # may take several)
+        return text
 
 
 def _say(args: argparse.Namespace, line: str) -> None:
@@ -189,10 +246,12 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 def _run(args: argparse.Namespace) -> int:
     from .config import Settings, output_root, read_config, read_table, write_config
     from .engine import median_image, output_name, rootname
-    from .inputs import expand_inputs
+    from .inputs import expand_inputs, single_names
     from .params import validate
     from .progress import make_progress
-    from .writer import check_output_path
+    from .writer import check_distinct_outputs, check_output_path, map_name
+
+    _route_library_warnings()
 
     settings = read_config(args.config) if args.config else Settings()
     given = {p.name: getattr(args, p.name) for p in PARAMETERS
@@ -202,9 +261,9 @@ def _run(args: argparse.Namespace) -> int:
     if table is not None and args.inputs:
         raise MedstackError("give the inputs either as INPUT or in --table, not both")
     inputs = list(table.sci) if table is not None else (args.inputs or settings.input)
-    if args.write_config:
-        written = write_config(args.write_config, params, input=inputs,
-                               output=args.output or settings.output)
+    output = args.output or settings.output
+    if args.write_config and (not inputs or not params.median):  # only write the .cfg file
+        written = write_config(args.write_config, params, input=inputs, output=output)
         if not inputs:
             _say(args, f"wrote parameters to {written}")
             return 0
@@ -217,19 +276,61 @@ def _run(args: argparse.Namespace) -> int:
     names = expand_inputs(inputs)
     root = args.output or output_root(settings.output) or rootname(names[0])
     path = output_name(root)
-    if args.png:  # before the run, not after it
-        check_output_path(args.png, names)
+    # every product checked against every input (science and weight) and every other product,
+    # before any work
+    scis = [single_names(n)[0] for n in names] if table is None else list(table.sci)
+    whts = [single_names(n)[1] for n in names] if table is None else [
+        w if w else single_names(s)[1] for s, w in zip(table.sci, table.wht or [None] * len(scis))]
+    products: dict[str, Any] = {"median": path}
+    if args.save_maps:
+        products["count map"] = map_name(path, "ngood")
+        if params.kind == "minmed":
+            products["minimum-chosen map"] = map_name(path, "minchosen")
+    if args.png:
+        products["quick-look PNG"] = args.png
+    if args.write_config:
+        products["configuration file"] = args.write_config
+    for product in products.values():
+        check_output_path(product, [*scis, *whts])
+    check_distinct_outputs(products)
     per_image = {} if table is None else {
         "weights": table.wht, "exptime": table.exptime, "sky": table.sky,
         "readnoise": table.readnoise}
     workers = args.workers if args.workers is not None else settings.num_cores
     show = args.progress if args.progress is not None else (sys.stderr.isatty() and not args.quiet)
-    with make_progress(enabled=bool(show) and not args.quiet) as progress:
+    n_given = len(names)
+    timings: dict[str, float] = {}
+
+    def before_commit(result: Any) -> None:
+        """The other products, made once the image is, before it is committed: the median
+        is renamed into place last."""
+        if args.png:
+            n_used = result.plan.n_images if result.plan is not None else n_given
+            start = time.perf_counter()
+            result.quicklook.save(args.png, header=result.header,
+                                  title=f"{path.name}: {params.combine_type} of {n_used} images")
+            timings["png"] = time.perf_counter() - start
+            args.written.append(str(args.png))
+            log.info("quick-look %s: %.2f s", args.png, timings["png"])
+        if args.write_config:
+            args.written.append(str(write_config(args.write_config, params, input=inputs,
+                                                 output=output)))
+            log.info("wrote parameters to %s", args.write_config)
+
+    with make_progress(enabled=bool(show) and not args.quiet) as bar:
+
+        def progress(done: int, total: int) -> None:
+            args.held.show_held()  # the work is under way: the checks' warnings now show
+            if bar is not None:
+                bar(done, total)
+
         result = median_image(
             names, root, keep_data=False, save_maps=args.save_maps,
             quicklook=bool(args.png),
             workers=workers, progress=progress, kernel=args.kernel,
-            scheduler=args.scheduler, **per_image, **params.as_dict(),
+            scheduler=args.scheduler, before_commit=before_commit,
+            connect_timeout=args.connect_timeout, **per_image,
+            **params.as_dict(),
         )
     n_used = result.plan.n_images if result.plan is not None else len(names)
     ny, nx = result.plan.shape if result.plan is not None else (0, 0)
@@ -238,41 +339,69 @@ def _run(args: argparse.Namespace) -> int:
     for extra in result.map_paths:
         line += f"; {extra}"
     if args.png:
-        t_png = time.perf_counter()
-        result.quicklook.save(args.png, header=result.header,
-                              title=f"{path.name}: {params.combine_type} of {n_used} images")
-        t_png = time.perf_counter() - t_png
-        log.info("quick-look %s: %.2f s", args.png, t_png)
-        line += f"; quick-look {args.png} ({t_png:.2f} s)"
+        line += f"; quick-look {args.png} ({timings['png']:.2f} s)"
     _say(args, line)
     return 0
 
 
+def _what_was_written(args: argparse.Namespace) -> str:
+    """For a run that failed or was stopped: which products it had already written."""
+    written = getattr(args, "written", [])
+    if not written:
+        return "no output written"
+    return f"only {', '.join(written)} written (the median was not)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status.
+
+    Ctrl-C at any moment, even while the command is still starting, gives the one line
+    ``medstack: interrupted; ...`` and status 130 (the heavy imports happen in here, where it
+    is caught).
+    """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("medstack: interrupted; no output written", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    restore_logging = _configure_logging(args.verbose, args.quiet)
+    args = parser.parse_intermixed_args(argv)  # INPUT names may follow options
+    args.written = []
+    restore_logging, held = _configure_logging(args.verbose, args.quiet,
+                                               hold=not (args.verbose or args.debug))
+    args.held = held
     old_term = None
     try:
         old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread
         pass
     try:
-        return _run(args)
+        with warnings.catch_warnings():
+            status = _run(args)
+        held.show_held()
+        return status
     except MedstackError as err:
+        held.drop()  # one line: the error, not the warnings that came before it
         if args.debug:
             raise
         message = " ".join(str(err).splitlines())  # always one line
+        if args.written:
+            message += f" ({_what_was_written(args)})"
         print(f"medstack: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("medstack: interrupted; no output written", file=sys.stderr)
+        held.drop()
+        print(f"medstack: interrupted; {_what_was_written(args)}", file=sys.stderr)
         return 130
     except _Terminated:
-        print("medstack: terminated; no output written", file=sys.stderr)
+        held.drop()
+        print(f"medstack: terminated; {_what_was_written(args)}", file=sys.stderr)
         return 143
     except MemoryError:
+        held.drop()
         print("medstack: error: out of memory; lower --combine-bufsize or --workers",
               file=sys.stderr)
         return 2

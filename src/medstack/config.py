@@ -649,11 +649,13 @@ def write_config(
     OutputError
         If the file cannot be written (naming it).
     """
-    out = Path(path)
+    from .writer import check_output_path, temp_prefix
+
+    out = check_output_path(path)  # never a device node replaced by a regular file
     directory = out.parent if str(out.parent) else Path(".")
     text = config_text(params, input=input, output=output, task=task, folder=directory)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(out), suffix=".tmp", dir=directory)
     except OSError as err:
         raise OutputError(f"{out}: cannot write configuration file ({err.strerror})") from err
     try:

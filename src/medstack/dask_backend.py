@@ -31,8 +31,10 @@ output directory) under the same names as the client: see docs/dask.md.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
+import signal
 import threading
 import time
 import uuid
@@ -41,6 +43,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -116,7 +119,8 @@ def check_scheduler(scheduler: str | None, client: Any = None) -> str:
     Raises
     ------
     ParameterError
-        An unknown value, both given, or Dask not installed (the message says
+        An unknown value, a malformed address (unknown scheme, no host, a port that is not a
+        number), both given, or Dask not installed (the message says
         ``pip install -e ".[dask]"`` from a checkout).
     """
     if client is not None:
@@ -136,12 +140,127 @@ def check_scheduler(scheduler: str | None, client: Any = None) -> str:
             f"scheduler: unknown value {scheduler!r}; use threads, {DASK_LOCAL} or the address "
             "of a running Dask scheduler (tcp://HOST:PORT)"
         )
+    if scheduler != DASK_LOCAL:
+        _check_address(scheduler)
     _require_distributed(scheduler)
     return scheduler
 
 
+#: Address schemes of Dask's communication layers.
+SCHEMES = ("tcp", "tls", "ucx", "ws", "wss")
+
+
+def _check_address(address: str) -> None:
+    """ParameterError, at once, for a scheduler address that cannot be right: an unknown
+    scheme, no host, or a port that is not a number from 1 to 65535."""
+    scheme = address.partition("://")[0]
+    if scheme not in SCHEMES:
+        raise ParameterError(
+            f"scheduler: {address!r}: unknown address scheme {scheme!r}; a Dask scheduler's "
+            f"address starts with {', '.join(s + '://' for s in SCHEMES)} (or use threads, "
+            f"{DASK_LOCAL})"
+        )
+    parts = urlsplit(address)
+    try:
+        port = parts.port  # ValueError: not a number, or out of range
+    except ValueError as err:
+        raise ParameterError(f"scheduler: {address!r}: the port is not a number from 1 to "
+                             "65535") from err
+    if not parts.hostname or parts.path not in ("", "/") or port == 0:
+        raise ParameterError(f"scheduler: {address!r}: expected {scheme}://HOST:PORT")
+
+
 @contextmanager
-def _connect(scheduler: str, client: Any, workers: int | None) -> Iterator[Any]:
+def _quiet_children() -> Iterator[None]:
+    """Our LocalCluster's worker processes made deaf to SIGINT: a Ctrl-C at the terminal goes
+    to the whole process group, and every worker would print its own traceback; this process
+    closes the cluster itself. The workers are forked from a multiprocessing fork server that
+    was started with SIGINT ignored (an ignored signal stays ignored across exec, and the fork
+    server hands that on to each worker); this process ignores SIGINT only for the instant it
+    takes to start that server, so a Ctrl-C while the cluster starts still stops the run."""
+    import multiprocessing
+    import multiprocessing.forkserver
+    import multiprocessing.resource_tracker
+
+    import dask
+
+    if (threading.current_thread() is not threading.main_thread()
+            or "forkserver" not in multiprocessing.get_all_start_methods()):
+        yield  # pragma: no cover - not POSIX, or not the main thread
+        return
+    from distributed.utils import get_mp_context
+
+    servers = [multiprocessing.forkserver._forkserver,  # (and the resource tracker it starts)
+               multiprocessing.resource_tracker._resource_tracker]
+    started = [s for s in servers if getattr(s, "_pid", getattr(s, "_forkserver_pid", 1)) is None]
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        get_mp_context()  # distributed's preload list for the server
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            multiprocessing.forkserver.ensure_running()
+        finally:
+            signal.signal(signal.SIGINT, old)
+        _STARTED_SERVERS.extend(started)  # ours: stopped with the cluster (_stop_fork_server)
+        yield
+
+
+#: Fork servers :func:`_quiet_children` started, stopped once their cluster is closed.
+_STARTED_SERVERS: list[Any] = []
+
+
+def _stop_fork_server() -> None:
+    """Stop the fork server (and resource tracker) :func:`_quiet_children` started: they would
+    outlive the run as child processes of a Python session that called :func:`run`."""
+    while _STARTED_SERVERS:  # the fork server first: it holds the tracker's pipe too
+        server = _STARTED_SERVERS.pop(0)
+        stop = getattr(server, "_stop", None)
+        if stop is not None:
+            try:
+                stop()
+            except Exception:  # pragma: no cover - already gone
+                log.debug("could not stop the fork server", exc_info=True)
+
+
+def _hold_sigint() -> Any:
+    """Block SIGINT (and SIGTERM) in this thread (threads started meanwhile inherit the block, so none of
+    them takes it); returns what :func:`_release_sigint` needs. A Ctrl-C meanwhile stays
+    pending."""
+    block = getattr(signal, "pthread_sigmask", None)
+    if block is None or threading.current_thread() is not threading.main_thread():
+        return None  # pragma: no cover - not POSIX, or not the main thread
+    return block(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def _release_sigint(mask: Any) -> None:
+    """Undo :func:`_hold_sigint`: a pending Ctrl-C is delivered now (KeyboardInterrupt)."""
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+@contextmanager
+def _quiet_distributed() -> Iterator[None]:
+    """distributed's own log (its WARNINGs about workers it is stopping) and asyncio's (its
+    "Task exception was never retrieved" for the tasks a Ctrl-C cut short) silenced, for the
+    life of our own LocalCluster: like its workers' logs (``silence_logs``), they would only
+    add lines to the one medstack prints."""
+    loggers = [logging.getLogger(name) for name in ("distributed", "asyncio")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+#: Seconds to wait for a scheduler at an address to answer, by default.
+CONNECT_TIMEOUT = 10.0
+
+
+@contextmanager
+def _connect(scheduler: str, client: Any, workers: int | None,
+             connect_timeout: float = CONNECT_TIMEOUT) -> Iterator[Any]:
     """A client: the given one (left open), a new LocalCluster's, or one to an address."""
     if client is not None:
         yield client
@@ -159,23 +278,37 @@ def _connect(scheduler: str, client: Any, workers: int | None) -> Iterator[Any]:
         key = "distributed.nanny.pre-spawn-environ"
         environ = {k: v for k, v in (dask.config.get(key, default=None) or {}).items()
                    if k != "MALLOC_TRIM_THRESHOLD_"}
-        with dask.config.set({key: environ}):
-            cluster = distributed.LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0"
-            )
-        log.info("Dask dashboard: %s", cluster.dashboard_link)
-        try:
-            with distributed.Client(cluster, set_as_default=False) as local:
-                yield local
-        finally:
-            cluster.close()
+        with _quiet_distributed():
+            with dask.config.set({key: environ}), _quiet_children():
+                mask = _hold_sigint()  # a Ctrl-C while the cluster starts waits until it has
+                try:
+                    cluster = distributed.LocalCluster(
+                        n_workers=n, threads_per_worker=1, processes=True,
+                        dashboard_address=":0",
+                        silence_logs=logging.CRITICAL,  # no worker WARNINGs when we close it
+                    )
+                except BaseException:
+                    _release_sigint(mask)
+                    raise
+            try:
+                _release_sigint(mask)  # (a Ctrl-C held back is raised here: cluster closed)
+                log.info("Dask dashboard: %s", cluster.dashboard_link)
+                with distributed.Client(cluster, set_as_default=False) as local:
+                    yield local
+            finally:
+                try:
+                    cluster.close()
+                finally:
+                    _stop_fork_server()
         return
     if workers is not None:
         log.info("workers=%d ignored: the cluster at %s has its own workers", workers, scheduler)
     try:
-        remote = distributed.Client(scheduler, set_as_default=False)
-    except OSError as err:
-        raise MedstackError(f"scheduler {scheduler}: cannot connect ({err})") from err
+        remote = distributed.Client(scheduler, set_as_default=False, timeout=connect_timeout)
+    except (OSError, TimeoutError) as err:
+        raise MedstackError(f"scheduler {scheduler}: cannot connect within "
+                            f"{connect_timeout:g} s (connect_timeout); is a Dask scheduler "
+                            "running there?") from err
     with remote:
         yield remote
 
@@ -451,6 +584,8 @@ def run(
     client: Any = None,
     sections_per_band: int | None = None,
     quicklook: bool = False,
+    before_commit: Any = None,
+    connect_timeout: float = CONNECT_TIMEOUT,
 ) -> MedianResult:
     """Run a prepared plan on a Dask cluster; same meaning and result as
     :func:`medstack.engine.run`.
@@ -485,6 +620,11 @@ def run(
     quicklook : bool
         Also build the quick-look (``result.quicklook``); the bands' rows then come back to
         the client, which writes them. Default is False.
+    before_commit : callable, optional
+        As for :func:`medstack.engine.run`: called before any file is committed.
+    connect_timeout : float
+        Seconds to wait for the scheduler at ``scheduler`` (an address) to answer. Default is
+        :data:`CONNECT_TIMEOUT` (10 s).
 
     Returns
     -------
@@ -500,8 +640,9 @@ def run(
     Notes
     -----
     The inputs are read by the workers, under the names the client gives: on a cluster they
-    must be on a filesystem every worker sees. Compressed inputs (``.fits.gz``) are decompressed
-    whole by every task that reads them; decompress them first.
+    must be on a filesystem every worker sees. Compressed inputs (``.fits.gz``) are decompressed,
+    streamed, into a temporary file on each worker that reads them (its system temporary
+    directory), once per worker: that costs disk there, not memory.
     """
     start = time.perf_counter()
     where = check_scheduler(scheduler, client)
@@ -521,18 +662,22 @@ def run(
         out_path = check_output_path(path, inputs)
     compressed = [name for name in inputs if _compressed(name)]
     if compressed:
-        log.warning("%d compressed input file(s) (%s, ...): every Dask task decompresses them "
-                    "whole; decompress them first for speed and bounded memory",
-                    len(compressed), compressed[0])
+        log.info("%d compressed input file(s) (%s, ...): each worker that reads them "
+                 "decompresses them once into a temporary file (disk, not memory); decompress "
+                 "them first to save that time", len(compressed), compressed[0])
     header_cards, history = provenance(plan)
     template = read_header(plan.images[0].sci, plan.images[0].sci_hdu)
-    header = output_header(template, header_cards, history)
+    header = output_header(template, header_cards, history, source=plan.images[0].sci)
     ny, nx = plan.shape
     run_id = uuid.uuid4().hex[:12]
 
     sinks = None
     futures: dict[Any, Band] = {}
-    with _connect(where, client, workers) as dask_client:
+    if not (isinstance(connect_timeout, (int, float)) and not isinstance(connect_timeout, bool)
+            and connect_timeout > 0 and math.isfinite(connect_timeout)):
+        raise ParameterError(f"connect_timeout: expected a number of seconds > 0, got "
+                             f"{connect_timeout!r}")
+    with _connect(where, client, workers, float(connect_timeout)) as dask_client:
         distributed = _require_distributed(where)
         try:
             threads = _threads(dask_client)
@@ -614,6 +759,8 @@ def run(
             for img, count in zip(plan.images, nonfinite):
                 if count:
                     log.warning("%s: %d NaN/inf science pixels, treated as masked", img.sci, count)
+            if before_commit is not None:
+                before_commit(engine.pending_result(sinks, header, plan))
             written = sinks.commit() if out_path is not None else []
         except BaseException:
             if futures:

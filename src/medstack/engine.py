@@ -13,13 +13,20 @@ The steps, each reusable by :mod:`medstack.dask_backend`:
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import logging
 import mmap
+import numbers
 import os
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +36,13 @@ from astropy.io import fits
 
 from ._version import __version__
 from .config import per_image_values
-from .errors import InputError, ParameterError, StepAbortedError
+from .errors import InputError, OutputError, ParameterError, StepAbortedError
 from .inputs import (
     ArrayReader,
     ImageReader,
     InputImage,
     compressed_magic,
+    is_compressed,
     open_inputs,
     read_header,
 )
@@ -44,7 +52,7 @@ from .memory import peak_bytes
 from .openfiles import descriptors_needed, ensure_open_files
 from .params import PARAMETERS, MedianParams, format_value, validate
 from .sections import Section, plan_sections, section_rows
-from .writer import FitsImageWriter, check_output_path, output_header
+from .writer import FitsImageWriter, check_output_path, map_name, output_header
 
 __all__ = [
     "MedianResult",
@@ -59,9 +67,11 @@ __all__ = [
     "median_image",
     "open_reader",
     "output_name",
+    "pending_result",
     "prepare",
     "rootname",
     "run",
+    "warn_no_good_pixel",
     "weight_stats",
 ]
 
@@ -101,9 +111,18 @@ def rootname(name: str) -> str:
 
 
 def output_name(root: str | os.PathLike[str]) -> Path:
-    """The median file of an output rootname: ``ROOT_med.fits`` (a name ending in ``.fits`` is
-    used as it is)."""
+    """The median file of an output rootname: ``ROOT_med.fits`` (a name ending in ``.fits`` or
+    ``.fit``, in any case, is used as it is).
+
+    Raises
+    ------
+    OutputError
+        If ``root`` is empty or ends with a path separator (a directory, not a rootname).
+    """
     root = os.fspath(root)
+    if not root or root.endswith(os.sep) or (os.altsep and root.endswith(os.altsep)):
+        raise OutputError(f"{root or repr(root)}: the output rootname names a directory; give "
+                          f"a rootname in it, such as {os.path.join(root, 'visit')}")
     if root.lower().endswith((".fits", ".fit")):
         return Path(root)
     return Path(f"{root}_med.fits")
@@ -152,6 +171,12 @@ def prepare(images: Sequence[InputImage], params: MedianParams) -> StackPlan:
             f"combine_nlow + combine_nhigh = {params.combine_nlow + params.combine_nhigh} "
             f"rejects every one of the {n} input images; it must be less than {n}"
         )
+    if params.median_newmasks and params.combine_maskpt > 1:
+        log.warning(
+            "combine_maskpt = %g is a fraction of each image's mean weight, not a percentage: "
+            "a pixel is masked where its weight is below %g times the mean, which masks most "
+            "pixels (did you mean %g?)", params.combine_maskpt, params.combine_maskpt,
+            params.combine_maskpt / 100)
     scalars = None
     if kind == "minmed":
         for img in images:
@@ -384,20 +409,40 @@ def _data_location(path: str, hdu: int) -> tuple[int, dict[str, Any]] | None:
     return None
 
 
-def open_reader(path: str, hdu: int, keep_open: bool = True) -> RawReader | ImageReader:
+def open_reader(path: str, hdu: int, scratch: str | os.PathLike[str] | None = None,
+                keep_open: bool = True) -> RawReader | ImageReader:
     """The fastest reader for one input image: :class:`RawReader` where the data are plain
     float32 (with ``keep_open=False``, one that holds no open file), else
-    :class:`~medstack.inputs.ImageReader`."""
+    :class:`~medstack.inputs.ImageReader`.
+
+    A gzip/bzip2/zip-compressed file is first decompressed, streamed in small blocks, into a
+    temporary file in ``scratch`` (default: the system's temporary directory), which is then
+    read like any other file and removed at once (it lives on while the reader holds it open):
+    the memory a run needs does not grow with the image, and the log says what it cost.
+
+    Raises
+    ------
+    InputError
+        If the compressed file is damaged.
+    OutputError
+        If the temporary file cannot be written (disk full, ...).
+    """
+    try:
+        compressed = is_compressed(path)
+    except OSError:
+        compressed = False  # ImageReader says what is wrong with it
+    if compressed:
+        return _open_decompressed(path, hdu, scratch)
     return RawReader.open(path, hdu, keep_open) or ImageReader(path, hdu)
 
 
-def image_reader(img: InputImage, which: str, keep_open: bool = True
-                 ) -> RawReader | ImageReader | ArrayReader:
+def image_reader(img: InputImage, which: str, scratch: str | os.PathLike[str] | None = None,
+                 keep_open: bool = True) -> RawReader | ImageReader | ArrayReader:
     """The reader of one input's science (``which="sci"``) or weight (``"wht"``) image: its
     in-memory array when it has one, else :func:`open_reader` of its file."""
     if img.memory is not None:
         return ArrayReader(getattr(img, which), getattr(img.memory, which))
-    return open_reader(getattr(img, which), getattr(img, f"{which}_hdu"), keep_open)
+    return open_reader(getattr(img, which), getattr(img, f"{which}_hdu"), scratch, keep_open)
 
 
 def image_header(img: InputImage) -> fits.Header:
@@ -405,6 +450,71 @@ def image_header(img: InputImage) -> fits.Header:
     if img.memory is not None:
         return img.memory.header.copy()
     return read_header(img.sci, img.sci_hdu)
+
+
+#: Bytes decompressed at a time into the temporary copy of a compressed input.
+_INFLATE_BLOCK = 1 << 16
+
+
+def _open_decompressed(path: str, hdu: int, scratch: str | os.PathLike[str] | None
+                       ) -> RawReader | ImageReader:
+    directory = os.fspath(scratch) if scratch is not None else tempfile.gettempdir()
+    start = time.perf_counter()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".medstack-input-", suffix=".fits", dir=directory)
+    except OSError as err:
+        raise OutputError(f"{path}: cannot make a temporary file in {directory} to decompress "
+                          f"it into ({err.strerror})") from err
+    try:
+        try:
+            with os.fdopen(fd, "wb") as out, _open_compressed(path) as src:
+                while True:
+                    block = src.read(_INFLATE_BLOCK)
+                    if not block:
+                        break
+                    out.write(block)
+                size = out.tell()
+        except (EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile, ValueError) as err:
+            raise InputError(f"{path}: damaged compressed file ({err})") from err
+        except OSError as err:
+            if err.errno is None:  # a decompressor's complaint, not the disk's
+                raise InputError(f"{path}: damaged compressed file ({err})") from err
+            raise OutputError(f"{path}: cannot decompress it into {directory} "
+                              f"({err.strerror or err})") from err
+        try:
+            reader = RawReader.open(tmp, hdu) or ImageReader(tmp, hdu)
+        except InputError as err:
+            raise InputError(f"{path}: {str(err).removeprefix(tmp + ': ')}") from err
+        reader.path = path
+    finally:
+        try:
+            os.unlink(tmp)  # the reader holds the file open; nothing is left behind
+        except OSError:
+            pass
+    log.info("%s: compressed; decompressed once into a temporary file in %s (%.1f MiB of "
+             "disk, %.2f s)", path, directory, size / 2**20, time.perf_counter() - start)
+    return reader
+
+
+@contextmanager
+def _open_compressed(path: str) -> Iterator[Any]:
+    """A binary file object of the decompressed bytes of a gzip, bzip2 or zip file (a zip:
+    its first member)."""
+    with open(path, "rb") as fh:
+        head = fh.read(3)
+    if head[:2] == b"\x1f\x8b":
+        with gzip.open(path, "rb") as src:
+            yield src
+    elif head[:3] == b"BZh":
+        with bz2.open(path, "rb") as src:
+            yield src
+    else:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if not names:
+                raise InputError(f"{path}: empty zip archive")
+            with archive.open(names[0]) as src:
+                yield src
 
 
 def weight_stats(reader: RawReader | ImageReader, rows: int) -> WeightStats:
@@ -463,8 +573,23 @@ def thresholds_of(plan: StackPlan, stats: Sequence[WeightStats]) -> np.ndarray |
         if st.mean is None:
             log.warning("%s: no weight >= 1e-8; the whole image is masked", img.wht)
         if st.nan_count:
-            log.warning("%s: %d NaN weights, treated as bad pixels", img.wht, st.nan_count)
+            log.warning("%s: %d NaN/inf weights, treated as bad pixels (left out of the mean "
+                        "weight)", img.wht, st.nan_count)
     return np.array([st.threshold(plan.params.combine_maskpt) for st in stats], dtype=np.float64)
+
+
+def warn_no_good_pixel(plan: StackPlan) -> None:
+    """Log that no pixel of the result had a good input (every pixel is ``fillval``)."""
+    p = plan.params
+    why = []
+    if p.median_newmasks:
+        why.append(f"combine_maskpt = {p.combine_maskpt:g}")
+    if p.kind in ("median", "mean") and (p.combine_lthresh is not None
+                                         or p.combine_hthresh is not None):
+        why.append(f"combine_lthresh = {p.combine_lthresh}, combine_hthresh = "
+                   f"{p.combine_hthresh}")
+    log.warning("no output pixel has a good input: every pixel is fillval = %g (check the "
+                "weight images and %s)", p.fillval, " and ".join(why) or "the inputs")
 
 
 class SectionBuffers:
@@ -577,6 +702,13 @@ def versions() -> str:
             f"Python {platform.python_version()}")
 
 
+def _ascii(text: str) -> str:
+    """``text`` as printable ASCII (FITS cards hold nothing else): other characters become
+    ``\\xNN``/``\\uNNNN`` escapes."""
+    out = text.encode("ascii", "backslashreplace").decode("ascii")
+    return "".join(c if " " <= c <= "~" else f"\\x{ord(c):02x}" for c in out)
+
+
 def provenance(plan: StackPlan) -> tuple[list[tuple[str, object, str]], list[str]]:
     """Header cards and HISTORY lines recording how the median was made."""
     p = plan.params
@@ -602,7 +734,7 @@ def provenance(plan: StackPlan) -> tuple[list[tuple[str, object, str]], list[str
         cards.append((key, value, spec_.name))
     history = [f"medstack {__version__} median of {plan.n_images} images",
                f"with {versions()}"]
-    history += [f"medstack input {i + 1}: {os.path.basename(img.sci)}"
+    history += [f"medstack input {i + 1}: {_ascii(os.path.basename(img.sci))}"
                 for i, img in enumerate(plan.images)]
     return cards, history
 
@@ -624,8 +756,7 @@ def check_coverage(plan: StackPlan, no_good: int) -> None:
     total = plan.shape[0] * plan.shape[1]
     good = total - no_good
     if good == 0:
-        log.warning("no output pixel has a good input: the median holds no data (check the "
-                    "weight images and combine_maskpt = %g)", plan.params.combine_maskpt)
+        warn_no_good_pixel(plan)
     elif good < FEW_GOOD_FRACTION * total:
         log.warning("only %d of %d output pixels (%.2g%%) have a good input (check the weight "
                     "images and combine_maskpt = %g)", good, total, 100.0 * good / total,
@@ -756,11 +887,8 @@ class OutputSinks:
                                    **(map_types if maps or keep_maps else {})}
         try:
             if path is not None:
-                names = {
-                    "median": path,
-                    "ngood": path.with_name(path.name.replace(".fits", "_ngood.fits")),
-                    "minchosen": path.with_name(path.name.replace(".fits", "_minchosen.fits")),
-                }
+                names = {"median": path, "ngood": map_name(path, "ngood"),
+                         "minchosen": map_name(path, "minchosen")}
                 inputs = [name for img in plan.images for name in (img.sci, img.wht)]
                 for key in files:
                     check_output_path(names[key], inputs)  # a map must not replace an input
@@ -807,6 +935,7 @@ def run(
     progress: Progress | None = None,
     kernel: str = "fast",
     quicklook: bool = False,
+    before_commit: Callable[[MedianResult], None] | None = None,
 ) -> MedianResult:
     """Run a prepared plan on local threads.
 
@@ -833,8 +962,15 @@ def run(
     quicklook : bool
         Also build the quick-look of the result as the sections come (``result.quicklook``;
         a few tens of MiB whatever the image size). Default is False.
+    before_commit : callable, optional
+        ``before_commit(result)`` once every section is done, before any file is renamed into
+        place (``result`` holds the arrays and header, not yet the paths): the place to make
+        other products (a quick-look PNG), so that all of them are committed together, last.
+        If it raises, nothing of the run is committed. Default is none.
     """
     start = time.perf_counter()
+    if workers is not None and not _is_int(workers):
+        raise ParameterError(f"workers: expected a whole number >= 1, got {workers!r}")
     workers = default_workers() if workers is None else int(workers)
     if workers < 1:
         raise ParameterError(f"workers: must be >= 1, got {workers}")
@@ -852,7 +988,8 @@ def run(
         peak_bytes(plan.n_images, plan.section_rows, nx, in_flight) / 2**20,
     )
     header_cards, history = provenance(plan)
-    header = output_header(image_header(plan.images[0]), header_cards, history)
+    header = output_header(image_header(plan.images[0]), header_cards, history,
+                           source=plan.images[0].sci)
     compile_notice(plan, kernel)
 
     n_files = plan.n_images * (2 if plan.needs_weights else 1)
@@ -861,11 +998,19 @@ def run(
         log.warning("%d input files need more open files than this process may hold "
                     "(ulimit -n); reading each file only while it is read (slower, same result)",
                     n_files)
-    sci_readers = [image_reader(img, "sci", keep_open) for img in plan.images]
-    wht_readers = (
-        [image_reader(img, "wht", keep_open) for img in plan.images]
-        if plan.needs_weights else None
-    )
+    scratch = out_path.parent if out_path is not None else None  # for compressed inputs
+    sci_readers: list[RawReader | ImageReader | ArrayReader] = []
+    wht_readers: list[RawReader | ImageReader | ArrayReader] | None = (
+        [] if plan.needs_weights else None)
+    try:
+        for img in plan.images:
+            sci_readers.append(image_reader(img, "sci", scratch, keep_open))
+            if wht_readers is not None:
+                wht_readers.append(image_reader(img, "wht", scratch, keep_open))
+    except BaseException:
+        for reader in sci_readers + (wht_readers or []):
+            reader.close()
+        raise
     if log.isEnabledFor(logging.DEBUG):
         for reader in sci_readers + (wht_readers or []):
             how = ("memory-mapped, as it lies" if isinstance(reader, RawReader) else
@@ -930,6 +1075,8 @@ def run(
             for img, count in zip(plan.images, nonfinite):
                 if count:
                     log.warning("%s: %d NaN/inf science pixels, treated as masked", img.sci, count)
+            if before_commit is not None:
+                before_commit(pending_result(sinks, header, plan))
             t_commit = time.perf_counter()
             written = sinks.commit() if out_path is not None else []
             if written:
@@ -962,6 +1109,48 @@ def run(
     )
 
 
+def _is_int(value: Any) -> bool:
+    """An integer (Python or NumPy), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_api_arguments(input: Any, output: Any, workers: Any, progress: Any,
+                         kernel: Any) -> None:
+    """ParameterError naming the argument of :func:`median_image` that has a wrong type or
+    value (before any file is opened)."""
+    from .kernels import KERNELS
+
+    def is_name(value: Any) -> bool:
+        return isinstance(value, (str, os.PathLike))
+
+    if not is_name(input) and not (isinstance(input, (list, tuple))
+                                   and all(is_name(v) for v in input)):
+        raise ParameterError(
+            f"input: expected a file name, pattern or @list (str or path) or a list of them, "
+            f"got {type(input).__name__} {input!r}"[:200]
+        )
+    if output is not None and not is_name(output):
+        raise ParameterError(f"output: expected a rootname (str or path) or None, got "
+                             f"{type(output).__name__} {output!r}"[:200])
+    if workers is not None and not _is_int(workers):
+        raise ParameterError(f"workers: expected a whole number >= 1 or None, got "
+                             f"{type(workers).__name__} {workers!r}"[:200])
+    if progress is not None and not callable(progress):
+        raise ParameterError(f"progress: expected a callable progress(done, total) or None, got "
+                             f"{type(progress).__name__} {progress!r}"[:200])
+    if kernel not in KERNELS:
+        raise ParameterError(f"kernel: unknown value {kernel!r}; choose one of: "
+                             f"{', '.join(KERNELS)}")
+
+
+def pending_result(sinks: OutputSinks, header: fits.Header, plan: StackPlan) -> MedianResult:
+    """What a run has made before its files are committed (no paths yet)."""
+    arrays = sinks.arrays
+    return MedianResult(data=arrays.get("median"), header=header, ngood=arrays.get("ngood"),
+                        minchosen=arrays.get("minchosen"), plan=plan, no_good=sinks.no_good,
+                        quicklook=sinks.quicklook)
+
+
 def median_image(
     input: str | Sequence[str],
     output: str | os.PathLike[str] | None = None,
@@ -979,6 +1168,8 @@ def median_image(
     scheduler: str | None = None,
     client: Any = None,
     quicklook: bool = False,
+    before_commit: Callable[[MedianResult], None] | None = None,
+    connect_timeout: float = 10.0,
     **params: Any,
 ) -> MedianResult:
     """Make the median image of a stack of singly drizzled images.
@@ -1019,6 +1210,12 @@ def median_image(
     quicklook : bool
         Also build the quick-look PNG's content as the sections come (``result.quicklook``,
         see :class:`medstack.quicklook.QuickLook`). Default is False.
+    before_commit : callable, optional
+        ``before_commit(result)`` when the image is made, before its files are renamed into
+        place (see :func:`run`). Default is none.
+    connect_timeout : float
+        Seconds to wait for a Dask scheduler at an address (``scheduler="tcp://..."``) to
+        answer before giving up with an error. Default is 10.
     **params
         Median-step parameters by drizzlepac name (``combine_type="median"`` ...), see
         :data:`medstack.params.PARAMETERS`.
@@ -1033,6 +1230,7 @@ def median_image(
     MedstackError
         ``InputError``, ``ParameterError`` or ``OutputError``, one line naming the culprit.
     """
+    _check_api_arguments(input, output, workers, progress, kernel)
     p = validate(params)
     use_dask = client is not None or scheduler not in (None, "threads")
     if use_dask:  # imported here: Dask stays optional
@@ -1049,6 +1247,8 @@ def median_image(
         return dask_backend.run(plan, path=path, keep_data=keep_data, save_maps=save_maps,
                                 keep_maps=keep_maps, workers=workers, progress=progress,
                                 kernel=kernel, scheduler=scheduler, client=client,
-                                quicklook=quicklook)
+                                quicklook=quicklook, before_commit=before_commit,
+                                connect_timeout=connect_timeout)
     return run(plan, path=path, keep_data=keep_data, save_maps=save_maps, keep_maps=keep_maps,
-               workers=workers, progress=progress, kernel=kernel, quicklook=quicklook)
+               workers=workers, progress=progress, kernel=kernel, quicklook=quicklook,
+               before_commit=before_commit)

@@ -14,6 +14,7 @@ import math
 import mmap
 import os
 import re
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ import numpy as np
 from astropy.io import fits
 
 from .errors import InputError, ParameterError
+from .writer import same_file_key
 
 __all__ = [
     "ArrayReader",
@@ -71,7 +73,8 @@ def expand_inputs(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[st
         If a list file cannot be read, a pattern matches nothing, or nothing is given.
     """
     names = _expand_all(inputs)
-    return [names[i] for i in sorted(set(_first_occurrences(names, os.path.realpath)))]
+    return [names[i] for i in sorted(set(_first_occurrences(names, same_file_key)))]
+
 
 
 def _expand_all(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str]:
@@ -82,23 +85,15 @@ def _expand_all(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
         items = [os.fspath(i) for i in inputs]
     names: list[str] = []
     for item in items:
-        for part in [p.strip() for p in item.split(",")] if "," in item else [item.strip()]:
+        # a name that exists as a file is that file, even with a comma or [ ] * ? in it
+        parts = [item.strip()] if _is_file(item.strip()) else (
+            [p.strip() for p in item.split(",")] if "," in item else [item.strip()])
+        for part in parts:
             if not part:
                 continue
-            if part.startswith("@"):
-                listfile = part[1:]
-                try:
-                    with open(listfile, encoding="utf-8") as fh:
-                        lines = fh.read().splitlines()
-                except OSError as err:
-                    raise InputError(f"{listfile}: cannot read list file ({err.strerror})") from err
-                base = os.path.dirname(listfile)
-                for line in lines:
-                    line = line.split("#", 1)[0].strip()
-                    if line:
-                        name = line.split()[0]
-                        names.extend(_expand_all(os.path.join(base, name)))
-            elif glob.has_magic(part):
+            if part.startswith("@") and not _is_file(part):
+                names.extend(_read_list(part[1:]))
+            elif glob.has_magic(part) and not _is_file(part):
                 matches = sorted(glob.glob(part))
                 if not matches:
                     raise InputError(f"{part}: no file matches this pattern")
@@ -110,11 +105,43 @@ def _expand_all(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
     return names
 
 
-def _first_occurrences(names: Sequence[str], key: Callable[[str], str]) -> list[int]:
+def _is_file(name: str) -> bool:
+    try:
+        return os.path.isfile(name)
+    except (OSError, ValueError):
+        return False
+
+
+def _read_list(listfile: str) -> list[str]:
+    """The names an ``@list`` file holds (relative names are relative to the list file)."""
+    try:
+        with open(listfile, "rb") as fh:
+            raw = fh.read()
+    except OSError as err:
+        raise InputError(f"{listfile}: cannot read list file ({err.strerror})") from err
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{listfile}: not a text list file (byte {err.start} is not UTF-8 "
+                         "text)") from err
+    if "\x00" in text:
+        raise InputError(f"{listfile}: not a text list file (it holds NUL bytes)")
+    base = os.path.dirname(listfile)
+    names: list[str] = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.extend(_expand_all(os.path.join(base, line.split()[0])))
+    if not names:
+        raise InputError(f"{listfile}: the list file names no input file")
+    return names
+
+
+def _first_occurrences(names: Sequence[str], key: Callable[[str], Any]) -> list[int]:
     """For each name, the index of the first name with the same ``key`` (itself if none); a
     repeat is logged as a warning naming both."""
     owner: list[int] = []
-    seen: dict[str, int] = {}
+    seen: dict[Any, int] = {}
     for i, name in enumerate(names):
         first = seen.setdefault(key(name), i)
         if first != i:
@@ -457,7 +484,7 @@ def open_inputs(
         For any bad file, naming it; shapes that differ name both files and shapes.
     """
     given = _expand_all(names)  # e.g. j8bt06nyq_flt.fits and j8bt06nyq_single_sci.fits repeat
-    owner = _first_occurrences(given, lambda n: os.path.realpath(single_names(n)[0]))
+    owner = _first_occurrences(given, lambda n: same_file_key(single_names(n)[0]))
     scis = [single_names(given[i])[0] for i in sorted(set(owner))]
     for i, sci in zip(sorted(set(owner)), scis):
         if os.path.normpath(sci) != os.path.normpath(given[i]) and not os.path.exists(sci):
@@ -502,9 +529,11 @@ class ImageReader:
 
     Uncompressed floating-point images without scaling are memory-mapped directly at their
     data offset, and their pages are dropped from the process after each read (they stay in
-    the OS page cache), so the resident size does not grow with the image;
-    anything else (gzip, integer or scaled data) is read through astropy once and converted to
-    float32 (``in_memory`` is then True).
+    the OS page cache), so the resident size does not grow with the image. Tile-compressed
+    images (an empty primary HDU and a ``CompImageHDU`` in extension 1, as drizzlepac writes
+    with ``driz_sep_compress``) are decompressed tile by tile, only the tiles of the rows read
+    (astropy's ``CompImageHDU.section``). Anything else (integer or scaled data) is read
+    through astropy once and converted to float32 (``in_memory`` is then True).
 
     Parameters
     ----------
@@ -518,17 +547,25 @@ class ImageReader:
         self.path = path
         self.hdu = hdu
         self._array: np.ndarray
+        self._tiles: fits.HDUList | None = None
+        self._lock = threading.Lock()
         try:
             with _fits_warnings(path), fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
                 header = hdul[hdu].header
+                tiled = isinstance(hdul[hdu], fits.CompImageHDU)
                 info = hdul.fileinfo(hdu)
                 bitpix = header["BITPIX"]
                 ny, nx = int(header["NAXIS2"]), int(header["NAXIS1"])
                 scaled = header.get("BSCALE", 1) != 1 or header.get("BZERO", 0) != 0
-                compressed = (is_compressed(path) or isinstance(hdul[hdu], fits.CompImageHDU)
-                              or hdul[hdu].header.get("ZIMAGE", False))
+                compressed = is_compressed(path) or tiled or hdul[hdu].header.get("ZIMAGE", False)
             self.in_memory = not (bitpix in (-32, -64) and not scaled and not compressed)
-            if not self.in_memory:
+            if tiled and not is_compressed(path):
+                # tile-compressed (astropy hides ZIMAGE from the image header): decompressed
+                # tile row by tile row as sections are read, never whole
+                self.in_memory = False
+                self._tiles = fits.open(path, memmap=False, lazy_load_hdus=True)
+                self._array = self._tiles[hdu].section  # type: ignore[assignment]
+            elif not self.in_memory:
                 dtype = ">f4" if bitpix == -32 else ">f8"
                 self._array = np.memmap(
                     path, dtype=dtype, mode="r", offset=info["datLoc"], shape=(ny, nx)
@@ -557,10 +594,14 @@ class ImageReader:
         if out is None:
             out = np.empty((y1 - y0, self.shape[1]), dtype=np.float32)
         try:
-            out[...] = self._array[y0:y1]
-        except (OSError, ValueError) as err:
+            if self._tiles is not None:
+                with self._lock, _fits_warnings(self.path):  # one file handle: one at a time
+                    out[...] = self._array[y0:y1]
+            else:
+                out[...] = self._array[y0:y1]
+        except (OSError, ValueError, TypeError, KeyError) as err:
             raise InputError(f"{self.path}: cannot read rows {y0}-{y1} ({err})") from err
-        if not self.in_memory:
+        if not self.in_memory and self._tiles is None:
             self._drop_pages()
         return out
 
@@ -579,7 +620,10 @@ class ImageReader:
             pass
 
     def close(self) -> None:
-        """Release the mapping."""
+        """Release the mapping (or the tile-compressed file)."""
+        if self._tiles is not None:
+            self._tiles.close()
+            self._tiles = None
         array = self._array
         self._array = np.empty((0, 0), dtype=np.float32)
         mm = getattr(array, "_mmap", None)

@@ -2,15 +2,16 @@
 docs/deviations.md Q16/Q17.
 
 A pixel of image *i* is bad where its weight is below ``combine_maskpt × mean_i``, where
-``mean_i`` is the mean of that image's weights ≥ float32(1e-8), summed sequentially in float64
-and rounded to float32, exactly as drizzlepac's ImageStats does. The comparison is made in
-float64.
+``mean_i`` is the mean of that image's finite weights ≥ float32(1e-8), summed sequentially in
+float64 and rounded to float32, exactly as drizzlepac's ImageStats does. The comparison is
+made in float64.
 
 Notes
 -----
-drizzlepac lets one NaN weight switch masking off for its whole image (Q16) and leaves an
-all-zero weight image unmasked (Q17). medstack leaves NaN weights out of the mean and masks
-them, and masks an image with no weight ≥ 1e-8 entirely.
+drizzlepac lets one NaN weight switch masking off for its whole image (Q16), lets one +inf
+weight make the mean infinite and so mask the whole image, and leaves an all-zero weight image
+unmasked (Q17). medstack leaves NaN and ±inf weights out of the mean and masks them, and
+masks an image with no finite weight ≥ 1e-8 entirely.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ def mask_threshold(mean: float | None, maskpt: float) -> float:
 
 
 def weight_mask(weights: np.ndarray, thresholds: Iterable[float] | np.ndarray) -> np.ndarray:
-    """Bad-pixel mask of a section: ``weight < threshold`` (float64 compare) or NaN weight.
+    """Bad-pixel mask of a section: ``weight < threshold`` (float64 compare), or a NaN or ±inf
+    weight.
 
     Parameters
     ----------

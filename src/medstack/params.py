@@ -368,7 +368,8 @@ def validate(values: Mapping[str, Any] | None = None, *, base: MedianParams | No
     ------
     ParameterError
         For an unknown name (listing the valid ones) or an invalid value (naming the parameter
-        and, for choices, listing them).
+        and, for choices, listing them); for ``combine_lthresh >= combine_hthresh``, which
+        would reject every value.
     """
     merged: dict[str, Any] = dict(values or {})
     merged.update(kwargs)
@@ -376,7 +377,22 @@ def validate(values: Mapping[str, Any] | None = None, *, base: MedianParams | No
     changes = {}
     for name, value in merged.items():
         changes[name] = _coerce(spec(name), value)
-    return replace(current, **changes)
+    result = replace(current, **changes)
+    lo, hi = result.combine_lthresh, result.combine_hthresh
+    if lo is not None and hi is not None and _float32(lo) >= _float32(hi):
+        raise ParameterError(
+            f"combine_lthresh = {lo:g} is not below combine_hthresh = {hi:g}: no value can pass "
+            "both (a value is kept where lthresh <= value < hthresh)"
+        )
+    return result
+
+
+def _float32(value: float) -> float:
+    """``value`` rounded to float32 (as the thresholds are compared), ±inf beyond its range."""
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        return float(np.float32(value))
 
 
 def _number(value: float) -> str:

@@ -22,6 +22,7 @@ import numpy as np
 from astropy.io import fits
 
 from .errors import OutputError, ParameterError
+from .writer import check_output_path, temp_prefix
 
 __all__ = ["STRETCHES", "QuickLook", "display_wcs", "save_quicklook"]
 
@@ -254,7 +255,8 @@ def save_quicklook(path: str | os.PathLike[str], median: np.ndarray,
     ParameterError
         If ``stretch`` is unknown or the arrays are not 2-D images of the same shape.
     OutputError
-        If the PNG cannot be written.
+        If the PNG cannot be written, or ``path`` is a special file (a device node such as
+        ``/dev/null``): it is refused, never replaced by a regular file.
     """
     if stretch not in STRETCHES:
         raise ParameterError(f"stretch must be one of {', '.join(STRETCHES)}, not {stretch!r}")
@@ -280,6 +282,7 @@ def _save(look: QuickLook, path: str | os.PathLike[str], *, title: str | None, s
     dest = Path(path)
     if not dest.parent.is_dir():
         raise OutputError(f"{dest}: the folder {dest.parent} does not exist")
+    check_output_path(dest)  # a device node (/dev/null) is refused, never replaced
 
     from astropy.visualization import AsinhStretch, ImageNormalize, LinearStretch
     from matplotlib import colormaps
@@ -343,7 +346,7 @@ def _save(look: QuickLook, path: str | os.PathLike[str], *, title: str | None, s
     fig.suptitle(f"{title or 'median image'}\n{'; '.join(s for s in info if s)}", fontsize=11)
 
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(dest), suffix=".tmp", dir=dest.parent)
     except OSError as err:
         raise OutputError(f"{dest}: cannot write the quick-look PNG: {err.strerror or err}") \
             from err

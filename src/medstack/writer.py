@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import logging
 import os
+import stat
 import sys
 import tempfile
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -28,12 +31,15 @@ from astropy.io import fits
 
 from .errors import OutputError
 
-__all__ = ["FitsImageWriter", "RowTarget", "check_output_path", "output_header"]
+__all__ = ["FitsImageWriter", "RowTarget", "check_distinct_outputs", "check_output_path",
+           "map_name", "output_header", "same_file_key", "temp_prefix"]
 
 BLOCK = 2880
+log = logging.getLogger(__name__)
+
 _STRUCTURAL = {
     "SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "EXTEND", "PCOUNT",
-    "GCOUNT", "BSCALE", "BZERO", "CHECKSUM", "DATASUM", "END",
+    "GCOUNT", "BSCALE", "BZERO", "BLANK", "CHECKSUM", "DATASUM", "END",
 }
 # FITS layout per output dtype: (BITPIX, BZERO, on-disk dtype)
 _LAYOUT = {
@@ -85,8 +91,10 @@ def start_writeback(fd: int, offset: int, nbytes: int) -> bool:
 
 
 def check_output_path(path: str | os.PathLike[str], inputs: list[str] | tuple[str, ...] = ()) -> Path:
-    """Check that ``path`` can be written: its directory exists and is writable, and it is not
-    one of ``inputs``.
+    """Check that ``path`` can be written: its directory exists and is writable, it is not one
+    of ``inputs`` (by any name: symbolic or hard link), and it is not a special file (a device
+    node such as ``/dev/null``, a FIFO or a socket, which medstack's replace-by-rename would
+    turn into a regular file).
 
     Raises
     ------
@@ -94,7 +102,13 @@ def check_output_path(path: str | os.PathLike[str], inputs: list[str] | tuple[st
         Naming the path and the reason.
     """
     out = Path(path)
+    if not out.name or os.fspath(path).endswith(os.sep):
+        raise OutputError(f"{os.fspath(path)}: names a directory, not a file")
     directory = out.parent if str(out.parent) else Path(".")
+    limit = _name_max(directory)
+    if len(os.fsencode(out.name)) > limit:
+        raise OutputError(f"{out}: file name too long ({len(os.fsencode(out.name))} bytes; this "
+                          f"filesystem allows {limit})")
     if directory.exists() and not directory.is_dir():
         raise OutputError(f"{out}: {directory} is not a directory")
     if not directory.is_dir():
@@ -103,22 +117,106 @@ def check_output_path(path: str | os.PathLike[str], inputs: list[str] | tuple[st
         raise OutputError(f"{out}: output directory {directory} is not writable")
     if out.is_dir():
         raise OutputError(f"{out}: is a directory")
-    real = os.path.realpath(out)
+    try:
+        mode = os.stat(out).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise OutputError(f"{out}: is a special file ({_kind(mode)}), not a regular file; "
+                          "medstack writes only regular files")
+    key = same_file_key(out)
     for name in inputs:
-        if os.path.realpath(name) == real:
+        if same_file_key(name) == key:
             raise OutputError(f"{out}: output would overwrite input {name}")
     return out
 
 
+def _name_max(directory: Path) -> int:
+    try:
+        return int(os.pathconf(directory, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
+def check_distinct_outputs(paths: dict[str, str | os.PathLike[str]]) -> None:
+    """Raise :class:`OutputError` if two of the outputs (by role: ``{"median": ..., "png":
+    ...}``) are one file, by any name."""
+    seen: dict[tuple[object, ...], str] = {}
+    for role, path in paths.items():
+        other = seen.setdefault(same_file_key(path), role)
+        if other != role:
+            raise OutputError(f"{os.fspath(path)}: the {role} would overwrite the {other} "
+                              f"({os.fspath(paths[other])})")
+
+
+def same_file_key(name: str | os.PathLike[str]) -> tuple[object, ...]:
+    """What makes two names one file: (device, inode) where it exists, else the resolved path
+    (so that a symbolic link, a hard link or another spelling of a name compare equal)."""
+    try:
+        st = os.stat(name)
+    except (OSError, ValueError):
+        return ("path", os.path.realpath(name))
+    return ("inode", st.st_dev, st.st_ino)
+
+
+def _kind(mode: int) -> str:
+    for test, what in ((stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return what
+    return "not a regular file"  # pragma: no cover
+
+
+def temp_prefix(final: Path) -> str:
+    """The prefix of a temporary file beside ``final``: ``.NAME.``, with NAME cut short where
+    a long (but legal) final name would make the temporary name too long for the filesystem."""
+    name = final.name
+    limit = 255 - 1 - 1 - 8 - len(".tmp") - 8  # '.', '.', mkstemp's random part, margin
+    while len(os.fsencode(name)) > limit:
+        name = name[:-1]
+    return f".{name}."
+
+
+def map_name(path: str | os.PathLike[str], key: str) -> Path:
+    """The name of map ``key`` beside the median ``path``: ``visit_med.fits`` →
+    ``visit_med_ngood.fits``, ``visit.fit`` → ``visit_ngood.fit``, ``VISIT.FITS`` →
+    ``VISIT_ngood.FITS`` (the extension kept as written); a name without a FITS extension gets
+    ``_ngood.fits`` appended."""
+    path = Path(path)
+    name = path.name
+    for ext in (".fits", ".fit"):
+        if name.lower().endswith(ext) and len(name) > len(ext):
+            return path.with_name(f"{name[: -len(ext)]}_{key}{name[-len(ext):]}")
+    return path.with_name(f"{name}_{key}.fits")
+
+
 def output_header(template: fits.Header | None, extra: list[tuple[str, object, str]] = (),
-                  history: list[str] = ()) -> fits.Header:
+                  history: list[str] = (), source: str | None = None) -> fits.Header:
     """A copy of ``template`` without its structural keywords, plus ``extra`` cards and
-    ``history`` lines."""
+    ``history`` lines.
+
+    A card of ``template`` that is not FITS standard is copied as astropy fixes it, with one
+    warning line naming ``source`` (the file the template came from) and the card; one that
+    cannot be fixed is left out, with a warning. astropy's own warnings about it are not shown.
+    """
     header = fits.Header()
+    where = source or "input header"
     if template is not None:
         for card in template.cards:
             if card.keyword in _STRUCTURAL:
                 continue
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    image = card.image  # verified (and fixed) now, not when written
+                except (ValueError, fits.VerifyError) as err:
+                    log.warning("%s: header card %s is not FITS standard and cannot be fixed; "
+                                "left out of the output header (%s)", where, card.keyword,
+                                " ".join(str(err).split()))
+                    continue
+            if any(issubclass(w.category, fits.verify.VerifyWarning) for w in caught):
+                log.warning("%s: header card %s is not FITS standard; copied as fixed: %s",
+                            where, card.keyword, " ".join(image.split()))
             header.append(card, end=True)
     for key, value, comment in extra:
         header[key] = (value, comment)
@@ -176,7 +274,7 @@ class FitsImageWriter:
         self._lock = threading.Lock()
         try:
             fd, tmp = tempfile.mkstemp(
-                prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent or "."
+                prefix=temp_prefix(self.path), suffix=".tmp", dir=self.path.parent or "."
             )
         except OSError as err:
             raise OutputError(f"{self.path}: cannot create a temporary file ({err.strerror})") from err

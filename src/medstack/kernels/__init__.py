@@ -135,8 +135,8 @@ def combine_section(
         sequence lets the planes be views of N different files. NaN and ±inf are treated as
         masked.
     wht : same layout as ``sci``, or None
-        Weight rows. Needed for weight masks and for minmed; NaN weights are bad pixels and
-        count as 0 in minmed's noise model.
+        Weight rows. Needed for weight masks and for minmed; NaN and ±inf weights are bad
+        pixels and count as 0 in minmed's noise model.
     spec : CombineSpec
         What to compute.
     thresholds : ndarray, shape (N,), float64, optional

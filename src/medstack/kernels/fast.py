@@ -17,10 +17,13 @@ same order; no fast-math. The places where a plain implementation would change b
 - Sorting networks do not say where ``-0.0`` and ``+0.0`` land among equal values, and the
   reference (like drizzlepac) uses an exchange sort that does. Where a median picks zeros from a
   pixel that holds a ``-0.0``, that pixel is redone with the exchange sort itself.
-- minmed's minimum is NumPy's ``fmin.reduce``, whose SIMD loops return the *second* operand of a
-  ``±0`` tie and whose scalar tail loops return the *first*. Which positions of a section NumPy
-  treats with its scalar tail is probed once per section size (:func:`_fmin_first_positions`)
-  and those pixels are redone with first-wins semantics.
+- minmed's minimum is NumPy's ``fmin.reduce`` (with weight masks; ``minimum.reduce`` without),
+  whose SIMD loops return the *second* operand of a ``±0`` tie and whose scalar tail loops may
+  return the *first*. Which positions of a section NumPy treats that way is probed once per
+  section size and reduction (:func:`_fmin_first_positions`) and those pixels are redone with
+  first-wins semantics. A section of one pixel is reduced by NumPy along a contiguous axis, in
+  SIMD lanes: there the minimum (and ``sum``'s pairwise sum) is NumPy's own, computed on the
+  pixel's values as drizzlepac holds them.
 - Sequential sums start from ``+0.0`` and run in stack order (float32 weights, ``sum``) or in
   sorted order (float64 ``mean``), exactly as the reference writes them.
 
@@ -43,7 +46,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from . import CombineSpec, ImageScalars, SectionResult
+from . import CombineSpec, ImageScalars, SectionResult, reference
 
 __all__ = [
     "FastSectionResult", "combine_section", "count_nonfinite", "sorting_network", "weight_sums",
@@ -161,19 +164,22 @@ _fmin_lock = threading.Lock()
 
 
 @lru_cache(maxsize=64)
-def _fmin_first_positions_cached(n_pixels: int) -> np.ndarray:
-    probe = np.zeros((2, 1, n_pixels), dtype=np.float32)
+def _first_positions_cached(n_pixels: int, op_name: str) -> np.ndarray:
+    op = getattr(np, op_name)
+    probe = np.zeros((2, 1, n_pixels), dtype=">f4")  # big-endian, as drizzlepac holds them
     probe[1] = np.float32(-0.0)
-    first = ~np.signbit(np.fmin.reduce(probe, axis=0)).ravel()
+    first = ~np.signbit(op.reduce(probe, axis=0)).ravel()
     return np.flatnonzero(first).astype(np.int64)
 
 
-def _fmin_first_positions(rows: int, nx: int) -> np.ndarray:
-    """Flat positions of an ``(N, rows, nx)`` section where NumPy's ``fmin.reduce`` over axis 0
-    returns the first operand of a ``±0`` tie (its scalar tail loop); elsewhere (its SIMD loop)
-    it returns the second. Probed, not assumed: it depends on the CPU and NumPy build."""
+def _fmin_first_positions(rows: int, nx: int, masks: bool = True) -> np.ndarray:
+    """Flat positions of an ``(N, rows, nx)`` section where NumPy's reduction over axis 0
+    returns the first operand of a ``±0`` tie (a scalar tail loop); elsewhere (a SIMD loop)
+    it returns the second. The reduction is drizzlepac's: ``np.fmin`` (``nanmin``) with
+    weight masks, ``np.minimum`` (``amin``) without. Probed, not assumed: it depends on the
+    CPU and NumPy build."""
     with _fmin_lock:
-        return _fmin_first_positions_cached(rows * nx)
+        return _first_positions_cached(rows * nx, "fmin" if masks else "minimum")
 
 
 def _block(n: int) -> int:
@@ -299,7 +305,8 @@ def _redo_median(sp, ss, wp, ws, use_w, wlim, vlo, vhi, p, k, even, tmp, res, al
         s = _at(sp, ss, i, p)
         ok = (abs(s) < inf) and (s >= vlo) and (s < vhi)
         if use_w:
-            ok = ok and (_at(wp, ws, i, p) >= wlim[i])
+            w = _at(wp, ws, i, p)
+            ok = ok and (w >= wlim[i]) and (w != inf)
         if ok:
             tmp[m] = s
             m += 1
@@ -419,7 +426,7 @@ def _numcombine_kernel(sp, ss, wp, ws, use_w, wlim, vlo, vhi, is_median, fill, k
                 _load_row(wp, ws, i, p0, wrow, nb_)
             else:
                 for x in range(nb_):
-                    wrow[x] = inf
+                    wrow[x] = zero  # passes w >= -inf; a weight of +inf never does
             brow = buf[i]
             lim = wlim[i]
             nonfin = False
@@ -427,7 +434,7 @@ def _numcombine_kernel(sp, ss, wp, ws, use_w, wlim, vlo, vhi, is_median, fill, k
                 for x in range(nb_):
                     s = srow[x]
                     finite = abs(s) < inf
-                    ok = finite & (s >= vlo) & (s < vhi) & (wrow[x] >= lim)
+                    ok = finite & (s >= vlo) & (s < vhi) & (wrow[x] >= lim) & (wrow[x] != inf)
                     c = cnt[x]
                     brow[x] = s if ok else (ninf if ((i - c) & 1) == 0 else inf)
                     cnt[x] = c + np.int32(ok)
@@ -436,7 +443,7 @@ def _numcombine_kernel(sp, ss, wp, ws, use_w, wlim, vlo, vhi, is_median, fill, k
                 for x in range(nb_):
                     s = srow[x]
                     finite = abs(s) < inf
-                    ok = finite & (s >= vlo) & (s < vhi) & (wrow[x] >= lim)
+                    ok = finite & (s >= vlo) & (s < vhi) & (wrow[x] >= lim) & (wrow[x] != inf)
                     brow[x] = s if ok else inf
                     cnt[x] = cnt[x] + np.int32(ok)
                     nonfin |= not finite
@@ -499,8 +506,8 @@ def _numcombine_kernel(sp, ss, wp, ws, use_w, wlim, vlo, vhi, is_median, fill, k
 
 @nb.njit(**_JIT)
 def _minmed_kernel(sp, ss, wp, ws, use_w, wlim, sps, rn2, rn_masks, rn_const, n1, n2, fill,
-                   k_of, even, mid, net, fw_pos, p_lo, p_hi, block, mn_out, med_out, f1, f2,
-                   gcount, nonfinite):
+                   k_of, even, mid, net, fw_pos, mn_fix, p_lo, p_hi, block, mn_out, med_out, f1,
+                   f2, gcount, nonfinite):
     """minmed's per-pixel part (docs/spec.md §7 steps 1–9) over flat pixels ``[p_lo, p_hi)``: the
     minimum, the "median", the good count and the two flags ``MinW < MedW - nsigma·σ``.
 
@@ -559,7 +566,8 @@ def _minmed_kernel(sp, ss, wp, ws, use_w, wlim, sps, rn2, rn_masks, rn_const, n1
             for x in range(nb_):
                 s = srow[x]
                 finite = abs(s) < inf
-                ok = finite & ((wrow[x] >= lim) | (not use_w))  # (a NaN weight is bad)
+                # (a NaN or +inf weight is bad; -inf is below every limit)
+                ok = finite & (((wrow[x] >= lim) & (wrow[x] != inf)) | (not use_w))
                 c = cnt[x]
                 brow[x] = s if ok else (ninf if ((i - c) & 1) == 0 else inf)
                 okb[x] = ok
@@ -576,11 +584,11 @@ def _minmed_kernel(sp, ss, wp, ws, use_w, wlim, sps, rn2, rn_masks, rn_const, n1
                 mn_dst[x] = a if okb[x] == 0 else (a if a < v else v)
             for x in range(nb_):
                 w = wrow[x]
-                wt[x] = wt[x] + (zero if w != w else w)
+                wt[x] = wt[x] + (w if abs(w) < inf else zero)  # NaN/inf weights count as 0
                 gsum[x] = gsum[x] + (srow[x] if okb[x] != 0 else zero)
             for x in range(nb_):
                 w = wrow[x]
-                bk[x] = bk[x] + np.float64(zero if w != w else w) * s_i
+                bk[x] = bk[x] + np.float64(w if abs(w) < inf else zero) * s_i
                 rn[x] = rn[x] + (1.0 if okb[x] != 0 else 0.0) * r_i
             if fill:
                 _gather_fill(srow, nb_, cand, hasc)
@@ -593,7 +601,8 @@ def _minmed_kernel(sp, ss, wp, ws, use_w, wlim, sps, rn2, rn_masks, rn_const, n1
                 s = _at(sp, ss, i, p)
                 ok = abs(s) < inf
                 if use_w:
-                    ok = ok & (_at(wp, ws, i, p) >= wlim[i])
+                    w = _at(wp, ws, i, p)
+                    ok = ok & (w >= wlim[i]) & (w != inf)
                 v = s if ok else nan32
                 if i == 0:
                     a = v
@@ -601,6 +610,8 @@ def _minmed_kernel(sp, ss, wp, ws, use_w, wlim, sps, rn2, rn_masks, rn_const, n1
                     a = v
             mn[p - p0] = a
             fw += 1
+        if mn_fix.shape[0] > 0 and p0 == 0 and nb_ == 1:  # one pixel: NumPy's own minimum
+            mn[0] = mn_fix[0]
         _sort_block(buf, net, nb_)
         # the "median" image
         n_redo = 0
@@ -726,27 +737,30 @@ _WEIGHT_CHUNK = 2048
 @nb.njit(inline="always", **_JIT)
 def _weights_to_f64(ptr, swap, x0, m, vals):
     """``vals[:m]`` = weights ``[x0, x0 + m)`` of a plane as float64, 0.0 for those left out
-    (< float32(1e-8) or NaN); returns whether a NaN was seen and how many were kept
-    (vectorised)."""
+    (< float32(1e-8), NaN or +inf); returns whether a NaN or ±inf was seen and how many were
+    kept (vectorised)."""
     src = nb.carray(_u32_ptr(ptr + 4 * x0), (m,))
+    inf = np.float32(np.inf)
     nan_seen = False
     count = np.int32(0)
     for x in range(m):
         w = _value(src[x], swap)
-        good = w >= _MIN_WEIGHT  # False for NaN
+        good = (w >= _MIN_WEIGHT) & (w != inf)  # False for NaN
         vals[x] = np.float64(w) if good else 0.0
-        nan_seen |= w != w
+        nan_seen |= not (abs(w) < inf)
         count += np.int32(1) if good else np.int32(0)
     return nan_seen, count
 
 
 @nb.njit(**_JIT)
 def _count_nan(ptr, swap, x0, m):
+    """How many of the weights ``[x0, x0 + m)`` are NaN or ±inf."""
     src = nb.carray(_u32_ptr(ptr + 4 * x0), (m,))
+    inf = np.float32(np.inf)
     c = 0
     for x in range(m):
         w = _value(src[x], swap)
-        c += w != w
+        c += not (abs(w) < inf)
     return c
 
 
@@ -757,8 +771,9 @@ WEIGHT_LANES = 6
 @nb.njit(**_JIT)
 def _weight_sums_kernel(ptrs, swaps, m, totals, counts, nans):
     """For each of up to six planes of ``m`` weights (float32 bits at ``ptrs``): the sequential
-    float64 sum, from ``totals[k]``, of its weights >= float32(1e-8) (NaN excluded) — exactly
-    what ``np.cumsum`` from ``totals[k]`` gives — their count and the number of NaN weights.
+    float64 sum, from ``totals[k]``, of its finite weights >= float32(1e-8) (NaN and +inf
+    excluded) — exactly what ``np.cumsum`` from ``totals[k]`` gives — their count and the
+    number of NaN/±inf weights.
 
     Chunk by chunk: the weights are converted to float64 (0.0 for one left out; adding 0.0
     changes no bit, as a sum from +0.0 of values >= 0 is never -0.0) in a vectorised loop,
@@ -931,7 +946,9 @@ def combine_section(
     else:
         wp, ws, keep_w = sp, ss, []
     wlim = _weight_limits(thresholds, n)
-    if kind == "sum":
+    if kind == "sum" and r * nx == 1 and hi > lo:
+        _one_pixel_sum(sp, ss, fillval, flat_out, flat_ngood, counts)
+    elif kind == "sum":
         _sum_kernel(sp, ss, lo * nx, hi * nx, fillval, block, flat_out, flat_ngood, counts)
     elif kind in ("median", "mean"):
         vlo, vhi = _value_limits(spec)
@@ -954,6 +971,42 @@ def combine_section(
         raise ValueError(f"unknown combine kind {kind!r}")
     del keep_s, keep_w  # (held until the kernels are done with the addresses)
     return FastSectionResult(median=out, ngood=ngood, minchosen=minchosen, nonfinite=counts)
+
+
+def _pixel_values(ptrs: np.ndarray, swaps: np.ndarray) -> np.ndarray:
+    """The first value of each plane (native float32), from the kernels' plane addresses."""
+    out = np.empty(ptrs.shape[0], dtype=np.float32)
+    _gather_first(ptrs, swaps, out)
+    return out
+
+
+@nb.njit(**_JIT)
+def _gather_first(ptrs, swaps, out):
+    for i in range(ptrs.shape[0]):
+        out[i] = _at(ptrs, swaps, i, 0)
+
+
+def _one_pixel_sum(sp, ss, fillval, flat_out, flat_ngood, counts) -> None:
+    """``sum`` of a one-pixel section: NumPy's pairwise sum (see the module notes)."""
+    vals = _pixel_values(sp, ss)
+    finite = np.isfinite(vals)
+    total = reference.one_pixel_sum(np.where(finite, vals, np.float32(0)).reshape(-1, 1, 1))
+    flat_out[0] = total[0, 0] if finite.any() else fillval
+    flat_ngood[0] = min(int(finite.sum()), 65535)
+    counts += ~finite
+
+
+def _one_pixel_minimum(sp, ss, wp, ws, thresholds) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """minmed's minimum of a one-pixel section, as drizzlepac's NumPy call makes it."""
+    vals = _pixel_values(sp, ss)
+    masked = ~np.isfinite(vals)
+    if thresholds is not None:
+        w = _pixel_values(wp, ws)
+        masked |= (w.astype(np.float64) < np.asarray(thresholds, np.float64)) | ~np.isfinite(w)
+    vals = np.where(masked, np.float32(np.nan if thresholds is not None else np.inf), vals)
+    if masked.all():
+        vals[:] = 0
+    return reference.minimum_as_numpy(vals.reshape(-1, 1, 1), thresholds is not None).ravel()
 
 
 def count_nonfinite(values: np.ndarray) -> int:
@@ -984,7 +1037,10 @@ def _minmed(sp, ss, wp, ws, thresholds, wlim, spec, scalars, r, nx, lo, hi, bloc
     k_of, even = _median_table(n, 0, 1)
     mid = _middle(n, 0, 1)
     net = sorting_network(n, tuple(p for p in (mid - 1, mid) if 0 <= p < n) if n >= 3 else None)
-    fw_pos = _fmin_first_positions(r, nx)
+    fw_pos = _fmin_first_positions(r, nx, masks=thresholds is not None)
+    mn_fix = np.empty(0, np.float32)
+    if r * nx == 1:  # NumPy reduces along a contiguous axis there: its own result
+        mn_fix = _one_pixel_minimum(sp, ss, wp, ws, thresholds)
     m = (y1c - y0c) * nx
     mn = np.empty(m, np.float32)
     med = np.empty(m, np.float32)
@@ -993,8 +1049,8 @@ def _minmed(sp, ss, wp, ws, thresholds, wlim, spec, scalars, r, nx, lo, hi, bloc
     gcount = np.empty(m, np.int32)
     _minmed_kernel(sp, ss, wp, ws, thresholds is not None, wlim, sps, rn2,
                    bool(spec.weight_masks), rn_const, float(spec.nsigma1), float(spec.nsigma2),
-                   bool(spec.fill), k_of, even, mid, net, fw_pos, y0c * nx, y1c * nx, block, mn,
-                   med, f1, f2, gcount, counts)
+                   bool(spec.fill), k_of, even, mid, net, fw_pos, mn_fix, y0c * nx, y1c * nx,
+                   block, mn, med, f1, f2, gcount, counts)
     # the halo rows belong to the neighbouring sections' counts
     halo = np.zeros(n, dtype=np.int64)
     _count_nonfinite(sp, ss, y0c * nx, lo * nx, halo)

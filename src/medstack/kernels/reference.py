@@ -11,7 +11,7 @@ Deliberate differences from drizzlepac (docs/deviations.md):
 - ``i`` types fill every all-masked pixel, not only column 0 (Q1), with the first non-zero
   finite value in stack order.
 - minmed's one-good-pixel value ignores what masked pixels hold (Q14).
-- NaN weights count as 0 in minmed's noise model (Q16).
+- NaN and ±inf weights are bad pixels and count as 0 in minmed's noise model (Q16).
 - Pixels with no good input take ``fillval`` (drizzlepac: 0).
 """
 
@@ -21,13 +21,13 @@ import numpy as np
 
 from . import CombineSpec, ImageScalars, SectionResult
 
-__all__ = ["combine_section", "weight_mask"]
+__all__ = ["combine_section", "minimum_as_numpy", "one_pixel_sum", "weight_mask"]
 
 
 def weight_mask(wht: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """True where a weight is below its image's threshold (float64 compare) or NaN."""
+    """True where a weight is below its image's threshold (float64 compare), NaN or ±inf."""
     thr = np.asarray(thresholds, dtype=np.float64)[:, None, None]
-    return (wht.astype(np.float64) < thr) | np.isnan(wht)
+    return (wht.astype(np.float64) < thr) | ~np.isfinite(wht)
 
 
 def _seq_sum(stack: np.ndarray) -> np.ndarray:
@@ -135,14 +135,36 @@ def _numcombine(sci, good, kind, fill, nlow, nhigh, empty):  # type: ignore[no-u
 
 def _sum(sci: np.ndarray, fillval: float) -> tuple[np.ndarray, np.ndarray]:
     """float32 sum in stack order of the finite values, from +0.0 (drizzlepac ignores masks for
-    sum)."""
+    sum). A section of one pixel is summed as drizzlepac's ``np.sum(data, axis=0)`` sums it
+    there: NumPy's reduction is then along a contiguous axis, which it sums pairwise."""
     finite = np.isfinite(sci)
-    acc = np.zeros(sci.shape[1:], dtype=np.float32)
-    for plane, ok in zip(sci, finite):
-        acc = np.where(ok, acc + plane, acc)
+    if sci[0].size == 1:
+        acc = one_pixel_sum(np.where(finite, sci, np.float32(0)))
+    else:
+        acc = np.zeros(sci.shape[1:], dtype=np.float32)
+        for plane, ok in zip(sci, finite):
+            acc = np.where(ok, acc + plane, acc)
     count = finite.sum(axis=0)
     acc[count == 0] = np.float32(fillval)
     return acc, count
+
+
+def one_pixel_sum(values: np.ndarray) -> np.ndarray:
+    """drizzlepac's ``np.sum(data, axis=0, out=float32)`` on an (N, 1, 1) section of big-endian
+    float32 values (NumPy itself: its pairwise summation along the contiguous axis)."""
+    data = np.ascontiguousarray(values, dtype=">f4").reshape(values.shape[0], 1, 1)
+    return np.sum(data, axis=0, out=np.empty((1, 1), dtype=np.float32)).reshape(values.shape[1:])
+
+
+def minimum_as_numpy(vals: np.ndarray, masks: bool) -> np.ndarray:
+    """drizzlepac's minimum image of a minmed section, by NumPy itself on the (N, r, nx)
+    big-endian float32 values as drizzlepac holds them: ``nanmin`` (``np.fmin.reduce``) when
+    there are weight masks (masked values NaN), else ``np.amin`` (``np.minimum.reduce``). The
+    two differ in which of ``+0.0``/``-0.0`` a tie returns, and a section of one pixel is
+    reduced along a contiguous axis, in SIMD lanes."""
+    data = np.ascontiguousarray(vals, dtype=">f4")
+    op = np.fmin if masks else np.minimum
+    return op.reduce(data, axis=0).astype(np.float32)
 
 
 def _dilate(flag: np.ndarray, grow: int) -> np.ndarray:
@@ -176,13 +198,14 @@ def _minmed(sci, bad, spec, wht, scalars):  # type: ignore[no-untyped-def]
             sci_sum = _seq_sum(clean * good)
             med[one_good] = sci_sum[one_good]
 
-    # 3. the minimum image: masked → NaN, all-bad → 0, then nanmin (numpy's fmin reduction)
-    vals = np.where(masked, np.float32(np.nan), sci)
+    # 3. the minimum image: with weight masks, masked → NaN, all-bad → 0, then nanmin (numpy's
+    # fmin reduction); without, np.amin (NaN/±inf science values, masked here, count as +inf)
+    vals = np.where(masked, np.float32(np.nan if bad is not None else np.inf), sci)
     vals[:, allbad] = 0
-    minimum = np.fmin.reduce(vals, axis=0)
+    minimum = minimum_as_numpy(vals, masks=bad is not None)
 
     # 4-6. total weight (float32), background (float64), readnoise
-    w = np.where(np.isnan(wht), np.float32(0), wht)
+    w = np.where(np.isfinite(wht), wht, np.float32(0))
     weight_sum = _seq_sum(w)
     per_second_sky = np.array(
         [float(s) / float(t) for s, t in zip(scalars.sky, scalars.exptime)], dtype=np.float64
