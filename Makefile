@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install -e ".[$(EXTRAS)]"
-	$(PY) -m medstack.compile
+	$(VENV)/bin/medstack-compile
 	touch $@
 
 venv: $(STAMP)

@@ -1,6 +1,6 @@
 """AstroDrizzle with and without medstack as its median step, side by side in one run.
 
-A dithered stack of N copies of the real ACS/HRC exposure (:mod:`medstack.fltstack`) is run
+A dithered stack of N copies of the real ACS/HRC exposure (:mod:`medstack.extras.fltstack`) is run
 through the whole AstroDrizzle pipeline with ``driz_sep_scale`` a quarter of the native scale
 (so each single has 16 times the pixels of the exposure), three times, each in a fresh
 process and a fresh copy of the inputs:
@@ -109,7 +109,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from medstack import __version__
-    from medstack.fltstack import make_flt_stack
+    from medstack.extras.fltstack import make_flt_stack
 
     work = Path(tempfile.mkdtemp(prefix="medstack-bench-ad-", dir=args.workdir))
     try:

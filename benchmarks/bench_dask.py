@@ -11,7 +11,7 @@ For each stack (default: 10 × 4096² and 200 × 1024², minmed) it times
 each writing ``ROOT_med.fits`` without keeping the array (what the command line does), checks
 that every output file is byte-identical to the local engine's, and prints the times and the
 ratio to the local engine (the Dask overhead). Stacks are made with
-:func:`medstack.demo.make_stack` (or a plain generator when that is missing).
+:func:`medstack.extras.demo.make_stack` (or a plain generator when that is missing).
 
 Usage::
 
@@ -36,9 +36,9 @@ from medstack import median_image
 
 
 def make_stack(outdir: Path, n_images: int, shape: tuple[int, int], seed: int) -> list[str]:
-    """The stack: medstack.demo's when available, else noise + cosmic rays + weight holes."""
+    """The stack: medstack.extras.demo's when available, else noise + cosmic rays + weight holes."""
     try:
-        from medstack.demo import make_stack as demo_stack
+        from medstack.extras.demo import make_stack as demo_stack
     except ImportError:
         demo_stack = None
     if demo_stack is not None:
@@ -84,7 +84,7 @@ def _same_files(a: Path, b: Path) -> bool:
 def _warm(combine_type: str) -> None:
     """Import what the tasks need and load (or compile) the kernel: in this process and in the
     workers of a pre-started cluster, so that "run only" times measure runs only."""
-    import medstack.dask_backend  # noqa: F401
+    import medstack.executors.dask  # noqa: F401
     from medstack.kernels import CombineSpec, ImageScalars, combine_section
     from medstack.params import validate
 
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", help="where to write the stacks, kept there for the next "
                         "run (default: a temporary folder, removed afterwards)")
     args = parser.parse_args(argv)
-    from medstack.engine import default_workers
+    from medstack.core.plan import default_workers
 
     global REPEAT
     REPEAT = max(1, args.repeat)

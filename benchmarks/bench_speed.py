@@ -14,7 +14,7 @@ One run prints, side by side:
    the command's peak on a tiny stack (imports and compiled kernels loaded).
 6. Time per pixel per input image over N (3, 5, 10, 25, 64, 200, 500) on a smaller stack.
 
-Stacks are written by :func:`medstack.demo.make_stack` into a temporary folder under ``/tmp``
+Stacks are written by :func:`medstack.extras.demo.make_stack` into a temporary folder under ``/tmp``
 (``--workdir``) and removed afterwards (``--keep`` keeps them). drizzlepac runs in its own
 environment (``--dpython``; ``make bench`` builds ``benchmarks/.venv-drizzlepac``); without one
 the drizzlepac columns are left out. ``--quick`` runs everything on small stacks in about a
@@ -91,7 +91,7 @@ def same_bits(a: Path, b: Path) -> bool:
 
 def per_image_scalars(files: Sequence[str]) -> tuple[list[float], list[float], list[float]]:
     """exptime, sky (electrons) and readnoise as medstack reads them from the headers."""
-    from medstack.inputs import scalars_from_header
+    from medstack.io.inputs import scalars_from_header
 
     values = [scalars_from_header(fits.getheader(f)) for f in files]
     return ([v[0] for v in values], [v[1] or 0.0 for v in values], [v[2] or 0.0 for v in values])
@@ -131,14 +131,14 @@ def medstack_compute(files: Sequence[str], root: Path | None, repeat: int, *,
 
 
 def phases(files: Sequence[str], ctype: str, workers: int, root: Path) -> dict[str, float]:
-    """Seconds of each step of one run, done step by step as :func:`medstack.engine.run`
+    """Seconds of each step of one run, done step by step as :func:`medstack.core.run.run`
     does them (which overlaps the writing with the sections)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from medstack import engine
-    from medstack.inputs import open_inputs
+    from medstack.io.inputs import open_inputs
+    from medstack.io.writer import FitsImageWriter
     from medstack.params import validate
-    from medstack.writer import FitsImageWriter
 
     out: dict[str, float] = {}
     t = time.perf_counter()
@@ -181,7 +181,7 @@ def phases(files: Sequence[str], ctype: str, workers: int, root: Path) -> dict[s
 @contextlib.contextmanager
 def stack(workdir: Path, name: str, n: int, shape: tuple[int, int], keep: bool
           ) -> Iterator[list[str]]:
-    from medstack.demo import make_stack
+    from medstack.extras.demo import make_stack
 
     folder = workdir / name
     t0 = time.perf_counter()
@@ -359,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # -------------------------------------------------------------- 5a. RSS here
             rss_rows = []
             tiny_dir = workdir / "tiny"
-            from medstack.demo import make_stack
+            from medstack.extras.demo import make_stack
 
             tiny = [str(p) for p in make_stack(tiny_dir, 3, (64, 64), seed=2)]
             for ctype in MAIN_TYPES:

@@ -7,7 +7,7 @@ One run prints, side by side:
 3. The first run after a fresh ``pip install`` of this checkout into a new virtual
    environment (6 × 1024², minmed and median): the first run of each type (numba compiles its
    kernels), the next run (they load from the cache), and the same after the one-time step
-   ``python -m medstack.compile``. ``--no-fresh-venv`` skips this part (it downloads nothing
+   ``python -m medstack.extras.compile``. ``--no-fresh-venv`` skips this part (it downloads nothing
    new with a warm pip cache, and takes about two minutes).
 4. A cold page cache (needs root: ``/proc/sys/vm/drop_caches``): a 10 × 4096² median run,
    whole process, after dropping the cache, against ``cat`` of the same files after dropping
@@ -41,7 +41,7 @@ def best_of(cmd: list[str], repeat: int = 5, env: dict[str, str] | None = None) 
 
 
 def make_stack(folder: Path, n: int, size: int) -> list[str]:
-    from medstack.demo import make_stack as demo_stack
+    from medstack.extras.demo import make_stack as demo_stack
 
     return [str(p) for p in demo_stack(folder, n_images=n, shape=(size, size))]
 
@@ -74,9 +74,9 @@ def fresh_venv(work: Path, files: list[str]) -> list[list[str]]:
     cache = work / "fresh-cache"
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
     t0 = time.perf_counter()
-    subprocess.run([str(venv / "bin" / "python"), "-m", "medstack.compile"], check=True,
+    subprocess.run([str(venv / "bin" / "python"), "-m", "medstack.extras.compile"], check=True,
                    env=env, capture_output=True)
-    rows.append(["python -m medstack.compile (once)", f"{time.perf_counter() - t0:.1f}", ""])
+    rows.append(["python -m medstack.extras.compile (once)", f"{time.perf_counter() - t0:.1f}", ""])
     for ctype in ("minmed", "median"):
         first = timed_process([*command, *files, "-o", str(out), "--combine-type", ctype],
                               env=env)

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from medstack import fltstack
+from medstack.extras import fltstack
 
 if os.environ.get("MEDSTACK_REQUIRE_DRIZZLEPAC") == "1":
     import drizzlepac  # noqa: F401  (CI: these tests must run, not skip)

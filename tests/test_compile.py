@@ -1,4 +1,4 @@
-"""``python -m medstack.compile`` fills numba's cache, so that no later run compiles."""
+"""``python -m medstack.extras.compile`` fills numba's cache, so that no later run compiles."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ RUN_ALL = textwrap.dedent("""\
 
 def test_compile_fills_the_cache_for_every_combine_type(tmp_path):
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
-    done = subprocess.run([sys.executable, "-m", "medstack.compile"], env=env,
+    done = subprocess.run([sys.executable, "-m", "medstack.extras.compile"], env=env,
                           capture_output=True, text=True, check=True)
     assert "medstack kernels compiled and cached in" in done.stdout
     assert str(tmp_path / "cache") in done.stdout

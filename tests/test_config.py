@@ -28,7 +28,7 @@ from medstack.config import (
     write_config,
 )
 from medstack.errors import InputError, ParameterError
-from medstack.inputs import expand_inputs
+from medstack.io.inputs import expand_inputs
 from medstack.params import PARAMETERS, MedianParams, validate
 
 

@@ -19,7 +19,7 @@ from test_config import astrodrizzle_cfg
 from medstack import __version__, createMedian, median_image
 from medstack.config import read_config, write_config
 from medstack.errors import InputError, ParameterError
-from medstack.inputs import open_inputs
+from medstack.io.inputs import open_inputs
 from medstack.params import PARAMETERS, format_value, validate
 
 

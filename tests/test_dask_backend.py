@@ -19,12 +19,21 @@ import pytest
 from astropy.io import fits
 from conftest import SHARED_DATA, random_stack, same_bits, write_stack
 
-from medstack import dask_backend
+from medstack.api import median_image
 from medstack.cli import main
-from medstack.engine import median_image, prepare
+from medstack.core.plan import prepare
 from medstack.errors import InputError, MedstackError, ParameterError
-from medstack.inputs import open_inputs
+from medstack.executors import dask as dask_backend
+from medstack.io.inputs import open_inputs
 from medstack.params import validate
+
+
+def dask_run(plan, *, client, sections_per_band=None, **options):
+    """The run skeleton on a DaskExecutor of ``client``."""
+    from medstack.core.run import run
+
+    executor = dask_backend.DaskExecutor(client=client, sections_per_band=sections_per_band)
+    return run(plan, executor, **options)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +132,7 @@ def _run_and_kill_a_worker(client, plan, out):
     def slow_down(delay):  # in the workers: each section takes `delay` s longer (a nested
         import time as time_  # function, so sent by value: workers cannot import this module)
 
-        from medstack import engine
+        from medstack.executors import dask as engine
 
         original = getattr(engine, "_test_original_compute_section", engine.compute_section)
         engine._test_original_compute_section = original
@@ -145,7 +154,7 @@ def _run_and_kill_a_worker(client, plan, out):
 
     def target():
         try:
-            box["result"] = dask_backend.run(
+            box["result"] = dask_run(
                 plan, path=out, keep_data=False, save_maps=True, client=client,
                 sections_per_band=1, progress=lambda d, t: calls.append(d))
         except BaseException as err:
@@ -228,13 +237,13 @@ def test_task_error_reaches_the_caller_and_leaves_no_file(client, tmp_path):
     os.remove(names[1])  # gone after planning: the workers cannot read it
     (tmp_path / "out").mkdir()
     with pytest.raises(InputError, match=f"^{names[1]}: cannot read image data"):
-        dask_backend.run(plan, path=tmp_path / "out" / "x_med.fits", client=client)
+        dask_run(plan, path=tmp_path / "out" / "x_med.fits", client=client)
     assert _files(tmp_path / "out") == []
 
 
 def test_each_worker_opens_the_inputs_once_per_run(client, stack):
     def count_opens(on):  # in the workers: count how often a band opens the whole stack
-        from medstack import dask_backend as backend
+        from medstack.executors import dask as backend
 
         original = getattr(backend, "_test_original_open", backend._open_readers)
         backend._test_original_open = original
@@ -247,7 +256,7 @@ def test_each_worker_opens_the_inputs_once_per_run(client, stack):
         backend._open_readers = counting if on else original
 
     def opens_and_cache():
-        from medstack import dask_backend as backend
+        from medstack.executors import dask as backend
 
         return backend._test_opens, len(backend._cache)
 
@@ -255,7 +264,7 @@ def test_each_worker_opens_the_inputs_once_per_run(client, stack):
     try:
         plan = prepare(open_inputs(stack), validate(CASES["minmed"]))
         local = median_image(stack, **CASES["minmed"])
-        result = dask_backend.run(plan, client=client, sections_per_band=1)
+        result = dask_run(plan, client=client, sections_per_band=1)
         assert same_bits(result.data, local.data)
         counts = client.run(opens_and_cache)
     finally:
@@ -276,7 +285,7 @@ def test_compressed_inputs_same_bits_with_a_warning(client, tmp_path, caplog):
             fits.writeto(path + ".gz", fits.getdata(path), fits.getheader(path))
         names.append(name + ".gz")
     local = median_image(plain, combine_type="minmed", combine_bufsize=0.001)
-    with caplog.at_level("INFO", logger="medstack.dask_backend"):
+    with caplog.at_level("INFO", logger="medstack"):
         result = median_image(names, combine_type="minmed", combine_bufsize=0.001, client=client)
     assert same_bits(result.data, local.data)
     assert "6 compressed input file(s)" in caplog.text and "temporary file" in caplog.text
@@ -383,9 +392,9 @@ def test_scheduler_and_client_together_is_an_error(stack):
 
 def _plan(ny, nx, bufsize, combine_type="median"):
     params = validate(combine_type=combine_type, combine_bufsize=bufsize)
-    from medstack.engine import StackPlan
+    from medstack.core.plan import StackPlan
+    from medstack.core.sections import plan_sections, section_rows
     from medstack.kernels import CombineSpec
-    from medstack.sections import plan_sections, section_rows
 
     rows = section_rows(ny, nx, params.budget_bytes, params.grow_px)
     return StackPlan(images=(), params=params, spec=CombineSpec.from_params(params),

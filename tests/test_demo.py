@@ -1,4 +1,4 @@
-"""The synthetic stack generator (:mod:`medstack.demo`) and the ``medstack-demo`` command."""
+"""The synthetic stack generator (:mod:`medstack.extras.demo`) and the ``medstack-demo`` command."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from medstack import demo
-from medstack.demo import make_stack
 from medstack.errors import ParameterError
+from medstack.extras import demo
+from medstack.extras.demo import make_stack
 
 SHAPE = (128, 160)
 N = 4
@@ -124,7 +124,7 @@ def test_headers(stack):
 
 def test_median_step_reads_the_headers(stack):
     """medstack's own header reader gets exptime, sky (float32) and read noise from them."""
-    inputs = pytest.importorskip("medstack.inputs")
+    inputs = pytest.importorskip("medstack.io.inputs")
     _, _, _, headers = stack
     exptime, sky, readnoise = inputs.scalars_from_header(headers[0])
     assert exptime == headers[0]["EXPTIME"] and sky == headers[0]["MDRIZSKY"]

@@ -242,7 +242,7 @@ def test_failure_leaves_earlier_output_untouched(tmp_path, monkeypatch):
     _, _, names = _stack(tmp_path, n=3, ny=40)
     first = median_image(names, tmp_path / "out", combine_type="median")
     before = first.path.read_bytes()
-    import medstack.engine as engine
+    import medstack.core.unit as engine
 
     calls = []
 

@@ -162,7 +162,7 @@ def test_in_memory_is_rejected_as_api_md_says(tmp_path):
 
 def test_dask_install_is_said_to_need_a_checkout():
     from medstack.cli import build_parser
-    from medstack.dask_backend import INSTALL_HINT
+    from medstack.executors.dask import INSTALL_HINT
 
     texts = [(p.name, p.read_text(encoding="utf-8")) for p in [ROOT / "README.md",
                                                               *DOCS.glob("*.md")]]

@@ -290,7 +290,7 @@ def test_output_directory_not_writable(setup, capsys, monkeypatch):
 def test_temporary_file_refused(setup, capsys, monkeypatch):
     """os.access can say yes where creating a file still fails (read-only mount, ACLs):
     simulated with the EROFS that mkstemp would raise."""
-    import medstack.writer as writer
+    import medstack.io.writer as writer
 
     def mkstemp(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
@@ -619,7 +619,7 @@ def test_special_file_outputs_are_refused_not_replaced(setup, capsys, kind, opti
     after = os.stat(node)
     assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
     with pytest.raises(OutputError, match="is a special file"):
-        from medstack.quicklook import save_quicklook
+        from medstack.extras.quicklook import save_quicklook
         save_quicklook(node, setup.sci[0])
 
 
@@ -647,7 +647,7 @@ def test_png_failure_leaves_the_earlier_median(setup, capsys, monkeypatch, stop)
 
 
 def test_png_written_when_the_median_commit_fails_is_reported(setup, capsys, monkeypatch):
-    import medstack.writer as writer
+    import medstack.io.writer as writer
 
     def commit(self):
         raise OutputError(f"{self.path}: cannot rename the finished file (simulated)")
@@ -816,7 +816,7 @@ def test_malformed_header_card_is_one_warning_naming_the_file(setup):
 def test_library_warnings_become_one_medstack_line(setup, capsys, monkeypatch):
     import warnings
 
-    import medstack.engine as engine
+    import medstack.api as engine
 
     real = engine.prepare
 

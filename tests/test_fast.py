@@ -23,10 +23,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from medstack import median_image
-from medstack.engine import RawReader, open_reader
-from medstack.inputs import ImageReader
+from medstack.core.weights import MIN_WEIGHT, WeightMean
+from medstack.io.readers import ImageReader, RawReader, open_reader
 from medstack.kernels import CombineSpec, ImageScalars, combine_section, fast
-from medstack.masks import MIN_WEIGHT, WeightMean
 
 SETTINGS = settings(max_examples=60, deadline=None)
 
@@ -458,7 +457,7 @@ def test_engine_fast_equals_reference(small_stack, tmp_path, params, workers):
 @pytest.mark.parametrize("n", [1, 5, 6, 7, 10, 13])
 @pytest.mark.parametrize("workers", [1, 2, 3, 4])
 def test_weight_groups_cover_every_image_once(n, workers):
-    from medstack.engine import _weight_groups
+    from medstack.core.weights import weight_groups as _weight_groups
 
     groups = _weight_groups(n, workers)
     assert [i for g in groups for i in g] == list(range(n))
@@ -473,7 +472,8 @@ def test_weight_stats_the_same_on_any_number_of_threads(tmp_path):
     kernel call's worth)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from medstack.engine import _weight_groups, weight_stats, weight_stats_many
+    from medstack.core.weights import weight_groups as _weight_groups
+    from medstack.core.weights import weight_stats, weight_stats_many
 
     rng = np.random.default_rng(11)
     sci, wht = random_stack(rng, 13, 37, 23)

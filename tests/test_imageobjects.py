@@ -14,7 +14,7 @@ from conftest import random_stack, same_bits, write_stack
 
 from medstack import createMedian, median_image
 from medstack.errors import InputError, ParameterError, StepAbortedError
-from medstack.imageobjects import is_image_object, stack_from_objects
+from medstack.io.imageobjects import is_image_object, stack_from_objects
 
 
 class Chip:

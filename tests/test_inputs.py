@@ -13,14 +13,14 @@ from astropy.io import fits
 from conftest import random_stack, resident_kib, write_stack
 
 from medstack.errors import InputError
-from medstack.inputs import (
-    ImageReader,
+from medstack.io.inputs import (
     expand_inputs,
     open_input,
     open_inputs,
     scalars_from_header,
     single_names,
 )
+from medstack.io.readers import ImageReader
 
 
 def test_single_and_exposure_names_map():
@@ -130,7 +130,7 @@ def test_open_inputs_checks_per_image_lists(tmp_path):
 def test_data_offset_and_truncation_of_either_hdu(tmp_path, ext):
     """The truncation check takes the data offset from the HDU itself (cheap), the same as
     the HDUList's fileinfo, for data in the primary HDU or in extension 1."""
-    from medstack.inputs import _data_offset
+    from medstack.io.inputs import _data_offset
 
     data = np.arange(12 * 16, dtype=np.float32).reshape(12, 16)
     header = fits.Header([(f"KEY{i}", i) for i in range(40)])  # a header of two blocks
@@ -227,7 +227,7 @@ def test_compressed_single_is_streamed_to_a_temporary_file(tmp_path, caplog, kin
     import tracemalloc
 
     from medstack import median_image
-    from medstack.engine import RawReader, open_reader
+    from medstack.io.readers import RawReader, open_reader
 
     sci, wht = random_stack(np.random.default_rng(8), 3, 1024, 256)  # 1 MiB per image
     plain = write_stack(tmp_path / "plain", sci, wht)
@@ -261,7 +261,7 @@ def test_compressed_single_is_streamed_to_a_temporary_file(tmp_path, caplog, kin
 
 
 def test_damaged_gzip_single_is_named(tmp_path):
-    from medstack.engine import open_reader
+    from medstack.io.readers import open_reader
 
     sci, wht = random_stack(np.random.default_rng(9), 1, 64, 32)
     name = write_stack(tmp_path, sci, wht)[0]

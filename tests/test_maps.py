@@ -100,7 +100,7 @@ def test_maps_are_written_atomically(stack, tmp_path, monkeypatch):
     first = median_image(names, tmp_path / "v", save_maps=True)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     assert sorted(before) == ["v_med.fits", "v_med_minchosen.fits", "v_med_ngood.fits"]
-    import medstack.engine as engine
+    import medstack.core.unit as engine
 
     calls = []
 
@@ -147,7 +147,7 @@ def test_cli_png(stack, tmp_path, capsys):
 
 
 def test_save_quicklook_api(stack, tmp_path):
-    from medstack.quicklook import save_quicklook
+    from medstack.extras.quicklook import save_quicklook
 
     _, _, names = stack
     result = median_image(names, keep_maps=True)

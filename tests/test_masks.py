@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medstack.masks import MIN_WEIGHT, WeightMean, mask_threshold, weight_mask
+from medstack.core.weights import MIN_WEIGHT, WeightMean, mask_threshold, weight_mask
 
 
 def test_mean_is_sequential_float64_rounded_to_float32():

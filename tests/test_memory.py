@@ -6,15 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medstack.errors import ParameterError
-from medstack.memory import (
+from medstack.core.memory import (
     WEIGHT_CHUNK_BYTES,
     plan_memory,
     section_bytes,
     weight_chunk_rows,
     weight_pass_bytes,
 )
-from medstack.sections import section_rows
+from medstack.core.sections import section_rows
+from medstack.errors import ParameterError
 
 MiB = 1 << 20
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import same_bits, write_stack
 
 from medstack import median_image
-from medstack.openfiles import descriptors_needed, ensure_open_files
+from medstack.io.openfiles import descriptors_needed, ensure_open_files
 
 resource = pytest.importorskip("resource")
 

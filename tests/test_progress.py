@@ -14,9 +14,9 @@ from astropy.io import fits
 from conftest import random_stack, write_stack
 
 from medstack import median_image
-from medstack import progress as progress_module
 from medstack.cli import main
-from medstack.progress import make_progress
+from medstack.extras import progress as progress_module
+from medstack.extras.progress import make_progress
 
 NY, NX = 40, 10
 ONE_ROW = NX * 4 / 2**20

@@ -1,4 +1,4 @@
-"""The quick-look PNG (:func:`medstack.quicklook.save_quicklook`)."""
+"""The quick-look PNG (:func:`medstack.extras.quicklook.save_quicklook`)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pytest
 from astropy.io import fits
 from matplotlib.image import imread
 
-from medstack.demo import make_stack
 from medstack.errors import OutputError, ParameterError
-from medstack.quicklook import STRETCHES, save_quicklook
+from medstack.extras.demo import make_stack
+from medstack.extras.quicklook import STRETCHES, save_quicklook
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -153,7 +153,7 @@ def test_no_pyplot(tmp_path):
     """The figure is made without pyplot (no global state, no GUI backend)."""
     code = (
         "import sys, numpy as np\n"
-        "from medstack.quicklook import save_quicklook\n"
+        "from medstack.extras.quicklook import save_quicklook\n"
         f"save_quicklook({str(tmp_path / 'p.png')!r}, np.zeros((20, 20)), np.ones((20, 20)))\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"
     )
@@ -194,7 +194,7 @@ def test_binned_axes_span_the_sky_of_the_full_image(shape, cd):
     of a 4096² image at 0.05"/px span 204.8", not a third of it."""
     from astropy.wcs import WCS
 
-    from medstack.quicklook import _bin_factor, display_wcs
+    from medstack.extras.quicklook import _bin_factor, display_wcs
 
     header = _tan_header(shape, cd=cd)
     full = WCS(header)
@@ -228,7 +228,7 @@ def test_png_of_a_large_image_prints_no_wcs_message(tmp_path, capfd):
 def test_sections_in_any_order_give_the_same_picture(tmp_path):
     """Rows fed in blocks that do not line up with the bins, in any order, give exactly what
     the whole image gives."""
-    from medstack.quicklook import QuickLook
+    from medstack.extras.quicklook import QuickLook
 
     rng = np.random.default_rng(8)
     image = rng.normal(size=(3301, 97)).astype(np.float32)

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from medstack import median_image
-from medstack.sections import plan_sections, section_rows
+from medstack.core.sections import plan_sections, section_rows
 
 
 @given(ny=st.integers(1, 300), rows=st.integers(1, 300), grow=st.integers(0, 5))

@@ -10,7 +10,7 @@ import pytest
 from astropy.io import fits
 
 from medstack.errors import OutputError
-from medstack.writer import FitsImageWriter, check_output_path, output_header
+from medstack.io.writer import FitsImageWriter, check_output_path, output_header
 
 
 def test_rows_in_any_order_make_a_valid_fits(tmp_path):
@@ -75,7 +75,7 @@ def test_check_output_path(tmp_path):
 
 
 def test_rows_start_their_write_back_as_they_are_written(tmp_path, monkeypatch):
-    from medstack import writer
+    from medstack.io import writer
 
     calls = []
     real = writer._sync_file_range
@@ -103,7 +103,7 @@ def test_rows_start_their_write_back_as_they_are_written(tmp_path, monkeypatch):
 
 
 def test_write_back_not_available(tmp_path, monkeypatch):
-    from medstack import writer
+    from medstack.io import writer
 
     assert writer.start_writeback(0, 0, 10) in (True, False)
     monkeypatch.setattr(writer, "_sync_file_range", None)
@@ -116,7 +116,7 @@ def test_write_back_not_available(tmp_path, monkeypatch):
 
 
 def test_write_back_failing_is_silent(tmp_path, monkeypatch):
-    from medstack import writer
+    from medstack.io import writer
 
     calls = []
 
@@ -136,7 +136,7 @@ def test_write_back_failing_is_silent(tmp_path, monkeypatch):
 
 
 def test_row_target_writes_and_starts_write_back(tmp_path, monkeypatch):
-    from medstack import writer
+    from medstack.io import writer
 
     calls = []
     monkeypatch.setattr(writer, "_sync_file_range",

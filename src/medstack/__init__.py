@@ -18,7 +18,7 @@ from .params import COMBINE_TYPES, PARAMETERS, MedianParams, validate
 
 #: Names loaded on first use (PEP 562), so that ``import medstack.cli`` stays light: the
 #: command catches Ctrl-C from its very first moments, before NumPy and astropy are imported.
-_LAZY = {"MedianResult": "engine", "median_image": "engine"}
+_LAZY = {"MedianResult": "core.products", "median_image": "api"}
 
 
 def __getattr__(name: str) -> Any:

@@ -30,7 +30,7 @@ __all__ = ["build_parser", "main"]
 
 log = logging.getLogger("medstack")
 
-#: Level of the lines shown on every run but ``-q`` (as :data:`medstack.engine.NOTICE`).
+#: Level of the lines shown on every run but ``-q`` (as :data:`medstack.core.report.NOTICE`).
 NOTICE = 25
 
 
@@ -51,7 +51,7 @@ def _param_help(p: Any) -> str:
 
 def version_text() -> str:
     """``medstack X (numpy ..., astropy ..., numba ..., Python ...)``, as ``--version`` says."""
-    from .engine import versions
+    from .core.products import versions
 
     return f"medstack {__version__} ({versions()})"
 
@@ -244,12 +244,13 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .api import median_image
     from .config import Settings, output_root, read_config, read_table, write_config
-    from .engine import median_image, output_name, rootname
-    from .inputs import expand_inputs, single_names
+    from .core.plan import output_name, rootname
+    from .extras.progress import make_progress
+    from .io.inputs import expand_inputs, single_names
+    from .io.writer import check_distinct_outputs, check_output_path, map_name
     from .params import validate
-    from .progress import make_progress
-    from .writer import check_distinct_outputs, check_output_path, map_name
 
     _route_library_warnings()
 

@@ -649,7 +649,7 @@ def write_config(
     OutputError
         If the file cannot be written (naming it).
     """
-    from .writer import check_output_path, temp_prefix
+    from .io.writer import check_output_path, temp_prefix
 
     out = check_output_path(path)  # never a device node replaced by a regular file
     directory = out.parent if str(out.parent) else Path(".")

@@ -8,7 +8,7 @@
 The singly drizzled science images (``<rootname>_single_sci.fits``, written by AstroDrizzle's
 driz_separate step, with their ``_single_wht.fits`` weights) are combined, section by section,
 into ``<output>_med.fits``. The functions have drizzlepac 3.11.0's names, signatures and
-parameter semantics; they run medstack's engine (:mod:`medstack.engine`), so the image equals
+parameter semantics; they run medstack's core (:mod:`medstack.core.run`), so the image equals
 drizzlepac's bit for bit wherever drizzlepac is well defined.
 
 Parameters are read, in increasing priority, from the task defaults, ``configObj`` (a ``.cfg``
@@ -25,7 +25,7 @@ Differences from drizzlepac's module, on purpose:
 - ``editpars=True`` opens the parameters as a ``.cfg`` file in ``$VISUAL``/``$EDITOR`` (a
   terminal stands in for the TEAL GUI) and then runs; drizzlepac runs only when the GUI's
   Execute button is pressed.
-- ``median`` and ``createMedian`` return the :class:`~medstack.engine.MedianResult` (its
+- ``median`` and ``createMedian`` return the :class:`~medstack.MedianResult` (its
   ``path`` is the file written; the image itself is not kept in memory), or None when the step
   is off; drizzlepac returns None.
 - ``combine_type`` accepts all seven AstroDrizzle types (and ``average``/``iaverage`` as
@@ -52,7 +52,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import engine
 from ._version import __version__
 from .config import (
     IGNORED_KEYS,
@@ -65,9 +64,13 @@ from .config import (
     output_root,
     read_config,
 )
+from .core.plan import default_workers, output_name, prepare, rootname
+from .core.products import MedianResult
+from .core.run import run as run_plan
 from .errors import InputError, MedstackError, ParameterError, StepAbortedError
-from .imageobjects import is_image_object, stack_from_objects
-from .inputs import InputImage, check_shapes, open_inputs
+from .executors.threads import ThreadExecutor
+from .io.imageobjects import is_image_object, stack_from_objects
+from .io.inputs import InputImage, check_shapes, open_inputs
 from .params import PARAMETERS, MedianParams, format_value
 
 __all__ = ["createMedian", "getHelpAsString", "help", "median", "run"]
@@ -221,7 +224,7 @@ def _edit(settings: Settings) -> Settings:
 
 def _images(items: Any, settings: Settings) -> list[InputImage]:
     """Input images from names and/or InputImage objects, with per-image overrides: names
-    alone go through :func:`~medstack.inputs.open_inputs`, as in every other door."""
+    alone go through :func:`~medstack.io.inputs.open_inputs`, as in every other door."""
     if isinstance(items, (str, os.PathLike, InputImage)):
         items = [items]
     try:
@@ -273,9 +276,9 @@ def _log_params(params: MedianParams, **extra: Any) -> None:
         log.info("\t%s :\t%s", name, values[name])
 
 
-def _ran(result: engine.MedianResult, workers: int | None) -> None:
+def _ran(result: MedianResult, workers: int | None) -> None:
     """The one line saying that medstack made the median."""
-    threads = workers if workers is not None else engine.default_workers()
+    threads = workers if workers is not None else default_workers()
     where = result.path if result.path is not None else "memory"
     plan = result.plan
     n = plan.n_images if plan is not None else 0
@@ -284,17 +287,17 @@ def _ran(result: engine.MedianResult, workers: int | None) -> None:
              __version__, kind, n, threads, result.seconds, where)
 
 
-def _run(items: Any, settings: Settings) -> engine.MedianResult | None:
+def _run(items: Any, settings: Settings) -> MedianResult | None:
     params = settings.params
     if not params.median:
         log.info("Median combination step not performed.")
         return None
     _log_params(params)
     images = _images(items, settings)
-    plan = engine.prepare(images, params)
-    root = output_root(settings.output) or engine.rootname(images[0].sci)
-    result = engine.run(plan, path=engine.output_name(root), keep_data=False,
-                        workers=settings.num_cores)
+    plan = prepare(images, params)
+    root = output_root(settings.output) or rootname(images[0].sci)
+    result = run_plan(plan, ThreadExecutor(settings.num_cores), path=output_name(root),
+                      keep_data=False)
     _ran(result, settings.num_cores)
     return result
 
@@ -302,7 +305,7 @@ def _run(items: Any, settings: Settings) -> engine.MedianResult | None:
 def _remove_stale(stack: Any) -> None:
     """After an aborted step inside AstroDrizzle, no median of an earlier run may be left for
     blot to pick up (drizzlepac removes it before it starts)."""
-    path = engine.output_name(stack.median_name)
+    path = output_name(stack.median_name)
     if stack.in_memory or not path.exists():
         return
     try:
@@ -314,9 +317,9 @@ def _remove_stale(stack: Any) -> None:
                 path)
 
 
-def _run_objects(objects: Sequence[Any], settings: Settings) -> engine.MedianResult:
+def _run_objects(objects: Sequence[Any], settings: Settings) -> MedianResult:
     """The step on drizzlepac image objects, as AstroDrizzle runs it (see
-    :mod:`medstack.imageobjects` for what is read from them)."""
+    :mod:`medstack.io.imageobjects` for what is read from them)."""
     params = settings.params
     proc_unit = settings.proc_unit or "native"
     compress = bool(settings.driz_sep_compress)
@@ -330,27 +333,27 @@ def _run_objects(objects: Sequence[Any], settings: Settings) -> engine.MedianRes
             stack.threshold_scale,
         )
     try:
-        plan = engine.prepare(stack.images, params)
+        plan = prepare(stack.images, params)
     except StepAbortedError:
         _remove_stale(stack)
         raise
     if stack.in_memory:
         from astropy.io import fits
 
-        result = engine.run(plan, keep_data=True, workers=settings.num_cores)
+        result = run_plan(plan, ThreadExecutor(settings.num_cores), keep_data=True)
         hdul = fits.HDUList([fits.PrimaryHDU(data=result.data, header=result.header)])
         for obj in stack.objects:  # as drizzlepac hands it back, for blot and driz_cr
             obj.saveVirtualOutputs({stack.median_name: hdul})
     else:
-        path = engine.output_name(stack.median_name)
+        path = output_name(stack.median_name)
         log.info("Saving output median image to: '%s'", path)
-        result = engine.run(plan, path=path, keep_data=False, workers=settings.num_cores)
+        result = run_plan(plan, ThreadExecutor(settings.num_cores), path=path, keep_data=False)
     _ran(result, settings.num_cores)
     return result
 
 
 def median(input: Any = None, configObj: Any = None, editpars: bool = False,
-           **inputDict: Any) -> engine.MedianResult | None:
+           **inputDict: Any) -> MedianResult | None:
     """Combine the singly drizzled images into a median image.
 
     The singly drizzled science images are combined section by section (a few rows of every
@@ -420,7 +423,7 @@ def median(input: Any = None, configObj: Any = None, editpars: bool = False,
 median.__doc__ = (median.__doc__ or "").replace("{PARAMETERS}", _parameter_docs("    "))
 
 
-def run(configObj: Any) -> engine.MedianResult | None:
+def run(configObj: Any) -> MedianResult | None:
     """Run the step from a configuration alone (its ``input`` key names the images).
 
     Parameters
@@ -435,7 +438,7 @@ def run(configObj: Any) -> engine.MedianResult | None:
 
 
 def createMedian(imgObjList: Sequence[Any] | None, configObj: Any,
-                 procSteps: Any = None) -> engine.MedianResult | None:
+                 procSteps: Any = None) -> MedianResult | None:
     """Median step as AstroDrizzle calls it.
 
     Parameters
@@ -443,9 +446,9 @@ def createMedian(imgObjList: Sequence[Any] | None, configObj: Any,
     imgObjList : list of drizzlepac image objects, str or InputImage
         AstroDrizzle's image objects (as ``astrodrizzle.AstroDrizzle`` passes them: the
         singles, the median's name and the per-image exposure time, sky and read noise are
-        read from them as drizzlepac 3.11.0 reads them, see :mod:`medstack.imageobjects`);
+        read from them as drizzlepac 3.11.0 reads them, see :mod:`medstack.io.imageobjects`);
         or file names as for :func:`median` (globs and ``@files`` too), or
-        :class:`medstack.inputs.InputImage` objects (from :func:`medstack.inputs.open_inputs`).
+        :class:`medstack.io.inputs.InputImage` objects (from :func:`medstack.io.inputs.open_inputs`).
     configObj : None, str, dict or configobj.ConfigObj
         As for :func:`median`; ``output`` and ``num_cores`` are read from its top level, and
         with image objects also ``proc_unit`` and STEP 3's ``driz_sep_compress``.

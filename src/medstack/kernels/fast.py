@@ -46,7 +46,8 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from . import CombineSpec, ImageScalars, SectionResult, reference
+from . import reference
+from .spec import CombineSpec, ImageScalars, SectionResult
 
 __all__ = [
     "FastSectionResult", "combine_section", "count_nonfinite", "sorting_network", "weight_sums",
@@ -819,7 +820,7 @@ def _weight_sums_kernel(ptrs, swaps, m, totals, counts, nans):
 
 def weight_sums(blocks, totals) -> tuple[list[float], list[int], list[int]]:
     """Accumulate blocks of weights as drizzlepac's ImageStats mean does (see
-    :class:`medstack.masks.WeightMean`), up to :data:`WEIGHT_LANES` images at once.
+    :class:`medstack.core.weights.WeightMean`), up to :data:`WEIGHT_LANES` images at once.
 
     Parameters
     ----------

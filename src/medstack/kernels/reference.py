@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import CombineSpec, ImageScalars, SectionResult
+from .spec import CombineSpec, ImageScalars, SectionResult
 
 __all__ = ["combine_section", "minimum_as_numpy", "one_pixel_sum", "weight_mask"]
 

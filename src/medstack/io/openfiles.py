@@ -4,7 +4,7 @@ A run keeps each input file open, and each section in flight maps its rows of ev
 (each mapping holds a descriptor too). Thousands of inputs can need more descriptors than the
 process's soft limit (``ulimit -n``, often 1024): :func:`ensure_open_files` raises the soft
 limit up to the hard one; where even that is too low, the readers open each file only while
-they read it (see :class:`medstack.engine.RawReader`'s ``keep_open``), which is slower but
+they read it (see :class:`medstack.io.readers.RawReader`'s ``keep_open``), which is slower but
 gives the same result, bit for bit.
 """
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ParameterError
+from ..errors import ParameterError
 
 __all__ = ["MemoryPlan", "peak_bytes", "plan_memory", "section_bytes", "weight_chunk_rows",
            "weight_pass_bytes"]

@@ -33,7 +33,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from .errors import MedstackError, ParameterError
+from ..errors import MedstackError, ParameterError
 
 __all__ = ["make_stack", "main"]
 
@@ -580,7 +580,7 @@ def main(argv: Sequence[str] | None = None, *, run_cli: bool = True) -> int:
     if not run_cli:
         return 0
 
-    from .cli import main as cli_main
+    from ..cli import main as cli_main
 
     root = outdir / "demo"
     png = outdir / "demo_med.png"

@@ -1,9 +1,11 @@
-"""Finding, checking and reading the singly drizzled inputs.
+"""The inputs: names, headers, per-image values; one checked :class:`InputImage` per exposure.
 
 An input is a pair of FITS files: ``<root>_single_sci.fits`` (science, electrons/s) and
 ``<root>_single_wht.fits`` (drizzle weight). The data sit in the primary HDU, or in extension 1
-when the primary HDU has none. Each file is opened once per run; uncompressed float32 files are
-memory-mapped and rows are read straight into native-endian section buffers.
+when the primary HDU has none. This module finds them (globs, ``@lists``, exposure names),
+checks them (readable, 2-D, same shape, not truncated), reads their per-image scalars and
+resolves explicit per-image values (:func:`open_inputs`, the one door every entry point uses).
+Reading their pixels is :mod:`medstack.io.readers`'.
 """
 
 from __future__ import annotations
@@ -11,10 +13,8 @@ from __future__ import annotations
 import glob
 import logging
 import math
-import mmap
 import os
 import re
-import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,12 +25,10 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from .errors import InputError, ParameterError
+from ..errors import InputError, ParameterError
 from .writer import same_file_key
 
 __all__ = [
-    "ArrayReader",
-    "ImageReader",
     "InMemory",
     "InputImage",
     "check_shapes",
@@ -522,147 +520,3 @@ def is_compressed(path: str) -> bool:
 def compressed_magic(head: bytes) -> bool:
     """Whether a file starting with ``head`` (its first 3 bytes) is gzip, zip or bzip2."""
     return head[:2] in (b"\x1f\x8b", b"PK") or head[:3] == b"BZh"
-
-
-class ImageReader:
-    """Reads row ranges of one image HDU as native-endian float32, file opened once.
-
-    Uncompressed floating-point images without scaling are memory-mapped directly at their
-    data offset, and their pages are dropped from the process after each read (they stay in
-    the OS page cache), so the resident size does not grow with the image. Tile-compressed
-    images (an empty primary HDU and a ``CompImageHDU`` in extension 1, as drizzlepac writes
-    with ``driz_sep_compress``) are decompressed tile by tile, only the tiles of the rows read
-    (astropy's ``CompImageHDU.section``). Anything else (integer or scaled data) is read
-    through astropy once and converted to float32 (``in_memory`` is then True).
-
-    Parameters
-    ----------
-    path : str
-        FITS file.
-    hdu : int
-        HDU index.
-    """
-
-    def __init__(self, path: str, hdu: int) -> None:
-        self.path = path
-        self.hdu = hdu
-        self._array: np.ndarray
-        self._tiles: fits.HDUList | None = None
-        self._lock = threading.Lock()
-        try:
-            with _fits_warnings(path), fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
-                header = hdul[hdu].header
-                tiled = isinstance(hdul[hdu], fits.CompImageHDU)
-                info = hdul.fileinfo(hdu)
-                bitpix = header["BITPIX"]
-                ny, nx = int(header["NAXIS2"]), int(header["NAXIS1"])
-                scaled = header.get("BSCALE", 1) != 1 or header.get("BZERO", 0) != 0
-                compressed = is_compressed(path) or tiled or hdul[hdu].header.get("ZIMAGE", False)
-            self.in_memory = not (bitpix in (-32, -64) and not scaled and not compressed)
-            if tiled and not is_compressed(path):
-                # tile-compressed (astropy hides ZIMAGE from the image header): decompressed
-                # tile row by tile row as sections are read, never whole
-                self.in_memory = False
-                self._tiles = fits.open(path, memmap=False, lazy_load_hdus=True)
-                self._array = self._tiles[hdu].section  # type: ignore[assignment]
-            elif not self.in_memory:
-                dtype = ">f4" if bitpix == -32 else ">f8"
-                self._array = np.memmap(
-                    path, dtype=dtype, mode="r", offset=info["datLoc"], shape=(ny, nx)
-                )
-            else:
-                with _fits_warnings(path), fits.open(path, memmap=False) as hdul:
-                    data = hdul[hdu].data
-                    if data is None:
-                        raise InputError(f"{path}: no image data in HDU {hdu}")
-                    self._array = np.asarray(data, dtype=np.float32)
-        except InputError:
-            raise
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise InputError(f"{path}: cannot read image data ({err})") from err
-        self.shape = (ny, nx)
-        self.integer = bitpix > 0
-
-    def read(self, y0: int, y1: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Rows ``[y0, y1)`` as native float32, into ``out`` when given.
-
-        Raises
-        ------
-        InputError
-            If the file is truncated or cannot be read.
-        """
-        if out is None:
-            out = np.empty((y1 - y0, self.shape[1]), dtype=np.float32)
-        try:
-            if self._tiles is not None:
-                with self._lock, _fits_warnings(self.path):  # one file handle: one at a time
-                    out[...] = self._array[y0:y1]
-            else:
-                out[...] = self._array[y0:y1]
-        except (OSError, ValueError, TypeError, KeyError) as err:
-            raise InputError(f"{self.path}: cannot read rows {y0}-{y1} ({err})") from err
-        if not self.in_memory and self._tiles is None:
-            self._drop_pages()
-        return out
-
-    def _drop_pages(self) -> None:
-        """Unmap every page of the file from this process (MADV_DONTNEED over the whole
-        mapping: the kernel maps pages around those touched, large page-cache folios on Linux
-        6, so dropping just the rows read would leave some behind). Rows read later, by this
-        thread or another, are simply mapped again from the page cache."""
-        mm = getattr(self._array, "_mmap", None)
-        advice = getattr(mmap, "MADV_DONTNEED", None)
-        if mm is None or advice is None:  # pragma: no cover - not Linux/BSD/macOS
-            return
-        try:
-            mm.madvise(advice)
-        except (OSError, ValueError):  # pragma: no cover - closed meanwhile
-            pass
-
-    def close(self) -> None:
-        """Release the mapping (or the tile-compressed file)."""
-        if self._tiles is not None:
-            self._tiles.close()
-            self._tiles = None
-        array = self._array
-        self._array = np.empty((0, 0), dtype=np.float32)
-        mm = getattr(array, "_mmap", None)
-        del array
-        if mm is not None:
-            try:
-                mm.close()
-            except (BufferError, ValueError):
-                pass
-
-
-class ArrayReader:
-    """Rows of an image held in memory, with the reader interface of :class:`ImageReader`.
-
-    Parameters
-    ----------
-    name : str
-        The name the image goes by, for messages.
-    array : ndarray
-        The ``(ny, nx)`` image, of any numeric dtype and byte order.
-    """
-
-    in_memory = True
-
-    def __init__(self, name: str, array: np.ndarray) -> None:
-        self.path = name
-        self.hdu = 0
-        self._array = array
-        if array.ndim != 2:
-            raise InputError(f"{name}: in-memory image is {array.ndim}-D, expected 2-D")
-        self.shape = (int(array.shape[0]), int(array.shape[1]))
-        self.integer = array.dtype.kind in "iu"
-
-    def read(self, y0: int, y1: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Rows ``[y0, y1)`` as native float32, into ``out`` when given."""
-        if out is None:
-            out = np.empty((y1 - y0, self.shape[1]), dtype=np.float32)
-        out[...] = self._array[y0:y1]
-        return out
-
-    def close(self) -> None:
-        """Nothing to release: the array belongs to its owner."""

@@ -9,7 +9,7 @@ By default the exposure is the ACS/HRC image of 47 Tuc (F606W, 60 s, 1024 × 102
 PyPI package ``spherical-geometry`` ships in its test data (``j8bt06nyq_flt.fits``);
 spherical-geometry comes with drizzlepac (``pip install "medstack[drizzlepac]"``).
 
->>> from medstack.fltstack import make_flt_stack
+>>> from medstack.extras.fltstack import make_flt_stack
 >>> names = make_flt_stack("stack", n=4)                    # doctest: +SKIP
 >>> from drizzlepac import astrodrizzle
 >>> astrodrizzle.AstroDrizzle(names, output="final")        # doctest: +SKIP
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from .errors import InputError
+from ..errors import InputError
 
 __all__ = ["DITHERS", "default_exposure", "make_flt_stack"]
 

@@ -1,4 +1,4 @@
-"""Compile medstack's kernels once, ahead of the first run: ``python -m medstack.compile``.
+"""Compile medstack's kernels once, ahead of the first run: ``medstack-compile``.
 
 medstack's fast kernels are compiled by numba the first time they run and kept in numba's
 cache, so only the first run after an installation pays for it (several seconds per combine
@@ -64,7 +64,7 @@ def compile_kernels(runs: Sequence[tuple[str, bool]] = RUNS) -> float:
     float
         Seconds it took (a few tenths when the cache was already filled).
     """
-    from .engine import median_image
+    from ..api import median_image
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="medstack-compile-") as tmp:
@@ -76,9 +76,9 @@ def compile_kernels(runs: Sequence[tuple[str, bool]] = RUNS) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m medstack.compile``: compile the kernels into numba's cache."""
+    """``medstack-compile``: compile the kernels into numba's cache."""
     parser = argparse.ArgumentParser(
-        prog="python -m medstack.compile",
+        prog="medstack-compile",
         description="Compile medstack's kernels once, into numba's cache, so that no run pays "
                     "for it (run once after installing; in images, at build time).")
     parser.parse_args(argv)

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from .errors import OutputError, ParameterError
-from .writer import check_output_path, temp_prefix
+from ..errors import OutputError, ParameterError
+from ..io.writer import check_output_path, temp_prefix
 
 __all__ = ["STRETCHES", "QuickLook", "display_wcs", "save_quicklook"]
 

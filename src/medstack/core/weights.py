@@ -6,6 +6,9 @@ A pixel of image *i* is bad where its weight is below ``combine_maskpt × mean_i
 float64 and rounded to float32, exactly as drizzlepac's ImageStats does. The comparison is
 made in float64.
 
+The weight pass (:func:`weight_stats_many`) reads each image's weights once, in chunks, for
+these means; :func:`thresholds_of` turns them into the per-image thresholds.
+
 Notes
 -----
 drizzlepac lets one NaN weight switch masking off for its whole image (Q16), lets one +inf
@@ -16,14 +19,21 @@ masks an image with no finite weight ≥ 1e-8 entirely.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels import reference
+from ..io.readers import RawReader, Reader
+from ..kernels import reference
+from .memory import weight_chunk_rows
+from .plan import StackPlan
 
-__all__ = ["MIN_WEIGHT", "WeightMean", "WeightStats", "mask_threshold", "weight_mask"]
+__all__ = ["MIN_WEIGHT", "WeightMean", "WeightStats", "mask_threshold", "thresholds_of",
+           "weight_groups", "weight_mask", "weight_stats", "weight_stats_many"]
+
+log = logging.getLogger(__name__)
 
 #: Weights below this are not counted in an image's mean weight (ImageStats ``lower=1e-8``).
 MIN_WEIGHT = np.float32(1e-8)
@@ -49,7 +59,7 @@ class WeightMean:
     def add_blocks(accs: list[WeightMean], blocks: list[np.ndarray]) -> None:
         """Add one block of weights to each accumulator: a compiled sequential pass per image,
         up to six images side by side, reading float32 of either byte order where it lies."""
-        from .kernels.fast import weight_sums
+        from ..kernels.fast import weight_sums
 
         flat = [np.ravel(np.asarray(b)) for b in blocks]
         flat = [b if b.dtype.kind == "f" and b.dtype.itemsize == 4 else b.astype(np.float32)
@@ -111,3 +121,61 @@ def weight_mask(weights: np.ndarray, thresholds: Iterable[float] | np.ndarray) -
         True where the pixel is bad.
     """
     return reference.weight_mask(weights, np.asarray(list(thresholds), dtype=np.float64))
+
+
+def weight_stats(reader: Reader, rows: int) -> WeightStats:
+    """One image's mean weight, reading ``rows`` rows at a time, in order."""
+    return weight_stats_many([reader], rows)[0]
+
+
+def weight_stats_many(readers: Sequence[Reader], rows: int
+                      ) -> list[WeightStats]:
+    """The mean weights of several images of one shape, read together ``rows`` rows at a time
+    (their sequential sums run side by side, see :meth:`WeightMean.add_blocks`)."""
+    accs = [WeightMean() for _ in readers]
+    ny, nx = readers[0].shape
+    # small chunks that stay in cache: the sums are sequential, so no chunk size changes a bit
+    rows = weight_chunk_rows(nx, rows)
+    bufs = np.empty((len(readers), min(rows, ny), nx), dtype=np.float32)
+    for y0 in range(0, ny, rows):
+        y1 = min(ny, y0 + rows)
+        blocks = []
+        for i, reader in enumerate(readers):
+            buf = bufs[i, : y1 - y0]
+            if isinstance(reader, RawReader):
+                blocks.append(reader.read_into(y0, y1, buf.view(">f4")).view(">f4"))
+            else:
+                blocks.append(reader.read(y0, y1, out=buf))
+        WeightMean.add_blocks(accs, blocks)
+    return [WeightStats(acc.mean, acc.nan_count) for acc in accs]
+
+
+def weight_groups(n: int, workers: int) -> list[range]:
+    """Images split into groups of at most :data:`~medstack.kernels.fast.WEIGHT_LANES` (whose
+    sums one kernel call runs side by side), a multiple of ``workers`` groups if possible (so
+    that every thread gets as many images)."""
+    from ..kernels.fast import WEIGHT_LANES
+
+    groups = -(-n // WEIGHT_LANES)
+    groups = min(n, -(-groups // workers) * workers)
+    size, extra = divmod(n, groups)
+    out, start = [], 0
+    for g in range(groups):
+        stop = start + size + (1 if g < extra else 0)
+        out.append(range(start, stop))
+        start = stop
+    return out
+
+
+def thresholds_of(plan: StackPlan, stats: Sequence[WeightStats]) -> np.ndarray | None:
+    """Per-image mask thresholds, with a warning for each image that needs one."""
+    if not plan.params.median_newmasks:
+        return None
+    for img, st in zip(plan.images, stats):
+        if st.mean is None:
+            log.warning("%s: no weight >= 1e-8; the whole image is masked", img.wht)
+        if st.nan_count:
+            log.warning("%s: %d NaN/inf weights, treated as bad pixels (left out of the mean "
+                        "weight)", img.wht, st.nan_count)
+    return np.array([st.threshold(plan.params.combine_maskpt) for st in stats], dtype=np.float64)
+

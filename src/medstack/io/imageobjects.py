@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from .errors import InputError
+from ..errors import InputError
 from .inputs import InMemory, InputImage, check_shapes, open_input
 
 __all__ = ["ObjectStack", "is_image_object", "stack_from_objects"]

@@ -29,7 +29,7 @@ from types import TracebackType
 import numpy as np
 from astropy.io import fits
 
-from .errors import OutputError
+from ..errors import OutputError
 
 __all__ = ["FitsImageWriter", "RowTarget", "check_distinct_outputs", "check_output_path",
            "map_name", "output_header", "same_file_key", "temp_prefix"]

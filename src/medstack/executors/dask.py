@@ -1,21 +1,21 @@
 """The median step on a Dask cluster (``pip install -e ".[dask]"`` from a checkout).
 
-Same plan, same numerics, same result as the local engine (:func:`medstack.engine.run`), bit for
+Same plan, same numerics, same result as the local engine (:func:`medstack.core.run.run`), bit for
 bit; only where the sections are computed changes:
 
-1. Tasks on the workers compute each image's mean weight (:func:`medstack.engine.weight_stats`;
+1. Tasks on the workers compute each image's mean weight (:func:`medstack.core.weights.weight_stats`;
    about :data:`BANDS_PER_THREAD` tasks per worker thread, each for a run of consecutive
    images); the client only turns the N small results into mask thresholds.
 2. The row sections of the plan are grouped into *bands* of whole consecutive sections. One task
    per band gets the plan (file names, HDU indices, per-image scalars), its range of sections
    and the thresholds, never pixel data. It opens the inputs itself (once per worker process and
    run: the readers are kept for the worker's later bands), computes its sections one at a time
-   with :func:`medstack.engine.compute_section` (so a task holds the same section buffers as
+   with :func:`medstack.core.unit.compute_section` (so a task holds the same section buffers as
    one local worker thread, and no file pages beyond the section in use), and either
    returns its output rows to the client or, for a large band, writes them straight into the
-   output's temporary file (:class:`medstack.writer.RowTarget`).
+   output's temporary file (:class:`medstack.io.writer.RowTarget`).
 3. The client collects the bands as they finish, reports progress in sections, and renames the
-   finished file over its final name (:class:`medstack.writer.FitsImageWriter`).
+   finished file over its final name (:class:`medstack.io.writer.FitsImageWriter`).
 
 Every task is a pure function of its arguments and writes the same bytes at the same offsets
 when repeated, so when a worker dies Dask simply runs its tasks again elsewhere; the output is
@@ -36,7 +36,6 @@ import os
 import re
 import signal
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,15 +46,18 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from . import engine
-from .engine import MedianResult, Progress, StackPlan, default_workers, provenance, thresholds_of
-from .errors import MedstackError, ParameterError
-from .inputs import is_compressed, read_header
-from .kernels import KERNELS, SectionResult
-from .masks import WeightStats
-from .memory import section_bytes
-from .sections import Section
-from .writer import RowTarget, check_output_path, output_header
+from ..core.memory import section_bytes
+from ..core.plan import StackPlan, default_workers
+from ..core.products import OutputSinks
+from ..core.run import Executor, Piece
+from ..core.sections import Section
+from ..core.unit import SectionBuffers, compute_section
+from ..core.weights import WeightStats, weight_stats
+from ..errors import MedstackError, ParameterError
+from ..io.inputs import is_compressed
+from ..io.readers import Reader, open_reader
+from ..io.writer import RowTarget
+from ..kernels import SectionResult
 
 __all__ = [
     "BANDS_PER_THREAD",
@@ -63,9 +65,9 @@ __all__ = [
     "INSTALL_HINT",
     "RETURN_BYTES",
     "Band",
+    "DaskExecutor",
     "check_scheduler",
     "plan_bands",
-    "run",
 ]
 
 log = logging.getLogger(__name__)
@@ -133,7 +135,7 @@ def check_scheduler(scheduler: str | None, client: Any = None) -> str:
     scheduler = DASK_LOCAL if scheduler is None else str(scheduler).strip()
     if scheduler == "threads":
         raise ParameterError(
-            "scheduler: 'threads' is the local engine (medstack.engine.run), not a Dask scheduler"
+            "scheduler: 'threads' is the local engine (medstack.core.run.run), not a Dask scheduler"
         )
     if scheduler != DASK_LOCAL and not _ADDRESS.match(scheduler):
         raise ParameterError(
@@ -388,7 +390,6 @@ class _BandOutput:
     masked: list[int] | None = None  # per image, pixels its weight mask rejects (-v)
 
 
-Reader = Any  # engine.RawReader | inputs.ImageReader, as engine.open_reader returns
 Readers = tuple[list[Reader], list[Reader] | None]
 
 
@@ -398,7 +399,7 @@ class _Stack:
 
     def __init__(self, readers: Readers, current: bool) -> None:
         self.readers = readers
-        self.buffers = engine.SectionBuffers()  # read buffers reused from section to section
+        self.buffers = SectionBuffers()  # read buffers reused from section to section
         self.users = 0
         self.current = current  # False: close when the last user leaves
 
@@ -478,15 +479,15 @@ def _drop_cache() -> None:
 
 
 def _open_readers(plan: StackPlan) -> Readers:
-    """Open every input of the plan as the local engine does (:func:`engine.open_reader`);
+    """Open every input of the plan as the thread executor does (:func:`open_reader`);
     on failure, close what was opened."""
     opened: list[Reader] = []
     try:
         for img in plan.images:
-            opened.append(engine.open_reader(img.sci, img.sci_hdu))
+            opened.append(open_reader(img.sci, img.sci_hdu))
         if plan.needs_weights:
             for img in plan.images:
-                opened.append(engine.open_reader(img.wht, img.wht_hdu))
+                opened.append(open_reader(img.wht, img.wht_hdu))
     except BaseException:
         for reader in opened:
             reader.close()
@@ -500,9 +501,9 @@ def _weight_task(files: list[tuple[str, int]], rows: int) -> list[WeightStats]:
     rows at a time, in order (as the local engine does)."""
     stats = []
     for path, hdu in files:
-        reader = engine.open_reader(path, hdu)
+        reader = open_reader(path, hdu)
         try:
-            stats.append(engine.weight_stats(reader, rows))
+            stats.append(weight_stats(reader, rows))
         finally:
             reader.close()
     return stats
@@ -531,7 +532,7 @@ def _band_task(plan: StackPlan, first: int, stop: int, thresholds: np.ndarray | 
         masked = np.zeros(plan.n_images, dtype=np.int64) if count_masked else None
         no_good = 0
         for section in sections:
-            result, bad = engine.compute_section(plan, section, sci_readers, wht_readers,
+            result, bad = compute_section(plan, section, sci_readers, wht_readers,
                                                  thresholds, kernel, buffers=stack.buffers,
                                                  count_masked=count_masked)
             nonfinite += bad
@@ -570,165 +571,134 @@ def _threads(client: Any) -> int:
         return 1
 
 
-def run(
-    plan: StackPlan,
-    *,
-    path: str | os.PathLike[str] | None = None,
-    keep_data: bool = True,
-    save_maps: bool = False,
-    keep_maps: bool = False,
-    workers: int | None = None,
-    progress: Progress | None = None,
-    kernel: str = "fast",
-    scheduler: str | None = None,
-    client: Any = None,
-    sections_per_band: int | None = None,
-    quicklook: bool = False,
-    before_commit: Any = None,
-    connect_timeout: float = CONNECT_TIMEOUT,
-) -> MedianResult:
-    """Run a prepared plan on a Dask cluster; same meaning and result as
-    :func:`medstack.engine.run`.
+class DaskExecutor(Executor):
+    """Compute on a Dask cluster: weight statistics as tasks, then bands of whole sections.
 
     Parameters
     ----------
-    plan : StackPlan
-        From :func:`medstack.engine.prepare`.
-    path : path-like, optional
-        Median file to write (temporary name, then renamed). Default is no file.
-    keep_data : bool
-        Return the image (and maps) as arrays. Default is True.
-    save_maps : bool
-        Also produce the count map and, for minmed, the minimum-chosen map. Default is False.
-    keep_maps : bool
-        Return the maps as arrays (with ``keep_data``) without writing map files. Default is
-        False.
-    workers : int, optional
-        Worker processes of the ``dask-local`` cluster (one thread each). Default is all cores.
-        Ignored with a scheduler address or a client.
-    progress : callable, optional
-        ``progress(done, total)`` in sections, from the calling thread, as each band finishes.
-    kernel : {"fast", "reference"}
-        Combine implementation. Default is "fast".
     scheduler : str, optional
-        ``"dask-local"`` or a scheduler address (``tcp://host:port``). Default is
+        ``"dask-local"`` (a LocalCluster of ``workers`` single-threaded processes, started and
+        closed by the run) or a scheduler address (``tcp://host:port``). Default is
         ``"dask-local"`` unless ``client`` is given.
     client : distributed.Client, optional
         A connected client to run on; it is left open.
+    workers : int, optional
+        Worker processes of the ``dask-local`` cluster. Default is all cores. Ignored with a
+        scheduler address or a client.
+    connect_timeout : float
+        Seconds to wait for the scheduler at an address to answer. Default is
+        :data:`CONNECT_TIMEOUT` (10 s).
     sections_per_band : int, optional
         Sections per task. Default: about :data:`BANDS_PER_THREAD` bands per worker thread.
-    quicklook : bool
-        Also build the quick-look (``result.quicklook``); the bands' rows then come back to
-        the client, which writes them. Default is False.
-    before_commit : callable, optional
-        As for :func:`medstack.engine.run`: called before any file is committed.
-    connect_timeout : float
-        Seconds to wait for the scheduler at ``scheduler`` (an address) to answer. Default is
-        :data:`CONNECT_TIMEOUT` (10 s).
-
-    Returns
-    -------
-    MedianResult
-        As :func:`medstack.engine.run`; bit-identical data.
 
     Raises
     ------
-    MedstackError
-        As the local engine; also a bad ``scheduler``, Dask missing, a scheduler that cannot be
-        reached, or a task that keeps killing its workers.
+    ParameterError
+        A bad ``scheduler``, ``workers`` or ``connect_timeout``, or Dask missing.
 
     Notes
     -----
     The inputs are read by the workers, under the names the client gives: on a cluster they
-    must be on a filesystem every worker sees. Compressed inputs (``.fits.gz``) are decompressed,
-    streamed, into a temporary file on each worker that reads them (its system temporary
-    directory), once per worker: that costs disk there, not memory.
+    must be on a filesystem every worker sees. Compressed inputs (``.fits.gz``) are
+    decompressed, streamed, into a temporary file on each worker that reads them (its system
+    temporary directory), once per worker: that costs disk there, not memory. In-memory inputs
+    (AstroDrizzle's ``in_memory=True``) are refused: workers cannot read them.
     """
-    start = time.perf_counter()
-    where = check_scheduler(scheduler, client)
-    if kernel not in KERNELS:
-        raise ParameterError(f"kernel: unknown value {kernel!r}; choose one of: "
-                             f"{', '.join(KERNELS)}")
-    if workers is not None:
-        workers = int(workers)
-        if workers < 1:
-            raise ParameterError(f"workers: must be >= 1, got {workers}")
-    if any(img.memory is not None for img in plan.images):
-        raise ParameterError("scheduler: in-memory inputs (AstroDrizzle's in_memory=True) run "
-                             "on this machine's threads only; use scheduler='threads'")
-    out_path = None
-    inputs = [name for img in plan.images for name in (img.sci, img.wht)]
-    if path is not None:
-        out_path = check_output_path(path, inputs)
-    compressed = [name for name in inputs if _compressed(name)]
-    if compressed:
-        log.info("%d compressed input file(s) (%s, ...): each worker that reads them "
-                 "decompresses them once into a temporary file (disk, not memory); decompress "
-                 "them first to save that time", len(compressed), compressed[0])
-    header_cards, history = provenance(plan)
-    template = read_header(plan.images[0].sci, plan.images[0].sci_hdu)
-    header = output_header(template, header_cards, history, source=plan.images[0].sci)
-    ny, nx = plan.shape
-    run_id = uuid.uuid4().hex[:12]
 
-    sinks = None
-    futures: dict[Any, Band] = {}
-    if not (isinstance(connect_timeout, (int, float)) and not isinstance(connect_timeout, bool)
-            and connect_timeout > 0 and math.isfinite(connect_timeout)):
-        raise ParameterError(f"connect_timeout: expected a number of seconds > 0, got "
-                             f"{connect_timeout!r}")
-    with _connect(where, client, workers, float(connect_timeout)) as dask_client:
-        distributed = _require_distributed(where)
+    compiles_here = False  # the workers compile, in their processes
+
+    def __init__(self, scheduler: str | None = None, client: Any = None,
+                 workers: int | None = None, connect_timeout: float = CONNECT_TIMEOUT,
+                 sections_per_band: int | None = None) -> None:
+        self.where = check_scheduler(scheduler, client)
+        self.client = client
+        if workers is not None:
+            workers = int(workers)
+            if workers < 1:
+                raise ParameterError(f"workers: must be >= 1, got {workers}")
+        self.workers = workers
+        if not (isinstance(connect_timeout, (int, float)) and not isinstance(connect_timeout, bool)
+                and connect_timeout > 0 and math.isfinite(connect_timeout)):
+            raise ParameterError(f"connect_timeout: expected a number of seconds > 0, got "
+                                 f"{connect_timeout!r}")
+        self.connect_timeout = float(connect_timeout)
+        self.sections_per_band = sections_per_band
+        self._dask: Any = None
+        self._plan: StackPlan | None = None
+        self._kernel = "fast"
+        self._out_path: Path | None = None
+        self._run_id = ""
+
+    @contextmanager
+    def open(self, plan: StackPlan, *, kernel: str, out_path: Path | None
+             ) -> Iterator[DaskExecutor]:
+        if any(img.memory is not None for img in plan.images):
+            raise ParameterError("scheduler: in-memory inputs (AstroDrizzle's in_memory=True) "
+                                 "run on this machine's threads only; use scheduler='threads'")
+        inputs = [name for img in plan.images for name in (img.sci, img.wht)]
+        compressed = [name for name in inputs if _compressed(name)]
+        if compressed:
+            log.info("%d compressed input file(s) (%s, ...): each worker that reads them "
+                     "decompresses them once into a temporary file (disk, not memory); "
+                     "decompress them first to save that time", len(compressed), compressed[0])
+        self._plan, self._kernel, self._out_path = plan, kernel, out_path
+        self._run_id = uuid.uuid4().hex[:12]
+        with _connect(self.where, self.client, self.workers, self.connect_timeout) as client:
+            self._dask = client
+            try:
+                yield self
+            finally:
+                if self.where != DASK_LOCAL:  # a LocalCluster of our own is closed anyway
+                    try:
+                        client.run(_drop_cache)
+                    except Exception:  # pragma: no cover - the cluster may be gone already
+                        log.debug("could not clear the workers' reader cache", exc_info=True)
+                self._dask = None
+
+    def weight_stats(self) -> list[WeightStats]:
+        assert self._plan is not None
+        plan, client = self._plan, self._dask
+        files = [(img.wht, img.wht_hdu) for img in plan.images]
+        per = -(-len(files) // (BANDS_PER_THREAD * _threads(client)))  # images per task
+        futures = [client.submit(_weight_task, files[i:i + per], plan.section_rows,
+                                 key=f"medstack-weight-{self._run_id}-{i // per}")
+                   for i in range(0, len(files), per)]
+        return [st for part in client.gather(futures) for st in part]
+
+    def sections(self, thresholds: np.ndarray | None, sinks: OutputSinks,
+                 count_masked: bool) -> Iterator[Piece]:
+        assert self._plan is not None
+        plan, client = self._plan, self._dask
+        distributed = _require_distributed(self.where)
+        ny, nx = plan.shape
+        threads = _threads(client)
+        quicklook = sinks.quicklook is not None
+        keys = tuple(dict.fromkeys([*sinks.writers, *sinks.arrays,
+                                    *(("median", "ngood") if quicklook else ())]))
+        row_bytes = nx * sum(_DTYPES[k].itemsize for k in keys)
+        direct_ok = self._out_path is not None and not sinks.arrays and not quicklook
+        bands = plan_bands(plan, threads, row_bytes=row_bytes, direct_ok=direct_ok,
+                           sections_per_band=self.sections_per_band)
+        targets = {key: w.target() for key, w in sinks.writers.items()}
+        per_task = section_bytes(plan.n_images, plan.section_rows, nx) + max(
+            [(b.out[1] - b.out[0]) * row_bytes for b in bands if not b.direct], default=0)
+        log.info(
+            "%d inputs of %dx%d; %s; %d sections of %d rows in %d band(s) (%d written by "
+            "the workers) on %s with %d thread(s); about %.1f MiB per task",
+            plan.n_images, ny, nx, plan.params.combine_type, len(plan.sections),
+            plan.section_rows, len(bands), sum(b.direct for b in bands), self.where, threads,
+            per_task / 2**20,
+        )
+        futures: dict[Any, Band] = {}
         try:
-            threads = _threads(dask_client)
-            thresholds = None
-            stats = None
-            count_masked = log.isEnabledFor(logging.INFO) and plan.params.median_newmasks
-            if plan.params.median_newmasks and plan.needs_weights:
-                files = [(img.wht, img.wht_hdu) for img in plan.images]
-                per = -(-len(files) // (BANDS_PER_THREAD * threads))  # images per task
-                stat_futures = [
-                    dask_client.submit(_weight_task, files[i:i + per], plan.section_rows,
-                                       key=f"medstack-weight-{run_id}-{i // per}")
-                    for i in range(0, len(files), per)
-                ]
-                stats = [st for part in dask_client.gather(stat_futures) for st in part]
-                del stat_futures
-                thresholds = thresholds_of(plan, stats)
-                log.debug("mean weights of %d images: %.2f s", plan.n_images,
-                          time.perf_counter() - start)
-            sinks = engine.OutputSinks(plan, header, out_path, keep_data, save_maps, keep_maps,
-                                       quicklook)
-            keys = tuple(dict.fromkeys([*sinks.writers, *sinks.arrays,
-                                        *(("median", "ngood") if quicklook else ())]))
-            row_bytes = nx * sum(_DTYPES[k].itemsize for k in keys)
-            direct_ok = out_path is not None and not sinks.arrays and not quicklook
-            bands = plan_bands(plan, threads, row_bytes=row_bytes, direct_ok=direct_ok,
-                               sections_per_band=sections_per_band)
-            targets = {key: w.target() for key, w in sinks.writers.items()}
-            per_task = section_bytes(plan.n_images, plan.section_rows, nx) + max(
-                [(b.out[1] - b.out[0]) * row_bytes for b in bands if not b.direct], default=0)
-            log.info(
-                "%d inputs of %dx%d; %s; %d sections of %d rows in %d band(s) (%d written by "
-                "the workers) on %s with %d thread(s); about %.1f MiB per task",
-                plan.n_images, ny, nx, plan.params.combine_type, len(plan.sections),
-                plan.section_rows, len(bands), sum(b.direct for b in bands), where, threads,
-                per_task / 2**20,
-            )
             for band in bands:
-                fut = dask_client.submit(
-                    _band_task, plan, *band.sections, thresholds, kernel, keys,
+                fut = client.submit(
+                    _band_task, plan, *band.sections, thresholds, self._kernel, keys,
                     targets if band.direct else None, count_masked,
-                    key=f"medstack-band-{run_id}-{band.index}",
+                    key=f"medstack-band-{self._run_id}-{band.index}",
                 )
                 futures[fut] = band
-            nonfinite = np.zeros(plan.n_images, dtype=np.int64)
-            masked = np.zeros(plan.n_images, dtype=np.int64)
-            no_good = 0
-            total = len(plan.sections)
-            done = 0
-            warned = False
-            for fut in distributed.as_completed(list(futures), loop=dask_client.loop):
+            for fut in distributed.as_completed(list(futures), loop=client.loop):
                 try:
                     output = fut.result()
                 except distributed.KilledWorker as err:
@@ -738,60 +708,23 @@ def run(
                     ) from err
                 band = futures.pop(fut)
                 fut.release()
-                if not warned:
-                    for name in output.integer:
-                        log.warning("%s: integer data converted to float32", name)
-                    warned = True
+                result = None
                 if output.rows is not None and keys:
                     rows = output.rows
-                    sinks.put(Section(band.index, band.out, band.out),
-                              SectionResult(rows.get("median"), rows.get("ngood"),
-                                            rows.get("minchosen")))
-                nonfinite += output.nonfinite
-                no_good += output.no_good
-                if output.masked is not None:
-                    masked += output.masked
-                done += band.sections[1] - band.sections[0]
-                if progress is not None:
-                    progress(done, total)
-            log.debug("%d bands done: %.2f s since the start", len(bands),
-                      time.perf_counter() - start)
-            for img, count in zip(plan.images, nonfinite):
-                if count:
-                    log.warning("%s: %d NaN/inf science pixels, treated as masked", img.sci, count)
-            if before_commit is not None:
-                before_commit(engine.pending_result(sinks, header, plan))
-            written = sinks.commit() if out_path is not None else []
-        except BaseException:
+                    result = SectionResult(rows.get("median"), rows.get("ngood"),
+                                           rows.get("minchosen"))
+                yield Piece(
+                    section=Section(band.index, band.out, band.out), result=result,
+                    sections=band.sections[1] - band.sections[0],
+                    nonfinite=np.asarray(output.nonfinite, dtype=np.int64),
+                    no_good=output.no_good,
+                    masked=None if output.masked is None else np.asarray(output.masked,
+                                                                         np.int64),
+                    integer=tuple(output.integer),
+                )
+        finally:
             if futures:
                 try:
-                    dask_client.cancel(list(futures))
+                    client.cancel(list(futures))
                 except Exception:  # pragma: no cover - the cluster may be gone already
                     pass
-            if sinks is not None:
-                sinks.abort()
-            raise
-        finally:
-            if where != DASK_LOCAL:  # a LocalCluster of our own is closed anyway
-                try:
-                    dask_client.run(_drop_cache)
-                except Exception:  # pragma: no cover - the cluster may be gone already
-                    log.debug("could not clear the workers' reader cache", exc_info=True)
-    arrays = sinks.arrays
-    median_path = written[-1] if written else None
-    if log.isEnabledFor(logging.INFO):
-        log.info("per-image values:\n%s",
-                 engine.image_table(plan, stats, masked if count_masked else None))
-    engine.check_coverage(plan, no_good)
-    return MedianResult(
-        data=arrays.get("median"),
-        header=header,
-        path=median_path,
-        ngood=arrays.get("ngood"),
-        minchosen=arrays.get("minchosen"),
-        map_paths=[Path(p) for p in written[:-1]],
-        seconds=time.perf_counter() - start,
-        plan=plan,
-        no_good=no_good,
-        quicklook=sinks.quicklook,
-    )

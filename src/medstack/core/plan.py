@@ -1,0 +1,142 @@
+"""The plan of a run: the stack checked against the parameters, its sections and kernel
+spec, before any pixel is read (:func:`prepare`), and the output's name."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError, OutputError, ParameterError, StepAbortedError
+from ..io.inputs import InputImage
+from ..kernels import CombineSpec, ImageScalars
+from ..params import MedianParams
+from .sections import Section, plan_sections, section_rows
+
+__all__ = ["StackPlan", "default_workers", "output_name", "prepare", "rootname"]
+
+log = logging.getLogger(__name__)
+
+
+def default_workers() -> int:
+    """All cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def rootname(name: str) -> str:
+    """``dir/j8bt06naq_single_sci.fits`` → ``dir/j8bt06naq``."""
+    path = Path(name)
+    base = path.name
+    for suffix in (".gz", ".fits", ".fit"):
+        if base.lower().endswith(suffix):
+            base = base[: -len(suffix)]
+    for tail in ("_single_sci", "_single_wht"):
+        if base.endswith(tail):
+            base = base[: -len(tail)]
+    return str(path.with_name(base))
+
+
+def output_name(root: str | os.PathLike[str]) -> Path:
+    """The median file of an output rootname: ``ROOT_med.fits`` (a name ending in ``.fits`` or
+    ``.fit``, in any case, is used as it is).
+
+    Raises
+    ------
+    OutputError
+        If ``root`` is empty or ends with a path separator (a directory, not a rootname).
+    """
+    root = os.fspath(root)
+    if not root or root.endswith(os.sep) or (os.altsep and root.endswith(os.altsep)):
+        raise OutputError(f"{root or repr(root)}: the output rootname names a directory; give "
+                          f"a rootname in it, such as {os.path.join(root, 'visit')}")
+    if root.lower().endswith((".fits", ".fit")):
+        return Path(root)
+    return Path(f"{root}_med.fits")
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    """Everything needed to combine a checked stack, derived from inputs and parameters."""
+
+    images: tuple[InputImage, ...]
+    params: MedianParams
+    spec: CombineSpec
+    scalars: ImageScalars | None
+    shape: tuple[int, int]
+    section_rows: int
+    sections: tuple[Section, ...]
+    needs_weights: bool
+
+    @property
+    def n_images(self) -> int:
+        """Number of inputs."""
+        return len(self.images)
+
+
+def prepare(images: Sequence[InputImage], params: MedianParams) -> StackPlan:
+    """Check the stack against the parameters and plan the run; no pixel is read.
+
+    Raises
+    ------
+    ParameterError
+        minmed with one image; ``combine_nlow + combine_nhigh >= N`` for median/mean.
+    InputError
+        minmed with an exposure time missing or not positive (naming the file).
+    """
+    if not images:
+        raise InputError("no input images")
+    n = len(images)
+    kind = params.kind
+    if kind == "minmed" and n < 2:
+        raise ParameterError(
+            f"combine_type={params.combine_type} needs two or more input images, got 1; "
+            "use median, mean or sum"
+        )
+    if kind in ("median", "mean") and n - params.combine_nlow - params.combine_nhigh < 1:
+        raise StepAbortedError(
+            f"combine_nlow + combine_nhigh = {params.combine_nlow + params.combine_nhigh} "
+            f"rejects every one of the {n} input images; it must be less than {n}"
+        )
+    if params.median_newmasks and params.combine_maskpt > 1:
+        log.warning(
+            "combine_maskpt = %g is a fraction of each image's mean weight, not a percentage: "
+            "a pixel is masked where its weight is below %g times the mean, which masks most "
+            "pixels (did you mean %g?)", params.combine_maskpt, params.combine_maskpt,
+            params.combine_maskpt / 100)
+    scalars = None
+    if kind == "minmed":
+        for img in images:
+            if img.exptime is None:
+                raise InputError(f"{img.sci}: EXPTIME missing; minmed needs the exposure time")
+            if not img.exptime > 0:
+                raise InputError(
+                    f"{img.sci}: EXPTIME = {img.exptime:g}; minmed needs a positive exposure time"
+                )
+            if img.sky is None:
+                log.warning("%s: MDRIZSKY missing; sky taken as 0", img.sci)
+            if img.readnoise is None:
+                log.warning("%s: READNSE* missing; readnoise taken as 0", img.sci)
+        scalars = ImageScalars.of(
+            [img.exptime for img in images],
+            [img.sky or 0.0 for img in images],
+            [img.readnoise or 0.0 for img in images],
+        )
+    ny, nx = images[0].shape
+    rows = section_rows(ny, nx, params.budget_bytes, params.grow_px)
+    sections = tuple(plan_sections(ny, rows, params.grow_px))
+    return StackPlan(
+        images=tuple(images),
+        params=params,
+        spec=CombineSpec.from_params(params),
+        scalars=scalars,
+        shape=(ny, nx),
+        section_rows=rows,
+        sections=sections,
+        needs_weights=params.median_newmasks or kind == "minmed",
+    )
+

@@ -1,0 +1,88 @@
+"""What a run tells its user: the compile notice, the per-image table, coverage warnings."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+from .plan import StackPlan
+from .weights import WeightStats
+
+__all__ = ["FEW_GOOD_FRACTION", "NOTICE", "check_coverage", "compile_notice", "image_table",
+           "warn_no_good_pixel"]
+
+log = logging.getLogger("medstack.core.run")  # the run's own voice
+
+#: Log level of the few messages a user should see on every run (between INFO and WARNING):
+#: that kernels are about to be compiled. The CLI shows it unless ``--quiet``.
+NOTICE = 25
+logging.addLevelName(NOTICE, "NOTICE")
+
+#: Below this fraction of output pixels with a good input, a run ends with a warning.
+FEW_GOOD_FRACTION = 0.1
+
+
+def warn_no_good_pixel(plan: StackPlan) -> None:
+    """Log that no pixel of the result had a good input (every pixel is ``fillval``)."""
+    p = plan.params
+    why = []
+    if p.median_newmasks:
+        why.append(f"combine_maskpt = {p.combine_maskpt:g}")
+    if p.kind in ("median", "mean") and (p.combine_lthresh is not None
+                                         or p.combine_hthresh is not None):
+        why.append(f"combine_lthresh = {p.combine_lthresh}, combine_hthresh = "
+                   f"{p.combine_hthresh}")
+    log.warning("no output pixel has a good input: every pixel is fillval = %g (check the "
+                "weight images and %s)", p.fillval, " and ".join(why) or "the inputs")
+
+
+
+def compile_notice(plan: StackPlan, kernel: str = "fast") -> None:
+    """Say (at :data:`NOTICE` level) that this run will first compile kernels, and for about
+    how long: once per machine and numba version, as numba caches them on disk."""
+    from ..kernels.fast import compile_seconds
+
+    steps = (["weights"] if plan.params.median_newmasks else []) + (
+        [plan.spec.kind] if kernel == "fast" else [])
+    seconds = compile_seconds(steps)
+    if seconds:
+        log.log(NOTICE, "compiling kernels once, about %.0f s (later runs reuse them)", seconds)
+
+
+def check_coverage(plan: StackPlan, no_good: int) -> None:
+    """Warn when few (under :data:`FEW_GOOD_FRACTION`) or no output pixels have a good input."""
+    total = plan.shape[0] * plan.shape[1]
+    good = total - no_good
+    if good == 0:
+        warn_no_good_pixel(plan)
+    elif good < FEW_GOOD_FRACTION * total:
+        log.warning("only %d of %d output pixels (%.2g%%) have a good input (check the weight "
+                    "images and combine_maskpt = %g)", good, total, 100.0 * good / total,
+                    plan.params.combine_maskpt)
+
+
+def image_table(plan: StackPlan, stats: Sequence[WeightStats] | None = None,
+                masked: Sequence[int] | None = None) -> str:
+    """The per-image values of a run as a text table: exposure time (s), sky (electrons), read
+    noise (electrons), mean weight and the fraction of its pixels the weight mask rejects
+    ("-" where not known or not used)."""
+    npix = plan.shape[0] * plan.shape[1]
+
+    def num(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    rows = [("#", "image", "exptime/s", "sky/e-", "readnoise/e-", "mean weight", "masked")]
+    for i, img in enumerate(plan.images):
+        mean = stats[i].mean if stats is not None else None
+        frac = f"{100.0 * masked[i] / npix:.1f}%" if masked is not None else "-"
+        rows.append((str(i + 1), os.path.basename(img.sci), num(img.exptime, ".6g"),
+                     num(img.sky, ".6g"), num(img.readnoise, ".4g"),
+                     "none >= 1e-8" if stats is not None and mean is None else num(mean, ".6g"),
+                     frac))
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    return "\n".join("  " + "  ".join(cell.ljust(w) if k == 1 else cell.rjust(w)
+                                     for k, (cell, w) in enumerate(zip(r, widths))).rstrip()
+                     for r in rows)
+
+

@@ -1,0 +1,227 @@
+"""The run skeleton: one path from a plan to its products, whatever computes the sections.
+
+:func:`run` does, once and in this order, everything that does not depend on where the work
+runs: the output's checks and header, the compile notice, the mask thresholds from the weight
+statistics, the sinks, the warnings, the commit of every product together (last), the report
+and the result. An :class:`Executor` only schedules: it computes the weight statistics and the
+sections (:mod:`medstack.executors.threads` on this machine's threads,
+:mod:`medstack.executors.dask` on a Dask cluster) and hands back :class:`Piece` s.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..io.readers import image_header
+from ..io.writer import check_output_path, output_header
+from ..kernels import KERNELS, SectionResult
+from .plan import StackPlan
+from .products import MedianResult, OutputSinks, pending_result, provenance
+from .report import check_coverage, compile_notice, image_table
+from .sections import Section
+from .weights import WeightStats, thresholds_of
+
+__all__ = ["Executor", "Piece", "Progress", "run"]
+
+log = logging.getLogger(__name__)
+
+#: A progress callback: ``progress(done, total)`` after each section.
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Piece:
+    """What an executor hands back for some finished sections.
+
+    Attributes
+    ----------
+    section : Section
+        The output rows they cover (``section.out``).
+    result : SectionResult or None
+        Their output rows, for the sinks; None when the executor wrote them into the output's
+        files itself.
+    sections : int
+        How many plan sections they are (for progress).
+    nonfinite : ndarray of int
+        Per image, NaN/inf science values in their output rows.
+    no_good : int
+        Their output pixels with no good input.
+    masked : ndarray of int or None
+        Per image, output-row pixels its weight mask rejects (counted only for ``-v``).
+    integer : tuple of str
+        Input files read as integer data (converted to float32).
+    """
+
+    section: Section
+    result: SectionResult | None
+    sections: int
+    nonfinite: np.ndarray
+    no_good: int
+    masked: np.ndarray | None = None
+    integer: tuple[str, ...] = ()
+
+
+class Executor:
+    """Where a run's work is done; :func:`run` uses one as a context manager.
+
+    Subclasses implement :meth:`open` (returning the context that holds their resources:
+    threads and readers, or a Dask client), :meth:`weight_stats` and :meth:`sections`.
+    """
+
+    #: Whether kernels are compiled in this process (so that the compile notice applies).
+    compiles_here = True
+
+    def open(self, plan: StackPlan, *, kernel: str, out_path: Path | None
+             ) -> AbstractContextManager[Executor]:
+        """Start: open the inputs or connect; the context closes everything."""
+        raise NotImplementedError
+
+    def weight_stats(self) -> list[WeightStats]:
+        """Every image's mean weight, in input order."""
+        raise NotImplementedError
+
+    def sections(self, thresholds: np.ndarray | None, sinks: OutputSinks,
+                 count_masked: bool) -> Iterator[Piece]:
+        """Compute every section of the plan, yielding pieces as they finish (any order)."""
+        raise NotImplementedError
+
+
+def run(
+    plan: StackPlan,
+    executor: Executor,
+    *,
+    path: str | Path | None = None,
+    keep_data: bool = True,
+    save_maps: bool = False,
+    keep_maps: bool = False,
+    progress: Progress | None = None,
+    kernel: str = "fast",
+    quicklook: bool = False,
+    before_commit: Callable[[MedianResult], None] | None = None,
+) -> MedianResult:
+    """Run a prepared plan on an executor.
+
+    Parameters
+    ----------
+    plan : StackPlan
+        From :func:`medstack.core.plan.prepare`.
+    executor : Executor
+        Where to compute (:class:`medstack.executors.threads.ThreadExecutor`,
+        :class:`medstack.executors.dask.DaskExecutor`). Same result, bit for bit.
+    path : path-like, optional
+        Median file to write (temporary name, then renamed). Default is no file.
+    keep_data : bool
+        Return the image (and maps) as arrays. Default is True.
+    save_maps : bool
+        Also produce the count map and, for minmed, the minimum-chosen map (files beside
+        ``path``, and arrays when ``keep_data``). Default is False.
+    keep_maps : bool
+        Return the maps as arrays (with ``keep_data``) without writing map files. Default is
+        False.
+    progress : callable, optional
+        ``progress(done, total)`` in sections, from the calling thread.
+    kernel : {"fast", "reference"}
+        Combine implementation. Default is "fast".
+    quicklook : bool
+        Also build the quick-look of the result as the sections come (``result.quicklook``; a
+        few tens of MiB whatever the image size). Default is False.
+    before_commit : callable, optional
+        ``before_commit(result)`` once every section is done, before any file is renamed into
+        place (``result`` holds the arrays and header, not yet the paths): the place to make
+        other products (a quick-look PNG), so that all of them are committed together, last.
+        If it raises, nothing of the run is committed. Default is none.
+
+    Returns
+    -------
+    MedianResult
+    """
+    start = time.perf_counter()
+    if kernel not in KERNELS:
+        raise ParameterError(f"kernel: unknown value {kernel!r}; choose one of: "
+                             f"{', '.join(KERNELS)}")
+    out_path = None
+    if path is not None:
+        inputs = [name for img in plan.images for name in (img.sci, img.wht)]
+        out_path = check_output_path(path, inputs)
+    cards, history = provenance(plan)
+    header = output_header(image_header(plan.images[0]), cards, history,
+                           source=plan.images[0].sci)
+    if executor.compiles_here:
+        compile_notice(plan, kernel)
+    count_masked = log.isEnabledFor(logging.INFO) and plan.params.median_newmasks
+    n = plan.n_images
+    nonfinite = np.zeros(n, dtype=np.int64)
+    masked = np.zeros(n, dtype=np.int64)
+    no_good = 0
+    stats: list[WeightStats] | None = None
+    sinks: OutputSinks | None = None
+    written: list[Path] = []
+    with executor.open(plan, kernel=kernel, out_path=out_path) as work:
+        try:
+            thresholds = None
+            if plan.params.median_newmasks and plan.needs_weights:
+                t_weights = time.perf_counter()
+                stats = work.weight_stats()
+                thresholds = thresholds_of(plan, stats)
+                log.debug("mean weights of %d images: %.2f s", n,
+                          time.perf_counter() - t_weights)
+            t_combine = time.perf_counter()
+            sinks = OutputSinks(plan, header, out_path, keep_data, save_maps, keep_maps,
+                                quicklook)
+            done, total = 0, len(plan.sections)
+            warned: set[str] = set()
+            for piece in work.sections(thresholds, sinks, count_masked):
+                for name in piece.integer:
+                    if name not in warned:
+                        log.warning("%s: integer data converted to float32", name)
+                        warned.add(name)
+                if piece.result is not None:
+                    sinks.put(piece.section, piece.result)
+                nonfinite += piece.nonfinite
+                no_good += piece.no_good
+                if piece.masked is not None:
+                    masked += piece.masked
+                done += piece.sections
+                if progress is not None:
+                    progress(done, total)
+            log.debug("%d sections combined: %.2f s", total, time.perf_counter() - t_combine)
+            for img, count in zip(plan.images, nonfinite):
+                if count:
+                    log.warning("%s: %d NaN/inf science pixels, treated as masked", img.sci, count)
+            if before_commit is not None:
+                before_commit(pending_result(sinks, header, plan, no_good))
+            t_commit = time.perf_counter()
+            written = sinks.commit() if out_path is not None else []
+            if written:
+                log.debug("files synced and renamed into place: %.2f s",
+                          time.perf_counter() - t_commit)
+        except BaseException:
+            if sinks is not None:
+                sinks.abort()
+            raise
+    if log.isEnabledFor(logging.INFO):
+        log.info("per-image values:\n%s", image_table(plan, stats, masked if count_masked
+                                                      else None))
+    check_coverage(plan, no_good)
+    arrays = sinks.arrays
+    return MedianResult(
+        data=arrays.get("median"),
+        header=header,
+        path=written[-1] if written else None,
+        ngood=arrays.get("ngood"),
+        minchosen=arrays.get("minchosen"),
+        map_paths=list(written[:-1]),
+        seconds=time.perf_counter() - start,
+        plan=plan,
+        no_good=no_good,
+        quicklook=sinks.quicklook,
+    )
+

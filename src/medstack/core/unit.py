@@ -1,0 +1,117 @@
+"""The work unit: one row section read from every input and combined (:func:`compute_section`).
+
+Executors call it, on threads or on Dask workers; it is the same code either way, so the
+result is the same bit for bit."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..io.readers import RawReader, Reader
+from ..kernels import SectionResult, combine_section
+from .plan import StackPlan
+from .sections import Section
+
+__all__ = ["SectionBuffers", "compute_section"]
+
+
+class SectionBuffers:
+    """Read buffers reused from section to section, so that each section does not map and zero
+    fresh pages (at most one set per thread that computes at the same time)."""
+
+    def __init__(self) -> None:
+        self._free: list[dict[str, np.ndarray]] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> dict[str, np.ndarray]:
+        with self._lock:
+            return self._free.pop() if self._free else {}
+
+    def give(self, buffers: dict[str, np.ndarray]) -> None:
+        with self._lock:
+            self._free.append(buffers)
+
+
+def _buffer(buffers: dict[str, np.ndarray], key: str, shape: tuple[int, ...]) -> np.ndarray:
+    size = int(np.prod(shape))
+    buf = buffers.get(key)
+    if buf is None or buf.size < size:
+        buf = buffers[key] = np.empty(size, dtype=np.uint32)
+    return buf[:size].reshape(shape)
+
+
+def compute_section(
+    plan: StackPlan,
+    section: Section,
+    sci_readers: Sequence[Reader],
+    wht_readers: Sequence[Reader] | None,
+    thresholds: np.ndarray | None,
+    kernel: str = "fast",
+    buffers: SectionBuffers | None = None,
+    count_masked: bool = False,
+) -> tuple[SectionResult, list[int]]:
+    """Read one section from every input and combine it.
+
+    Inputs read by a :class:`RawReader` go to the kernel as views of their memory-mapped
+    files, as they lie there (big-endian float32): the fast kernel byte-swaps each value as it
+    loads it, so the data are read once, straight from the page cache, and never copied; the
+    rows are unmapped when the section is done. Other inputs are read into buffers.
+
+    Parameters
+    ----------
+    buffers : SectionBuffers, optional
+        Read buffers to reuse (for inputs that are not memory-mapped). Default is fresh ones.
+    count_masked : bool, optional
+        Also count, per image, the output-row pixels its weight mask rejects (``result.masked``,
+        a list of int; an extra pass over the weights, for ``-v``). Default is False.
+
+    Returns
+    -------
+    result : SectionResult
+        The output rows of the section.
+    nonfinite : list of int
+        Per image, how many NaN/inf science values the section's output rows hold (they are
+        masked).
+    """
+    r0, r1 = section.read
+    n = plan.n_images
+    nx = plan.shape[1]
+    lo, hi = section.local
+    bufs = buffers.take() if buffers is not None else {}
+
+    def planes(readers: Sequence[Reader], key: str) -> list[np.ndarray]:
+        out = []
+        for i, reader in enumerate(readers):
+            if isinstance(reader, RawReader) and reader.mappable:
+                out.append(reader.rows(r0, r1))
+            else:
+                buf = _buffer(bufs, key, (n, r1 - r0, nx)).view(np.float32)[i]
+                out.append(reader.read(r0, r1, out=buf))
+        return out
+
+    sci: list[np.ndarray] = []
+    wht: list[np.ndarray] | None = None
+    try:
+        sci = planes(sci_readers, "sci")
+        wht = planes(wht_readers, "wht") if wht_readers is not None else None
+        result = combine_section(sci, wht, plan.spec, thresholds=thresholds,
+                                 scalars=plan.scalars, rows=(lo, hi), kernel=kernel)
+        counts = getattr(result, "nonfinite", None)  # the fast kernel counts them on its way
+        if counts is None:
+            from ..kernels.fast import count_nonfinite
+
+            counts = [count_nonfinite(plane[lo:hi]) for plane in sci]
+        nonfinite = [int(c) for c in counts]
+        if count_masked and thresholds is not None and wht is not None:
+            # the mask's own test: bad where not float64(w) >= threshold (NaN weights too)
+            result.masked = [int(plane[lo:hi].size - np.count_nonzero(
+                plane[lo:hi] >= np.float64(t))) for plane, t in zip(wht, thresholds)]
+    finally:
+        sci = wht = None  # the mapped rows go with their views
+        if buffers is not None:
+            buffers.give(bufs)
+    return result, nonfinite
+
