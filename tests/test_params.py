@@ -75,3 +75,29 @@ def test_replace_validates():
     with pytest.raises(ParameterError):
         p.replace(combine_nhigh=-1)
     assert spec("combine_type").option == "--combine-type"
+
+
+def test_median_params_are_made_from_the_spec():
+    from dataclasses import fields
+
+    from medstack.params import _coerce
+
+    assert [f.name for f in fields(MedianParams)] == [p.name for p in PARAMETERS]
+    defaults = MedianParams()
+    for p in PARAMETERS:
+        assert getattr(defaults, p.name) == _coerce(p, p.default), p.name
+        assert p.name in (MedianParams.__doc__ or "")
+
+
+def test_header_keywords_come_from_the_spec(tmp_path):
+    import numpy as np
+    from conftest import random_stack, write_stack
+
+    from medstack import median_image
+
+    sci, wht = random_stack(np.random.default_rng(2), 3, 10, 9)
+    header = median_image(write_stack(tmp_path, sci, wht), combine_type="median").header
+    for p in PARAMETERS:
+        if p.keyword is not None:
+            assert header.comments[p.keyword] == p.name
+    assert len({p.keyword for p in PARAMETERS if p.keyword}) == 11

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, make_dataclass, replace
 from typing import Any
 
 from .errors import ParameterError
@@ -74,6 +74,8 @@ class ParamSpec:
         Whether ``minimum`` itself is excluded.
     drizzlepac : bool
         Whether drizzlepac's ``createMedian`` has this parameter (``False`` for medstack's own).
+    keyword : str or None
+        The output header keyword that records the value used (None: not recorded).
     """
 
     name: str
@@ -85,6 +87,7 @@ class ParamSpec:
     minimum: float | None = None
     strict: bool = False
     drizzlepac: bool = True
+    keyword: str | None = None
 
     @property
     def option(self) -> str:
@@ -105,6 +108,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         True,
         "Build bad-pixel masks from the weight images: a pixel whose weight is below "
         "combine_maskpt times that image's mean weight is left out of the combination.",
+        keyword="MEDNEWMK",
     ),
     ParamSpec(
         "combine_maskpt",
@@ -115,6 +119,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "AstroDrizzle's own default is 0.3, so give 0.3 to compare with an AstroDrizzle "
         "product (on the ACS/HRC test stack, 0.7 changes 4462 of its 1168440 pixels).",
         minimum=0.0,
+        keyword="MEDMASKP",
     ),
     ParamSpec(
         "combine_type",
@@ -125,6 +130,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "and the i-variants (iminmed, imedian, imean), which fill pixels with no good input "
         "with the first non-zero value in stack order. average/iaverage = mean/imean.",
         choices=COMBINE_TYPES,
+        keyword="MEDCTYPE",
     ),
     ParamSpec(
         "combine_nsigma",
@@ -133,6 +139,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "minmed only: significance of the median-minimum difference, as 'nsigma1 nsigma2'. "
         "nsigma1 flags pixels; nsigma2 applies within combine_grow of a flagged pixel. "
         "One value is used for both.",
+        keyword="MEDNSIG",
     ),
     ParamSpec(
         "combine_nlow",
@@ -140,6 +147,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         0,
         "median/mean only: number of lowest good values rejected at each pixel.",
         minimum=0,
+        keyword="MEDNLOW",
     ),
     ParamSpec(
         "combine_nhigh",
@@ -147,6 +155,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         0,
         "median/mean only: number of highest good values rejected at each pixel.",
         minimum=0,
+        keyword="MEDNHIGH",
     ),
     ParamSpec(
         "combine_lthresh",
@@ -155,6 +164,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "median/mean only: values below this (electrons/s, as the singles) are rejected. "
         "None: no lower threshold.",
         optional=True,
+        keyword="MEDLTHR",
     ),
     ParamSpec(
         "combine_hthresh",
@@ -163,6 +173,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "median/mean only: values at or above this (electrons/s) are rejected. "
         "None: no upper threshold.",
         optional=True,
+        keyword="MEDHTHR",
     ),
     ParamSpec(
         "combine_grow",
@@ -171,6 +182,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "minmed only: radius in pixels around a pixel flagged by nsigma1 within which "
         "nsigma2 applies.",
         minimum=0,
+        keyword="MEDGROW",
     ),
     ParamSpec(
         "combine_bufsize",
@@ -181,6 +193,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         optional=True,
         minimum=0.0,
         strict=True,
+        keyword="MEDBUFSZ",
     ),
     ParamSpec(
         "fillval",
@@ -188,6 +201,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         0.0,
         "Value of output pixels with no good input (drizzlepac: 0). 'nan' is accepted.",
         drizzlepac=False,
+        keyword="MEDFILL",
     ),
 )
 
@@ -293,57 +307,65 @@ def _coerce(p: ParamSpec, value: Any) -> Any:
     return number
 
 
-@dataclass(frozen=True)
-class MedianParams:
-    """Validated parameters of the median step (see :data:`PARAMETERS` for their meaning).
+class _ParamsMethods:
+    """What :class:`MedianParams` computes from its fields (its fields come from
+    :data:`PARAMETERS`)."""
 
-    Build one with :func:`validate`; the constructor itself does not validate.
-    """
-
-    median: bool = True
-    median_newmasks: bool = True
-    combine_maskpt: float = 0.7
-    combine_type: str = "minmed"
-    combine_nsigma: tuple[float, float] = (4.0, 3.0)
-    combine_nlow: int = 0
-    combine_nhigh: int = 0
-    combine_lthresh: float | None = None
-    combine_hthresh: float | None = None
-    combine_grow: int = 1
-    combine_bufsize: float | None = None
-    fillval: float = 0.0
+    __slots__ = ()
 
     @property
     def kind(self) -> str:
         """The combination proper: ``minmed``, ``median``, ``mean`` or ``sum``."""
-        ctype = _ALIASES.get(self.combine_type, self.combine_type)
+        ctype = _ALIASES.get(self.combine_type, self.combine_type)  # type: ignore[attr-defined]
         return ctype[1:] if ctype.startswith("i") else ctype
 
     @property
     def fill(self) -> bool:
         """Whether this is an ``i`` type (fill pixels with no good input)."""
-        return self.combine_type.startswith("i")
+        return self.combine_type.startswith("i")  # type: ignore[attr-defined]
 
     @property
     def grow_px(self) -> int:
         """The grow radius in pixels that actually applies (0 unless minmed)."""
-        return self.combine_grow if self.kind == "minmed" else 0
+        return self.combine_grow if self.kind == "minmed" else 0  # type: ignore[attr-defined]
 
     @property
     def budget_bytes(self) -> int:
         """Section buffer per input image, in bytes (``combine_bufsize`` MiB, default 1)."""
-        mib = 1.0 if self.combine_bufsize is None else self.combine_bufsize
+        bufsize = self.combine_bufsize  # type: ignore[attr-defined]
+        mib = 1.0 if bufsize is None else bufsize
         return max(1, int(mib * MIB))
 
     def as_dict(self) -> dict[str, Any]:
         """The parameters as a plain dict, ``combine_nsigma`` in drizzlepac's string form."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["combine_nsigma"] = format_value(spec("combine_nsigma"), self.combine_nsigma)
+        out = {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+        out["combine_nsigma"] = format_value(spec("combine_nsigma"), self.combine_nsigma)  # type: ignore[attr-defined]  # noqa: E501
         return out
 
     def replace(self, **changes: Any) -> MedianParams:
         """Return a validated copy with some parameters changed."""
-        return validate(changes, base=self)
+        return validate(changes, base=self)  # type: ignore[arg-type]
+
+
+_TYPES = {"bool": "bool", "int": "int", "float": "float", "str": "str",
+          "nsigma": "tuple[float, float]"}
+
+
+def _make_params_class() -> type:
+    """:class:`MedianParams`, its fields made from :data:`PARAMETERS` (name, type, default),
+    so that the two cannot disagree."""
+    specs = [(p.name, _TYPES[p.kind] + (" | None" if p.optional else ""),
+              field(default=_coerce(p, p.default))) for p in PARAMETERS]
+    cls = make_dataclass("MedianParams", specs, bases=(_ParamsMethods,), frozen=True)
+    cls.__module__ = __name__
+    cls.__doc__ = (
+        "Validated parameters of the median step, one attribute per entry of "
+        ":data:`PARAMETERS` (same name, type and default).\n\n"
+        "Build one with :func:`validate`; the constructor itself does not validate.\n\n"
+        "Attributes\n----------\n" + "\n".join(
+            f"{p.name} : {_TYPES[p.kind]}{' or None' if p.optional else ''}\n"
+            f"    {p.help} Default is {format_value(p, p.default)}." for p in PARAMETERS))
+    return cls
 
 
 def validate(values: Mapping[str, Any] | None = None, *, base: MedianParams | None = None,
@@ -412,3 +434,7 @@ def format_value(p: ParamSpec, value: Any) -> str:
     if p.kind == "float":
         return repr(float(value))
     return str(value)
+
+
+#: The validated parameters (a frozen dataclass made from :data:`PARAMETERS`).
+MedianParams = _make_params_class()

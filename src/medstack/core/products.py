@@ -47,22 +47,15 @@ def provenance(plan: StackPlan) -> tuple[list[tuple[str, object, str]], list[str
         ("MEDSTACK", __version__, "medstack version that made this image"),
         ("NCOMBINE", plan.n_images, "number of images combined"),
     ]
-    keys = {
-        "median_newmasks": "MEDNEWMK", "combine_maskpt": "MEDMASKP", "combine_type": "MEDCTYPE",
-        "combine_nsigma": "MEDNSIG", "combine_nlow": "MEDNLOW", "combine_nhigh": "MEDNHIGH",
-        "combine_lthresh": "MEDLTHR", "combine_hthresh": "MEDHTHR", "combine_grow": "MEDGROW",
-        "combine_bufsize": "MEDBUFSZ", "fillval": "MEDFILL",
-    }
-    for spec_ in PARAMETERS:
-        key = keys.get(spec_.name)
-        if key is None:
+    for spec_ in PARAMETERS:  # the keyword of each parameter comes from the spec
+        if spec_.keyword is None:
             continue
         value = getattr(p, spec_.name)
         if spec_.kind in ("nsigma",) or value is None:
             value = format_value(spec_, value)
         elif spec_.kind == "float" and not np.isfinite(value):
             value = format_value(spec_, value)
-        cards.append((key, value, spec_.name))
+        cards.append((spec_.keyword, value, spec_.name))
     history = [f"medstack {__version__} median of {plan.n_images} images",
                f"with {versions()}"]
     history += [f"medstack input {i + 1}: {_ascii(os.path.basename(img.sci))}"
