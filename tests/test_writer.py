@@ -150,3 +150,36 @@ def test_row_target_writes_and_starts_write_back(tmp_path, monkeypatch):
         w.commit()
     assert [n for _, n in calls] == [40, 40]
     assert np.array_equal(fits.getdata(tmp_path / "c_med.fits"), data)
+
+
+def test_every_product_gets_the_same_mode_and_atomic_write(tmp_path):
+    """The median, a .cfg file and a PNG are all written through one atomic path: mode 0644
+    less the umask (the .cfg used to stay 0600), nothing left behind on failure."""
+    import stat
+
+    from medstack.config import write_config
+    from medstack.extras.quicklook import save_quicklook
+    from medstack.io.writer import atomic_file
+    from medstack.params import validate
+
+    mask = os.umask(0o022)
+    try:
+        cfg = write_config(tmp_path / "p.cfg", validate(), input="a_flt.fits")
+        png = save_quicklook(tmp_path / "q.png", np.ones((8, 8), np.float32))
+        with FitsImageWriter(tmp_path / "m.fits", (2, 2), np.float32, None) as writer:
+            writer.write_rows(0, np.zeros((2, 2), np.float32))
+            writer.commit()
+        for path in (cfg, png, tmp_path / "m.fits"):
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o644, path
+        (tmp_path / "keep.txt").write_text("earlier")
+        with pytest.raises(RuntimeError), atomic_file(tmp_path / "keep.txt", "a test") as fh:
+            fh.write(b"partial")
+            raise RuntimeError("stop")
+        assert (tmp_path / "keep.txt").read_text() == "earlier"
+        with pytest.raises(OutputError, match="missing/x.txt: cannot write a test"):
+            with atomic_file(tmp_path / "missing" / "x.txt", "a test"):
+                pass
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt", "m.fits", "p.cfg",
+                                                              "q.png"]
+    finally:
+        os.umask(mask)

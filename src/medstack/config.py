@@ -37,7 +37,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -47,7 +46,7 @@ from typing import Any
 from configobj import ConfigObj, ConfigObjError
 
 from ._version import __version__
-from .errors import InputError, OutputError, ParameterError
+from .errors import InputError, ParameterError
 from .params import PARAMETERS, MedianParams, ParamSpec, format_value, validate
 
 __all__ = [
@@ -649,22 +648,13 @@ def write_config(
     OutputError
         If the file cannot be written (naming it).
     """
-    from .io.writer import check_output_path, temp_prefix
+    from .io.writer import atomic_file, check_output_path
 
     out = check_output_path(path)  # never a device node replaced by a regular file
     directory = out.parent if str(out.parent) else Path(".")
     text = config_text(params, input=input, output=output, task=task, folder=directory)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(out), suffix=".tmp", dir=directory)
-    except OSError as err:
-        raise OutputError(f"{out}: cannot write configuration file ({err.strerror})") from err
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, out)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"{out}: cannot write configuration file ({err.strerror})") from err
+    with atomic_file(out, "the configuration file") as fh:
+        fh.write(text.encode("utf-8"))
     return out
 
 

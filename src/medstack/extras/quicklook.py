@@ -15,14 +15,13 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 
 from ..errors import OutputError, ParameterError
-from ..io.writer import check_output_path, temp_prefix
+from ..io.writer import atomic_file, check_output_path
 
 __all__ = ["STRETCHES", "QuickLook", "display_wcs", "save_quicklook"]
 
@@ -345,30 +344,8 @@ def _save(look: QuickLook, path: str | os.PathLike[str], *, title: str | None, s
             f"{n_nan} NaN pixels (red)" if n_nan else None]
     fig.suptitle(f"{title or 'median image'}\n{'; '.join(s for s in info if s)}", fontsize=11)
 
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(dest), suffix=".tmp", dir=dest.parent)
-    except OSError as err:
-        raise OutputError(f"{dest}: cannot write the quick-look PNG: {err.strerror or err}") \
-            from err
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=dpi)
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, dest)
-    except BaseException as err:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(err, OSError):
-            raise OutputError(f"{dest}: cannot write the quick-look PNG: "
-                              f"{err.strerror or err}") from err
-        raise
+    with atomic_file(dest, "the quick-look PNG") as fh:
+        fig.savefig(fh, format="png", dpi=dpi)
     log.debug("wrote quick-look %s", dest)
     return dest
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -22,16 +22,19 @@ import sys
 import tempfile
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 import numpy as np
 from astropy.io import fits
 
 from ..errors import OutputError
 
-__all__ = ["FitsImageWriter", "RowTarget", "check_distinct_outputs", "check_output_path",
+__all__ = ["FitsImageWriter", "RowTarget", "atomic_file", "check_distinct_outputs", "check_output_path",
            "map_name", "output_header", "same_file_key", "temp_prefix"]
 
 BLOCK = 2880
@@ -462,6 +465,48 @@ class RowTarget:
             raise OutputError(f"{self.path}: write failed ({err.strerror or err})") from err
         finally:
             os.close(fd)
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike[str], what: str) -> Iterator[BinaryIO]:
+    """Write a small product (a ``.cfg`` file, a PNG) atomically: into a temporary file beside
+    it, flushed to disk and renamed over ``path`` (mode ``0644`` less the umask, as for every
+    product) when the ``with`` block ends without error. On any error or interrupt the
+    temporary file is removed and an earlier file of that name is left as it was.
+
+    Parameters
+    ----------
+    path : path-like
+        The product.
+    what : str
+        What it is, for messages (``"the quick-look PNG"``).
+
+    Raises
+    ------
+    OutputError
+        The file cannot be written or renamed (naming it and the reason).
+    """
+    dest = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(dest), suffix=".tmp",
+                                   dir=dest.parent if str(dest.parent) else ".")
+    except OSError as err:
+        raise OutputError(f"{dest}: cannot write {what}: {err.strerror or err}") from err
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644 & ~_umask())
+        os.replace(tmp, dest)
+    except BaseException as err:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(err, OSError):
+            raise OutputError(f"{dest}: cannot write {what}: {err.strerror or err}") from err
+        raise
 
 
 def _umask() -> int:
