@@ -148,3 +148,32 @@ def test_verbose_logs_the_plan(capsys, monkeypatch, names, tmp_path):
 def test_no_info_without_verbose(capsys, monkeypatch, names, tmp_path):
     err = _run(capsys, monkeypatch, names, tmp_path, "--workers", "2")
     assert "INFO" not in err
+
+
+def test_a_real_terminal_of_zero_rows_still_draws(no_delay, monkeypatch):
+    """A pty that reports 100 columns and 0 rows: tqdm reads that size itself and would
+    hide the bar; it draws, 80 columns wide, and stays."""
+    pty = pytest.importorskip("pty")
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 0, 100, 0, 0))  # 0 rows
+    stream = os.fdopen(slave, "w")
+    monkeypatch.setattr(sys, "stderr", stream)  # tqdm asks stderr's terminal for its size
+    try:
+        assert os.get_terminal_size(slave) == os.terminal_size((100, 0))
+        with make_progress() as progress:
+            for done in range(1, 5):
+                progress(done, 4)
+        stream.flush()
+        import select
+
+        text = ""
+        while select.select([master], [], [], 0.2)[0]:
+            text += os.read(master, 65536).decode()
+    finally:
+        stream.close()
+        os.close(master)
+    assert "4/4" in text and "100%" in text

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-__all__ = ["DEFAULT_COLUMNS", "columns", "make_progress"]
+__all__ = ["DEFAULT_COLUMNS", "DEFAULT_ROWS", "columns", "make_progress", "rows"]
 
 
 #: Seconds a run takes before its bar appears (shorter runs draw nothing).
@@ -23,14 +23,30 @@ DELAY = 1.0
 DEFAULT_COLUMNS = 80
 
 
+#: Rows assumed where the terminal reports 0 (tqdm would then hide the bar: it hides bars
+#: below the last row).
+DEFAULT_ROWS = 24
+
+
+def _size(stream: TextIO | None) -> os.terminal_size | None:
+    try:
+        return os.get_terminal_size((stream or sys.stderr).fileno())
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        return None
+
+
 def columns(stream: TextIO | None = None) -> int:
     """The width of the terminal behind ``stream`` (default: stderr), in columns;
     :data:`DEFAULT_COLUMNS` where it reports none or 0."""
-    try:
-        width = os.get_terminal_size((stream or sys.stderr).fileno()).columns
-    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
-        width = 0
-    return width if width > 0 else DEFAULT_COLUMNS
+    size = _size(stream)
+    return size.columns if size is not None and size.columns > 0 else DEFAULT_COLUMNS
+
+
+def rows(stream: TextIO | None = None) -> int:
+    """The height of the terminal behind ``stream``, in rows; :data:`DEFAULT_ROWS` where it
+    reports none or 0 (as ``script`` does)."""
+    size = _size(stream)
+    return size.lines if size is not None and size.lines > 0 else DEFAULT_ROWS
 
 
 @contextmanager
@@ -65,7 +81,8 @@ def make_progress(enabled: bool = True, *, desc: str = "median", unit: str = "se
     def progress(done: int, total: int) -> None:
         if not bar:
             bar.append(tqdm(total=total, desc=desc, unit=unit, file=stream, leave=True,
-                            delay=delay, mininterval=0.1, ncols=columns(stream)))
+                            delay=delay, mininterval=0.1, ncols=columns(stream),
+                            nrows=rows(stream)))
         bar[0].update(done - bar[0].n)
 
     try:
