@@ -743,6 +743,11 @@ def test_empty_list_file_is_named(setup, capsys):
     ("workers", 2.5, "workers: expected a whole number"),
     ("progress", 5, "progress: expected a callable"),
     ("kernel", "bogus", "kernel: unknown value 'bogus'; choose one of: fast, reference"),
+    ("weights", 5, "weights: expected a list of weight file names"),
+    ("weights", [1, 2, 3], "weights: expected a list of weight file names"),
+    ("before_commit", 5, "before_commit: expected a callable"),
+    ("connect_timeout", "x", "connect_timeout: expected a number of seconds > 0"),
+    ("connect_timeout", 0, "connect_timeout: expected a number of seconds > 0"),
 ])
 def test_api_arguments_raise_parameter_error(setup, argument, value, message):
     kwargs = {"input": setup.names, argument: value}
@@ -811,6 +816,23 @@ def test_malformed_header_card_is_one_warning_naming_the_file(setup):
     assert lines[0].startswith(f"medstack: WARNING: {path}: header card BUNIT is not FITS "
                                "standard; copied as fixed: BUNIT = ")
     assert fits.getheader(setup.outdir / "visit_med.fits")["NCOMBINE"] == 3
+
+
+@pytest.mark.parametrize("card", [b"DETECTOR= 'WFC     / no closing quote", b"EXPTIME = 1.0.0"])
+def test_malformed_card_medstack_reads_is_one_error_naming_the_file(setup, capsys, card):
+    """A malformed card that medstack reads (not only copies): one line naming the file and
+    the card, exit 2, nothing written."""
+    path = setup.sci_name(1)
+    raw = bytearray(path.read_bytes())
+    key = card.split(b"=")[0]
+    at = raw.find(key)
+    if at < 0:  # no such card yet: take the place of one that is there
+        at = raw.find(b"BUNIT   =")
+    raw[at:at + 80] = card.ljust(80)
+    path.write_bytes(bytes(raw))
+    name = card.split(b"=")[0].strip().decode()
+    fails(setup, capsys, setup.argv(), f"{path}: a header card medstack reads is malformed",
+          f"({name})")
 
 
 def test_library_warnings_become_one_medstack_line(setup, capsys, monkeypatch):

@@ -30,7 +30,8 @@ def _is_int(value: Any) -> bool:
 
 
 def _check_api_arguments(input: Any, output: Any, workers: Any, progress: Any,
-                         kernel: Any) -> None:
+                         kernel: Any, weights: Any = None, before_commit: Any = None,
+                         connect_timeout: Any = 10.0) -> None:
     """ParameterError naming the argument of :func:`median_image` that has a wrong type or
     value (before any file is opened)."""
     from .kernels import KERNELS
@@ -53,6 +54,17 @@ def _check_api_arguments(input: Any, output: Any, workers: Any, progress: Any,
     if progress is not None and not callable(progress):
         raise ParameterError(f"progress: expected a callable progress(done, total) or None, got "
                              f"{type(progress).__name__} {progress!r}"[:200])
+    if weights is not None and (isinstance(weights, (str, bytes)) or not (
+            isinstance(weights, Sequence) and all(is_name(w) or w is None for w in weights))):
+        raise ParameterError(f"weights: expected a list of weight file names (one per input) "
+                             f"or None, got {type(weights).__name__} {weights!r}"[:200])
+    if before_commit is not None and not callable(before_commit):
+        raise ParameterError(f"before_commit: expected a callable before_commit(result) or None, "
+                             f"got {type(before_commit).__name__} {before_commit!r}"[:200])
+    if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, numbers.Real) or \
+            not connect_timeout > 0:
+        raise ParameterError(f"connect_timeout: expected a number of seconds > 0, got "
+                             f"{connect_timeout!r}"[:200])
     if kernel not in KERNELS:
         raise ParameterError(f"kernel: unknown value {kernel!r}; choose one of: "
                              f"{', '.join(KERNELS)}")
@@ -139,7 +151,8 @@ def median_image(
     MedstackError
         ``InputError``, ``ParameterError`` or ``OutputError``, one line naming the culprit.
     """
-    _check_api_arguments(input, output, workers, progress, kernel)
+    _check_api_arguments(input, output, workers, progress, kernel, weights, before_commit,
+                         connect_timeout)
     p = validate(params)
     executor = make_executor(workers=workers, scheduler=scheduler, client=client,
                              connect_timeout=connect_timeout)

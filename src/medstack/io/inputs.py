@@ -410,7 +410,11 @@ def open_input(
             merged = hdul[0].header.copy()
             merged.update(header)
             header = merged
-        h_exptime, h_sky, h_readnoise = scalars_from_header(header)
+        try:
+            h_exptime, h_sky, h_readnoise = scalars_from_header(header)
+        except fits.VerifyError as err:  # a malformed card medstack reads (EXPTIME, CCDAMP...)
+            raise InputError(f"{sci}: a header card medstack reads is malformed "
+                             f"({' '.join(str(err).split())})") from err
     if not os.path.exists(wht):
         raise InputError(f"{wht}: weight file not found (for {sci})")
     with _open_fits(wht) as hdul:
