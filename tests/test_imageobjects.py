@@ -4,6 +4,7 @@ test_astrodrizzle.py."""
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 
@@ -128,6 +129,10 @@ def test_files_give_the_same_median_as_the_names(stack, caplog):
     caplog.set_level("INFO", logger="medstack")
     result = createMedian.createMedian(_objects(tmp_path, names), CONFIG)
     assert result.path == tmp_path / "final_med.fits"
+    trailer = caplog.text
+    assert "inputs of 40x33" not in trailer  # the -v plan line stays out of the trailer
+    assert "per-image values" not in trailer
+    assert logging.getLogger("medstack.core").level == logging.NOTSET  # set back
     expected = median_image(names, combine_type="minmed", exptime=[100.0] * 4,
                             sky=[50.0] * 4, readnoise=[4.0] * 4)
     assert same_bits(fits.getdata(result.path), expected.data)

@@ -47,7 +47,8 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,7 @@ from .config import (
 )
 from .core.plan import default_workers, output_name, prepare, rootname
 from .core.products import MedianResult
+from .core.report import NOTICE
 from .core.run import run as run_plan
 from .errors import InputError, MedstackError, ParameterError, StepAbortedError
 from .executors.threads import ThreadExecutor
@@ -317,6 +319,23 @@ def _remove_stale(stack: Any) -> None:
                 path)
 
 
+@contextmanager
+def _pipeline_voice() -> Iterator[None]:
+    """Inside AstroDrizzle, its trailer file shows the step as drizzlepac logs it plus
+    medstack's one line; the run's ``-v`` detail (plan line, per-image table) stays out.
+    Warnings and the compile notice still show."""
+    loggers = [logging.getLogger(f"medstack.{part}") for part in ("core", "io", "executors")]
+    saved = [logger.level for logger in loggers]
+    for logger in loggers:
+        if logger.level == logging.NOTSET:
+            logger.setLevel(NOTICE)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, saved):
+            logger.setLevel(level)
+
+
 def _run_objects(objects: Sequence[Any], settings: Settings) -> MedianResult:
     """The step on drizzlepac image objects, as AstroDrizzle runs it (see
     :mod:`medstack.io.imageobjects` for what is read from them)."""
@@ -340,14 +359,17 @@ def _run_objects(objects: Sequence[Any], settings: Settings) -> MedianResult:
     if stack.in_memory:
         from astropy.io import fits
 
-        result = run_plan(plan, ThreadExecutor(settings.num_cores), keep_data=True)
+        with _pipeline_voice():
+            result = run_plan(plan, ThreadExecutor(settings.num_cores), keep_data=True)
         hdul = fits.HDUList([fits.PrimaryHDU(data=result.data, header=result.header)])
         for obj in stack.objects:  # as drizzlepac hands it back, for blot and driz_cr
             obj.saveVirtualOutputs({stack.median_name: hdul})
     else:
         path = output_name(stack.median_name)
         log.info("Saving output median image to: '%s'", path)
-        result = run_plan(plan, ThreadExecutor(settings.num_cores), path=path, keep_data=False)
+        with _pipeline_voice():
+            result = run_plan(plan, ThreadExecutor(settings.num_cores), path=path,
+                              keep_data=False)
     _ran(result, settings.num_cores)
     return result
 
