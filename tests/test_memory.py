@@ -80,3 +80,77 @@ def test_every_plan_is_within_its_budget(n, ny, nx, grow, workers, mib, keep):
     assert plan.peak_bytes <= mib * MiB
     assert min(ny, 2 * grow + 1) <= plan.section_rows <= ny
     assert 1 <= plan.workers <= workers and plan.in_flight <= workers + 1
+
+
+RUN = """
+import glob, json, resource, sys
+from medstack import median_image
+median_image(sorted(glob.glob(sys.argv[1] + "/tiny/*_single_sci.fits")), keep_data=False,
+             combine_type=sys.argv[3])  # imports and kernels loaded: the baseline
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+names = sorted(glob.glob(sys.argv[1] + "/stack/*_single_sci.fits"))
+result = median_image(names, sys.argv[1] + "/out", keep_data=False, workers=2,
+                      combine_type=sys.argv[3], max_memory=None if sys.argv[2] == "-" else sys.argv[2])
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps([(peak - base) * 1024, result.plan.memory.peak_bytes]))
+"""
+
+
+@pytest.fixture(scope="module")
+def big_stack(tmp_path_factory):
+    import numpy as np
+    from conftest import write_stack
+
+    folder = tmp_path_factory.mktemp("memory")
+    rng = np.random.default_rng(0)
+    write_stack(folder / "tiny", rng.normal(10, 3, (3, 16, 16)).astype(np.float32),
+                rng.uniform(50, 100, (3, 16, 16)).astype(np.float32))
+    write_stack(folder / "stack", rng.normal(10, 3, (24, 512, 512)).astype(np.float32),
+                rng.uniform(50, 100, (24, 512, 512)).astype(np.float32))
+    return folder
+
+
+@pytest.mark.parametrize("kind,budget", [("median", "-"), ("minmed", "-"), ("minmed", "8MiB")])
+def test_a_runs_measured_peak_is_within_the_model(big_stack, kind, budget):
+    """Peak resident memory of a run over its baseline (interpreter, libraries, kernels),
+    measured, against the model's peak for its plan (and against --max-memory)."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", RUN, str(big_stack), budget, kind],
+                          capture_output=True, text=True, check=True)
+    growth, model = json.loads(done.stdout.strip().splitlines()[-1])
+    slack = 4 * MiB  # allocator and interpreter noise
+    assert growth <= model + slack, (growth / MiB, model / MiB)
+    if budget != "-":
+        assert model <= 8 * MiB and growth <= 8 * MiB + slack
+    else:
+        assert growth > 16 * MiB  # the unbudgeted run does hold more: the bound bites
+
+
+def test_a_budget_never_changes_the_result(tmp_path):
+    import numpy as np
+    from conftest import random_stack, same_bits, write_stack
+
+    from medstack import median_image
+
+    sci, wht = random_stack(np.random.default_rng(9), 7, 60, 41)
+    names = write_stack(tmp_path, sci, wht)
+    for kind in ("minmed", "imedian", "mean", "sum"):
+        whole = median_image(names, combine_type=kind, combine_grow=2)
+        for budget in ("40KiB", "100KiB", 200 * 1024):
+            small = median_image(names, combine_type=kind, combine_grow=2, max_memory=budget)
+            assert small.plan.section_rows < whole.plan.section_rows
+            assert same_bits(small.data, whole.data), (kind, budget)
+
+
+def test_sizes_are_read_with_their_units():
+    from medstack.params import parse_size
+
+    assert parse_size("2GiB") == 2 << 30 == parse_size("2G") == parse_size("2 gib")
+    assert parse_size("512MB") == 512 * 10**6 and parse_size(4096) == 4096
+    assert parse_size(None) is None and parse_size("none") is None
+    for bad in ("2XB", "-1M", "GiB", 0, True):
+        with pytest.raises(ParameterError, match="max_memory: expected a size such as 2GiB"):
+            parse_size(bad)

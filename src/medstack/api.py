@@ -19,7 +19,7 @@ from .core.products import MedianResult
 from .core.run import Executor, Progress, run
 from .errors import ParameterError
 from .io.inputs import open_inputs
-from .params import validate
+from .params import parse_size, validate
 
 __all__ = ["make_executor", "median_image"]
 
@@ -91,6 +91,7 @@ def median_image(
     quicklook: bool = False,
     before_commit: Callable[[MedianResult], None] | None = None,
     connect_timeout: float = 10.0,
+    max_memory: int | str | None = None,
     **params: Any,
 ) -> MedianResult:
     """Make the median image of a stack of singly drizzled images.
@@ -137,6 +138,12 @@ def median_image(
     connect_timeout : float
         Seconds to wait for a Dask scheduler at an address (``scheduler="tcp://..."``) to
         answer before giving up with an error. Default is 10.
+    max_memory : int or str, optional
+        One total memory budget for the run, in bytes or as a size such as ``"2GiB"``: the
+        sections of all inputs, the sections in flight and the kept arrays are planned to fit
+        it (fewer rows per section, fewer sections in flight); ``combine_bufsize`` stays the
+        per-input cap when given. With a Dask scheduler the sections are planned from it too.
+        The result never depends on it. Default is none (``combine_bufsize``, default 1 MiB per input, alone).
     **params
         Median-step parameters by drizzlepac name (``combine_type="median"`` ...), see
         :data:`medstack.params.PARAMETERS`.
@@ -154,13 +161,16 @@ def median_image(
     _check_api_arguments(input, output, workers, progress, kernel, weights, before_commit,
                          connect_timeout)
     p = validate(params)
+    max_memory_bytes = parse_size(max_memory)
     executor = make_executor(workers=workers, scheduler=scheduler, client=client,
                              connect_timeout=connect_timeout)
     # per-image values by the one rule of every door (.cfg, --table, createMedian)
     exptime, sky, readnoise = (per_image_values(name, values) for name, values in
                                (("exptime", exptime), ("sky", sky), ("readnoise", readnoise)))
     images = open_inputs(input, weights=weights, exptime=exptime, sky=sky, readnoise=readnoise)
-    plan = prepare(images, p)
+    plan = prepare(images, p, workers=getattr(executor, "workers", None),
+                   max_memory_bytes=max_memory_bytes, keep_data=keep_data,
+                   maps=keep_data and (save_maps or keep_maps))
     path = output_name(output) if output is not None else None
     return run(plan, executor, path=path, keep_data=keep_data, save_maps=save_maps,
                keep_maps=keep_maps, progress=progress, kernel=kernel, quicklook=quicklook,

@@ -128,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS",
                      help="with --scheduler tcp://HOST:PORT: seconds to wait for the scheduler "
                      "to answer before giving up. Default: 10")
+    run.add_argument("--max-memory", metavar="SIZE", default=None,
+                     help="one total memory budget for the run, e.g. 2GiB or 512MiB: sections "
+                     "of all inputs, sections in flight and kept arrays are planned to fit it "
+                     "(--combine-bufsize stays the per-input cap when given); the result never "
+                     "depends on it. Default: none (--combine-bufsize alone)")
     run.add_argument("--save-maps", action="store_true",
                      help="also write ROOT_med_ngood.fits (good inputs per pixel) and, for "
                      "minmed, ROOT_med_minchosen.fits (1 where the minimum was chosen)")
@@ -330,7 +335,7 @@ def _run(args: argparse.Namespace) -> int:
             quicklook=bool(args.png),
             workers=workers, progress=progress, kernel=args.kernel,
             scheduler=args.scheduler, before_commit=before_commit,
-            connect_timeout=args.connect_timeout, **per_image,
+            connect_timeout=args.connect_timeout, max_memory=args.max_memory, **per_image,
             **params.as_dict(),
         )
     n_used = result.plan.n_images if result.plan is not None else len(names)

@@ -27,6 +27,7 @@ __all__ = [
     "ParamSpec",
     "format_value",
     "parse_nsigma",
+    "parse_size",
     "spec",
     "validate",
 ]
@@ -415,6 +416,41 @@ def _float32(value: float) -> float:
 
     with np.errstate(over="ignore"):
         return float(np.float32(value))
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "kb": 1000, "m": 1 << 20,
+               "mib": 1 << 20, "mb": 1000**2, "g": 1 << 30, "gib": 1 << 30, "gb": 1000**3,
+               "t": 1 << 40, "tib": 1 << 40, "tb": 1000**4}
+
+
+def parse_size(value: Any, name: str = "max_memory") -> int | None:
+    """A memory size in bytes: an int (bytes) or a string such as ``"2GiB"``, ``"512M"``,
+    ``"1.5 GB"`` (``K``/``M``/``G``/``T`` and ``KiB``... are powers of 1024, ``kB``/``MB``...
+    of 1000); None or ``"none"`` for no limit.
+
+    Raises
+    ------
+    ParameterError
+        Naming ``name``, for anything else or a size that is not positive.
+    """
+    if _is_none(value):
+        return None
+    number: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "").lower()
+        unit = text.lstrip("0123456789.eE+")
+        digits = text[: len(text) - len(unit)]
+        if unit in _SIZE_UNITS and digits:
+            try:
+                number = float(digits) * _SIZE_UNITS[unit]
+            except ValueError:
+                number = None
+    if number is None or not math.isfinite(number) or number < 1:
+        raise ParameterError(f"{name}: expected a size such as 2GiB, 512MiB or a number of "
+                             f"bytes, got {value!r}")
+    return int(number)
 
 
 def _number(value: float) -> str:

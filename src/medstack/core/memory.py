@@ -158,6 +158,7 @@ def plan_memory(
             )
         workers = max(1, min(workers, in_flight - 1)) if in_flight > 1 else 1
     weight = weight_pass_bytes(n_images, nx, rows)
-    peak = max(weight, peak_bytes(n_images, rows, nx, in_flight)) + fixed
+    n_sections = -(-ny // max(1, rows - 2 * grow)) if rows < ny else 1
+    peak = max(weight, peak_bytes(n_images, rows, nx, min(in_flight, n_sections))) + fixed
     return MemoryPlan(section_rows=int(rows), workers=workers, in_flight=in_flight,
                       peak_bytes=int(peak))

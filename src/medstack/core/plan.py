@@ -13,7 +13,8 @@ from ..errors import InputError, OutputError, ParameterError, StepAbortedError
 from ..io.inputs import InputImage
 from ..kernels import CombineSpec, ImageScalars
 from ..params import MedianParams
-from .sections import Section, plan_sections, section_rows
+from .memory import MemoryPlan, plan_memory
+from .sections import Section, plan_sections
 
 __all__ = ["StackPlan", "default_workers", "output_name", "prepare", "rootname"]
 
@@ -71,6 +72,7 @@ class StackPlan:
     section_rows: int
     sections: tuple[Section, ...]
     needs_weights: bool
+    memory: MemoryPlan | None = None
 
     @property
     def n_images(self) -> int:
@@ -78,13 +80,36 @@ class StackPlan:
         return len(self.images)
 
 
-def prepare(images: Sequence[InputImage], params: MedianParams) -> StackPlan:
+def prepare(images: Sequence[InputImage], params: MedianParams, *, workers: int | None = None,
+            max_memory_bytes: int | None = None, keep_data: bool = False,
+            maps: bool = False) -> StackPlan:
     """Check the stack against the parameters and plan the run; no pixel is read.
+
+    The sections come from the memory model (:func:`medstack.core.memory.plan_memory`): at
+    most ``combine_bufsize`` MiB of science rows per input (1 MiB when neither it nor
+    ``max_memory_bytes`` is given), and, with ``max_memory_bytes``, as many rows and sections
+    in flight as fit that total. The result never depends on the section size.
+
+    Parameters
+    ----------
+    images : sequence of InputImage
+        The checked inputs.
+    params : MedianParams
+        The validated parameters.
+    workers : int, optional
+        Threads the run will use (sections in flight: ``workers + 1``). Default is all cores.
+    max_memory_bytes : int, optional
+        Total bytes the run may hold (sections of all inputs, sections in flight, kept
+        arrays). Default is no total budget.
+    keep_data, maps : bool
+        Whether the median (and the maps) will be kept as arrays (counted in the budget).
+        Default is False.
 
     Raises
     ------
     ParameterError
-        minmed with one image; ``combine_nlow + combine_nhigh >= N`` for median/mean.
+        minmed with one image; ``combine_nlow + combine_nhigh >= N`` for median/mean;
+        ``max_memory_bytes`` too small for one section (naming the minimum).
     InputError
         minmed with an exposure time missing or not positive (naming the file).
     """
@@ -127,7 +152,12 @@ def prepare(images: Sequence[InputImage], params: MedianParams) -> StackPlan:
             [img.readnoise or 0.0 for img in images],
         )
     ny, nx = images[0].shape
-    rows = section_rows(ny, nx, params.budget_bytes, params.grow_px)
+    budget = None if params.combine_bufsize is None and max_memory_bytes is not None else \
+        params.budget_bytes  # combine_bufsize stays drizzlepac's per-input cap when given
+    memory = plan_memory(n, (ny, nx), workers=default_workers() if workers is None else workers,
+                         grow=params.grow_px, budget_bytes=budget,
+                         max_memory_bytes=max_memory_bytes, keep_data=keep_data, maps=maps)
+    rows = memory.section_rows
     sections = tuple(plan_sections(ny, rows, params.grow_px))
     return StackPlan(
         images=tuple(images),
@@ -138,5 +168,6 @@ def prepare(images: Sequence[InputImage], params: MedianParams) -> StackPlan:
         section_rows=rows,
         sections=sections,
         needs_weights=params.median_newmasks or kind == "minmed",
+        memory=memory,
     )
 

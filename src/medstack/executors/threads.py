@@ -61,12 +61,15 @@ class ThreadExecutor(Executor):
     def open(self, plan: StackPlan, *, kernel: str, out_path: Path | None
              ) -> Iterator[ThreadExecutor]:
         self._plan, self._kernel = plan, kernel
+        if plan.memory is not None:  # a memory budget may allow fewer sections in flight
+            self.in_flight = min(self.in_flight, plan.memory.in_flight)
+            self.workers = min(self.workers, plan.memory.workers)
         ny, nx = plan.shape
         log.info(
             "%d inputs of %dx%d; %s; sections of %d rows (%d sections); budget %.3g MiB per "
             "input; %d worker(s); peak section memory about %.0f MiB",
             plan.n_images, ny, nx, plan.params.combine_type, plan.section_rows,
-            len(plan.sections), plan.params.budget_bytes / 2**20, self.workers,
+            len(plan.sections), plan.section_rows * nx * 4 / 2**20, self.workers,
             peak_bytes(plan.n_images, plan.section_rows, nx, self.in_flight) / 2**20,
         )
         n_files = plan.n_images * (2 if plan.needs_weights else 1)
