@@ -90,6 +90,8 @@ def main() -> int:
     parser.add_argument("--no-fresh-venv", action="store_true", help="skip part 3")
     parser.add_argument("--workdir", default=None, help="folder for the stacks (default /tmp)")
     parser.add_argument("--keep", action="store_true", help="keep the stacks")
+    parser.add_argument("--cold-size", type=int, default=None,
+                        help="image size of part 4 (default 4096; 1024 with --quick)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="medstack-bench-start-", dir=args.workdir))
     command = medstack_command()
@@ -108,7 +110,7 @@ def main() -> int:
             files = make_stack(work / "first", 6, 1024)
             table(fresh_venv(work, files), ["what", "seconds", "next run s"])
 
-        size = 1024 if args.quick else 4096
+        size = args.cold_size or (1024 if args.quick else 4096)
         log(f"\n4. cold page cache: 10 x {size}^2 median, whole process")
         files = make_stack(work / "cold", 10, size)
         everything = [*files, *(f.replace("_single_sci", "_single_wht") for f in files)]

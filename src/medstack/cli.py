@@ -50,14 +50,24 @@ def _param_help(p: Any) -> str:
 
 
 def version_text() -> str:
-    """``medstack X (numpy ..., astropy ..., numba ..., Python ...)``, as ``--version`` says."""
-    from .core.products import versions
+    """``medstack X (numpy ..., astropy ..., numba ..., Python ...)``, as ``--version`` says:
+    the installed versions, read from the packages' metadata (importing them would take
+    longer than the answer is worth)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
 
-    return f"medstack {__version__} ({versions()})"
+    def installed(name: str) -> str:
+        try:
+            return f"{name} {version(name)}"
+        except PackageNotFoundError:
+            return f"{name} not installed"
+
+    parts = [installed(name) for name in ("numpy", "astropy", "numba")]
+    return f"medstack {__version__} ({', '.join(parts)}, Python {platform.python_version()})"
 
 
 class _Version(argparse.Action):
-    """``--version``: imports numpy, astropy and numba only when asked."""
+    """``--version``: imports none of numpy, astropy and numba."""
 
     def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
                  default: str = argparse.SUPPRESS, help: str | None = None) -> None:

@@ -122,6 +122,8 @@ class ThreadExecutor(Executor):
         futures: dict[Future[Any], Section] = {}
         todo = iter(plan.sections)
         exhausted = False
+        mapped = [r for r in self._readers() if isinstance(r, RawReader)]
+        ahead = self.in_flight  # sections read ahead of the one submitted (cold files)
         try:
             while True:
                 while not exhausted and len(pending) < self.in_flight:
@@ -129,6 +131,12 @@ class ThreadExecutor(Executor):
                     if section is None:
                         exhausted = True
                         break
+                    if section.index + ahead < len(plan.sections):
+                        # ask the kernel to start reading a later section's rows now, so that
+                        # reading cold files overlaps the combining of the sections before it
+                        later = plan.sections[section.index + ahead].read
+                        for reader in mapped:
+                            reader.prefetch(*later)
                     fut = pool.submit(compute_section, plan, section, self._sci, self._wht,
                                       thresholds, self._kernel, buffers, count_masked)
                     futures[fut] = section
