@@ -55,7 +55,7 @@ from ..core.unit import SectionBuffers, compute_section
 from ..core.weights import WeightStats, weight_stats
 from ..errors import MedstackError, ParameterError
 from ..io.inputs import is_compressed
-from ..io.readers import Reader, open_reader
+from ..io.readers import Reader, image_reader, open_reader
 from ..io.writer import RowTarget
 from ..kernels import SectionResult
 
@@ -484,10 +484,10 @@ def _open_readers(plan: StackPlan) -> Readers:
     opened: list[Reader] = []
     try:
         for img in plan.images:
-            opened.append(open_reader(img.sci, img.sci_hdu))
+            opened.append(image_reader(img, "sci"))
         if plan.needs_weights:
             for img in plan.images:
-                opened.append(open_reader(img.wht, img.wht_hdu))
+                opened.append(image_reader(img, "wht"))
     except BaseException:
         for reader in opened:
             reader.close()

@@ -272,6 +272,9 @@ class InputImage:
         Read noise in electrons.
     memory : InMemory or None
         The pixels, when the input lives in memory (``sci`` and ``wht`` then only name it).
+    sci_offset, wht_offset : int or None
+        Byte offset of the image data in the file, found once when it was opened, where the
+        pixels lie raw (uncompressed, unscaled float32); None otherwise.
     """
 
     sci: str
@@ -284,6 +287,8 @@ class InputImage:
     readnoise: float | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)
     memory: InMemory | None = field(default=None, compare=False, repr=False)
+    sci_offset: int | None = field(default=None, compare=False, repr=False)
+    wht_offset: int | None = field(default=None, compare=False, repr=False)
 
     def with_scalars(self, **values: float | None) -> InputImage:
         """Return a copy with some of ``exptime``, ``sky``, ``readnoise`` replaced."""
@@ -357,7 +362,11 @@ def _data_offset(hdul: fits.HDUList, index: int) -> int:
     return int(info["datLoc"])
 
 
-def _check_image(path: str, hdul: fits.HDUList, index: int) -> tuple[int, int]:
+def _check_image(path: str, hdul: fits.HDUList, index: int
+                 ) -> tuple[tuple[int, int], int | None]:
+    """The image's ``(ny, nx)`` and, where its pixels lie raw in the file (uncompressed,
+    unscaled float32), the byte offset of its data (found here, once: the readers use it);
+    InputError for anything that cannot be an input image."""
     header = hdul[index].header
     naxis = header.get("NAXIS", 0)
     dims = tuple(int(header.get(f"NAXIS{k}", 0)) for k in range(naxis, 0, -1))
@@ -366,15 +375,20 @@ def _check_image(path: str, hdul: fits.HDUList, index: int) -> tuple[int, int]:
     if min(dims) <= 0:
         raise InputError(f"{path}: empty image {dims}")
     hdu = hdul[index]
+    raw = None
     if not is_compressed(path) and not isinstance(hdu, fits.CompImageHDU):
-        need = _data_offset(hdul, index) + abs(int(header["BITPIX"])) // 8 * dims[0] * dims[1]
+        offset = _data_offset(hdul, index)
+        need = offset + abs(int(header["BITPIX"])) // 8 * dims[0] * dims[1]
         size = os.path.getsize(path)
         if size < need:
             raise InputError(
                 f"{path}: truncated FITS file ({size} bytes; its {dims[0]}x{dims[1]} image "
                 f"needs {need})"
             )
-    return dims[0], dims[1]
+        if header.get("BITPIX") == -32 and header.get("BSCALE", 1) == 1 \
+                and header.get("BZERO", 0) == 0:
+            raw = offset
+    return (dims[0], dims[1]), raw
 
 
 def open_input(
@@ -404,7 +418,7 @@ def open_input(
     wht = weight_name(sci) if wht is None else wht
     with _open_fits(sci) as hdul:
         sci_hdu = _image_hdu(sci, hdul)
-        shape = _check_image(sci, hdul, sci_hdu)
+        shape, sci_offset = _check_image(sci, hdul, sci_hdu)
         header = hdul[sci_hdu].header
         if sci_hdu == 1:  # scalars may sit in the primary header of a compressed single
             merged = hdul[0].header.copy()
@@ -419,7 +433,7 @@ def open_input(
         raise InputError(f"{wht}: weight file not found (for {sci})")
     with _open_fits(wht) as hdul:
         wht_hdu = _image_hdu(wht, hdul)
-        wshape = _check_image(wht, hdul, wht_hdu)
+        wshape, wht_offset = _check_image(wht, hdul, wht_hdu)
     if wshape != shape:
         raise InputError(
             f"{wht}: weight shape {wshape[0]}x{wshape[1]} differs from science "
@@ -434,6 +448,8 @@ def open_input(
         exptime=exptime if exptime is not None else h_exptime,
         sky=sky if sky is not None else h_sky,
         readnoise=readnoise if readnoise is not None else h_readnoise,
+        sci_offset=sci_offset,
+        wht_offset=wht_offset,
     )
 
 

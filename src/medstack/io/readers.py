@@ -95,9 +95,16 @@ class RawReader:
             raise InputError(f"{self.path}: cannot open ({err.strerror})") from err
 
     @classmethod
-    def open(cls, path: str, hdu: int, keep_open: bool = True) -> RawReader | None:
+    def open(cls, path: str, hdu: int, keep_open: bool = True,
+             known: tuple[int, tuple[int, int]] | None = None) -> RawReader | None:
         """A reader for ``path``'s HDU ``hdu``, or None if its data cannot be mapped raw
-        (``keep_open=False``: see :attr:`mappable`)."""
+        (``keep_open=False``: see :attr:`mappable`). ``known``: the ``(offset, shape)`` found
+        when the input was opened and checked (then the header is not read again)."""
+        if known is not None:
+            try:
+                return cls(path, hdu, known[1], known[0], keep_open)
+            except InputError:
+                return None  # ImageReader reports it
         try:
             found = _data_location(path, hdu)
             if found is None:
@@ -254,7 +261,8 @@ def _data_location(path: str, hdu: int) -> tuple[int, dict[str, Any]] | None:
 
 
 def open_reader(path: str, hdu: int, scratch: str | os.PathLike[str] | None = None,
-                keep_open: bool = True) -> RawReader | ImageReader:
+                keep_open: bool = True, known: tuple[int, tuple[int, int]] | None = None
+                ) -> RawReader | ImageReader:
     """The fastest reader for one input image: :class:`RawReader` where the data are plain
     float32 (with ``keep_open=False``, one that holds no open file), else
     :class:`~medstack.io.readers.ImageReader`.
@@ -277,7 +285,7 @@ def open_reader(path: str, hdu: int, scratch: str | os.PathLike[str] | None = No
         compressed = False  # ImageReader says what is wrong with it
     if compressed:
         return _open_decompressed(path, hdu, scratch)
-    return RawReader.open(path, hdu, keep_open) or ImageReader(path, hdu)
+    return RawReader.open(path, hdu, keep_open, known) or ImageReader(path, hdu)
 
 
 def image_reader(img: InputImage, which: str, scratch: str | os.PathLike[str] | None = None,
@@ -286,7 +294,10 @@ def image_reader(img: InputImage, which: str, scratch: str | os.PathLike[str] | 
     in-memory array when it has one, else :func:`open_reader` of its file."""
     if img.memory is not None:
         return ArrayReader(getattr(img, which), getattr(img.memory, which))
-    return open_reader(getattr(img, which), getattr(img, f"{which}_hdu"), scratch, keep_open)
+    offset = getattr(img, f"{which}_offset")
+    known = (offset, img.shape) if offset is not None else None  # found when it was opened
+    return open_reader(getattr(img, which), getattr(img, f"{which}_hdu"), scratch, keep_open,
+                       known)
 
 
 def image_header(img: InputImage) -> fits.Header:
