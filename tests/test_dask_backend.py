@@ -28,12 +28,13 @@ from medstack.io.inputs import open_inputs
 from medstack.params import validate
 
 
-def dask_run(plan, *, client, sections_per_band=None, **options):
+def dask_run(plan, *, client, sections_per_band=None, path=None, **options):
     """The run skeleton on a DaskExecutor of ``client``."""
     from medstack.core.run import run
+    from medstack.options import run_options
 
     executor = dask_backend.DaskExecutor(client=client, sections_per_band=sections_per_band)
-    return run(plan, executor, **options)
+    return run(plan, executor, run_options(options), path=path)
 
 
 @pytest.fixture(scope="module")

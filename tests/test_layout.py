@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1] / "src" / "medstack"
 #: Layers, lowest first; a module may import only from its own layer or lower ones.
 LAYERS = [
     ("medstack._version", "medstack.errors"),
-    ("medstack.params",),
+    ("medstack.params", "medstack.options"),
     ("medstack.kernels",),
     ("medstack.io",),
     ("medstack.config", "medstack.extras.quicklook", "medstack.extras.progress"),

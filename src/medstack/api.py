@@ -8,7 +8,6 @@ options name (:func:`make_executor`) and runs (:func:`medstack.core.run.run`).
 
 from __future__ import annotations
 
-import numbers
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -16,25 +15,20 @@ from typing import Any
 from .config import per_image_values
 from .core.plan import output_name, prepare
 from .core.products import MedianResult
-from .core.run import Executor, Progress, run
+from .core.run import Progress, run
 from .errors import ParameterError
-from .io.inputs import open_inputs
-from .params import parse_size, validate
+from .executors import make_executor
+from .io.inputs import InputImage, open_inputs
+from .options import RunOptions, numpydoc, run_options
+from .params import MedianParams, validate
 
-__all__ = ["make_executor", "median_image"]
-
-
-def _is_int(value: Any) -> bool:
-    """An integer (Python or NumPy), not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+__all__ = ["make_executor", "median_image", "run_stack"]
 
 
-def _check_api_arguments(input: Any, output: Any, workers: Any, progress: Any,
-                         kernel: Any, weights: Any = None, before_commit: Any = None,
-                         connect_timeout: Any = 10.0) -> None:
+def _check_api_arguments(input: Any, output: Any, weights: Any) -> None:
     """ParameterError naming the argument of :func:`median_image` that has a wrong type or
-    value (before any file is opened)."""
-    from .kernels import KERNELS
+    value (before any file is opened); the run options are checked by
+    :func:`medstack.options.run_options`."""
 
     def is_name(value: Any) -> bool:
         return isinstance(value, (str, os.PathLike))
@@ -48,28 +42,10 @@ def _check_api_arguments(input: Any, output: Any, workers: Any, progress: Any,
     if output is not None and not is_name(output):
         raise ParameterError(f"output: expected a rootname (str or path) or None, got "
                              f"{type(output).__name__} {output!r}"[:200])
-    if workers is not None and not _is_int(workers):
-        raise ParameterError(f"workers: expected a whole number >= 1 or None, got "
-                             f"{type(workers).__name__} {workers!r}"[:200])
-    if progress is not None and not callable(progress):
-        raise ParameterError(f"progress: expected a callable progress(done, total) or None, got "
-                             f"{type(progress).__name__} {progress!r}"[:200])
     if weights is not None and (isinstance(weights, (str, bytes)) or not (
             isinstance(weights, Sequence) and all(is_name(w) or w is None for w in weights))):
         raise ParameterError(f"weights: expected a list of weight file names (one per input) "
                              f"or None, got {type(weights).__name__} {weights!r}"[:200])
-    if before_commit is not None and not callable(before_commit):
-        raise ParameterError(f"before_commit: expected a callable before_commit(result) or None, "
-                             f"got {type(before_commit).__name__} {before_commit!r}"[:200])
-    if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, numbers.Real) or \
-            not connect_timeout > 0:
-        raise ParameterError(f"connect_timeout: expected a number of seconds > 0, got "
-                             f"{connect_timeout!r}"[:200])
-    if kernel not in KERNELS:
-        raise ParameterError(f"kernel: unknown value {kernel!r}; choose one of: "
-                             f"{', '.join(KERNELS)}")
-
-
 
 
 def median_image(
@@ -109,41 +85,7 @@ def median_image(
     exptime, sky, readnoise : sequence of float, optional
         Per-image exposure time (s), sky (electrons) and read noise (electrons); win over the
         headers.
-    save_maps : bool
-        Also write/return the count-of-good-inputs map and, for minmed, the minimum-chosen map.
-    keep_data : bool
-        Return the arrays (default). False keeps memory bounded for large outputs.
-    keep_maps : bool
-        Return the maps as arrays (with ``keep_data``) without writing map files. Default is
-        False.
-    workers : int, optional
-        Threads; with ``scheduler="dask-local"``, worker processes. Default is all cores.
-    progress : callable, optional
-        ``progress(done, total)`` after each section.
-    kernel : {"fast", "reference"}
-        Combine implementation. Default is "fast".
-    scheduler : str, optional
-        Where to compute: ``"threads"`` (this machine's threads), ``"dask-local"`` (a Dask
-        LocalCluster of ``workers`` processes, started and closed by the call) or the address
-        of a running Dask scheduler (``"tcp://host:port"``); see :mod:`medstack.executors.dask`.
-        Default is "threads" unless ``client`` is given. Same result, bit for bit.
-    client : distributed.Client, optional
-        A connected Dask client to compute on (left open). Default is none.
-    quicklook : bool
-        Also build the quick-look PNG's content as the sections come (``result.quicklook``,
-        see :class:`medstack.extras.quicklook.QuickLook`). Default is False.
-    before_commit : callable, optional
-        ``before_commit(result)`` when the image is made, before its files are renamed into
-        place (see :func:`medstack.core.run.run`). Default is none.
-    connect_timeout : float
-        Seconds to wait for a Dask scheduler at an address (``scheduler="tcp://..."``) to
-        answer before giving up with an error. Default is 10.
-    max_memory : int or str, optional
-        One total memory budget for the run, in bytes or as a size such as ``"2GiB"``: the
-        sections of all inputs, the sections in flight and the kept arrays are planned to fit
-        it (fewer rows per section, fewer sections in flight); ``combine_bufsize`` stays the
-        per-input cap when given. With a Dask scheduler the sections are planned from it too.
-        The result never depends on it. Default is none (``combine_bufsize``, default 1 MiB per input, alone).
+%(run_options)s
     **params
         Median-step parameters by drizzlepac name (``combine_type="median"`` ...), see
         :data:`medstack.params.PARAMETERS`.
@@ -158,43 +100,50 @@ def median_image(
     MedstackError
         ``InputError``, ``ParameterError`` or ``OutputError``, one line naming the culprit.
     """
-    _check_api_arguments(input, output, workers, progress, kernel, weights, before_commit,
-                         connect_timeout)
+    _check_api_arguments(input, output, weights)
+    options = run_options(
+        save_maps=save_maps, keep_data=keep_data, keep_maps=keep_maps, workers=workers,
+        progress=progress, kernel=kernel, scheduler=scheduler, client=client,
+        quicklook=quicklook, before_commit=before_commit, connect_timeout=connect_timeout,
+        max_memory=max_memory)
     p = validate(params)
-    max_memory_bytes = parse_size(max_memory)
-    executor = make_executor(workers=workers, scheduler=scheduler, client=client,
-                             connect_timeout=connect_timeout)
-    # per-image values by the one rule of every door (.cfg, --table, createMedian)
-    exptime, sky, readnoise = (per_image_values(name, values) for name, values in
-                               (("exptime", exptime), ("sky", sky), ("readnoise", readnoise)))
-    images = open_inputs(input, weights=weights, exptime=exptime, sky=sky, readnoise=readnoise)
-    plan = prepare(images, p, workers=getattr(executor, "workers", None),
-                   max_memory_bytes=max_memory_bytes, keep_data=keep_data,
-                   maps=keep_data and (save_maps or keep_maps))
-    path = output_name(output) if output is not None else None
-    return run(plan, executor, path=path, keep_data=keep_data, save_maps=save_maps,
-               keep_maps=keep_maps, progress=progress, kernel=kernel, quicklook=quicklook,
-               before_commit=before_commit)
+    return run_stack(input, p, options, output=output, weights=weights, exptime=exptime,
+                     sky=sky, readnoise=readnoise)
 
 
-def make_executor(*, workers: int | None = None, scheduler: str | None = None, client: Any = None,
-                  connect_timeout: float = 10.0) -> Executor:
-    """The executor the run options name: this machine's threads, or Dask (imported only then).
+median_image.__doc__ = (median_image.__doc__ or "") % {"run_options": numpydoc()}
+
+
+def run_stack(input: Any, params: MedianParams, options: RunOptions, *,
+              output: str | os.PathLike[str] | None = None, **per_image: Any) -> MedianResult:
+    """Open the inputs, plan and run: what every door does once it has validated
+    ``params`` and ``options``.
 
     Parameters
     ----------
-    workers, scheduler, client, connect_timeout
-        As for :func:`median_image`.
-
-    Raises
-    ------
-    ParameterError
-        A bad value, naming it (listing the choices), or Dask missing for a Dask scheduler.
+    input
+        The inputs, as for :func:`median_image`, or the :class:`~medstack.io.inputs.InputImage`
+        s a door has already resolved.
+    params : MedianParams
+        The median-step parameters.
+    options : RunOptions
+        The run options.
+    output : str or path-like, optional
+        Output rootname, or a path ending in ``_med.fits``. Default is no file.
+    **per_image
+        ``weights``, ``exptime``, ``sky``, ``readnoise`` for
+        :func:`medstack.io.inputs.open_inputs`.
     """
-    if client is not None or scheduler not in (None, "threads"):
-        from .executors.dask import DaskExecutor  # Dask stays optional
-
-        return DaskExecutor(scheduler, client, workers, connect_timeout)
-    from .executors.threads import ThreadExecutor
-
-    return ThreadExecutor(workers)
+    executor = make_executor(options)
+    # per-image values by the one rule of every door (.cfg, --table, createMedian)
+    for name in ("exptime", "sky", "readnoise"):
+        if name in per_image:
+            per_image[name] = per_image_values(name, per_image[name])
+    images = (list(input) if isinstance(input, (list, tuple)) and input
+              and all(isinstance(v, InputImage) for v in input)
+              else open_inputs(input, **per_image))
+    plan = prepare(images, params, workers=getattr(executor, "workers", None),
+                   max_memory_bytes=options.max_memory, keep_data=options.keep_data,
+                   maps=options.wants_maps)
+    path = output_name(output) if output is not None else None
+    return run(plan, executor, options, path=path)

@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 from ._version import __version__
 from .config import TABLE_COLUMNS
 from .errors import MedstackError
+from .options import RUN_OPTIONS, OptionSpec
 from .params import PARAMETERS, format_value
 
 __all__ = ["build_parser", "main"]
@@ -79,6 +80,19 @@ class _Version(argparse.Action):
         parser.exit(0)
 
 
+#: How the command line reads the value of a run option of each kind (the spec checks it).
+_ARG_TYPES: dict[str, Callable[[str], Any]] = {"workers": int, "seconds": float}
+
+
+def _option_help(o: OptionSpec) -> str:
+    """A run option's ``--help`` text, from the spec."""
+    text = o.help.replace("`workers`", "--workers").replace("combine_bufsize",
+                                                              "--combine-bufsize")
+    if "default is" not in text.lower() and o.kind != "bool":
+        text += f"; default is {o.default}"
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; the median-step options come from :data:`medstack.params.PARAMETERS`."""
     parser = _Parser(
@@ -126,31 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
             group.add_argument(p.option, dest=p.name, default=None, metavar=p.kind.upper(),
                                help=_param_help(p))
     run = parser.add_argument_group("running")
-    run.add_argument("--workers", type=int, default=None, metavar="N",
-                     help="threads, or with --scheduler dask-local worker processes (default: "
-                     "all cores)")
-    run.add_argument("--scheduler", default="threads", metavar="WHERE",
-                     help="threads: this machine's threads; dask-local: a Dask LocalCluster of "
-                     "--workers processes, started and closed by the run; tcp://HOST:PORT: a "
-                     "running Dask scheduler (inputs and output on a filesystem its workers "
-                     "see). Dask needs pip install -e \".[dask]\" (from a checkout). Same "
-                     "result bit for bit. Default: threads")
-    run.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS",
-                     help="with --scheduler tcp://HOST:PORT: seconds to wait for the scheduler "
-                     "to answer before giving up. Default: 10")
-    run.add_argument("--max-memory", metavar="SIZE", default=None,
-                     help="one total memory budget for the run, e.g. 2GiB or 512MiB: sections "
-                     "of all inputs, sections in flight and kept arrays are planned to fit it "
-                     "(--combine-bufsize stays the per-input cap when given); the result never "
-                     "depends on it. Default: none (--combine-bufsize alone)")
-    run.add_argument("--save-maps", action="store_true",
-                     help="also write ROOT_med_ngood.fits (good inputs per pixel) and, for "
-                     "minmed, ROOT_med_minchosen.fits (1 where the minimum was chosen)")
+    for o in RUN_OPTIONS:  # the run options of the spec that have a flag
+        if o.option is None:
+            continue
+        help_text = argparse.SUPPRESS if o.hidden else _option_help(o)
+        if o.kind == "bool":
+            run.add_argument(o.option, dest=o.name, action="store_true", help=help_text)
+        else:
+            run.add_argument(o.option, dest=o.name, default=o.default, metavar=o.metavar,
+                             type=_ARG_TYPES.get(o.kind), choices=o.choices, help=help_text)
     run.add_argument("--png", metavar="FILE", help="write a quick-look PNG of the result")
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bar on stderr (default: when stderr is a terminal)")
-    run.add_argument("--kernel", choices=("fast", "reference"), default="fast",
-                     help=argparse.SUPPRESS)
     out = parser.add_argument_group("messages")
     out.add_argument("-v", "--verbose", action="count", default=0,
                      help="-v: the plan and a table of the per-image values (exposure time, "
@@ -259,12 +260,13 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .api import median_image
+    from .api import run_stack
     from .config import Settings, output_root, read_config, read_table, write_config
     from .core.plan import output_name, rootname
     from .extras.progress import make_progress
     from .io.inputs import expand_inputs, single_names
     from .io.writer import check_distinct_outputs, check_output_path, map_name
+    from .options import run_options
     from .params import validate
 
     _route_library_warnings()
@@ -312,7 +314,11 @@ def _run(args: argparse.Namespace) -> int:
     per_image = {} if table is None else {
         "weights": table.wht, "exptime": table.exptime, "sky": table.sky,
         "readnoise": table.readnoise}
-    workers = args.workers if args.workers is not None else settings.num_cores
+    given_options = {o.name: getattr(args, o.name) for o in RUN_OPTIONS if o.option}
+    if args.workers is None:
+        given_options["workers"] = settings.num_cores  # from --config, unless --workers
+    # checked before any work; the command line never keeps the arrays
+    options = run_options(given_options, keep_data=False, quicklook=bool(args.png))
     show = args.progress if args.progress is not None else (sys.stderr.isatty() and not args.quiet)
     n_given = len(names)
     timings: dict[str, float] = {}
@@ -340,14 +346,8 @@ def _run(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar(done, total)
 
-        result = median_image(
-            names, root, keep_data=False, save_maps=args.save_maps,
-            quicklook=bool(args.png),
-            workers=workers, progress=progress, kernel=args.kernel,
-            scheduler=args.scheduler, before_commit=before_commit,
-            connect_timeout=args.connect_timeout, max_memory=args.max_memory, **per_image,
-            **params.as_dict(),
-        )
+        result = run_stack(names, params, options.replace(
+            progress=progress, before_commit=before_commit), output=root, **per_image)
     n_used = result.plan.n_images if result.plan is not None else len(names)
     ny, nx = result.plan.shape if result.plan is not None else (0, 0)
     line = (f"wrote {result.path} ({params.combine_type} of {n_used} image"

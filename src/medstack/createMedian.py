@@ -70,9 +70,10 @@ from .core.products import MedianResult
 from .core.report import NOTICE
 from .core.run import run as run_plan
 from .errors import InputError, MedstackError, ParameterError, StepAbortedError
-from .executors.threads import ThreadExecutor
+from .executors import make_executor
 from .io.imageobjects import is_image_object, stack_from_objects
 from .io.inputs import InputImage, check_shapes, open_inputs
+from .options import run_options
 from .params import PARAMETERS, MedianParams, format_value
 
 __all__ = ["createMedian", "getHelpAsString", "help", "median", "run"]
@@ -298,8 +299,8 @@ def _run(items: Any, settings: Settings) -> MedianResult | None:
     images = _images(items, settings)
     plan = prepare(images, params)
     root = output_root(settings.output) or rootname(images[0].sci)
-    result = run_plan(plan, ThreadExecutor(settings.num_cores), path=output_name(root),
-                      keep_data=False)
+    options = run_options(workers=settings.num_cores, keep_data=False)
+    result = run_plan(plan, make_executor(options), options, path=output_name(root))
     _ran(result, settings.num_cores)
     return result
 
@@ -360,7 +361,8 @@ def _run_objects(objects: Sequence[Any], settings: Settings) -> MedianResult:
         from astropy.io import fits
 
         with _pipeline_voice():
-            result = run_plan(plan, ThreadExecutor(settings.num_cores), keep_data=True)
+            options = run_options(workers=settings.num_cores)
+            result = run_plan(plan, make_executor(options), options)
         hdul = fits.HDUList([fits.PrimaryHDU(data=result.data, header=result.header)])
         for obj in stack.objects:  # as drizzlepac hands it back, for blot and driz_cr
             obj.saveVirtualOutputs({stack.median_name: hdul})
@@ -368,8 +370,8 @@ def _run_objects(objects: Sequence[Any], settings: Settings) -> MedianResult:
         path = output_name(stack.median_name)
         log.info("Saving output median image to: '%s'", path)
         with _pipeline_voice():
-            result = run_plan(plan, ThreadExecutor(settings.num_cores), path=path,
-                              keep_data=False)
+            options = run_options(workers=settings.num_cores, keep_data=False)
+            result = run_plan(plan, make_executor(options), options, path=path)
     _ran(result, settings.num_cores)
     return result
 

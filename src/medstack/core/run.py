@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ParameterError
 from ..io.readers import image_header
 from ..io.writer import check_output_path, output_header
-from ..kernels import KERNELS, SectionResult
+from ..kernels import SectionResult
+from ..options import RunOptions, run_options
 from .plan import StackPlan
 from .products import MedianResult, OutputSinks, pending_result, provenance
 from .report import check_coverage, compile_notice, image_table
@@ -97,15 +97,9 @@ class Executor:
 def run(
     plan: StackPlan,
     executor: Executor,
+    options: RunOptions | None = None,
     *,
     path: str | Path | None = None,
-    keep_data: bool = True,
-    save_maps: bool = False,
-    keep_maps: bool = False,
-    progress: Progress | None = None,
-    kernel: str = "fast",
-    quicklook: bool = False,
-    before_commit: Callable[[MedianResult], None] | None = None,
 ) -> MedianResult:
     """Run a prepared plan on an executor.
 
@@ -116,37 +110,21 @@ def run(
     executor : Executor
         Where to compute (:class:`medstack.executors.threads.ThreadExecutor`,
         :class:`medstack.executors.dask.DaskExecutor`). Same result, bit for bit.
+    options : RunOptions, optional
+        The run options (:func:`medstack.options.run_options`): which products and arrays
+        (``save_maps``, ``keep_data``, ``keep_maps``, ``quicklook``), ``progress``,
+        ``kernel`` and ``before_commit`` are used here; where to compute is the executor's.
+        Default is every option's default.
     path : path-like, optional
         Median file to write (temporary name, then renamed). Default is no file.
-    keep_data : bool
-        Return the image (and maps) as arrays. Default is True.
-    save_maps : bool
-        Also produce the count map and, for minmed, the minimum-chosen map (files beside
-        ``path``, and arrays when ``keep_data``). Default is False.
-    keep_maps : bool
-        Return the maps as arrays (with ``keep_data``) without writing map files. Default is
-        False.
-    progress : callable, optional
-        ``progress(done, total)`` in sections, from the calling thread.
-    kernel : {"fast", "reference"}
-        Combine implementation. Default is "fast".
-    quicklook : bool
-        Also build the quick-look of the result as the sections come (``result.quicklook``; a
-        few tens of MiB whatever the image size). Default is False.
-    before_commit : callable, optional
-        ``before_commit(result)`` once every section is done, before any file is renamed into
-        place (``result`` holds the arrays and header, not yet the paths): the place to make
-        other products (a quick-look PNG), so that all of them are committed together, last.
-        If it raises, nothing of the run is committed. Default is none.
 
     Returns
     -------
     MedianResult
     """
     start = time.perf_counter()
-    if kernel not in KERNELS:
-        raise ParameterError(f"kernel: unknown value {kernel!r}; choose one of: "
-                             f"{', '.join(KERNELS)}")
+    o = options if options is not None else run_options()
+    kernel, keep_data = o.kernel, o.keep_data
     out_path = None
     if path is not None:
         inputs = [name for img in plan.images for name in (img.sci, img.wht)]
@@ -174,8 +152,8 @@ def run(
                 log.debug("mean weights of %d images: %.2f s", n,
                           time.perf_counter() - t_weights)
             t_combine = time.perf_counter()
-            sinks = OutputSinks(plan, header, out_path, keep_data, save_maps, keep_maps,
-                                quicklook)
+            sinks = OutputSinks(plan, header, out_path, keep_data, o.save_maps, o.keep_maps,
+                                o.quicklook)
             done, total = 0, len(plan.sections)
             warned: set[str] = set()
             for piece in work.sections(thresholds, sinks, count_masked):
@@ -190,14 +168,14 @@ def run(
                 if piece.masked is not None:
                     masked += piece.masked
                 done += piece.sections
-                if progress is not None:
-                    progress(done, total)
+                if o.progress is not None:
+                    o.progress(done, total)
             log.debug("%d sections combined: %.2f s", total, time.perf_counter() - t_combine)
             for img, count in zip(plan.images, nonfinite):
                 if count:
                     log.warning("%s: %d NaN/inf science pixels, treated as masked", img.sci, count)
-            if before_commit is not None:
-                before_commit(pending_result(sinks, header, plan, no_good))
+            if o.before_commit is not None:
+                o.before_commit(pending_result(sinks, header, plan, no_good))
             t_commit = time.perf_counter()
             written = sinks.commit() if out_path is not None else []
             if written:

@@ -5,3 +5,31 @@ and everything around it is :func:`medstack.core.run.run`'s.
 - :mod:`.threads`: :class:`~.threads.ThreadExecutor`, this machine's threads.
 - :mod:`.dask`: :class:`~.dask.DaskExecutor`, a Dask cluster (``pip install -e ".[dask]"``).
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..core.run import Executor
+    from ..options import RunOptions
+
+__all__ = ["make_executor"]
+
+
+def make_executor(options: RunOptions) -> Executor:
+    """The executor the run options name: this machine's threads, or Dask (imported only then).
+
+    Raises
+    ------
+    ParameterError
+        Dask missing for a Dask scheduler, or a scheduler it cannot reach (naming it).
+    """
+    if options.client is not None or options.scheduler not in (None, "threads"):
+        from .dask import DaskExecutor  # Dask stays optional
+
+        return DaskExecutor(options.scheduler, options.client, options.workers,
+                            options.connect_timeout)
+    from .threads import ThreadExecutor
+
+    return ThreadExecutor(options.workers)

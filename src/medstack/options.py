@@ -1,0 +1,255 @@
+"""The run options: how and where a run computes and what it hands back, declared once.
+
+The median-step parameters (drizzlepac's names, :mod:`medstack.params`) say *what* image is
+made; the run options here say how the run goes: threads or Dask, a memory budget, which
+products and arrays come back, progress. :data:`RUN_OPTIONS` declares each one once (name,
+kind, default, help, command-line flag); :class:`RunOptions` is generated from it, and
+:func:`run_options` validates values into one. Every door builds one :class:`RunOptions` and
+hands it down: the command line (its "running" options come from the spec),
+:func:`medstack.median_image` (its keyword arguments are checked against the spec by the
+tests), ``createMedian`` and the AstroDrizzle step; :func:`medstack.core.run.run` and the
+executors take it as it is. None of them changes the image: that is the parameters' job.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, make_dataclass, replace
+from typing import Any
+
+from .errors import ParameterError
+from .params import parse_size
+
+__all__ = ["RUN_OPTIONS", "OptionSpec", "RunOptions", "run_options"]
+
+#: The combine implementations (see :mod:`medstack.kernels`), by name; the same image either way.
+KERNEL_NAMES = ("fast", "reference")
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One run option.
+
+    Attributes
+    ----------
+    name : str
+        The keyword of :func:`medstack.median_image` and the field of :class:`RunOptions`.
+    kind : str
+        ``"workers"`` (a whole number >= 1 or None), ``"str"``, ``"seconds"`` (a number > 0),
+        ``"size"`` (bytes or a size such as ``"2GiB"``, kept in bytes), ``"bool"``,
+        ``"callable"``, ``"choice"`` or ``"object"`` (anything, e.g. a Dask client).
+    default : object
+        The value when the option is not given.
+    help : str
+        What it does, for ``--help`` and the API docs; the default is added to it.
+    option : str or None
+        The command-line flag, or None where the option is for the Python API only.
+    metavar : str or None
+        The flag's value in ``--help``.
+    choices : tuple of str or None
+        The valid values of a ``"choice"``.
+    hidden : bool
+        Left out of ``--help`` (a developer's switch).
+    """
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    option: str | None = None
+    metavar: str | None = None
+    choices: tuple[str, ...] | None = None
+    hidden: bool = False
+    doc_type: str = field(default="", compare=False)
+
+    def check(self, value: Any) -> Any:
+        """The value, checked (and sizes turned into bytes); ParameterError naming the option."""
+        return _CHECKS[self.kind](self, value)
+
+
+def _got(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"[:120]
+
+
+def _workers(p: OptionSpec, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ParameterError(f"{p.name}: expected a whole number >= 1 or None, got {_got(value)}")
+    if value < 1:
+        raise ParameterError(f"{p.name}: must be >= 1, got {value}")
+    return int(value)
+
+
+def _str(p: OptionSpec, value: Any) -> Any:
+    if value is not None and not isinstance(value, str):
+        raise ParameterError(f"{p.name}: expected a str or None, got {_got(value)}")
+    return value
+
+
+def _seconds(p: OptionSpec, value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ParameterError(f"{p.name}: expected a number of seconds > 0, got {value!r}"[:200])
+    return float(value)
+
+
+def _size(p: OptionSpec, value: Any) -> Any:
+    return parse_size(value, p.name)
+
+
+def _bool(p: OptionSpec, value: Any) -> Any:
+    if not isinstance(value, bool):
+        import numpy as np
+
+        if not isinstance(value, np.bool_):
+            raise ParameterError(f"{p.name}: expected True or False, got {_got(value)}")
+    return bool(value)
+
+
+def _callable(p: OptionSpec, value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise ParameterError(f"{p.name}: expected a callable {p.metavar} or None, got "
+                             f"{_got(value)}")
+    return value
+
+
+def _choice(p: OptionSpec, value: Any) -> Any:
+    assert p.choices is not None
+    if not isinstance(value, str) or value not in p.choices:
+        raise ParameterError(f"{p.name}: unknown value {value!r}; choose one of: "
+                             f"{', '.join(p.choices)}")
+    return value
+
+
+_CHECKS: dict[str, Callable[[OptionSpec, Any], Any]] = {
+    "workers": _workers, "str": _str, "seconds": _seconds, "size": _size, "bool": _bool,
+    "callable": _callable, "choice": _choice, "object": lambda p, value: value,
+}
+
+#: Every run option, in the order of :func:`medstack.median_image`'s keywords.
+RUN_OPTIONS: tuple[OptionSpec, ...] = (
+    OptionSpec("save_maps", "bool", False,
+               "also produce the count-of-good-inputs map and, for minmed, the minimum-chosen "
+               "map: files ROOT_med_ngood.fits and ROOT_med_minchosen.fits beside the median, "
+               "and arrays when the data are kept", option="--save-maps", doc_type="bool"),
+    OptionSpec("keep_data", "bool", True,
+               "return the image (and maps) as arrays; False keeps memory bounded for large "
+               "outputs (the command line never keeps them)", doc_type="bool"),
+    OptionSpec("keep_maps", "bool", False,
+               "return the maps as arrays (with keep_data) without writing map files",
+               doc_type="bool"),
+    OptionSpec("workers", "workers", None,
+               "threads, or with the dask-local scheduler worker processes; default is all "
+               "the cores this process may use", option="--workers", metavar="N",
+               doc_type="int, optional"),
+    OptionSpec("progress", "callable", None,
+               "progress(done, total) after each section, in the calling thread",
+               metavar="progress(done, total)", doc_type="callable, optional"),
+    OptionSpec("kernel", "choice", "fast",
+               "the combine implementation: fast (compiled) or reference (plain numpy, the "
+               "oracle); the same image bit for bit", option="--kernel", choices=KERNEL_NAMES,
+               hidden=True, doc_type='{"fast", "reference"}'),
+    OptionSpec("scheduler", "str", None,
+               "where to compute: threads (this machine's threads), dask-local (a Dask "
+               "LocalCluster of `workers` processes, started and closed by the run) or the "
+               "address of a running Dask scheduler, tcp://HOST:PORT (inputs and output on a "
+               "filesystem its workers see; see medstack.executors.dask); Dask needs "
+               "pip install -e \".[dask]\" (from a checkout). Same result bit for bit; default "
+               "is threads (in the Python API, unless a client is given)", option="--scheduler", metavar="WHERE", doc_type="str, optional"),
+    OptionSpec("client", "object", None,
+               "a connected Dask client to compute on (left open)",
+               doc_type="distributed.Client, optional"),
+    OptionSpec("quicklook", "bool", False,
+               "also build the quick-look PNG's content as the sections come "
+               "(result.quicklook, see medstack.extras.quicklook.QuickLook; a few tens of MiB "
+               "whatever the image size)", doc_type="bool"),
+    OptionSpec("before_commit", "callable", None,
+               "before_commit(result) once every section is done, before any file is renamed "
+               "into place (result holds the arrays and header, not yet the paths): the place "
+               "to make other products, so that all of them are committed together, last; if "
+               "it raises, nothing of the run is committed", metavar="before_commit(result)",
+               doc_type="callable, optional"),
+    OptionSpec("connect_timeout", "seconds", 10.0,
+               "with a scheduler at an address: seconds to wait for it to answer before giving "
+               "up with an error", option="--connect-timeout", metavar="SECONDS",
+               doc_type="float"),
+    OptionSpec("max_memory", "size", None,
+               "one total memory budget for the run, in bytes or as a size such as 2GiB or "
+               "512MiB: the sections of all inputs, the sections in flight and the kept arrays "
+               "are planned to fit it (fewer rows per section, fewer sections in flight; "
+               "combine_bufsize stays the per-input cap when given); the result never depends "
+               "on it. Default is none (combine_bufsize, 1 MiB per input, alone)",
+               option="--max-memory", metavar="SIZE", doc_type="int or str, optional"),
+)
+
+_BY_NAME = {o.name: o for o in RUN_OPTIONS}
+
+
+class _OptionsMethods:
+    """Methods of :class:`RunOptions` (its fields are generated from :data:`RUN_OPTIONS`)."""
+
+    @property
+    def wants_maps(self) -> bool:
+        """Whether the run keeps the maps as arrays."""
+        return bool(self.keep_data and (self.save_maps or self.keep_maps))  # type: ignore[attr-defined]
+
+    def replace(self, **changes: Any) -> RunOptions:
+        """A copy with some options changed (checked)."""
+        return run_options(replace(self, **changes).__dict__)  # type: ignore[type-var]
+
+
+def _make_options_class() -> type:
+    cls = make_dataclass("RunOptions", [(o.name, Any, field(default=o.default))
+                                        for o in RUN_OPTIONS],
+                         bases=(_OptionsMethods,), frozen=True)
+    cls.__module__ = __name__
+    return cls
+
+
+#: The run options of one run, every field from :data:`RUN_OPTIONS` (make one with
+#: :func:`run_options`, which checks the values).
+RunOptions = _make_options_class()
+RunOptions.__doc__ = "The run options of one run (fields: " + ", ".join(_BY_NAME) + ")."
+
+
+def run_options(values: Mapping[str, Any] | None = None, /, **given: Any) -> RunOptions:
+    """Validate run options into a :class:`RunOptions`.
+
+    Parameters
+    ----------
+    values : mapping, optional
+        Options by name.
+    **given
+        More options by name (win over ``values``).
+
+    Raises
+    ------
+    ParameterError
+        An unknown name (listing the valid ones) or a bad value, naming the option.
+    """
+    merged = {**(values or {}), **given}
+    unknown = sorted(set(merged) - set(_BY_NAME))
+    if unknown:
+        raise ParameterError(f"unknown run option {unknown[0]!r}; valid: {', '.join(_BY_NAME)}")
+    return RunOptions(**{name: _BY_NAME[name].check(value) for name, value in merged.items()})
+
+
+def numpydoc(names: tuple[str, ...] | None = None) -> str:
+    """The options' entries for a numpydoc Parameters section (for docstrings)."""
+    lines = []
+    for o in RUN_OPTIONS:
+        if names is not None and o.name not in names:
+            continue
+        text = o.help[0].upper() + o.help[1:]
+        if "default is" not in o.help.lower():
+            text += f". Default is {o.default!r}"
+        lines.append(f"    {o.name} : {o.doc_type}")
+        lines.extend(_wrap(text + ".", "        "))
+    return "\n".join(lines)
+
+
+def _wrap(text: str, indent: str) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, 92, initial_indent=indent, subsequent_indent=indent)
