@@ -20,7 +20,7 @@ RUN_ALL = textwrap.dedent("""\
     names = write_stack(Path(sys.argv[2]), sci, wht)
     for kind in ("minmed", "iminmed", "median", "imedian", "mean", "sum"):
         for masks in (True, False):
-            median_image(names, combine_type=kind, median_newmasks=masks, combine_nhigh=0,
+            median_image(names, combine_type=kind, median_newmasks=masks, combine_nhigh=0, kernel="fast",
                          combine_lthresh=-1e4 if kind.endswith(("median", "mean")) else None)
     compiled = {name: sum(d.stats.cache_misses.values()) for name in dir(fast)
                 if isinstance(d := getattr(fast, name), numba.core.registry.CPUDispatcher)}

@@ -742,7 +742,7 @@ def test_empty_list_file_is_named(setup, capsys):
     ("workers", "abc", "workers: expected a whole number"),
     ("workers", 2.5, "workers: expected a whole number"),
     ("progress", 5, "progress: expected a callable"),
-    ("kernel", "bogus", "kernel: unknown value 'bogus'; choose one of: fast, reference"),
+    ("kernel", "bogus", "kernel: unknown value 'bogus'; choose one of: auto, fast, reference"),
     ("weights", 5, "weights: expected a list of weight file names"),
     ("weights", [1, 2, 3], "weights: expected a list of weight file names"),
     ("before_commit", 5, "before_commit: expected a callable"),

@@ -331,6 +331,26 @@ def test_weight_means_of_several_images_side_by_side(images, size, chunks, data)
         assert (acc.total, acc.count, acc.nan_count) == cumsum_mean(blocks)
 
 
+@given(images=st.integers(1, 8), size=st.integers(1, 300), chunks=st.integers(1, 3),
+       data=st.data())
+def test_reference_weight_sums_give_the_fast_bits(images, size, chunks, data):
+    """The reference weight pass (NumPy, what kernel="auto" takes on small stacks) keeps the
+    same running sums, counts and NaN counts as the compiled one, bit for bit."""
+    stacks = [[data.draw(hnp.arrays(np.float32, size, elements=weight_values))
+               for _ in range(chunks)] for _ in range(images)]
+    by_kernel = {}
+    for kernel in ("fast", "reference"):
+        accs = [WeightMean() for _ in range(images)]
+        for c in range(chunks):
+            WeightMean.add_blocks(accs, [stacks[i][c] if i % 2 else stacks[i][c].astype(">f4")
+                                         for i in range(images)], kernel)
+        by_kernel[kernel] = [(np.float64(a.total).view(np.uint64), a.count, a.nan_count)
+                             for a in accs]
+    assert by_kernel["fast"] == by_kernel["reference"]
+    assert [(t.view(np.float64), c, n) for t, c, n in by_kernel["reference"]] == [
+        cumsum_mean(blocks) for blocks in stacks]
+
+
 @pytest.mark.parametrize("n", range(1, 14))
 def test_weight_kernel_lanes_keep_each_image_to_itself(n):
     """Every grouping of images into one call (1, 2, 3-4, 5-6 lanes, and more than six split

@@ -305,3 +305,52 @@ def test_minmed_signed_zero_ties_follow_drizzlepacs_numpy_minimum(kernel, masks)
                                 thresholds=None, kernel=kernel,
                                 scalars=ImageScalars.of([100.0] * 5, [0.0] * 5, [0.0] * 5))
         assert np.signbit(first.median[0, 16])
+
+
+def test_auto_takes_the_reference_kernels_on_small_stacks_only():
+    from medstack.kernels import SMALL_STACK_VALUES, choose_kernel
+
+    assert choose_kernel("auto", SMALL_STACK_VALUES) == "reference"
+    assert choose_kernel("auto", SMALL_STACK_VALUES + 1) == "fast"
+    assert choose_kernel("auto", 100, budgeted=True) == "fast"  # the memory model is fast's
+    assert choose_kernel("reference", 10**9) == "reference"
+    assert choose_kernel("fast", 1) == "fast"
+    with pytest.raises(ValueError, match="choose one of: auto, fast, reference"):
+        choose_kernel("gpu", 1)
+
+
+@pytest.mark.parametrize("kind", ["minmed", "imedian", "mean", "sum"])
+def test_auto_gives_the_same_bits_as_each_kernel(tmp_path, kind):
+    from conftest import random_stack, write_stack
+
+    from medstack import median_image
+
+    sci, wht = random_stack(np.random.default_rng(3), 5, 70, 45)
+    sci[1, 3, 4] = np.nan
+    wht[2, 5, 6] = np.inf
+    names = write_stack(tmp_path, sci, wht)
+    runs = {k: median_image(names, combine_type=kind, kernel=k, save_maps=True)
+            for k in ("auto", "fast", "reference")}
+    for k in ("fast", "reference"):
+        assert same_bits(runs[k].data, runs["auto"].data), k
+        assert same_bits(runs[k].ngood, runs["auto"].ngood), k
+
+
+def test_a_small_run_never_imports_numba(tmp_path):
+    """A small stack (kernel "auto") runs on NumPy alone: numba is never imported, so the
+    process pays neither its import nor its cache loads."""
+    import subprocess
+    import sys
+
+    from conftest import random_stack, write_stack
+
+    sci, wht = random_stack(np.random.default_rng(4), 3, 64, 64)
+    names = write_stack(tmp_path, sci, wht)
+    code = ("import sys; from medstack.cli import main; "
+            "status = main(sys.argv[1:]); "
+            "print('numba' in sys.modules, 'llvmlite' in sys.modules, status)")
+    for kind in ("median", "minmed"):
+        done = subprocess.run([sys.executable, "-c", code, *names, "-o", str(tmp_path / kind),
+                               "--combine-type", kind, "-q"],
+                              capture_output=True, text=True, check=True)
+        assert done.stdout.split() == ["False", "False", "0"], (kind, done.stdout, done.stderr)

@@ -51,14 +51,14 @@ def test_the_command_line_flags_come_from_the_spec():
 def test_kernel_names_are_the_kernels():
     from medstack.kernels import KERNELS
 
-    assert KERNEL_NAMES == tuple(KERNELS)
+    assert KERNEL_NAMES == ("auto", *KERNELS)
 
 
 def test_defaults_and_sizes():
     o = run_options()
     assert o == RunOptions()
     assert (o.workers, o.kernel, o.keep_data, o.max_memory, o.connect_timeout) == (
-        None, "fast", True, None, 10.0)
+        None, "auto", True, None, 10.0)
     assert run_options(max_memory="2GiB").max_memory == 2 * 1024**3
     assert run_options(max_memory=1000).max_memory == 1000
     assert run_options({"workers": 3}, workers=2).workers == 2  # keywords win
@@ -71,7 +71,7 @@ def test_defaults_and_sizes():
     ({"workers": 0}, "workers: must be >= 1, got 0"),
     ({"workers": 1.5}, "workers: expected a whole number >= 1 or None, got float 1.5"),
     ({"workers": True}, "workers: expected a whole number >= 1 or None"),
-    ({"kernel": "gpu"}, "kernel: unknown value 'gpu'; choose one of: fast, reference"),
+    ({"kernel": "gpu"}, "kernel: unknown value 'gpu'; choose one of: auto, fast, reference"),
     ({"progress": 3}, "progress: expected a callable progress(done, total) or None, got int 3"),
     ({"before_commit": "x"}, "before_commit: expected a callable before_commit(result)"),
     ({"connect_timeout": 0}, "connect_timeout: expected a number of seconds > 0, got 0"),

@@ -61,7 +61,7 @@ def median_image(
     keep_maps: bool = False,
     workers: int | None = None,
     progress: Progress | None = None,
-    kernel: str = "fast",
+    kernel: str = "auto",
     scheduler: str | None = None,
     client: Any = None,
     quicklook: bool = False,

@@ -24,7 +24,7 @@ from .params import parse_size
 __all__ = ["RUN_OPTIONS", "OptionSpec", "RunOptions", "run_options"]
 
 #: The combine implementations (see :mod:`medstack.kernels`), by name; the same image either way.
-KERNEL_NAMES = ("fast", "reference")
+KERNEL_NAMES = ("auto", "fast", "reference")
 
 
 @dataclass(frozen=True)
@@ -146,10 +146,12 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("progress", "callable", None,
                "progress(done, total) after each section, in the calling thread",
                metavar="progress(done, total)", doc_type="callable, optional"),
-    OptionSpec("kernel", "choice", "fast",
-               "the combine implementation: fast (compiled) or reference (plain numpy, the "
-               "oracle); the same image bit for bit", option="--kernel", choices=KERNEL_NAMES,
-               hidden=True, doc_type='{"fast", "reference"}'),
+    OptionSpec("kernel", "choice", "auto",
+               "the implementation: fast (compiled with numba), reference (plain numpy, the "
+               "oracle) or auto (reference on stacks of up to 3 x 1024^2 values, where it is "
+               "as quick and no compiled code need be loaded; fast above); the same image bit "
+               "for bit", option="--kernel", choices=KERNEL_NAMES, hidden=True,
+               doc_type='{"auto", "fast", "reference"}'),
     OptionSpec("scheduler", "str", None,
                "where to compute: threads (this machine's threads), dask-local (a Dask "
                "LocalCluster of `workers` processes, started and closed by the run) or the "

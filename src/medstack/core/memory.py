@@ -77,12 +77,15 @@ class MemoryPlan:
     peak_bytes : int
         The model's peak for this plan: the larger of the weight pass and the sections in
         flight, plus the kept arrays.
+    budget_bytes : int or None
+        The run's total budget (``max_memory``), if it has one.
     """
 
     section_rows: int
     workers: int
     in_flight: int
     peak_bytes: int
+    budget_bytes: int | None = None
 
 
 def _fixed_bytes(n_images: int, shape: tuple[int, int], keep_data: bool, maps: bool) -> int:
@@ -161,4 +164,4 @@ def plan_memory(
     n_sections = -(-ny // max(1, rows - 2 * grow)) if rows < ny else 1
     peak = max(weight, peak_bytes(n_images, rows, nx, min(in_flight, n_sections))) + fixed
     return MemoryPlan(section_rows=int(rows), workers=workers, in_flight=in_flight,
-                      peak_bytes=int(peak))
+                      peak_bytes=int(peak), budget_bytes=max_memory_bytes)

@@ -25,12 +25,16 @@ def versions() -> str:
     """The versions of what computes the median: ``numpy 2.4.0, astropy 7.1.0, numba 0.62.1,
     Python 3.11.9``."""
     import platform
+    from importlib.metadata import PackageNotFoundError, version
 
-    import astropy
-    import numba
+    def installed(name: str) -> str:
+        try:
+            return version(name)  # from the package's metadata: numba is not imported
+        except PackageNotFoundError:
+            return "not installed"
 
-    return (f"numpy {np.__version__}, astropy {astropy.__version__}, numba {numba.__version__}, "
-            f"Python {platform.python_version()}")
+    return (f"numpy {np.__version__}, astropy {installed('astropy')}, numba "
+            f"{installed('numba')}, Python {platform.python_version()}")
 
 
 def _ascii(text: str) -> str:

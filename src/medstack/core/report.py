@@ -38,13 +38,12 @@ def warn_no_good_pixel(plan: StackPlan) -> None:
 
 
 
-def compile_notice(plan: StackPlan, kernel: str = "fast") -> None:
+def compile_notice(plan: StackPlan) -> None:
     """Say (at :data:`NOTICE` level) that this run will first compile kernels, and for about
     how long: once per machine and numba version, as numba caches them on disk."""
     from ..kernels.fast import compile_seconds
 
-    steps = (["weights"] if plan.params.median_newmasks else []) + (
-        [plan.spec.kind] if kernel == "fast" else [])
+    steps = (["weights"] if plan.params.median_newmasks else []) + [plan.spec.kind]
     seconds = compile_seconds(steps)
     if seconds:
         log.log(NOTICE, "compiling kernels once, about %.0f s (later runs reuse them)", seconds)

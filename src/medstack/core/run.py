@@ -21,7 +21,7 @@ import numpy as np
 
 from ..io.readers import image_header
 from ..io.writer import check_output_path, output_header
-from ..kernels import SectionResult
+from ..kernels import SectionResult, choose_kernel
 from ..options import RunOptions, run_options
 from .plan import StackPlan
 from .products import MedianResult, OutputSinks, pending_result, provenance
@@ -124,7 +124,11 @@ def run(
     """
     start = time.perf_counter()
     o = options if options is not None else run_options()
-    kernel, keep_data = o.kernel, o.keep_data
+    keep_data = o.keep_data
+    # the implementation, chosen once for the whole run (the same bits either way)
+    kernel = choose_kernel(o.kernel, plan.n_images * plan.shape[0] * plan.shape[1],
+                           budgeted=plan.memory is not None
+                           and plan.memory.budget_bytes is not None)
     out_path = None
     if path is not None:
         inputs = [name for img in plan.images for name in (img.sci, img.wht)]
@@ -132,8 +136,8 @@ def run(
     cards, history = provenance(plan)
     header = output_header(image_header(plan.images[0]), cards, history,
                            source=plan.images[0].sci)
-    if executor.compiles_here:
-        compile_notice(plan, kernel)
+    if executor.compiles_here and kernel == "fast":
+        compile_notice(plan)
     count_masked = log.isEnabledFor(logging.INFO) and plan.params.median_newmasks
     n = plan.n_images
     nonfinite = np.zeros(n, dtype=np.int64)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..io.readers import RawReader, Reader
-from ..kernels import SectionResult, combine_section
+from ..kernels import SectionResult, combine_section, count_nonfinite
 from .plan import StackPlan
 from .sections import Section
 
@@ -101,9 +101,7 @@ def compute_section(
                                  scalars=plan.scalars, rows=(lo, hi), kernel=kernel)
         counts = getattr(result, "nonfinite", None)  # the fast kernel counts them on its way
         if counts is None:
-            from ..kernels.fast import count_nonfinite
-
-            counts = [count_nonfinite(plane[lo:hi]) for plane in sci]
+            counts = [count_nonfinite(plane[lo:hi], kernel) for plane in sci]
         nonfinite = [int(c) for c in counts]
         if count_masked and thresholds is not None and wht is not None:
             # the mask's own test: bad where not float64(w) >= threshold (NaN weights too)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..io.readers import RawReader, Reader
-from ..kernels import reference
+from ..kernels import WEIGHT_LANES, reference, weight_sums
 from .memory import weight_chunk_rows
 from .plan import StackPlan
 
@@ -51,27 +51,27 @@ class WeightMean:
     count: int = 0
     nan_count: int = 0
 
-    def add(self, weights: np.ndarray) -> None:
+    def add(self, weights: np.ndarray, kernel: str = "fast") -> None:
         """Add a block of weights (any shape, float32 of either byte order), in C order."""
-        WeightMean.add_blocks([self], [weights])
+        WeightMean.add_blocks([self], [weights], kernel)
 
     @staticmethod
-    def add_blocks(accs: list[WeightMean], blocks: list[np.ndarray]) -> None:
-        """Add one block of weights to each accumulator: a compiled sequential pass per image,
-        up to six images side by side, reading float32 of either byte order where it lies."""
-        from ..kernels.fast import weight_sums
-
+    def add_blocks(accs: list[WeightMean], blocks: list[np.ndarray], kernel: str = "fast"
+                   ) -> None:
+        """Add one block of weights to each accumulator: a sequential pass per image (the fast
+        kernel: compiled, up to six images side by side, reading float32 of either byte order
+        where it lies; the same bits with the reference one)."""
         flat = [np.ravel(np.asarray(b)) for b in blocks]
         flat = [b if b.dtype.kind == "f" and b.dtype.itemsize == 4 else b.astype(np.float32)
                 for b in flat]
         sizes = {b.size for b in flat}
         if len(sizes) > 1:  # blocks of different sizes: one image at a time
             for acc, block in zip(accs, flat):
-                WeightMean.add_blocks([acc], [block])
+                WeightMean.add_blocks([acc], [block], kernel)
             return
         if not sizes or 0 in sizes:
             return
-        totals, counts, nans = weight_sums(flat, [acc.total for acc in accs])
+        totals, counts, nans = weight_sums(flat, [acc.total for acc in accs], kernel)
         for acc, total, count, nan in zip(accs, totals, counts, nans):
             acc.total = total
             acc.count += count
@@ -123,15 +123,16 @@ def weight_mask(weights: np.ndarray, thresholds: Iterable[float] | np.ndarray) -
     return reference.weight_mask(weights, np.asarray(list(thresholds), dtype=np.float64))
 
 
-def weight_stats(reader: Reader, rows: int) -> WeightStats:
+def weight_stats(reader: Reader, rows: int, kernel: str = "fast") -> WeightStats:
     """One image's mean weight, reading ``rows`` rows at a time, in order."""
-    return weight_stats_many([reader], rows)[0]
+    return weight_stats_many([reader], rows, kernel)[0]
 
 
-def weight_stats_many(readers: Sequence[Reader], rows: int
+def weight_stats_many(readers: Sequence[Reader], rows: int, kernel: str = "fast"
                       ) -> list[WeightStats]:
     """The mean weights of several images of one shape, read together ``rows`` rows at a time
-    (their sequential sums run side by side, see :meth:`WeightMean.add_blocks`)."""
+    (their sequential sums run side by side, see :meth:`WeightMean.add_blocks`), with the
+    ``kernel`` implementation (the same bits either way)."""
     accs = [WeightMean() for _ in readers]
     ny, nx = readers[0].shape
     # small chunks that stay in cache: the sums are sequential, so no chunk size changes a bit
@@ -146,16 +147,14 @@ def weight_stats_many(readers: Sequence[Reader], rows: int
                 blocks.append(reader.read_into(y0, y1, buf.view(">f4")).view(">f4"))
             else:
                 blocks.append(reader.read(y0, y1, out=buf))
-        WeightMean.add_blocks(accs, blocks)
+        WeightMean.add_blocks(accs, blocks, kernel)
     return [WeightStats(acc.mean, acc.nan_count) for acc in accs]
 
 
 def weight_groups(n: int, workers: int) -> list[range]:
-    """Images split into groups of at most :data:`~medstack.kernels.fast.WEIGHT_LANES` (whose
+    """Images split into groups of at most :data:`~medstack.kernels.WEIGHT_LANES` (whose
     sums one kernel call runs side by side), a multiple of ``workers`` groups if possible (so
     that every thread gets as many images)."""
-    from ..kernels.fast import WEIGHT_LANES
-
     groups = -(-n // WEIGHT_LANES)
     groups = min(n, -(-groups // workers) * workers)
     size, extra = divmod(n, groups)

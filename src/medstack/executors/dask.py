@@ -496,14 +496,15 @@ def _open_readers(plan: StackPlan) -> Readers:
     return opened[:n], (opened[n:] if plan.needs_weights else None)
 
 
-def _weight_task(files: list[tuple[str, int]], rows: int) -> list[WeightStats]:
+def _weight_task(files: list[tuple[str, int]], rows: int, kernel: str = "fast"
+                 ) -> list[WeightStats]:
     """On a worker: the mean weight of each image of ``files`` (name, HDU), each read ``rows``
     rows at a time, in order (as the local engine does)."""
     stats = []
     for path, hdu in files:
         reader = open_reader(path, hdu)
         try:
-            stats.append(weight_stats(reader, rows))
+            stats.append(weight_stats(reader, rows, kernel))
         finally:
             reader.close()
     return stats
@@ -661,7 +662,7 @@ class DaskExecutor(Executor):
         files = [(img.wht, img.wht_hdu) for img in plan.images]
         per = -(-len(files) // (BANDS_PER_THREAD * _threads(client)))  # images per task
         futures = [client.submit(_weight_task, files[i:i + per], plan.section_rows,
-                                 key=f"medstack-weight-{self._run_id}-{i // per}")
+                                 self._kernel, key=f"medstack-weight-{self._run_id}-{i // per}")
                    for i in range(0, len(files), per)]
         return [st for part in client.gather(futures) for st in part]
 

@@ -107,10 +107,11 @@ class ThreadExecutor(Executor):
 
     def weight_stats(self) -> list[WeightStats]:
         assert self._pool is not None and self._plan is not None and self._wht is not None
-        wht, rows = self._wht, self._plan.section_rows
+        wht, rows, kernel = self._wht, self._plan.section_rows, self._kernel
         groups = weight_groups(len(wht), self.workers)
         return [st for part in self._pool.map(
-            lambda g: weight_stats_many([wht[i] for i in g], rows), groups) for st in part]
+            lambda g: weight_stats_many([wht[i] for i in g], rows, kernel), groups)
+            for st in part]
 
     def sections(self, thresholds: np.ndarray | None, sinks: OutputSinks,
                  count_masked: bool) -> Iterator[Piece]:

@@ -16,9 +16,55 @@ import numpy as np
 
 from .spec import CombineSpec, ImageScalars, SectionResult
 
-__all__ = ["CombineSpec", "ImageScalars", "SectionResult", "combine_section"]
+__all__ = ["CombineSpec", "ImageScalars", "SectionResult", "choose_kernel", "combine_section",
+           "count_nonfinite", "weight_sums"]
 
 KERNELS = ("fast", "reference")
+
+#: Stacks of at most this many input values (images × rows × columns; 3 × 1024², 12 MiB of
+#: float32) take the reference kernels when the kernel is ``"auto"``: on them NumPy is as
+#: quick as the compiled code, and a process that only runs them never imports numba nor
+#: loads its cache (about half a second). Either way the image is the same, bit for bit.
+SMALL_STACK_VALUES = 3 * 1024 * 1024
+
+#: Images whose sequential weight sums one call of the fast weight kernel runs side by side.
+WEIGHT_LANES = 6
+
+
+def choose_kernel(kernel: str, n_values: int, budgeted: bool = False) -> str:
+    """The implementation a run uses: ``kernel`` itself, or for ``"auto"`` the reference kernels
+    on a stack of at most :data:`SMALL_STACK_VALUES` values and the fast ones above, or when
+    the run has a memory budget (the memory model is the fast kernels')."""
+    if kernel == "auto":
+        small = n_values <= SMALL_STACK_VALUES and not budgeted
+        return "reference" if small else "fast"
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel: unknown value {kernel!r}; choose one of: auto, "
+                         f"{', '.join(KERNELS)}")
+    return kernel
+
+
+def _impl(kernel: str):  # type: ignore[no-untyped-def]
+    if kernel == "reference":
+        from . import reference as impl
+    elif kernel == "fast":
+        from . import fast as impl  # type: ignore[no-redef]
+    else:
+        raise ValueError(f"kernel: unknown value {kernel!r}; choose one of: {', '.join(KERNELS)}")
+    return impl
+
+
+def weight_sums(blocks: Sequence[np.ndarray], totals: Sequence[float], kernel: str = "fast"
+                ) -> tuple[list[float], list[int], list[int]]:
+    """Per image: the running sequential float64 sum of its finite weights >= float32(1e-8)
+    from ``totals``, how many it added, how many were NaN/±inf (see
+    :func:`medstack.kernels.fast.weight_sums`); the same bits with either kernel."""
+    return _impl(kernel).weight_sums(blocks, totals)
+
+
+def count_nonfinite(values: np.ndarray, kernel: str = "fast") -> int:
+    """How many NaN/±inf values a float32 array (either byte order) holds."""
+    return int(_impl(kernel).count_nonfinite(values))
 
 
 def combine_section(
@@ -58,12 +104,7 @@ def combine_section(
     -------
     SectionResult
     """
-    if kernel == "reference":
-        from . import reference as impl
-    elif kernel == "fast":
-        from . import fast as impl  # type: ignore[no-redef]
-    else:
-        raise ValueError(f"kernel: unknown value {kernel!r}; choose one of: {', '.join(KERNELS)}")
+    impl = _impl(kernel)
     n_rows = sci.shape[1] if isinstance(sci, np.ndarray) else np.shape(sci[0])[0]
     lo, hi = (0, n_rows) if rows is None else rows
     if spec.kind == "minmed" and (wht is None or scalars is None):

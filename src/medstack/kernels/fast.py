@@ -46,7 +46,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from . import reference
+from . import WEIGHT_LANES, reference
 from .spec import CombineSpec, ImageScalars, SectionResult
 
 __all__ = [
@@ -765,8 +765,6 @@ def _count_nan(ptr, swap, x0, m):
     return c
 
 
-#: Images whose sequential sums one call of the weight kernel runs side by side.
-WEIGHT_LANES = 6
 
 
 @nb.njit(**_JIT)

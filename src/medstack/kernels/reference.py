@@ -21,13 +21,42 @@ import numpy as np
 
 from .spec import CombineSpec, ImageScalars, SectionResult
 
-__all__ = ["combine_section", "minimum_as_numpy", "one_pixel_sum", "weight_mask"]
+__all__ = ["combine_section", "count_nonfinite", "minimum_as_numpy", "one_pixel_sum",
+           "weight_mask", "weight_sums"]
+
+#: Weights below this do not count in an image's mean weight (ImageStats ``lower=1e-8``).
+_MIN_WEIGHT = np.float32(1e-8)
 
 
 def weight_mask(wht: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """True where a weight is below its image's threshold (float64 compare), NaN or ±inf."""
     thr = np.asarray(thresholds, dtype=np.float64)[:, None, None]
     return (wht.astype(np.float64) < thr) | ~np.isfinite(wht)
+
+
+def weight_sums(blocks, totals) -> tuple[list[float], list[int], list[int]]:  # type: ignore[no-untyped-def]
+    """Accumulate blocks of weights as drizzlepac's ImageStats mean does: per image, the
+    sequential float64 sum, from its running total, of its finite weights >= float32(1e-8)
+    (``np.cumsum`` is sequential), how many they are and how many weights are NaN or ±inf.
+    The same contract as :func:`medstack.kernels.fast.weight_sums`."""
+    out_t: list[float] = []
+    out_c: list[int] = []
+    out_n: list[int] = []
+    for block, total in zip(blocks, totals):
+        w = np.ravel(np.asarray(block)).astype(np.float32)
+        good = (w >= _MIN_WEIGHT) & (w != np.inf)  # False for NaN
+        kept = w[good].astype(np.float64)
+        sums = np.cumsum(np.concatenate(([float(total)], kept)))
+        out_t.append(float(sums[-1]))
+        out_c.append(int(kept.size))
+        out_n.append(int(w.size - np.count_nonzero(np.isfinite(w))))
+    return out_t, out_c, out_n
+
+
+def count_nonfinite(values: np.ndarray) -> int:
+    """How many NaN/±inf values an array holds."""
+    values = np.asarray(values)
+    return int(values.size - np.count_nonzero(np.isfinite(values)))
 
 
 def _seq_sum(stack: np.ndarray) -> np.ndarray:
