@@ -201,3 +201,24 @@ def test_provenance_names_the_versions(stack, tmp_path):
     assert history[0] == f"medstack {__version__} median of 4 images"
     assert history[1] == (f"with numpy {np.__version__}, astropy {astropy.__version__}, "
                           f"numba {numba.__version__}, Python {platform.python_version()}")
+
+
+def test_the_command_spares_numbas_scipy_probe(stack, tmp_path):
+    """numba's BLAS probe would import scipy.linalg (unused by the kernels): in the command's
+    process it is told no; scipy itself still imports afterwards, and the image is the same."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("scipy.linalg")
+    code = ("import sys; from medstack.cli import main; "
+            "status = main(sys.argv[1:]); print(status, 'scipy.linalg' in sys.modules); "
+            "import scipy.linalg; print(scipy.linalg.norm([3.0, 4.0]))")
+    done = subprocess.run([sys.executable, "-c", code, *stack, "-o", str(tmp_path / "p"),
+                           "--kernel", "fast", "-q"], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["0", "False", "5.0"], done.stderr
+    assert main([*stack, "-o", str(tmp_path / "q"), "--kernel", "reference", "-q"]) == 0
+    from astropy.io import fits
+
+    a = fits.getdata(tmp_path / "p_med.fits")
+    b = fits.getdata(tmp_path / "q_med.fits")
+    assert a.tobytes() == b.tobytes()

@@ -221,6 +221,21 @@ def _log_warning(message: Warning | str, category: type[Warning], filename: str,
                                           " ".join(str(message).split()))
 
 
+class _NoBlasProbe:
+    """An import hook for the command's own process: numba, when it first loads its
+    registries, imports ``scipy.linalg`` (a quarter of a second here) only to see whether its
+    BLAS-backed functions (``np.dot`` ...) can be compiled; medstack's kernels use none. While
+    ``numba.np.arraymath`` runs that probe, ``scipy.linalg`` is reported missing, so the probe
+    says no; every other import of scipy, then or later, is untouched."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "scipy.linalg" or name.startswith("scipy.linalg."):
+            probing = sys.modules.get("numba.np.arraymath")
+            if probing is not None and not hasattr(probing, "_HAVE_BLAS"):
+                raise ModuleNotFoundError(f"{name}: not needed by medstack's kernels")
+        return None
+
+
 def _route_library_warnings() -> None:
     """Take Python warnings away from astropy's logger (imported by now) to :func:`_log_warning`
     (restored by the ``warnings.catch_warnings`` around the run)."""
@@ -339,15 +354,20 @@ def _run(args: argparse.Namespace) -> int:
                                                  output=output)))
             log.info("wrote parameters to %s", args.write_config)
 
-    with make_progress(enabled=bool(show) and not args.quiet) as bar:
+    probe = _NoBlasProbe()
+    sys.meta_path.insert(0, probe)  # type: ignore[arg-type]
+    try:
+        with make_progress(enabled=bool(show) and not args.quiet) as bar:
 
-        def progress(done: int, total: int) -> None:
-            args.held.show_held()  # the work is under way: the checks' warnings now show
-            if bar is not None:
-                bar(done, total)
+            def progress(done: int, total: int) -> None:
+                args.held.show_held()  # the work is under way: the checks' warnings now show
+                if bar is not None:
+                    bar(done, total)
 
-        result = run_stack(names, params, options.replace(
-            progress=progress, before_commit=before_commit), output=root, **per_image)
+            result = run_stack(names, params, options.replace(
+                progress=progress, before_commit=before_commit), output=root, **per_image)
+    finally:
+        sys.meta_path.remove(probe)  # type: ignore[arg-type]
     n_used = result.plan.n_images if result.plan is not None else len(names)
     ny, nx = result.plan.shape if result.plan is not None else (0, 0)
     line = (f"wrote {result.path} ({params.combine_type} of {n_used} image"
