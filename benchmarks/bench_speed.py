@@ -135,29 +135,32 @@ def phases(files: Sequence[str], ctype: str, workers: int, root: Path) -> dict[s
     does them (which overlaps the writing with the sections)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from medstack import engine
+    from medstack.core.plan import prepare
+    from medstack.core.unit import SectionBuffers, compute_section
+    from medstack.core.weights import thresholds_of, weight_groups, weight_stats_many
     from medstack.io.inputs import open_inputs
+    from medstack.io.readers import open_reader
     from medstack.io.writer import FitsImageWriter
     from medstack.params import validate
 
     out: dict[str, float] = {}
     t = time.perf_counter()
     images = open_inputs(list(files))
-    plan = engine.prepare(images, validate({"combine_type": ctype, "combine_maskpt": MASKPT}))
-    sci = [engine.open_reader(i.sci, i.sci_hdu) for i in images]
-    wht = [engine.open_reader(i.wht, i.wht_hdu) for i in images]
+    plan = prepare(images, validate({"combine_type": ctype, "combine_maskpt": MASKPT}))
+    sci = [open_reader(i.sci, i.sci_hdu) for i in images]
+    wht = [open_reader(i.wht, i.wht_hdu) for i in images]
     out["open inputs"] = time.perf_counter() - t
     try:
         with ThreadPoolExecutor(workers) as pool:
             t = time.perf_counter()
-            groups = engine._weight_groups(len(wht), workers)
-            stats = [st for part in pool.map(lambda g: engine.weight_stats_many(
+            groups = weight_groups(len(wht), workers)
+            stats = [st for part in pool.map(lambda g: weight_stats_many(
                 [wht[i] for i in g], plan.section_rows), groups) for st in part]
-            thresholds = engine.thresholds_of(plan, stats)
+            thresholds = thresholds_of(plan, stats)
             out["weight means"] = time.perf_counter() - t
-            buffers = engine.SectionBuffers()
+            buffers = SectionBuffers()
             t = time.perf_counter()
-            results = list(pool.map(lambda s: engine.compute_section(
+            results = list(pool.map(lambda s: compute_section(
                 plan, s, sci, wht, thresholds, "fast", buffers)[0], plan.sections))
             out["sections"] = time.perf_counter() - t
         t = time.perf_counter()
