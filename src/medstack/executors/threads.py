@@ -67,9 +67,9 @@ class ThreadExecutor(Executor):
         ny, nx = plan.shape
         log.info(
             "%d inputs of %dx%d; %s; sections of %d rows (%d sections); budget %.3g MiB per "
-            "input; %d worker(s); peak section memory about %.0f MiB",
+            "input; %d worker(s); %s kernels; peak section memory about %.0f MiB",
             plan.n_images, ny, nx, plan.params.combine_type, plan.section_rows,
-            len(plan.sections), plan.section_rows * nx * 4 / 2**20, self.workers,
+            len(plan.sections), plan.section_rows * nx * 4 / 2**20, self.workers, kernel,
             peak_bytes(plan.n_images, plan.section_rows, nx, self.in_flight) / 2**20,
         )
         n_files = plan.n_images * (2 if plan.needs_weights else 1)
