@@ -28,7 +28,7 @@ from ..errors import ParameterError
 __all__ = ["MemoryPlan", "peak_bytes", "plan_memory", "section_bytes", "weight_chunk_rows",
            "weight_pass_bytes"]
 
-#: Bytes per input pixel of one section held by the engine and the fast kernel: the float32
+#: Bytes per input pixel of one section held by the work unit and the fast kernel: the float32
 #: science and weight buffers (4 + 4).
 BUFFER_BYTES_PER_PIXEL = 8
 #: Bytes per output pixel of one section: the float32 result, uint16 count, uint8 flag and
@@ -47,7 +47,7 @@ def section_bytes(n_images: int, rows: int, nx: int) -> int:
 
 
 def peak_bytes(n_images: int, rows: int, nx: int, in_flight: int) -> int:
-    """Bytes of ``in_flight`` sections at once (the engine's workers plus its read-ahead)."""
+    """Bytes of ``in_flight`` sections at once (the executor's workers plus its read-ahead)."""
     return in_flight * section_bytes(n_images, rows, nx)
 
 

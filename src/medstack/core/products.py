@@ -70,7 +70,7 @@ def provenance(plan: StackPlan) -> tuple[list[tuple[str, object, str]], list[str
 
 @dataclass(repr=False)
 class MedianResult:
-    """What :func:`run` produced.
+    """What :func:`medstack.core.run.run` produced.
 
     Attributes
     ----------

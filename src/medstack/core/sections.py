@@ -1,15 +1,16 @@
 """Row sections: pure planning, no I/O.
 
-The image is cut into row sections so that each input contributes at most
-``combine_bufsize`` MiB of science data per section. minmed's grow box needs ``grow`` rows of
-context on each side, so a section reads ``grow`` extra rows (halo) above and below the rows it
-outputs, and always holds at least ``2·grow + 1`` rows.
+The image is cut into row sections. How many rows a section reads comes from the memory
+model (:func:`medstack.core.memory.plan_memory`): at most ``combine_bufsize`` MiB of science data
+per input, and, with a total budget (``max_memory``), what fits it. minmed's grow box needs
+``grow`` rows of context on each side, so a section reads ``grow`` extra rows (halo) above and
+below the rows it outputs, and always holds at least ``2·grow + 1`` rows.
 
 Notes
 -----
 drizzlepac silently shrinks ``grow`` when the buffer holds fewer than ``2·grow + 1`` rows, so its
-result depends on ``combine_bufsize`` and on the image height (docs/spec.md Q18). medstack instead lets
-such a section exceed the buffer; the result never depends on the buffer size.
+result depends on ``combine_bufsize`` and on the image height (docs/spec.md Q18). medstack
+instead lets such a section exceed the buffer; the result never depends on the buffer size.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """The median step on a Dask cluster (``pip install -e ".[dask]"`` from a checkout).
 
-Same plan, same numerics, same result as the local engine (:func:`medstack.core.run.run`), bit for
-bit; only where the sections are computed changes:
+Same plan, same numerics, same result as the thread executor (:mod:`.threads`), bit for bit:
+the run is :func:`medstack.core.run.run` either way; only where the sections are computed
+changes:
 
-1. Tasks on the workers compute each image's mean weight (:func:`medstack.core.weights.weight_stats`;
-   about :data:`BANDS_PER_THREAD` tasks per worker thread, each for a run of consecutive
-   images); the client only turns the N small results into mask thresholds.
+1. Tasks on the workers compute each image's mean weight
+   (:func:`medstack.core.weights.weight_stats`; about :data:`BANDS_PER_THREAD` tasks per worker
+   thread, each for a run of consecutive images); the client only turns the N small results
+   into mask thresholds (:func:`medstack.core.weights.thresholds_of`, in the run).
 2. The row sections of the plan are grouped into *bands* of whole consecutive sections. One task
    per band gets the plan (file names, HDU indices, per-image scalars), its range of sections
    and the thresholds, never pixel data. It opens the inputs itself (once per worker process and
@@ -499,7 +501,7 @@ def _open_readers(plan: StackPlan) -> Readers:
 def _weight_task(files: list[tuple[str, int]], rows: int, kernel: str = "fast"
                  ) -> list[WeightStats]:
     """On a worker: the mean weight of each image of ``files`` (name, HDU), each read ``rows``
-    rows at a time, in order (as the local engine does)."""
+    rows at a time, in order (as the thread executor does)."""
     stats = []
     for path, hdu in files:
         reader = open_reader(path, hdu)

@@ -1,6 +1,7 @@
 """Progress reporting: an injected ``progress(done, total)`` callable.
 
-The engines call the callable after each section; only the CLI chooses to show a bar.
+The run (:func:`medstack.core.run.run`) calls it as sections finish, whatever the executor;
+only the CLI chooses to show a bar.
 """
 
 from __future__ import annotations

@@ -29,8 +29,9 @@ same order; no fast-math. The places where a plain implementation would change b
 
 The kernels take the inputs where they lie, as N planes of float32 of either byte order (each
 plane by the address of its first value), byte-swapping big-endian FITS data as they load it: the
-engine hands them views of the memory-mapped files, so the data are neither copied nor converted.
-They release the GIL (``nogil``), so the engine runs sections on several threads.
+work unit (:func:`medstack.core.unit.compute_section`) hands them views of the memory-mapped
+rows, so the data are neither copied nor converted. They release the GIL (``nogil``), so the
+thread executor (:mod:`medstack.executors.threads`) runs sections on several threads.
 """
 
 from __future__ import annotations
