@@ -1,4 +1,4 @@
-"""The Dask backend: the local engine's bits on a Dask cluster, a lost worker, a scheduler given by
+"""The Dask backend: the thread executor's bits on a Dask cluster, a lost worker, a scheduler given by
 address, and a clear error without Dask.
 
 One LocalCluster (2 worker processes, bound to 127.0.0.1) is shared by the whole module: starting
@@ -186,7 +186,7 @@ def _run_and_kill_a_worker(client, plan, out):
 
 def test_lost_worker_output_complete_and_identical(client, stack, tmp_path, monkeypatch):
     """Kill one worker process while bands run on it: Dask reruns them elsewhere; the files are
-    those of the local engine, and no file appears under the final name before the end."""
+    those of the thread executor, and no file appears under the final name before the end."""
     monkeypatch.setattr(dask_backend, "RETURN_BYTES", 0)  # bands write into the temporary files
     params = validate(CASES["minmed"])
     (tmp_path / "local").mkdir()
@@ -331,14 +331,14 @@ def test_missing_dask_is_a_clear_error(stack, tmp_path, monkeypatch, capsys):
     assert err.startswith("medstack: error: scheduler: dask-local needs Dask")
     assert err.count("\n") == 1 and "pip install -e \".[dask]\" from a checkout" in err
     assert _files(tmp_path) == []
-    # the local engine never needs Dask
+    # the thread executor never needs Dask
     assert median_image(stack, scheduler="threads", combine_type="sum").data.shape == (90, 70)
 
 
 @pytest.mark.parametrize("scheduler, message", [
     ("dask-locl", "unknown value 'dask-locl'"),
     ("127.0.0.1:8786", "unknown value '127.0.0.1:8786'"),
-    ("threads", "'threads' is the local engine"),
+    ("threads", "'threads' is this machine's thread executor"),
 ])
 def test_bad_scheduler_values(scheduler, message):
     with pytest.raises(ParameterError, match=message):
@@ -429,7 +429,7 @@ def test_bands_tile_the_sections(monkeypatch):
 
 def test_per_image_table_and_coverage_as_the_local_engine(client, stack, tmp_path, caplog):
     """-v's per-image table (masked fractions counted by the workers) and the count of pixels
-    without a good input are those of the local engine."""
+    without a good input are those of the thread executor."""
     import logging
 
     def table(**kwargs):

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from ._version import __version__
+from .api import run_stack
 from .config import (
     IGNORED_KEYS,
     PER_IMAGE_KEYS,
@@ -65,12 +66,10 @@ from .config import (
     output_root,
     read_config,
 )
-from .core.plan import default_workers, output_name, prepare, rootname
+from .core.plan import default_workers, output_name, rootname
 from .core.products import MedianResult
 from .core.report import NOTICE
-from .core.run import run as run_plan
 from .errors import InputError, MedstackError, ParameterError, StepAbortedError
-from .executors import make_executor
 from .io.imageobjects import is_image_object, stack_from_objects
 from .io.inputs import InputImage, check_shapes, open_inputs
 from .options import run_options
@@ -297,10 +296,9 @@ def _run(items: Any, settings: Settings) -> MedianResult | None:
         return None
     _log_params(params)
     images = _images(items, settings)
-    plan = prepare(images, params)
     root = output_root(settings.output) or rootname(images[0].sci)
     options = run_options(workers=settings.num_cores, keep_data=False)
-    result = run_plan(plan, make_executor(options), options, path=output_name(root))
+    result = run_stack(images, params, options, output=output_name(root))
     _ran(result, settings.num_cores)
     return result
 
@@ -352,26 +350,23 @@ def _run_objects(objects: Sequence[Any], settings: Settings) -> MedianResult:
             "(electrons/s); drizzlepac 3.11.0 would multiply them by %g here (proc_unit=native)",
             stack.threshold_scale,
         )
+    in_memory = stack.in_memory
+    options = run_options(workers=settings.num_cores, keep_data=in_memory)
+    path = None if in_memory else output_name(stack.median_name)
     try:
-        plan = prepare(stack.images, params)
+        with _pipeline_voice():
+            result = run_stack(stack.images, params, options, output=path)
     except StepAbortedError:
         _remove_stale(stack)
         raise
-    if stack.in_memory:
+    if path is not None:
+        log.info("Saving output median image to: '%s'", path)
+    if in_memory:
         from astropy.io import fits
 
-        with _pipeline_voice():
-            options = run_options(workers=settings.num_cores)
-            result = run_plan(plan, make_executor(options), options)
         hdul = fits.HDUList([fits.PrimaryHDU(data=result.data, header=result.header)])
         for obj in stack.objects:  # as drizzlepac hands it back, for blot and driz_cr
             obj.saveVirtualOutputs({stack.median_name: hdul})
-    else:
-        path = output_name(stack.median_name)
-        log.info("Saving output median image to: '%s'", path)
-        with _pipeline_voice():
-            options = run_options(workers=settings.num_cores, keep_data=False)
-            result = run_plan(plan, make_executor(options), options, path=path)
     _ran(result, settings.num_cores)
     return result
 

@@ -137,7 +137,8 @@ def check_scheduler(scheduler: str | None, client: Any = None) -> str:
     scheduler = DASK_LOCAL if scheduler is None else str(scheduler).strip()
     if scheduler == "threads":
         raise ParameterError(
-            "scheduler: 'threads' is the local engine (medstack.core.run.run), not a Dask scheduler"
+            "scheduler: 'threads' is this machine's thread executor (medstack.executors.threads), "
+            "not a Dask scheduler"
         )
     if scheduler != DASK_LOCAL and not _ADDRESS.match(scheduler):
         raise ParameterError(
