@@ -143,7 +143,7 @@ def test_debug_detail_with_vv(stack, tmp_path, capsys):
 def test_compile_notice_only_when_cold(stack, tmp_path, capsys, monkeypatch):
     from medstack.kernels import fast
 
-    fast_ = ["--kernel", "fast"]  # the stack is small: "auto" would take the reference kernels
+    fast_ = ["--kernel", "fast"]  # the stack is small: "auto" may take the reference kernels
     assert main([*stack, "-o", str(tmp_path / "w"), *fast_]) == 0  # compiled now, in this process
     assert fast.uncompiled(["weights", "minmed"]) == []
     assert "compiling" not in capsys.readouterr().err
@@ -152,8 +152,6 @@ def test_compile_notice_only_when_cold(stack, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.splitlines()
     assert err == ["medstack: compiling kernels once, about 6 s (later runs reuse them)"]
     assert main([*stack, "-o", str(tmp_path / "w"), "-q", *fast_]) == 0
-    assert capsys.readouterr().err == ""
-    assert main([*stack, "-o", str(tmp_path / "w")]) == 0  # auto: nothing to compile
     assert capsys.readouterr().err == ""
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -307,7 +308,15 @@ def test_minmed_signed_zero_ties_follow_drizzlepacs_numpy_minimum(kernel, masks)
         assert np.signbit(first.median[0, 16])
 
 
-def test_auto_takes_the_reference_kernels_on_small_stacks_only():
+@pytest.fixture()
+def fast_not_loaded(monkeypatch):
+    """As in a process that has not loaded the compiled kernels yet."""
+    import sys
+
+    monkeypatch.delitem(sys.modules, "medstack.kernels.fast", raising=False)
+
+
+def test_auto_takes_the_reference_kernels_on_small_stacks_only(fast_not_loaded):
     from medstack.kernels import SMALL_STACK_VALUES, choose_kernel
 
     assert choose_kernel("auto", SMALL_STACK_VALUES) == "reference"
@@ -319,8 +328,14 @@ def test_auto_takes_the_reference_kernels_on_small_stacks_only():
         choose_kernel("gpu", 1)
 
 
+def test_auto_keeps_to_the_fast_kernels_once_they_are_loaded():
+    from medstack.kernels import choose_kernel, fast  # noqa: F401  (loaded)
+
+    assert choose_kernel("auto", 100) == "fast"
+
+
 @pytest.mark.parametrize("kind", ["minmed", "imedian", "mean", "sum"])
-def test_auto_gives_the_same_bits_as_each_kernel(tmp_path, kind):
+def test_auto_gives_the_same_bits_as_each_kernel(tmp_path, kind, monkeypatch):
     from conftest import random_stack, write_stack
 
     from medstack import median_image
@@ -330,7 +345,11 @@ def test_auto_gives_the_same_bits_as_each_kernel(tmp_path, kind):
     wht[2, 5, 6] = np.inf
     names = write_stack(tmp_path, sci, wht)
     runs = {k: median_image(names, combine_type=kind, kernel=k, save_maps=True)
-            for k in ("auto", "fast", "reference")}
+            for k in ("fast", "reference")}
+    monkeypatch.delitem(sys.modules, "medstack.kernels.fast")  # auto: the reference kernels
+    runs["auto"] = median_image(names, combine_type=kind, save_maps=True)
+    assert "medstack.kernels.fast" not in sys.modules
+    assert runs["auto"].plan is not None
     for k in ("fast", "reference"):
         assert same_bits(runs[k].data, runs["auto"].data), k
         assert same_bits(runs[k].ngood, runs["auto"].ngood), k

@@ -148,9 +148,9 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
                metavar="progress(done, total)", doc_type="callable, optional"),
     OptionSpec("kernel", "choice", "auto",
                "the implementation: fast (compiled with numba), reference (plain numpy, the "
-               "oracle) or auto (reference on stacks of up to 3 x 1024^2 values, where it is "
-               "as quick and no compiled code need be loaded; fast above); the same image bit "
-               "for bit", option="--kernel", choices=KERNEL_NAMES, hidden=True,
+               "oracle) or auto (reference on stacks of up to 4 x 512^2 values while the "
+               "compiled kernels are not loaded, which spares loading them; fast otherwise); "
+               "the same image bit for bit", option="--kernel", choices=KERNEL_NAMES, hidden=True,
                doc_type='{"auto", "fast", "reference"}'),
     OptionSpec("scheduler", "str", None,
                "where to compute: threads (this machine's threads), dask-local (a Dask "

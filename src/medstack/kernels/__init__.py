@@ -10,6 +10,7 @@ Use :func:`combine_section` (or ``kernel="reference"``/``"fast"``) rather than t
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,11 +22,12 @@ __all__ = ["CombineSpec", "ImageScalars", "SectionResult", "choose_kernel", "com
 
 KERNELS = ("fast", "reference")
 
-#: Stacks of at most this many input values (images × rows × columns; 3 × 1024², 12 MiB of
-#: float32) take the reference kernels when the kernel is ``"auto"``: on them NumPy is as
-#: quick as the compiled code, and a process that only runs them never imports numba nor
-#: loads its cache (about half a second). Either way the image is the same, bit for bit.
-SMALL_STACK_VALUES = 3 * 1024 * 1024
+#: Stacks of at most this many input values (images × rows × columns; 4 × 512², 4 MiB of
+#: float32) take the reference kernels when the kernel is ``"auto"`` and the compiled ones are
+#: not loaded yet: NumPy combines them in well under 0.1 s, less than numba takes to import
+#: and load its cache (about half a second), and a process that only runs such stacks never
+#: imports numba. Either way the image is the same, bit for bit.
+SMALL_STACK_VALUES = 4 * 512 * 512
 
 #: Images whose sequential weight sums one call of the fast weight kernel runs side by side.
 WEIGHT_LANES = 6
@@ -33,10 +35,12 @@ WEIGHT_LANES = 6
 
 def choose_kernel(kernel: str, n_values: int, budgeted: bool = False) -> str:
     """The implementation a run uses: ``kernel`` itself, or for ``"auto"`` the reference kernels
-    on a stack of at most :data:`SMALL_STACK_VALUES` values and the fast ones above, or when
-    the run has a memory budget (the memory model is the fast kernels')."""
+    on a stack of at most :data:`SMALL_STACK_VALUES` values while the compiled kernels are not
+    loaded in this process, and the fast ones otherwise, and always when the run has a memory
+    budget (the memory model is the fast kernels')."""
     if kernel == "auto":
-        small = n_values <= SMALL_STACK_VALUES and not budgeted
+        loaded = sys.modules.get(f"{__name__}.fast") is not None
+        small = n_values <= SMALL_STACK_VALUES and not budgeted and not loaded
         return "reference" if small else "fast"
     if kernel not in KERNELS:
         raise ValueError(f"kernel: unknown value {kernel!r}; choose one of: auto, "
