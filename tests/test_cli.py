@@ -209,14 +209,31 @@ def test_the_command_spares_numbas_scipy_probe(stack, tmp_path):
 
     pytest.importorskip("scipy.linalg")
     code = ("import sys; from medstack.cli import main; "
-            "status = main(sys.argv[1:]); print(status, 'scipy.linalg' in sys.modules); "
-            "import scipy.linalg; print(scipy.linalg.norm([3.0, 4.0]))")
+            "status = main(); print(status, 'scipy.linalg' in sys.modules); "
+            "import scipy.linalg; print(scipy.linalg.norm([3.0, 4.0])); "
+            "status = main(sys.argv[1:3] + ['-o', sys.argv[1] + 'x', '-q']); "
+            "print(status, len([f for f in sys.meta_path if 'NoBlas' in type(f).__name__]))")
     done = subprocess.run([sys.executable, "-c", code, *stack, "-o", str(tmp_path / "p"),
                            "--kernel", "fast", "-q"], capture_output=True, text=True, check=True)
-    assert done.stdout.split() == ["0", "False", "5.0"], done.stderr
+    assert done.stdout.split() == ["0", "False", "5.0", "0", "0"], done.stderr
     assert main([*stack, "-o", str(tmp_path / "q"), "--kernel", "reference", "-q"]) == 0
     from astropy.io import fits
 
     a = fits.getdata(tmp_path / "p_med.fits")
     b = fits.getdata(tmp_path / "q_med.fits")
     assert a.tobytes() == b.tobytes()
+
+
+def test_called_from_python_the_command_leaves_numba_as_it_finds_it(stack, tmp_path):
+    """main(argv) from other code does not touch numba's BLAS probe (the user's own jitted
+    code may need BLAS)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("scipy.linalg")
+    code = ("import sys; from medstack.cli import main; "
+            "status = main(sys.argv[1:]); import numba.np.arraymath as a; "
+            "print(status, a._HAVE_BLAS)")
+    done = subprocess.run([sys.executable, "-c", code, *stack, "-o", str(tmp_path / "p"),
+                           "--kernel", "fast", "-q"], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["0", "True"], done.stderr

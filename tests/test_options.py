@@ -42,7 +42,8 @@ def test_the_command_line_flags_come_from_the_spec():
         if o.hidden:
             assert action.help == "==SUPPRESS=="
         else:
-            assert action.help.startswith(o.help[:40].replace("`workers`", "--workers"))
+            text = o.cli_help or o.help
+            assert action.help.startswith(text[:40].replace("`workers`", "--workers"))
         if o.kind != "bool":
             assert action.default == o.default
             assert action.choices == o.choices
@@ -102,3 +103,51 @@ def test_median_image_checks_options_before_opening_anything(tmp_path):
         median_image(missing, kernel="gpu")
     with pytest.raises(ParameterError, match="max_memory"):
         median_image(missing, max_memory="-1")
+
+
+def test_flags_take_what_python_takes_as_true_or_false_but_not_text():
+    assert run_options(save_maps=1).save_maps is True
+    assert run_options(keep_data=0, keep_maps=None).keep_data is False
+    import numpy as np
+
+    assert run_options(quicklook=np.bool_(True)).quicklook is True
+    with pytest.raises(ParameterError, match="keep_data: expected True or False, got str"):
+        run_options(keep_data="False")  # would be true
+
+
+def test_a_scheduler_may_be_path_like():
+    from pathlib import PurePosixPath
+
+    assert run_options(scheduler=PurePosixPath("dask-local")).scheduler == "dask-local"
+
+
+def test_make_executor_and_run_take_options_by_name_too(tmp_path):
+    import numpy as np
+    from conftest import random_stack, same_bits, write_stack
+
+    from medstack.api import make_executor
+    from medstack.core.plan import prepare
+    from medstack.core.run import run
+    from medstack.executors.threads import ThreadExecutor
+    from medstack.io.inputs import open_inputs
+    from medstack.params import validate
+
+    executor = make_executor(workers=2)
+    assert isinstance(executor, ThreadExecutor) and executor.workers == 2
+    sci, wht = random_stack(np.random.default_rng(2), 3, 20, 17)
+    names = write_stack(tmp_path, sci, wht)
+    plan = prepare(open_inputs(names), validate())
+    by_name = run(plan, make_executor(), keep_data=True, kernel="reference")
+    as_options = run(plan, make_executor(), run_options(kernel="reference"))
+    assert same_bits(by_name.data, as_options.data)
+    with pytest.raises(ParameterError, match="kernel: unknown value 'gpu'"):
+        run(plan, make_executor(), RunOptions(kernel="gpu"))  # made by hand, checked here
+    with pytest.raises(ParameterError, match="unknown run option 'bogus'"):
+        run(plan, make_executor(), bogus=1)
+
+
+def test_docstring_keeps_names_as_they_are_spelled():
+    doc = median_image.__doc__
+    assert "\n        progress(done, total) after each section" in doc
+    assert "\n        before_commit(result) once every section is done" in doc
+    assert "\n        Threads, or with the dask-local scheduler" in doc

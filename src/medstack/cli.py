@@ -86,8 +86,8 @@ _ARG_TYPES: dict[str, Callable[[str], Any]] = {"workers": int, "seconds": float}
 
 def _option_help(o: OptionSpec) -> str:
     """A run option's ``--help`` text, from the spec."""
-    text = o.help.replace("`workers`", "--workers").replace("combine_bufsize",
-                                                              "--combine-bufsize")
+    text = (o.cli_help or o.help).replace("`workers`", "--workers").replace(
+        "combine_bufsize", "--combine-bufsize")
     if "default is" not in text.lower() and o.kind != "bool":
         text += f"; default is {o.default}"
     return text
@@ -231,7 +231,8 @@ class _NoBlasProbe:
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
         if name == "scipy.linalg" or name.startswith("scipy.linalg."):
             probing = sys.modules.get("numba.np.arraymath")
-            if probing is not None and not hasattr(probing, "_HAVE_BLAS"):
+            spec = getattr(probing, "__spec__", None)
+            if getattr(spec, "_initializing", False):  # numba.np.arraymath is being run
                 raise ModuleNotFoundError(f"{name}: not needed by medstack's kernels")
         return None
 
@@ -355,7 +356,8 @@ def _run(args: argparse.Namespace) -> int:
             log.info("wrote parameters to %s", args.write_config)
 
     probe = _NoBlasProbe()
-    sys.meta_path.insert(0, probe)  # type: ignore[arg-type]
+    if args.owns_process:  # the command's own process (see main)
+        sys.meta_path.insert(0, probe)  # type: ignore[arg-type]
     try:
         with make_progress(enabled=bool(show) and not args.quiet) as bar:
 
@@ -367,7 +369,8 @@ def _run(args: argparse.Namespace) -> int:
             result = run_stack(names, params, options.replace(
                 progress=progress, before_commit=before_commit), output=root, **per_image)
     finally:
-        sys.meta_path.remove(probe)  # type: ignore[arg-type]
+        if probe in sys.meta_path:
+            sys.meta_path.remove(probe)  # type: ignore[arg-type]
     n_used = result.plan.n_images if result.plan is not None else len(names)
     ny, nx = result.plan.shape if result.plan is not None else (0, 0)
     line = (f"wrote {result.path} ({params.combine_type} of {n_used} image"
@@ -394,6 +397,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     Ctrl-C at any moment, even while the command is still starting, gives the one line
     ``medstack: interrupted; ...`` and status 130 (the heavy imports happen in here, where it
     is caught).
+
+    Without ``argv`` (the ``medstack`` command: the arguments are ``sys.argv``), the process is
+    the command's own, and it spares numba's probe for BLAS (:class:`_NoBlasProbe`), which
+    would import ``scipy.linalg`` only to learn that the kernels need none. Called with
+    ``argv`` from other Python code, it leaves numba as it finds it.
     """
     try:
         return _main(argv)
@@ -406,6 +414,7 @@ def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_intermixed_args(argv)  # INPUT names may follow options
     args.written = []
+    args.owns_process = argv is None
     restore_logging, held = _configure_logging(args.verbose, args.quiet,
                                                hold=not (args.verbose or args.debug))
     args.held = held

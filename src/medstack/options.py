@@ -14,6 +14,7 @@ executors take it as it is. None of them changes the image: that is the paramete
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, make_dataclass, replace
 from typing import Any
@@ -51,6 +52,8 @@ class OptionSpec:
         The valid values of a ``"choice"``.
     hidden : bool
         Left out of ``--help`` (a developer's switch).
+    cli_help : str or None
+        The ``--help`` text where it differs from ``help`` (which speaks of the Python API).
     """
 
     name: str
@@ -62,6 +65,7 @@ class OptionSpec:
     choices: tuple[str, ...] | None = None
     hidden: bool = False
     doc_type: str = field(default="", compare=False)
+    cli_help: str | None = None
 
     def check(self, value: Any) -> Any:
         """The value, checked (and sizes turned into bytes); ParameterError naming the option."""
@@ -83,6 +87,8 @@ def _workers(p: OptionSpec, value: Any) -> Any:
 
 
 def _str(p: OptionSpec, value: Any) -> Any:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
     if value is not None and not isinstance(value, str):
         raise ParameterError(f"{p.name}: expected a str or None, got {_got(value)}")
     return value
@@ -99,11 +105,10 @@ def _size(p: OptionSpec, value: Any) -> Any:
 
 
 def _bool(p: OptionSpec, value: Any) -> Any:
-    if not isinstance(value, bool):
-        import numpy as np
-
-        if not isinstance(value, np.bool_):
-            raise ParameterError(f"{p.name}: expected True or False, got {_got(value)}")
+    # anything Python takes as true or false (1, 0, None, numpy bools), but not text: "False"
+    # would be true
+    if isinstance(value, (str, bytes)):
+        raise ParameterError(f"{p.name}: expected True or False, got {_got(value)}")
     return bool(value)
 
 
@@ -127,12 +132,21 @@ _CHECKS: dict[str, Callable[[OptionSpec, Any], Any]] = {
     "callable": _callable, "choice": _choice, "object": lambda p, value: value,
 }
 
+_SCHEDULER = (
+    "where to compute: threads (this machine's threads), dask-local (a Dask LocalCluster of "
+    "`workers` processes, started and closed by the run) or the address of a running Dask "
+    "scheduler, tcp://HOST:PORT (inputs and output on a filesystem its workers see; see "
+    "medstack.executors.dask); Dask needs pip install -e \".[dask]\" (from a checkout). Same "
+    "result bit for bit")
+
 #: Every run option, in the order of :func:`medstack.median_image`'s keywords.
 RUN_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("save_maps", "bool", False,
                "also produce the count-of-good-inputs map and, for minmed, the minimum-chosen "
                "map: files ROOT_med_ngood.fits and ROOT_med_minchosen.fits beside the median, "
-               "and arrays when the data are kept", option="--save-maps", doc_type="bool"),
+               "and arrays when the data are kept", option="--save-maps", doc_type="bool",
+               cli_help="also write ROOT_med_ngood.fits (good inputs per pixel) and, for "
+               "minmed, ROOT_med_minchosen.fits (1 where the minimum was chosen)"),
     OptionSpec("keep_data", "bool", True,
                "return the image (and maps) as arrays; False keeps memory bounded for large "
                "outputs (the command line never keeps them)", doc_type="bool"),
@@ -153,12 +167,9 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
                "the same image bit for bit", option="--kernel", choices=KERNEL_NAMES, hidden=True,
                doc_type='{"auto", "fast", "reference"}'),
     OptionSpec("scheduler", "str", None,
-               "where to compute: threads (this machine's threads), dask-local (a Dask "
-               "LocalCluster of `workers` processes, started and closed by the run) or the "
-               "address of a running Dask scheduler, tcp://HOST:PORT (inputs and output on a "
-               "filesystem its workers see; see medstack.executors.dask); Dask needs "
-               "pip install -e \".[dask]\" (from a checkout). Same result bit for bit; default "
-               "is threads (in the Python API, unless a client is given)", option="--scheduler", metavar="WHERE", doc_type="str, optional"),
+               _SCHEDULER + "; default is threads unless a client is given", option="--scheduler",
+               metavar="WHERE", doc_type="str, optional",
+               cli_help=_SCHEDULER + "; default is threads"),
     OptionSpec("client", "object", None,
                "a connected Dask client to compute on (left open)",
                doc_type="distributed.Client, optional"),
@@ -243,7 +254,9 @@ def numpydoc(names: tuple[str, ...] | None = None) -> str:
     for o in RUN_OPTIONS:
         if names is not None and o.name not in names:
             continue
-        text = o.help[0].upper() + o.help[1:]
+        first = o.help.split(" ", 1)[0]
+        # a sentence starts with a capital; a name (progress(done, total), before_commit) not
+        text = o.help if ("(" in first or "_" in first) else o.help[0].upper() + o.help[1:]
         if "default is" not in o.help.lower():
             text += f". Default is {o.default!r}"
         lines.append(f"    {o.name} : {o.doc_type}")

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,6 +101,7 @@ def run(
     options: RunOptions | None = None,
     *,
     path: str | Path | None = None,
+    **given: Any,
 ) -> MedianResult:
     """Run a prepared plan on an executor.
 
@@ -117,13 +119,16 @@ def run(
         Default is every option's default.
     path : path-like, optional
         Median file to write (temporary name, then renamed). Default is no file.
+    **given
+        Run options by name instead (or over ``options``), e.g. ``keep_data=False``.
 
     Returns
     -------
     MedianResult
     """
     start = time.perf_counter()
-    o = options if options is not None else run_options()
+    # checked here too: a RunOptions made by hand has not been
+    o = run_options({**(vars(options) if options is not None else {}), **given})
     keep_data = o.keep_data
     # the implementation, chosen once for the whole run (the same bits either way)
     kernel = choose_kernel(o.kernel, plan.n_images * plan.shape[0] * plan.shape[1],

@@ -8,7 +8,7 @@ and everything around it is :func:`medstack.core.run.run`'s.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..core.run import Executor
@@ -17,14 +17,27 @@ if TYPE_CHECKING:
 __all__ = ["make_executor"]
 
 
-def make_executor(options: RunOptions) -> Executor:
+def make_executor(options: RunOptions | None = None, **given: Any) -> Executor:
     """The executor the run options name: this machine's threads, or Dask (imported only then).
+
+    Parameters
+    ----------
+    options : RunOptions, optional
+        The run's options (see :mod:`medstack.options`); only ``workers``, ``scheduler``,
+        ``client`` and ``connect_timeout`` matter here. Default is the defaults.
+    **given
+        Those options by name instead (or over ``options``), e.g. ``workers=2``.
 
     Raises
     ------
     ParameterError
-        Dask missing for a Dask scheduler, or a scheduler it cannot reach (naming it).
+        A bad option, Dask missing for a Dask scheduler, or a scheduler it cannot reach
+        (naming it).
     """
+    from ..options import run_options
+
+    if options is None or given:
+        options = run_options({**(vars(options) if options is not None else {}), **given})
     if options.client is not None or options.scheduler not in (None, "threads"):
         from .dask import DaskExecutor  # Dask stays optional
 
