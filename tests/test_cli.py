@@ -7,6 +7,7 @@ import platform
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -237,3 +238,28 @@ def test_called_from_python_the_command_leaves_numba_as_it_finds_it(stack, tmp_p
     done = subprocess.run([sys.executable, "-c", code, *stack, "-o", str(tmp_path / "p"),
                            "--kernel", "fast", "-q"], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["0", "True"], done.stderr
+
+
+def test_the_command_exits_at_once_with_its_status_and_all_its_output(stack, tmp_path):
+    """The console script leaves without the interpreter's teardown, its lines all out and
+    its exit status kept (0 on success, 2 on an error)."""
+    import subprocess
+
+    from astropy.io import fits
+
+    script = Path(sys.executable).with_name("medstack")
+    if not script.exists():
+        pytest.skip("the medstack console script is not installed beside this Python")
+    done = subprocess.run([str(script), *stack, "-o", str(tmp_path / "c")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"medstack: wrote {tmp_path / 'c'}_med.fits (minmed of ")
+    assert done.stdout.endswith(" s)\n")
+    assert fits.getdata(tmp_path / "c_med.fits").shape == fits.getdata(stack[0]).shape
+    bad = subprocess.run([str(script), *stack, "-o", str(tmp_path / "d"), "--workers", "0"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert bad.stderr == "medstack: error: workers: must be >= 1, got 0\n"
+    piped = subprocess.run(f"{script} {' '.join(stack)} -o {tmp_path / 'e'} | head -c 0",
+                           shell=True, capture_output=True, text=True)
+    assert "Traceback" not in piped.stderr
