@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
-from ._version import __version__
+from ._version import __version__, dependency_versions
 from .config import TABLE_COLUMNS
 from .errors import MedstackError
 from .options import RUN_OPTIONS, OptionSpec
@@ -56,17 +56,7 @@ def version_text() -> str:
     """``medstack X (numpy ..., astropy ..., numba ..., Python ...)``, as ``--version`` says:
     the installed versions, read from the packages' metadata (importing them would take
     longer than the answer is worth)."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    def installed(name: str) -> str:
-        try:
-            return f"{name} {version(name)}"
-        except PackageNotFoundError:
-            return f"{name} not installed"
-
-    parts = [installed(name) for name in ("numpy", "astropy", "numba")]
-    return f"medstack {__version__} ({', '.join(parts)}, Python {platform.python_version()})"
+    return f"medstack {__version__} ({dependency_versions()})"
 
 
 class _Version(argparse.Action):

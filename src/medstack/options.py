@@ -16,7 +16,7 @@ from __future__ import annotations
 import numbers
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, make_dataclass, replace
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
 from .errors import ParameterError
@@ -209,7 +209,7 @@ class _OptionsMethods:
 
     def replace(self, **changes: Any) -> RunOptions:
         """A copy with some options changed (checked)."""
-        return run_options(replace(self, **changes).__dict__)  # type: ignore[type-var]
+        return run_options(vars(self), **changes)
 
 
 def _make_options_class() -> type:
@@ -248,12 +248,10 @@ def run_options(values: Mapping[str, Any] | None = None, /, **given: Any) -> Run
     return RunOptions(**{name: _BY_NAME[name].check(value) for name, value in merged.items()})
 
 
-def numpydoc(names: tuple[str, ...] | None = None) -> str:
+def numpydoc() -> str:
     """The options' entries for a numpydoc Parameters section (for docstrings)."""
     lines = []
     for o in RUN_OPTIONS:
-        if names is not None and o.name not in names:
-            continue
         first = o.help.split(" ", 1)[0]
         # a sentence starts with a capital; a name (progress(done, total), before_commit) not
         text = o.help if ("(" in first or "_" in first) else o.help[0].upper() + o.help[1:]

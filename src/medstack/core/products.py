@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from .._version import __version__
+from .._version import __version__, dependency_versions
 from ..io.writer import FitsImageWriter, check_output_path, map_name
 from ..kernels import SectionResult
 from ..params import PARAMETERS, format_value
@@ -23,18 +23,8 @@ __all__ = ["MedianResult", "OutputSinks", "pending_result", "provenance", "versi
 
 def versions() -> str:
     """The versions of what computes the median: ``numpy 2.4.0, astropy 7.1.0, numba 0.62.1,
-    Python 3.11.9``."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    def installed(name: str) -> str:
-        try:
-            return version(name)  # from the package's metadata: numba is not imported
-        except PackageNotFoundError:
-            return "not installed"
-
-    return (f"numpy {np.__version__}, astropy {installed('astropy')}, numba "
-            f"{installed('numba')}, Python {platform.python_version()}")
+    Python 3.11.9`` (from package metadata: numba is not imported)."""
+    return dependency_versions()
 
 
 def _ascii(text: str) -> str:

@@ -128,7 +128,7 @@ def run(
     """
     start = time.perf_counter()
     # checked here too: a RunOptions made by hand has not been
-    o = run_options({**(vars(options) if options is not None else {}), **given})
+    o = run_options(vars(options) if options is not None else None, **given)
     keep_data = o.keep_data
     # the implementation, chosen once for the whole run (the same bits either way)
     kernel = choose_kernel(o.kernel, plan.n_images * plan.shape[0] * plan.shape[1],

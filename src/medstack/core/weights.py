@@ -27,6 +27,7 @@ import numpy as np
 
 from ..io.readers import RawReader, Reader
 from ..kernels import WEIGHT_LANES, reference, weight_sums
+from ..kernels.spec import MIN_WEIGHT
 from .memory import weight_chunk_rows
 from .plan import StackPlan
 
@@ -34,9 +35,6 @@ __all__ = ["MIN_WEIGHT", "WeightMean", "WeightStats", "mask_threshold", "thresho
            "weight_groups", "weight_mask", "weight_stats", "weight_stats_many"]
 
 log = logging.getLogger(__name__)
-
-#: Weights below this are not counted in an image's mean weight (ImageStats ``lower=1e-8``).
-MIN_WEIGHT = np.float32(1e-8)
 
 
 @dataclass

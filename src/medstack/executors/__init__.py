@@ -37,7 +37,7 @@ def make_executor(options: RunOptions | None = None, **given: Any) -> Executor:
     from ..options import run_options
 
     if options is None or given:
-        options = run_options({**(vars(options) if options is not None else {}), **given})
+        options = run_options(vars(options) if options is not None else None, **given)
     if options.client is not None or options.scheduler not in (None, "threads"):
         from .dask import DaskExecutor  # Dask stays optional
 

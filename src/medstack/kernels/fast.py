@@ -48,7 +48,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from . import WEIGHT_LANES, reference
-from .spec import CombineSpec, ImageScalars, SectionResult
+from .spec import MIN_WEIGHT, CombineSpec, ImageScalars, SectionResult
 
 __all__ = [
     "FastSectionResult", "combine_section", "count_nonfinite", "sorting_network", "weight_sums",
@@ -731,8 +731,6 @@ def _minmed_decide(mn, med, f1, f2, gcount, nx, y0c, y1c, lo, hi, grow, n, fillv
                     colsum[x] += h[x]
 
 
-#: Weights below this do not count in an image's mean weight (ImageStats ``lower=1e-8``).
-_MIN_WEIGHT = np.float32(1e-8)
 _WEIGHT_CHUNK = 2048
 
 
@@ -747,7 +745,7 @@ def _weights_to_f64(ptr, swap, x0, m, vals):
     count = np.int32(0)
     for x in range(m):
         w = _value(src[x], swap)
-        good = (w >= _MIN_WEIGHT) & (w != inf)  # False for NaN
+        good = (w >= MIN_WEIGHT) & (w != inf)  # False for NaN
         vals[x] = np.float64(w) if good else 0.0
         nan_seen |= not (abs(w) < inf)
         count += np.int32(1) if good else np.int32(0)

@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .spec import CombineSpec, ImageScalars, SectionResult
+from .spec import MIN_WEIGHT, CombineSpec, ImageScalars, SectionResult
 
 __all__ = ["combine_section", "count_nonfinite", "minimum_as_numpy", "one_pixel_sum",
            "weight_mask", "weight_sums"]
-
-#: Weights below this do not count in an image's mean weight (ImageStats ``lower=1e-8``).
-_MIN_WEIGHT = np.float32(1e-8)
 
 
 def weight_mask(wht: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -44,7 +41,7 @@ def weight_sums(blocks, totals) -> tuple[list[float], list[int], list[int]]:  # 
     out_n: list[int] = []
     for block, total in zip(blocks, totals):
         w = np.ravel(np.asarray(block)).astype(np.float32)
-        good = (w >= _MIN_WEIGHT) & (w != np.inf)  # False for NaN
+        good = (w >= MIN_WEIGHT) & (w != np.inf)  # False for NaN
         kept = w[good].astype(np.float64)
         sums = np.cumsum(np.concatenate(([float(total)], kept)))
         out_t.append(float(sums[-1]))

@@ -8,6 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: Weights below this do not count in an image's mean weight (drizzlepac's ImageStats
+#: ``lower=1e-8``), in every implementation of the weight pass.
+MIN_WEIGHT = np.float32(1e-8)
+
 __all__ = ["CombineSpec", "ImageScalars", "SectionResult"]
 
 
