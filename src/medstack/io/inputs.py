@@ -26,6 +26,7 @@ import numpy as np
 from astropy.io import fits
 
 from ..errors import InputError, ParameterError
+from .headerscan import Cards, scan_header
 from .writer import same_file_key
 
 __all__ = [
@@ -44,6 +45,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: The header cards :func:`scalars_from_header` reads.
+SCALAR_KEYWORDS = ("EXPTIME", "MDRIZSKY", "INSTRUME", "DETECTOR", "CCDAMP", "READNSE",
+                   "READNSEA", "READNSEB", "READNSEC", "READNSED")
+_BITPIX = (8, 16, 32, 64, -32, -64)
 
 #: Exposure suffixes that map to ``<root>_single_sci.fits`` beside them (docs/spec.md §2).
 EXPOSURE_SUFFIXES = ("_flt", "_flc", "_c0m", "_c0f", "_cal", "_crj", "_crc", "_raw", "_drz")
@@ -187,7 +193,7 @@ def weight_name(sci: str) -> str:
     return str(path.with_name(path.name.replace(_SINGLE_SCI, _SINGLE_WHT)))
 
 
-def _header_float(header: fits.Header, key: str) -> float | None:
+def _header_float(header: fits.Header | Cards, key: str) -> float | None:
     value = header.get(key)
     if value is None or isinstance(value, bool):
         return None
@@ -198,7 +204,16 @@ def _header_float(header: fits.Header, key: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def scalars_from_header(header: fits.Header) -> tuple[float | None, float | None, float | None]:
+def _scalars(path: str, header: fits.Header | Cards) -> tuple[float | None, float | None, float | None]:
+    """:func:`scalars_from_header`, with a malformed card it reads as one InputError."""
+    try:
+        return scalars_from_header(header)
+    except fits.VerifyError as err:  # a malformed card medstack reads (EXPTIME, CCDAMP...)
+        raise InputError(f"{path}: a header card medstack reads is malformed "
+                         f"({' '.join(str(err).split())})") from err
+
+
+def scalars_from_header(header: fits.Header | Cards) -> tuple[float | None, float | None, float | None]:
     """Per-image ``(exptime, sky, readnoise)`` from a single's header (docs/deviations.md rules).
 
     - exptime: ``EXPTIME``.
@@ -318,13 +333,17 @@ def _fits_warnings(path: str) -> Iterator[None]:
         log.debug("%s: %s", path, str(w.message).replace("\n", " "))
 
 
-def _open_fits(path: str) -> fits.HDUList:
+def _check_file(path: str) -> None:
     if not os.path.exists(path):
         raise InputError(f"{path}: file not found")
     if os.path.isdir(path):
         raise InputError(f"{path}: is a directory, not a FITS file")
     if os.path.getsize(path) == 0:
         raise InputError(f"{path}: empty file")
+
+
+def _open_fits(path: str) -> fits.HDUList:
+    _check_file(path)
     try:
         with _fits_warnings(path):
             hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
@@ -362,6 +381,40 @@ def _data_offset(hdul: fits.HDUList, index: int) -> int:
     return int(info["datLoc"])
 
 
+def _raw_offset(path: str, header: fits.Header | Cards, dims: tuple[int, int], offset: int
+                ) -> int | None:
+    """``offset`` where the image's pixels lie raw in the file (unscaled float32), else None;
+    InputError where the file is too short for its image."""
+    need = offset + abs(int(header["BITPIX"])) // 8 * dims[0] * dims[1]
+    size = os.path.getsize(path)
+    if size < need:
+        raise InputError(
+            f"{path}: truncated FITS file ({size} bytes; its {dims[0]}x{dims[1]} image "
+            f"needs {need})"
+        )
+    if header.get("BITPIX") == -32 and header.get("BSCALE", 1) == 1 \
+            and header.get("BZERO", 0) == 0:
+        return offset
+    return None
+
+
+def _scan_image(path: str, keywords: Sequence[str]
+                ) -> tuple[tuple[int, int], int | None, Cards] | None:
+    """The image's ``(ny, nx)``, raw data offset and the ``keywords`` cards, read straight
+    from a plain primary header (:func:`~medstack.io.headerscan.scan_header`); None where
+    the file must be opened with astropy (then :func:`_check_image` speaks)."""
+    try:
+        scan = scan_header(path, keywords)
+        if scan is None or min(scan.shape) <= 0 or scan.header["BITPIX"] not in _BITPIX:
+            return None
+        values = [scan.header.get(k) for k in ("BSCALE", "BZERO")]
+    except (OSError, fits.VerifyError, ValueError):
+        return None
+    if any(v is not None and isinstance(v, (bool, str)) for v in values):
+        return None
+    return scan.shape, _raw_offset(path, scan.header, scan.shape, scan.data_offset), scan.header
+
+
 def _check_image(path: str, hdul: fits.HDUList, index: int
                  ) -> tuple[tuple[int, int], int | None]:
     """The image's ``(ny, nx)`` and, where its pixels lie raw in the file (uncompressed,
@@ -377,17 +430,7 @@ def _check_image(path: str, hdul: fits.HDUList, index: int
     hdu = hdul[index]
     raw = None
     if not is_compressed(path) and not isinstance(hdu, fits.CompImageHDU):
-        offset = _data_offset(hdul, index)
-        need = offset + abs(int(header["BITPIX"])) // 8 * dims[0] * dims[1]
-        size = os.path.getsize(path)
-        if size < need:
-            raise InputError(
-                f"{path}: truncated FITS file ({size} bytes; its {dims[0]}x{dims[1]} image "
-                f"needs {need})"
-            )
-        if header.get("BITPIX") == -32 and header.get("BSCALE", 1) == 1 \
-                and header.get("BZERO", 0) == 0:
-            raw = offset
+        raw = _raw_offset(path, header, (dims[0], dims[1]), _data_offset(hdul, index))
     return (dims[0], dims[1]), raw
 
 
@@ -416,24 +459,33 @@ def open_input(
         Missing, empty, unreadable or non-2-D files, or weight and science shapes differ.
     """
     wht = weight_name(sci) if wht is None else wht
-    with _open_fits(sci) as hdul:
-        sci_hdu = _image_hdu(sci, hdul)
-        shape, sci_offset = _check_image(sci, hdul, sci_hdu)
-        header = hdul[sci_hdu].header
-        if sci_hdu == 1:  # scalars may sit in the primary header of a compressed single
-            merged = hdul[0].header.copy()
-            merged.update(header)
-            header = merged
-        try:
-            h_exptime, h_sky, h_readnoise = scalars_from_header(header)
-        except fits.VerifyError as err:  # a malformed card medstack reads (EXPTIME, CCDAMP...)
-            raise InputError(f"{sci}: a header card medstack reads is malformed "
-                             f"({' '.join(str(err).split())})") from err
+    _check_file(sci)
+    scanned = _scan_image(sci, SCALAR_KEYWORDS)
+    if scanned is not None:  # a plain file: its cards read straight, no HDUList
+        shape, sci_offset, header = scanned
+        sci_hdu = 0
+        h_exptime, h_sky, h_readnoise = _scalars(sci, header)
+    else:
+        with _open_fits(sci) as hdul:
+            sci_hdu = _image_hdu(sci, hdul)
+            shape, sci_offset = _check_image(sci, hdul, sci_hdu)
+            header = hdul[sci_hdu].header
+            if sci_hdu == 1:  # scalars may sit in the primary header of a compressed single
+                merged = hdul[0].header.copy()
+                merged.update(header)
+                header = merged
+            h_exptime, h_sky, h_readnoise = _scalars(sci, header)
     if not os.path.exists(wht):
         raise InputError(f"{wht}: weight file not found (for {sci})")
-    with _open_fits(wht) as hdul:
-        wht_hdu = _image_hdu(wht, hdul)
-        wshape, wht_offset = _check_image(wht, hdul, wht_hdu)
+    _check_file(wht)
+    scanned = _scan_image(wht, ())
+    if scanned is not None:
+        wshape, wht_offset, _ = scanned
+        wht_hdu = 0
+    else:
+        with _open_fits(wht) as hdul:
+            wht_hdu = _image_hdu(wht, hdul)
+            wshape, wht_offset = _check_image(wht, hdul, wht_hdu)
     if wshape != shape:
         raise InputError(
             f"{wht}: weight shape {wshape[0]}x{wshape[1]} differs from science "

@@ -1,0 +1,163 @@
+"""The quick primary-header scan: the same layout, offsets and values as astropy's, or None."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from conftest import random_stack, write_stack
+
+import medstack.io.inputs as inputs
+from medstack.io.headerscan import card_value, scan_header
+from medstack.io.inputs import SCALAR_KEYWORDS, open_input
+
+SYNTHETIC = Path(__file__).parent / "data" / "synthetic"
+
+
+def astropy_view(path: Path) -> tuple[tuple[int, int], int, fits.Header]:
+    with fits.open(path) as hdul:
+        header = hdul[0].header
+        return (header["NAXIS2"], header["NAXIS1"]), hdul.fileinfo(0)["datLoc"], header.copy()
+
+
+def unzipped(tmp_path: Path, name: str) -> Path:
+    out = tmp_path / name.removesuffix(".gz")
+    out.write_bytes(gzip.decompress((SYNTHETIC / name).read_bytes()))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SYNTHETIC.glob("*.fits.gz"))[:12])
+def test_agrees_with_astropy_on_every_card(tmp_path, name):
+    """drizzlepac's own outputs (headers copied from real singles): every valued card."""
+    path = unzipped(tmp_path, name)
+    shape, offset, header = astropy_view(path)
+    keys = [k for k in header if k not in ("COMMENT", "HISTORY", "")]
+    keys = [k for k in keys if header.count(k) == 1 and not k.startswith("HIERARCH")]
+    scan = scan_header(str(path), keys)
+    assert scan is not None
+    assert scan.shape == shape and scan.data_offset == offset
+    for key in keys:
+        got, want = scan.header.get(key), header[key]
+        assert type(got) is type(want) and got == want, key
+
+
+def test_agrees_with_astropy_on_the_real_singles(hrc_data):
+    """Real ACS/HRC singles: every valued card, and the same input either way."""
+    for sci in hrc_data["sci"]:
+        for path in (sci, sci.replace("_single_sci", "_single_wht")):
+            shape, offset, header = astropy_view(Path(path))
+            keys = [k for k in header if k not in ("COMMENT", "HISTORY", "")
+                    and header.count(k) == 1]
+            scan = scan_header(path, keys)
+            assert scan is not None and scan.shape == shape and scan.data_offset == offset
+            for key in keys:
+                got, want = scan.header.get(key), header[key]
+                assert type(got) is type(want) and got == want, (path, key)
+
+
+def test_agrees_with_astropy_on_written_values(tmp_path):
+    path = tmp_path / "x_single_sci.fits"
+    cards = {"EXPTIME": 507.0, "NEGINT": -42, "BIG": 1.5e300, "TINY": -2.5e-30, "FLAG": True,
+             "NOFLAG": False, "QUOTE": "it's", "LONGSTR": "A" * 40, "TRAIL": "abc   ",
+             "LEAD": "  x", "EMPTY": "", "MDRIZSKY": 57.831527709960938}
+    hdu = fits.PrimaryHDU(np.zeros((5, 7), np.float32))
+    for key, value in cards.items():
+        hdu.header[key] = (value, "a comment / with a slash")
+    hdu.header["DEXP"] = 1.0
+    hdu.writeto(path)
+    raw = path.read_bytes()
+    at = raw.find(b"DEXP    =")
+    path.write_bytes(raw[:at] + b"DEXP    =               1.25D3".ljust(80) + raw[at + 80:])
+    shape, offset, header = astropy_view(path)
+    scan = scan_header(str(path), [*cards, "DEXP"])
+    assert scan.shape == (5, 7) == shape and scan.data_offset == offset
+    for key in [*cards, "DEXP"]:
+        assert scan.header.get(key) == header[key] and type(scan.header.get(key)) is type(
+            header[key]), key
+    assert scan.header.get("DEXP") == 1250.0
+    assert scan.header.get("ABSENT", "d") == "d" and "EXPTIME" in scan.header
+
+
+def write_raw(path: Path, cards: list[str], data: bytes = b"\0" * 2880) -> Path:
+    text = "".join(c.ljust(80) for c in [*cards, "END"])
+    text = text.ljust(-(-len(text) // 2880) * 2880)
+    path.write_bytes(text.encode("latin-1") + data)
+    return path
+
+
+PLAIN = ["SIMPLE  =                    T", "BITPIX  =                  -32",
+         "NAXIS   =                    2", "NAXIS1  =                    4",
+         "NAXIS2  =                    3"]
+
+
+@pytest.mark.parametrize("change", [
+    "naxis3", "duplicate", "lower", "continue", "no-end", "end-text", "non-ascii", "not-simple",
+])
+def test_anything_unusual_is_left_to_astropy(tmp_path, change):
+    cards = [*PLAIN, "EXPTIME =                 10.0"]
+    if change == "naxis3":
+        cards[2] = "NAXIS   =                    3"
+        cards.insert(5, "NAXIS3  =                    1")
+    elif change == "duplicate":
+        cards.append("EXPTIME =                 20.0")
+    elif change == "lower":
+        cards[-1] = "exptime =                 10.0"
+    elif change == "continue":
+        cards[-1] = "DETECTOR= 'WF&'"
+        cards.append("CONTINUE  'C'")
+    elif change == "not-simple":
+        cards[0] = "SIMPLE  =                    F"
+    elif change == "non-ascii":
+        cards.append("COMMENT caf\xe9")
+    path = tmp_path / "odd.fits"
+    write_raw(path, cards)
+    if change == "no-end":
+        raw = path.read_bytes()
+        path.write_bytes(raw.replace(b"END" + b" " * 77, b" " * 80))
+    elif change == "end-text":
+        raw = path.read_bytes()
+        path.write_bytes(raw.replace(b"END" + b" " * 77, b"END     junk".ljust(80)))
+    assert scan_header(str(path), ["EXPTIME", "DETECTOR"]) is None
+
+
+def test_data_in_an_extension_is_left_to_astropy(tmp_path):
+    path = tmp_path / "ext_single_sci.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.zeros((3, 4), np.float32))]).writeto(path)
+    assert scan_header(str(path)) is None
+
+
+@pytest.mark.parametrize("card", ["EXPTIME = 1.0.0", "DETECTOR= 'WFC     / no closing quote"])
+def test_a_malformed_card_raises_astropys_error_when_read(card):
+    card = card.ljust(80)
+    with pytest.raises(fits.VerifyError):
+        fits.Card.fromstring(card).value  # noqa: B018 - what astropy does
+    with pytest.raises(fits.VerifyError):
+        card_value(card)
+
+
+def test_open_input_is_the_same_either_way(tmp_path, monkeypatch):
+    sci, wht = random_stack(np.random.default_rng(3), 2, 9, 11)
+    scis = write_stack(tmp_path, sci, wht, exptime=321.5, sky=12.25, readnoise=(3.5, 4.5))
+    quick = open_input(str(scis[1]))
+    assert quick.sci_offset is not None and quick.wht_offset is not None
+    monkeypatch.setattr(inputs, "scan_header", lambda *a, **k: None)
+    slow = open_input(str(scis[1]))
+    assert quick == slow
+    assert (quick.sci_offset, quick.wht_offset) == (slow.sci_offset, slow.wht_offset)
+    assert (quick.exptime, quick.sky, quick.readnoise) == (slow.exptime, slow.sky, slow.readnoise)
+
+
+def test_the_scalar_cards_are_the_ones_read():
+    read: list[str] = []
+
+    class Spy(fits.Header):
+        def get(self, key, default=None):
+            read.append(key)
+            return super().get(key, default)
+
+    inputs.scalars_from_header(Spy({"EXPTIME": 1.0, "MDRIZSKY": 2.0, "CCDAMP": "ABCD"}))
+    inputs.scalars_from_header(Spy({"EXPTIME": 1.0}))
+    assert set(read) <= set(SCALAR_KEYWORDS)
