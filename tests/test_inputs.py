@@ -270,3 +270,36 @@ def test_damaged_gzip_single_is_named(tmp_path):
     with pytest.raises(InputError, match="bad.fits.gz: damaged compressed file"):
         open_reader(str(tmp_path / "bad.fits.gz"), 0, tmp_path)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_prefetch_advises_only_rows_not_in_the_page_cache(tmp_path, monkeypatch):
+    """Read-ahead for cold files (POSIX_FADV_WILLNEED) is asked only where the rows are not
+    already cached: for cached rows the advice would walk every page for nothing."""
+    import os
+
+    from medstack.io.readers import RawReader, open_reader
+
+    sci, wht = random_stack(np.random.default_rng(5), 1, 256, 1024)
+    name = write_stack(tmp_path, sci, wht)[0]
+    reader = open_reader(name, 0)
+    assert isinstance(reader, RawReader)
+    advised: list[tuple[int, int]] = []
+    real = os.posix_fadvise
+
+    def spy(fd, offset, length, advice):
+        if advice == os.POSIX_FADV_WILLNEED:
+            advised.append((offset, length))
+        return real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", spy)
+    reader.read(0, 256)  # now in the page cache
+    reader.prefetch(0, 256)
+    assert advised == []
+    with open(name, "rb") as fh:  # written back, then dropped from the cache
+        os.fsync(fh.fileno())
+        real(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    if reader._cached(reader._offset + 100 * 4096):  # pragma: no cover - e.g. tmpfs
+        pytest.skip("this filesystem keeps the file cached")
+    reader.prefetch(100, 200)
+    assert advised == [(reader._offset + 100 * 4096, 100 * 4096)]
+    reader.close()

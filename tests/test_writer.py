@@ -183,3 +183,44 @@ def test_every_product_gets_the_same_mode_and_atomic_write(tmp_path):
                                                               "q.png"]
     finally:
         os.umask(mask)
+
+
+def test_replacing_an_earlier_product_releases_it_in_the_background(tmp_path, monkeypatch):
+    """Renaming over an earlier product only drops its name; its pages are freed when a
+    background thread closes the descriptor held on it, and no descriptor is left open. If
+    the rename fails, the descriptor is closed at once and the earlier file stays."""
+    import threading
+
+    path = tmp_path / "out_med.fits"
+    path.write_bytes(b"old" * 1000)
+    fds = set(os.listdir("/proc/self/fd"))
+    closed: list[int] = []
+    real_close = os.close
+
+    def spy(fd):
+        if threading.current_thread().name == "medstack-release":
+            closed.append(fd)
+        real_close(fd)
+
+    monkeypatch.setattr(os, "close", spy)
+    with FitsImageWriter(path, (2, 3)) as w:
+        w.write_rows(0, np.ones((2, 3), np.float32))
+        w.commit()
+    for t in threading.enumerate():
+        if t.name == "medstack-release":
+            t.join(10)
+    assert len(closed) == 1
+    assert np.array_equal(fits.getdata(path), np.ones((2, 3)))
+    assert set(os.listdir("/proc/self/fd")) == fds
+
+    def refuse(src, dst):
+        raise OSError(errno.EACCES, "Permission denied")
+
+    before = path.read_bytes()
+    monkeypatch.setattr(os, "replace", refuse)
+    with FitsImageWriter(path, (2, 3)) as w:
+        w.write_rows(0, np.zeros((2, 3), np.float32))
+        with pytest.raises(OutputError, match="cannot rename the finished file"):
+            w.commit()
+    assert path.read_bytes() == before and len(closed) == 1
+    assert set(os.listdir("/proc/self/fd")) == fds

@@ -87,6 +87,7 @@ class RawReader:
         #: need no file descriptor each.
         self.mappable = keep_open
         self._fd = self._open() if keep_open else -2
+        self._probe = bytearray(1)  # where :meth:`_cached` reads its byte
 
     def _open(self) -> int:
         try:
@@ -198,15 +199,31 @@ class RawReader:
 
     def prefetch(self, y0: int, y1: int) -> None:
         """Ask the kernel to start reading rows ``[y0, y1)`` (``POSIX_FADV_WILLNEED``), so that
-        a later read of a cold file finds them in the page cache; nothing where unsupported."""
+        a later read of a cold file finds them in the page cache; nothing where unsupported.
+
+        Rows already in the page cache are left alone: the advice would walk every page of
+        them for nothing (about 0.3 ms a section of a 10 × 4096² stack). Whether they are is
+        probed by reading their first and last bytes without waiting (``RWF_NOWAIT``)."""
         advise = getattr(os, "posix_fadvise", None)
         if advise is None or self._fd < 0 or y1 <= y0:
             return
+        start, size = self._offset + y0 * self._row_bytes, (y1 - y0) * self._row_bytes
+        if self._cached(start) and self._cached(start + size - 1):
+            return
         try:
-            advise(self._fd, self._offset + y0 * self._row_bytes, (y1 - y0) * self._row_bytes,
-                   os.POSIX_FADV_WILLNEED)
+            advise(self._fd, start, size, os.POSIX_FADV_WILLNEED)
         except OSError:  # pragma: no cover - advice only
             pass
+
+    def _cached(self, pos: int) -> bool:
+        """Whether the byte at ``pos`` is in the page cache (False where that cannot be told)."""
+        nowait = getattr(os, "RWF_NOWAIT", None)
+        if nowait is None:
+            return False
+        try:
+            return os.preadv(self._fd, [self._probe], pos, nowait) > 0
+        except OSError:  # EAGAIN: not cached; EOPNOTSUPP: cannot tell
+            return False
 
     def close(self) -> None:
         """Close the file (views handed out stay valid until they go)."""

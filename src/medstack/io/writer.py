@@ -352,12 +352,15 @@ class FitsImageWriter:
             raise self._error(err) from err
         os.close(self._fd)
         self._closed = True
+        earlier = _hold(self.path)
         try:
             os.chmod(self.tmp_path, 0o644 & ~_umask())
             os.replace(self.tmp_path, self.path)
         except OSError as err:
+            _release(earlier, wait=True)
             self._remove_tmp()
             raise OutputError(f"{self.path}: cannot rename the finished file ({err.strerror})") from err
+        _release(earlier)
         return self.path
 
     def abort(self) -> None:
@@ -383,6 +386,34 @@ class FitsImageWriter:
                  tb: TracebackType | None) -> None:
         if exc_type is not None or not self._closed:
             self.abort()
+
+
+def _hold(path: Path) -> int | None:
+    """A descriptor of the earlier file at ``path``, if it is a regular file, so that renaming
+    over it only drops its name: its pages are freed when :func:`_release` closes it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def _release(fd: int | None, wait: bool = False) -> None:
+    """Close a descriptor from :func:`_hold`: in the background, unless ``wait``. Closing the
+    last reference to a replaced product frees its page-cache pages (about 25 ms for a 64 MiB
+    image here); the run need not wait for that."""
+    if fd is None:
+        return
+    if wait:
+        os.close(fd)
+        return
+    threading.Thread(target=os.close, args=(fd,), name="medstack-release", daemon=True).start()
 
 
 def _encode_rows(rows: np.ndarray, y0: int, shape: tuple[int, int], dtype: np.dtype
