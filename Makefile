@@ -14,14 +14,22 @@ STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 all: test
 
-$(STAMP): pyproject.toml
+# The compiled kernels: built by the install (setup.py), rebuilt when their source changes.
+KSRC   := src/medstack/kernels/_fast.c src/medstack/kernels/_build.py
+KSTAMP := $(VENV)/.kernels
+
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install -e ".[$(EXTRAS)]"
 	$(VENV)/bin/medstack-compile
+	touch $@ $(KSTAMP)
+
+$(KSTAMP): $(KSRC) | $(STAMP)
+	$(VENV)/bin/medstack-compile --force
 	touch $@
 
-venv: $(STAMP)
+venv: $(STAMP) $(KSTAMP)
 
 demo: venv
 	$(VENV)/bin/medstack-demo --outdir demo

@@ -1,42 +1,87 @@
-"""``python -m medstack.extras.compile`` fills numba's cache, so that no later run compiles."""
+"""The compiled kernels: built from ``_fast.c`` by the installation or by ``medstack-compile``,
+loaded without compiling anything, and bit-identical to the reference kernels."""
 
 from __future__ import annotations
 
-import json
+import ctypes
+import hashlib
 import os
 import subprocess
 import sys
-import textwrap
 
-RUN_ALL = textwrap.dedent("""\
-    import json, sys, numba
-    sys.path.insert(0, sys.argv[1])
-    import numpy as np
-    from pathlib import Path
-    from conftest import random_stack, write_stack
-    from medstack import median_image
+import numpy as np
+import pytest
+from conftest import random_stack
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_installation_built_the_library():
+    from medstack.kernels import _build, fast, fast_unavailable
+
+    assert fast_unavailable() is None
+    path = _build.library_path()
+    assert path is not None
+    lib = ctypes.CDLL(str(path))
+    for name in fast._SIGNATURES:
+        assert getattr(lib, name)  # every kernel the module calls is exported
+
+
+def test_a_library_built_by_build_gives_the_reference_bits(tmp_path, monkeypatch):
+    from medstack.kernels import CombineSpec, ImageScalars, _build, combine_section
+
+    path = _build.build(tmp_path)
+    assert path.parent == tmp_path and path.name.startswith("_fast.")
+    assert not [p for p in tmp_path.iterdir() if p != path]  # no temporary left behind
+    import medstack.kernels
+
+    monkeypatch.delitem(sys.modules, "medstack.kernels.fast", raising=False)
+    monkeypatch.delattr(medstack.kernels, "fast", raising=False)
+    monkeypatch.setattr(_build, "library_path", lambda: path)
     from medstack.kernels import fast
-    sci, wht = random_stack(np.random.default_rng(5), 4, 30, 28)
-    names = write_stack(Path(sys.argv[2]), sci, wht)
-    for kind in ("minmed", "iminmed", "median", "imedian", "mean", "sum"):
-        for masks in (True, False):
-            median_image(names, combine_type=kind, median_newmasks=masks, combine_nhigh=0, kernel="fast",
-                         combine_lthresh=-1e4 if kind.endswith(("median", "mean")) else None)
-    compiled = {name: sum(d.stats.cache_misses.values()) for name in dir(fast)
-                if isinstance(d := getattr(fast, name), numba.core.registry.CPUDispatcher)}
-    print(json.dumps(compiled))
-    """)
+
+    assert fast._lib._name == str(path)
+    sci, wht = random_stack(np.random.default_rng(9), 5, 33, 29)
+    scalars = ImageScalars.of([100.0] * 5, [1.0] * 5, [4.0] * 5)
+    for kind in ("minmed", "median", "mean", "sum"):
+        spec = CombineSpec(kind=kind)
+        thresholds = None if kind == "sum" else np.full(5, 0.3)
+        got = [combine_section(sci, wht, spec, thresholds=thresholds, scalars=scalars,
+                               kernel=k) for k in ("fast", "reference")]
+        assert got[0].median.tobytes() == got[1].median.tobytes(), kind
+        assert np.array_equal(got[0].ngood, got[1].ngood), kind
 
 
-def test_compile_fills_the_cache_for_every_combine_type(tmp_path):
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
-    done = subprocess.run([sys.executable, "-m", "medstack.extras.compile"], env=env,
+def test_compile_checks_the_library_that_is_there():
+    from medstack.kernels import _build
+
+    before = _digest(_build.library_path())
+    done = subprocess.run([sys.executable, "-m", "medstack.extras.compile"],
                           capture_output=True, text=True, check=True)
-    assert "medstack kernels compiled and cached in" in done.stdout
-    assert str(tmp_path / "cache") in done.stdout
-    assert any((tmp_path / "cache").rglob("*.nbi"))  # numba's index files
-    run = subprocess.run([sys.executable, "-c", RUN_ALL, os.path.dirname(__file__),
-                          str(tmp_path / "stack")], env=env, capture_output=True, text=True,
-                         check=True)
-    compiled = json.loads(run.stdout.strip().splitlines()[-1])
-    assert compiled and all(count == 0 for count in compiled.values()), compiled
+    assert done.stdout.strip() == (f"medstack kernels: {_build.library_path()} (present); 8 "
+                                   "combine runs checked: the same bits as the reference kernels")
+    assert done.stderr == ""
+    assert _digest(_build.library_path()) == before  # not rebuilt
+
+
+@pytest.mark.parametrize("cc", ["false", "medstack-no-such-compiler"])
+def test_a_failed_build_says_so_and_keeps_the_library(cc):
+    from medstack.kernels import _build
+
+    path = _build.library_path()
+    before = _digest(path)
+    done = subprocess.run([sys.executable, "-m", "medstack.extras.compile", "--force"],
+                          env={**os.environ, "CC": cc}, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    line = done.stderr.strip()
+    assert "\n" not in line
+    if cc == "false":
+        assert line == "medstack-compile: the C compiler failed (false): exit status 1"
+    else:
+        assert line.startswith("medstack-compile: cannot build the kernels: ")
+        assert cc in line
+    assert _build.library_path() == path and _digest(path) == before
+    assert not list(path.parent.glob("._fast-*"))  # no temporary left behind

@@ -309,67 +309,113 @@ def test_minmed_signed_zero_ties_follow_drizzlepacs_numpy_minimum(kernel, masks)
 
 
 @pytest.fixture()
-def fast_not_loaded(monkeypatch):
-    """As in a process that has not loaded the compiled kernels yet."""
-    import sys
+def not_built(monkeypatch, tmp_path):
+    """As in an installation whose compiled library was not built (no C compiler then)."""
+    unload_fast(monkeypatch)
+    from medstack.kernels import _build
+
+    monkeypatch.setattr(_build, "library_path", lambda: None)
+
+
+def unload_fast(monkeypatch) -> None:
+    """Forget the loaded fast module, so that the next use imports it again."""
+    import medstack.kernels
 
     monkeypatch.delitem(sys.modules, "medstack.kernels.fast", raising=False)
+    monkeypatch.delattr(medstack.kernels, "fast", raising=False)
 
 
-def test_auto_takes_the_reference_kernels_on_small_stacks_only(fast_not_loaded):
-    from medstack.kernels import SMALL_STACK_VALUES, choose_kernel
+def test_auto_takes_the_compiled_kernels():
+    from medstack.kernels import choose_kernel, fast_unavailable
 
-    assert choose_kernel("auto", SMALL_STACK_VALUES) == "reference"
-    assert choose_kernel("auto", SMALL_STACK_VALUES + 1) == "fast"
-    assert choose_kernel("auto", 100, budgeted=True) == "fast"  # the memory model is fast's
-    assert choose_kernel("reference", 10**9) == "reference"
-    assert choose_kernel("fast", 1) == "fast"
+    assert fast_unavailable() is None
+    assert choose_kernel("auto") == "fast"
+    assert choose_kernel("fast") == "fast"
+    assert choose_kernel("reference") == "reference"
     with pytest.raises(ValueError, match="choose one of: auto, fast, reference"):
-        choose_kernel("gpu", 1)
+        choose_kernel("gpu")
 
 
-def test_auto_keeps_to_the_fast_kernels_once_they_are_loaded():
-    from medstack.kernels import choose_kernel, fast  # noqa: F401  (loaded)
+def test_the_library_is_found_beside_its_source():
+    from medstack.kernels import _build, fast
 
-    assert choose_kernel("auto", 100) == "fast"
+    path = _build.library_path()
+    assert path is not None and path.parent == _build.SOURCE.parent
+    assert path.name.startswith("_fast.") and path.suffix == ".so"
+    assert fast._lib._name == str(path)
+
+
+def test_without_the_library_auto_takes_the_reference_kernels(not_built):
+    from medstack.kernels import KernelsNotBuilt, choose_kernel, fast_unavailable
+
+    why = fast_unavailable()
+    assert why is not None and "compiled kernels are not built" in why
+    assert "medstack-compile" in why
+    assert choose_kernel("auto") == "reference"
+    assert choose_kernel("reference") == "reference"
+    with pytest.raises(KernelsNotBuilt, match="^kernel: fast: the compiled kernels are not built"):
+        choose_kernel("fast")
+    assert "medstack.kernels.fast" not in sys.modules
+
+
+def test_a_library_that_cannot_be_loaded_says_so(monkeypatch, tmp_path):
+    from medstack.kernels import _build, choose_kernel, fast_unavailable
+
+    broken = tmp_path / "_fast.cpython-broken.so"
+    broken.write_text("not a shared library\n")
+    unload_fast(monkeypatch)
+    monkeypatch.setattr(_build, "library_path", lambda: broken)
+    why = fast_unavailable()
+    assert why is not None and why.startswith(f"{broken}: cannot be loaded")
+    assert choose_kernel("auto") == "reference"
 
 
 @pytest.mark.parametrize("kind", ["minmed", "imedian", "mean", "sum"])
-def test_auto_gives_the_same_bits_as_each_kernel(tmp_path, kind, monkeypatch):
+def test_auto_gives_the_same_bits_as_each_kernel(tmp_path, kind, monkeypatch, caplog):
     from conftest import random_stack, write_stack
 
     from medstack import median_image
+    from medstack.kernels import _build
 
     sci, wht = random_stack(np.random.default_rng(3), 5, 70, 45)
     sci[1, 3, 4] = np.nan
     wht[2, 5, 6] = np.inf
     names = write_stack(tmp_path, sci, wht)
     runs = {k: median_image(names, combine_type=kind, kernel=k, save_maps=True)
-            for k in ("fast", "reference")}
-    monkeypatch.delitem(sys.modules, "medstack.kernels.fast")  # auto: the reference kernels
-    runs["auto"] = median_image(names, combine_type=kind, save_maps=True)
+            for k in ("fast", "reference", "auto")}
+    assert not [r for r in caplog.records if "reference kernels run instead" in r.getMessage()]
+    # no library: auto runs the reference kernels, and says so
+    unload_fast(monkeypatch)
+    monkeypatch.setattr(_build, "library_path", lambda: None)
+    runs["auto, not built"] = median_image(names, combine_type=kind, save_maps=True)
     assert "medstack.kernels.fast" not in sys.modules
-    assert runs["auto"].plan is not None
-    for k in ("fast", "reference"):
-        assert same_bits(runs[k].data, runs["auto"].data), k
-        assert same_bits(runs[k].ngood, runs["auto"].ngood), k
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert [m for m in said if m.endswith("the NumPy reference kernels run instead (the same "
+                                          "image, several times slower)")], said
+    for k in ("fast", "reference", "auto"):
+        assert same_bits(runs[k].data, runs["auto, not built"].data), k
+        assert same_bits(runs[k].ngood, runs["auto, not built"].ngood), k
 
 
-def test_a_small_run_never_imports_numba(tmp_path):
-    """A small stack (kernel "auto") runs on NumPy alone: numba is never imported, so the
-    process pays neither its import nor its cache loads."""
+def test_a_run_compiles_nothing_and_imports_no_jit(tmp_path):
+    """The command runs the compiled kernels as built at installation: the library is
+    loaded, no compiler runs, and neither numba nor llvmlite is imported."""
     import subprocess
-    import sys
 
     from conftest import random_stack, write_stack
 
     sci, wht = random_stack(np.random.default_rng(4), 3, 64, 64)
     names = write_stack(tmp_path, sci, wht)
-    code = ("import sys; from medstack.cli import main; "
-            "status = main(sys.argv[1:]); "
-            "print('numba' in sys.modules, 'llvmlite' in sys.modules, status)")
+    code = ("import subprocess, sys\n"
+            "def refuse(*a, **k): raise AssertionError('a subprocess ran')\n"
+            "subprocess.Popen = refuse\n"
+            "from medstack.cli import main\n"
+            "status = main(sys.argv[1:])\n"
+            "print('medstack.kernels.fast' in sys.modules, 'numba' in sys.modules, "
+            "'llvmlite' in sys.modules, status)")
     for kind in ("median", "minmed"):
         done = subprocess.run([sys.executable, "-c", code, *names, "-o", str(tmp_path / kind),
                                "--combine-type", kind, "-q"],
                               capture_output=True, text=True, check=True)
-        assert done.stdout.split() == ["False", "False", "0"], (kind, done.stdout, done.stderr)
+        assert done.stdout.split() == ["True", "False", "False", "0"], (kind, done.stdout,
+                                                                        done.stderr)

@@ -5,7 +5,7 @@ __version__ = "0.1.0"
 
 
 def dependency_versions() -> str:
-    """``numpy 2.4.0, astropy 7.1.0, numba 0.62.1, Python 3.11.9``: the installed versions."""
+    """``numpy 2.4.0, astropy 7.1.0, Python 3.11.9``: the installed versions."""
     import platform
     from importlib.metadata import PackageNotFoundError, version
 
@@ -15,5 +15,5 @@ def dependency_versions() -> str:
         except PackageNotFoundError:
             return f"{name} not installed"
 
-    parts = [installed(name) for name in ("numpy", "astropy", "numba")]
+    parts = [installed(name) for name in ("numpy", "astropy")]
     return f"{', '.join(parts)}, Python {platform.python_version()}"

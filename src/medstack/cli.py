@@ -53,14 +53,14 @@ def _param_help(p: Any) -> str:
 
 
 def version_text() -> str:
-    """``medstack X (numpy ..., astropy ..., numba ..., Python ...)``, as ``--version`` says:
+    """``medstack X (numpy ..., astropy ..., Python ...)``, as ``--version`` says:
     the installed versions, read from the packages' metadata (importing them would take
     longer than the answer is worth)."""
     return f"medstack {__version__} ({dependency_versions()})"
 
 
 class _Version(argparse.Action):
-    """``--version``: imports none of numpy, astropy and numba."""
+    """``--version``: imports neither numpy nor astropy."""
 
     def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
                  default: str = argparse.SUPPRESS, help: str | None = None) -> None:
@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print nothing but errors (no success line, no progress bar)")
     out.add_argument("--debug", action="store_true", help="show tracebacks")
     out.add_argument("--version", action=_Version,
-                     help="the medstack, numpy, astropy, numba and Python versions")
+                     help="the medstack, numpy, astropy and Python versions")
     return parser
 
 
@@ -211,22 +211,6 @@ def _log_warning(message: Warning | str, category: type[Warning], filename: str,
     log line (astropy's logger would print several, in its own format)."""
     logging.getLogger("medstack").warning("%s: %s", category.__name__,
                                           " ".join(str(message).split()))
-
-
-class _NoBlasProbe:
-    """An import hook for the command's own process: numba, when it first loads its
-    registries, imports ``scipy.linalg`` (a quarter of a second here) only to see whether its
-    BLAS-backed functions (``np.dot`` ...) can be compiled; medstack's kernels use none. While
-    ``numba.np.arraymath`` runs that probe, ``scipy.linalg`` is reported missing, so the probe
-    says no; every other import of scipy, then or later, is untouched."""
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name == "scipy.linalg" or name.startswith("scipy.linalg."):
-            probing = sys.modules.get("numba.np.arraymath")
-            spec = getattr(probing, "__spec__", None)
-            if getattr(spec, "_initializing", False):  # numba.np.arraymath is being run
-                raise ModuleNotFoundError(f"{name}: not needed by medstack's kernels")
-        return None
 
 
 def _route_library_warnings() -> None:
@@ -353,22 +337,15 @@ def _run(args: argparse.Namespace) -> int:
                                                  output=output)))
             log.info("wrote parameters to %s", args.write_config)
 
-    probe = _NoBlasProbe()
-    if args.owns_process:  # the command's own process (see main)
-        sys.meta_path.insert(0, probe)  # type: ignore[arg-type]
-    try:
-        with make_progress(enabled=bool(show) and not args.quiet) as bar:
+    with make_progress(enabled=bool(show) and not args.quiet) as bar:
 
-            def progress(done: int, total: int) -> None:
-                args.held.show_held()  # the work is under way: the checks' warnings now show
-                if bar is not None:
-                    bar(done, total)
+        def progress(done: int, total: int) -> None:
+            args.held.show_held()  # the work is under way: the checks' warnings now show
+            if bar is not None:
+                bar(done, total)
 
-            result = run_stack(names, params, options.replace(
-                progress=progress, before_commit=before_commit), output=root, **per_image)
-    finally:
-        if probe in sys.meta_path:
-            sys.meta_path.remove(probe)  # type: ignore[arg-type]
+        result = run_stack(names, params, options.replace(
+            progress=progress, before_commit=before_commit), output=root, **per_image)
     n_used = result.plan.n_images if result.plan is not None else len(names)
     ny, nx = result.plan.shape if result.plan is not None else (0, 0)
     line = (f"wrote {result.path} ({params.combine_type} of {n_used} image"
@@ -395,11 +372,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     Ctrl-C at any moment, even while the command is still starting, gives the one line
     ``medstack: interrupted; ...`` and status 130 (the heavy imports happen in here, where it
     is caught).
-
-    Without ``argv`` (the ``medstack`` command: the arguments are ``sys.argv``), the process is
-    the command's own, and it spares numba's probe for BLAS (:class:`_NoBlasProbe`), which
-    would import ``scipy.linalg`` only to learn that the kernels need none. Called with
-    ``argv`` from other Python code, it leaves numba as it finds it.
     """
     try:
         return _main(argv)
@@ -412,7 +384,6 @@ def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_intermixed_args(argv)  # INPUT names may follow options
     args.written = []
-    args.owns_process = argv is None
     restore_logging, held = _configure_logging(args.verbose, args.quiet,
                                                hold=not (args.verbose or args.debug))
     args.held = held
@@ -458,8 +429,8 @@ def command() -> NoReturn:
     """The ``medstack`` command (its console script): :func:`main` on ``sys.argv``, then exit.
 
     When the run is over, its files are synced and renamed into place and every message is
-    out; the interpreter's own teardown (unloading numba's compiled code, astropy and NumPy,
-    0.25-0.4 s on the development machine) would only add time. So the command flushes its
+    out; the interpreter's own teardown (unloading astropy and NumPy, a few tenths of a
+    second on the development machine) would only add time. So the command flushes its
     streams and logging and leaves at once (``os._exit``), unless other threads are still
     alive or Dask was used (its processes and their clean-up are left to the normal exit).
     """

@@ -161,10 +161,9 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
                "progress(done, total) after each section, in the calling thread",
                metavar="progress(done, total)", doc_type="callable, optional"),
     OptionSpec("kernel", "choice", "auto",
-               "the implementation: fast (compiled with numba), reference (plain numpy, the "
-               "oracle) or auto (reference on stacks of up to 4 x 512^2 values while the "
-               "compiled kernels are not loaded, which spares loading them; fast otherwise); "
-               "the same image bit for bit", option="--kernel", choices=KERNEL_NAMES, hidden=True,
+               "the implementation: fast (compiled C, built at installation), reference "
+               "(plain numpy, the oracle) or auto (fast, or reference where the compiled "
+               "kernels are not built); the same image bit for bit", option="--kernel", choices=KERNEL_NAMES, hidden=True,
                doc_type='{"auto", "fast", "reference"}'),
     OptionSpec("scheduler", "str", None,
                _SCHEDULER + "; default is threads unless a client is given", option="--scheduler",

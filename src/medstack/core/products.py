@@ -22,8 +22,8 @@ __all__ = ["MedianResult", "OutputSinks", "pending_result", "provenance", "versi
 
 
 def versions() -> str:
-    """The versions of what computes the median: ``numpy 2.4.0, astropy 7.1.0, numba 0.62.1,
-    Python 3.11.9`` (from package metadata: numba is not imported)."""
+    """The versions of what computes the median: ``numpy 2.4.0, astropy 7.1.0, Python
+    3.11.9`` (from package metadata: nothing is imported)."""
     return dependency_versions()
 
 

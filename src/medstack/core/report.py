@@ -1,4 +1,4 @@
-"""What a run tells its user: the compile notice, the per-image table, coverage warnings."""
+"""What a run tells its user: the per-image table and coverage warnings."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from .plan import StackPlan
 from .weights import WeightStats
 
-__all__ = ["FEW_GOOD_FRACTION", "NOTICE", "check_coverage", "compile_notice", "image_table",
+__all__ = ["FEW_GOOD_FRACTION", "NOTICE", "check_coverage", "image_table",
            "warn_no_good_pixel"]
 
 log = logging.getLogger("medstack.core.run")  # the run's own voice
 
-#: Log level of the few messages a user should see on every run (between INFO and WARNING):
-#: that kernels are about to be compiled. The CLI shows it unless ``--quiet``.
+#: Log level of the few messages a user should see on every run (between INFO and WARNING).
+#: The CLI shows it unless ``--quiet``.
 NOTICE = 25
 logging.addLevelName(NOTICE, "NOTICE")
 
@@ -36,17 +36,6 @@ def warn_no_good_pixel(plan: StackPlan) -> None:
     log.warning("no output pixel has a good input: every pixel is fillval = %g (check the "
                 "weight images and %s)", p.fillval, " and ".join(why) or "the inputs")
 
-
-
-def compile_notice(plan: StackPlan) -> None:
-    """Say (at :data:`NOTICE` level) that this run will first compile kernels, and for about
-    how long: once per machine and numba version, as numba caches them on disk."""
-    from ..kernels.fast import compile_seconds
-
-    steps = (["weights"] if plan.params.median_newmasks else []) + [plan.spec.kind]
-    seconds = compile_seconds(steps)
-    if seconds:
-        log.log(NOTICE, "compiling kernels once, about %.0f s (later runs reuse them)", seconds)
 
 
 def check_coverage(plan: StackPlan, no_good: int) -> None:

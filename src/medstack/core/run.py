@@ -1,7 +1,7 @@
 """The run skeleton: one path from a plan to its products, whatever computes the sections.
 
 :func:`run` does, once and in this order, everything that does not depend on where the work
-runs: the output's checks and header, the compile notice, the mask thresholds from the weight
+runs: the kernels, the output's checks and header, the mask thresholds from the weight
 statistics, the sinks, the warnings, the commit of every product together (last), the report
 and the result. An :class:`Executor` only schedules: it computes the weight statistics and the
 sections (:mod:`medstack.executors.threads` on this machine's threads,
@@ -22,11 +22,11 @@ import numpy as np
 
 from ..io.readers import image_header
 from ..io.writer import check_output_path, output_header
-from ..kernels import SectionResult, choose_kernel
+from ..kernels import SectionResult, choose_kernel, fast_unavailable
 from ..options import RunOptions, run_options
 from .plan import StackPlan
 from .products import MedianResult, OutputSinks, pending_result, provenance
-from .report import check_coverage, compile_notice, image_table
+from .report import check_coverage, image_table
 from .sections import Section
 from .weights import WeightStats, thresholds_of
 
@@ -76,9 +76,6 @@ class Executor:
     Subclasses implement :meth:`open` (returning the context that holds their resources:
     threads and readers, or a Dask client), :meth:`weight_stats` and :meth:`sections`.
     """
-
-    #: Whether kernels are compiled in this process (so that the compile notice applies).
-    compiles_here = True
 
     def open(self, plan: StackPlan, *, kernel: str, out_path: Path | None
              ) -> AbstractContextManager[Executor]:
@@ -131,9 +128,10 @@ def run(
     o = run_options(vars(options) if options is not None else None, **given)
     keep_data = o.keep_data
     # the implementation, chosen once for the whole run (the same bits either way)
-    kernel = choose_kernel(o.kernel, plan.n_images * plan.shape[0] * plan.shape[1],
-                           budgeted=plan.memory is not None
-                           and plan.memory.budget_bytes is not None)
+    kernel = choose_kernel(o.kernel)
+    if kernel != o.kernel and kernel == "reference":
+        log.warning("%s: the NumPy reference kernels run instead (the same image, several "
+                    "times slower)", fast_unavailable())
     out_path = None
     if path is not None:
         inputs = [name for img in plan.images for name in (img.sci, img.wht)]
@@ -141,8 +139,6 @@ def run(
     cards, history = provenance(plan)
     header = output_header(image_header(plan.images[0]), cards, history,
                            source=plan.images[0].sci)
-    if executor.compiles_here and kernel == "fast":
-        compile_notice(plan)
     count_masked = log.isEnabledFor(logging.INFO) and plan.params.median_newmasks
     n = plan.n_images
     nonfinite = np.zeros(n, dtype=np.int64)

@@ -609,7 +609,6 @@ class DaskExecutor(Executor):
     (AstroDrizzle's ``in_memory=True``) are refused: workers cannot read them.
     """
 
-    compiles_here = False  # the workers compile, in their processes
 
     def __init__(self, scheduler: str | None = None, client: Any = None,
                  workers: int | None = None, connect_timeout: float = CONNECT_TIMEOUT,

@@ -1,23 +1,24 @@
-"""Compile medstack's kernels once, ahead of the first run: ``medstack-compile``.
+"""Build and check medstack's compiled kernels: ``medstack-compile``.
 
-medstack's fast kernels are compiled by numba the first time they run and kept in numba's
-cache, so only the first run after an installation pays for it (several seconds per combine
-type). This module pays it up front: it runs every combine type, with weight masks on and
-off, on a tiny stack in a temporary folder, which compiles every kernel medstack uses into the
-cache. ``make venv`` runs it; run it once after ``pip install``, and in a container or Dask
-worker image at build time.
+The fast kernels are C (``medstack/kernels/_fast.c``), compiled when medstack is installed
+(``pip install``, with the machine's C compiler) and loaded as a library when a run starts:
+nothing is compiled at run time, so a first run, a Dask worker or a read-only installation
+costs no more than any other run.
 
-Where the cache goes is numba's rule: beside the package (``medstack/kernels/__pycache__``)
-when that folder is writable, else the user's cache folder (``~/.cache/numba``), or wherever
-``NUMBA_CACHE_DIR`` points. For a read-only installation shared by several users (or an image
-whose workers run as another user), set ``NUMBA_CACHE_DIR`` to a folder they can read both when
-this runs and when medstack runs.
+This command is for an installation without that library: one made where no C compiler was
+present (the installation still succeeds, and runs use the NumPy reference kernels, the same
+bits several times slower, with a warning saying so), or a source checkout used through
+``PYTHONPATH``. It builds the library beside its source, with ``$CC`` (else the compiler
+Python was built with, else ``cc``) and the flags of :mod:`medstack.kernels._build`, then
+checks it: every combine type, weight masks on and off, on a small random stack, must give the
+reference kernels' bits. Where the library is present it only checks; ``--force`` rebuilds.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["compile_kernels", "main"]
+__all__ = ["build_kernels", "check_kernels", "main"]
 
 #: Every combine type's kernels: (combine_type, median_newmasks).
 RUNS: tuple[tuple[str, bool], ...] = tuple(
@@ -33,7 +34,7 @@ RUNS: tuple[tuple[str, bool], ...] = tuple(
 )
 
 
-def _tiny_stack(folder: Path, n: int = 3, shape: tuple[int, int] = (24, 20)) -> list[str]:
+def _tiny_stack(folder: Path, n: int = 4, shape: tuple[int, int] = (40, 36)) -> list[str]:
     from astropy.io import fits
 
     rng = np.random.default_rng(0)
@@ -41,7 +42,8 @@ def _tiny_stack(folder: Path, n: int = 3, shape: tuple[int, int] = (24, 20)) -> 
     for i in range(n):
         header = fits.Header([("EXPTIME", 100.0), ("MDRIZSKY", 10.0), ("READNSE", 4.0)])
         sci = (rng.normal(0.0, 1.0, shape) + 50.0).astype(">f4")
-        wht = np.full(shape, 100.0, dtype=">f4")
+        sci[rng.random(shape) < 0.02] = 500.0  # cosmic rays for minmed to find
+        wht = rng.uniform(50.0, 150.0, shape).astype(">f4")
         wht[0, : i + 1] = 0.0
         fits.PrimaryHDU(sci, header=header).writeto(folder / f"c{i}_single_sci.fits")
         fits.PrimaryHDU(wht).writeto(folder / f"c{i}_single_wht.fits")
@@ -49,42 +51,97 @@ def _tiny_stack(folder: Path, n: int = 3, shape: tuple[int, int] = (24, 20)) -> 
     return names
 
 
-def compile_kernels(runs: Sequence[tuple[str, bool]] = RUNS) -> float:
-    """Run each ``(combine_type, median_newmasks)`` of ``runs`` once on a tiny stack, so that
-    numba compiles (or loads) every kernel they use into its cache.
-
-    Parameters
-    ----------
-    runs : sequence of (str, bool)
-        Combine types and weight-mask settings. Default is every combine type, masks on and
-        off.
+def build_kernels(force: bool = False) -> tuple[Path, float]:
+    """Build the compiled library beside its source unless it is there already (or ``force``).
 
     Returns
     -------
-    float
-        Seconds it took (a few tenths when the cache was already filled).
+    path, seconds : Path, float
+        The library, and how long building it took (0 when it was there).
+
+    Raises
+    ------
+    OSError
+        The package folder is not writable, or no compiler could be run.
+    subprocess.CalledProcessError
+        The compiler failed (its messages are in ``stderr``).
+    """
+    from ..kernels import _build
+
+    path = _build.library_path()
+    if path is not None and not force:
+        return path, 0.0
+    start = time.perf_counter()
+    path = _build.build()
+    return path, time.perf_counter() - start
+
+
+def check_kernels(runs: Sequence[tuple[str, bool]] = RUNS) -> list[str]:
+    """Run each ``(combine_type, median_newmasks)`` of ``runs`` on a small random stack with
+    the compiled and the reference kernels.
+
+    Returns
+    -------
+    list of str
+        The runs whose images or counts differ (empty when every one gives the same bits).
+
+    Raises
+    ------
+    medstack.kernels.KernelsNotBuilt
+        The compiled library is missing or cannot be loaded.
     """
     from ..api import median_image
+    from ..kernels import choose_kernel
 
-    start = time.perf_counter()
+    choose_kernel("fast")
+    differ = []
     with tempfile.TemporaryDirectory(prefix="medstack-compile-") as tmp:
         names = _tiny_stack(Path(tmp))
         for kind, masks in runs:
-            median_image(names, combine_type=kind, median_newmasks=masks, workers=1,
-                         combine_bufsize=0.0005, kernel="fast")
-    return time.perf_counter() - start
+            got = [median_image(names, combine_type=kind, median_newmasks=masks, workers=1,
+                                combine_bufsize=0.002, kernel=kernel, save_maps=True)
+                   for kernel in ("fast", "reference")]
+            same = all(np.array_equal(a.view(np.uint8), b.view(np.uint8))
+                       for a, b in ((got[0].data, got[1].data), (got[0].ngood, got[1].ngood)))
+            if not same:
+                differ.append(f"{kind}, median_newmasks={masks}")
+    return differ
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``medstack-compile``: compile the kernels into numba's cache."""
+    """``medstack-compile``: build the compiled kernels where they are missing, and check them."""
     parser = argparse.ArgumentParser(
         prog="medstack-compile",
-        description="Compile medstack's kernels once, into numba's cache, so that no run pays "
-                    "for it (run once after installing; in images, at build time).")
-    parser.parse_args(argv)
-    seconds = compile_kernels()
-    cache = os.environ.get("NUMBA_CACHE_DIR") or "numba's default cache folder"
-    print(f"medstack kernels compiled and cached in {seconds:.1f} s ({cache})")
+        description="Build medstack's compiled kernels where the installation has none (no C "
+                    "compiler at install time, or a source checkout), then check that they give "
+                    "the reference kernels' bits.")
+    parser.add_argument("--force", action="store_true",
+                        help="rebuild the library even where it is present")
+    args = parser.parse_args(argv)
+    from ..kernels import KernelsNotBuilt
+
+    try:
+        path, seconds = build_kernels(force=args.force)
+    except subprocess.CalledProcessError as err:
+        first = (err.stderr or "").strip().splitlines()[:1]
+        print(f"medstack-compile: the C compiler failed ({' '.join(err.cmd[:1])}): "
+              f"{first[0] if first else f'exit status {err.returncode}'}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"medstack-compile: cannot build the kernels: {err}", file=sys.stderr)
+        return 1
+    try:
+        differ = check_kernels()
+    except KernelsNotBuilt as err:
+        print(f"medstack-compile: {err}", file=sys.stderr)
+        return 1
+    built = f"built in {seconds:.1f} s" if seconds else "present"
+    if differ:
+        print(f"medstack-compile: {path} ({built}) differs from the reference kernels in: "
+              f"{'; '.join(differ)}", file=sys.stderr)
+        return 1
+    print(f"medstack kernels: {path} ({built}); {len(RUNS)} combine runs checked: the same "
+          "bits as the reference kernels")
     return 0
 
 

@@ -3,48 +3,63 @@
 Two implementations share one contract, :func:`combine_section`:
 
 - :mod:`.reference` — plain, readable NumPy, written from docs/spec.md §6–§7; the yardstick.
-- :mod:`.fast` — compiled (numba), fused per section; bit-identical to the reference.
+- :mod:`.fast` — compiled C (``_fast.c``, built at installation, loaded with ctypes), fused
+  per section; bit-identical to the reference.
 
 Use :func:`combine_section` (or ``kernel="reference"``/``"fast"``) rather than the modules.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 import numpy as np
 
+from ..errors import MedstackError
 from .spec import CombineSpec, ImageScalars, SectionResult
 
-__all__ = ["CombineSpec", "ImageScalars", "SectionResult", "choose_kernel", "combine_section",
-           "count_nonfinite", "weight_sums"]
+__all__ = ["CombineSpec", "ImageScalars", "KernelsNotBuilt", "SectionResult", "choose_kernel",
+           "combine_section", "count_nonfinite", "fast_unavailable", "weight_sums"]
 
 KERNELS = ("fast", "reference")
-
-#: Stacks of at most this many input values (images × rows × columns; 4 × 512², 4 MiB of
-#: float32) take the reference kernels when the kernel is ``"auto"`` and the compiled ones are
-#: not loaded yet: NumPy combines them in well under 0.1 s, less than numba takes to import
-#: and load its cache (about half a second), and a process that only runs such stacks never
-#: imports numba. Either way the image is the same, bit for bit.
-SMALL_STACK_VALUES = 4 * 512 * 512
 
 #: Images whose sequential weight sums one call of the fast weight kernel runs side by side.
 WEIGHT_LANES = 6
 
 
-def choose_kernel(kernel: str, n_values: int, budgeted: bool = False) -> str:
-    """The implementation a run uses: ``kernel`` itself, or for ``"auto"`` the reference kernels
-    on a stack of at most :data:`SMALL_STACK_VALUES` values while the compiled kernels are not
-    loaded in this process, and the fast ones otherwise, and always when the run has a memory
-    budget (the memory model is the fast kernels')."""
+class KernelsNotBuilt(MedstackError):
+    """The compiled kernels' library is missing or cannot be loaded (it is built when medstack
+    is installed with a C compiler present; ``medstack-compile`` builds it later)."""
+
+
+def fast_unavailable() -> str | None:
+    """Why the compiled kernels cannot run here (one line), or None when they can."""
+    try:
+        from . import fast  # noqa: F401
+    except KernelsNotBuilt as err:
+        return str(err)
+    return None
+
+
+def choose_kernel(kernel: str) -> str:
+    """The implementation a run uses: ``kernel`` itself, or for ``"auto"`` the compiled
+    kernels, and the reference ones where the compiled library is not built (the same bits,
+    several times slower).
+
+    Raises
+    ------
+    KernelsNotBuilt
+        ``kernel="fast"`` where the compiled library is not built.
+    """
     if kernel == "auto":
-        loaded = sys.modules.get(f"{__name__}.fast") is not None
-        small = n_values <= SMALL_STACK_VALUES and not budgeted and not loaded
-        return "reference" if small else "fast"
+        return "fast" if fast_unavailable() is None else "reference"
     if kernel not in KERNELS:
         raise ValueError(f"kernel: unknown value {kernel!r}; choose one of: auto, "
                          f"{', '.join(KERNELS)}")
+    if kernel == "fast":
+        why = fast_unavailable()
+        if why is not None:
+            raise KernelsNotBuilt(f"kernel: fast: {why}")
     return kernel
 
 

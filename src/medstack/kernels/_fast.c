@@ -1,0 +1,684 @@
+/* medstack's compiled kernels: plain C99, no Python API; loaded with ctypes by fast.py.
+
+   Bit-identical to kernels/reference.py. Built by `pip install` (setup.py) with
+   -ffp-contract=off and without fast-math: every float operation is the IEEE operation the
+   reference does, in the reference's order (no fused multiply-adds, no reassociation). See
+   fast.py's module docstring ("Exactness") for every place where bits could change.
+
+   Planes are given as the address of their first float32 (int64) and whether they are
+   big-endian (uint8): the kernels read the memory-mapped FITS rows where they lie and
+   byte-swap each value as they load it. Functions return 0, or -1 when scratch memory could
+   not be allocated. ctypes releases the GIL around each call. */
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef int64_t i64;
+
+/* One build, the best vector width at run time: on x86-64 Linux with GCC or Clang each
+   exported kernel is compiled for AVX-512, AVX2 and baseline x86-64 and picked when the
+   library is loaded (the same operations, so the same bits, at any width). */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) && !defined(MEDSTACK_NO_CLONES)
+#define KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define KERNEL
+#endif
+
+#define INF32 ((float)INFINITY)
+
+static inline float f32_of(uint32_t bits) {
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline uint32_t u32_at(const unsigned char *p) {
+    uint32_t bits;
+    memcpy(&bits, p, 4);
+    return bits;
+}
+
+static inline const unsigned char *plane(const i64 *ptrs, int i) {
+    return (const unsigned char *)(intptr_t)ptrs[i];
+}
+
+/* Value p (flat) of plane i. */
+static inline float value_at(const i64 *ptrs, const uint8_t *swaps, int i, i64 p) {
+    uint32_t bits = u32_at(plane(ptrs, i) + 4 * p);
+    return f32_of(swaps[i] ? __builtin_bswap32(bits) : bits);
+}
+
+static inline int finite32(float v) { return fabsf(v) < INF32; }
+
+/* dst[:nb] = values [p0, p0 + nb) of plane i; returns whether one of them is -0.0. */
+static inline int load_row(const i64 *ptrs, const uint8_t *swaps, int i, i64 p0,
+                           float *restrict dst, int nb) {
+    const unsigned char *src = plane(ptrs, i) + 4 * p0;
+    int seen = 0;
+    if (swaps[i]) {
+        for (int x = 0; x < nb; x++) {
+            uint32_t bits = __builtin_bswap32(u32_at(src + 4 * x));
+            dst[x] = f32_of(bits);
+            seen |= bits == 0x80000000u;
+        }
+    } else {
+        for (int x = 0; x < nb; x++) {
+            uint32_t bits = u32_at(src + 4 * x);
+            dst[x] = f32_of(bits);
+            seen |= bits == 0x80000000u;
+        }
+    }
+    return seen;
+}
+
+/* The comparator network on the first nb columns of buf (rows = wires, row stride block).
+   The + 0.0f turns -0.0 into +0.0 on the low wire: no result changes (a zero median of a pixel
+   holding a -0.0 is redone exactly), as in the reference's order of operations. */
+static inline void sort_block(float *buf, i64 block, const int32_t *net, int ncomp, int nb) {
+    for (int c = 0; c < ncomp; c++) {
+        float *restrict ra = buf + net[2 * c] * block;
+        float *restrict rb = buf + net[2 * c + 1] * block;
+        for (int x = 0; x < nb; x++) {
+            float a = ra[x], b = rb[x];
+            int lt = a < b;
+            ra[x] = (lt ? a : b) + 0.0f;
+            rb[x] = lt ? b : a;
+        }
+    }
+}
+
+/* drizzlepac's exchange sort (if v[j] < v[i]: swap) of vals[:g] in stack order, then the
+   median at k (even: the float64 average of k-1 and k). */
+static float exchange_select(float *vals, int g, int k, int even) {
+    for (int i = 0; i < g - 1; i++)
+        for (int j = i + 1; j < g; j++)
+            if (vals[j] < vals[i]) {
+                float t = vals[i];
+                vals[i] = vals[j];
+                vals[j] = t;
+            }
+    if (even) return (float)(((double)vals[k] + (double)vals[k - 1]) / 2.0);
+    return vals[k];
+}
+
+/* One pixel's median exactly as the reference makes it (its good values in stack order, the
+   exchange sort), done `always` or when a good value is -0.0; else res stands. */
+static float redo_median(const i64 *sp, const uint8_t *ss, const i64 *wp, const uint8_t *ws,
+                         int n, int use_w, const float *wlim, float vlo, float vhi, i64 p, int k,
+                         int even, float *tmp, float res, int always) {
+    int m = 0, negative_zero = 0;
+    for (int i = 0; i < n; i++) {
+        float s = value_at(sp, ss, i, p);
+        int ok = finite32(s) && s >= vlo && s < vhi;
+        if (use_w) {
+            float w = value_at(wp, ws, i, p);
+            ok = ok && w >= wlim[i] && w != INF32;
+        }
+        if (ok) {
+            tmp[m++] = s;
+            if (s == 0 && signbit(s)) negative_zero = 1;
+        }
+    }
+    if (!(always || negative_zero)) return res;
+    return exchange_select(tmp, m, k, even);
+}
+
+/* counts[i] += the NaN/±inf among vals[:nb]. */
+static void count_row(const float *vals, int nb, i64 *counts, int i) {
+    i64 c = 0;
+    for (int x = 0; x < nb; x++) c += !finite32(vals[x]);
+    counts[i] += c;
+}
+
+/* The i-types' fill: the first non-zero finite value in stack order, per column. */
+static inline void gather_fill(const float *restrict srow, int nb, float *restrict cand,
+                               uint8_t *restrict hasc) {
+    for (int x = 0; x < nb; x++) {
+        float s = srow[x];
+        int c = (hasc[x] == 0) & (s != 0) & finite32(s);
+        cand[x] = (c ? s : cand[x]) + 0.0f; /* never a zero when used */
+        hasc[x] |= c;
+    }
+}
+
+/* counts[i] += the NaN/±inf values of image i in flat pixels [p_lo, p_hi). */
+KERNEL int medstack_count_nonfinite(const i64 *sp, const uint8_t *ss, int n, i64 p_lo,
+                                    i64 p_hi, i64 *counts) {
+    for (int i = 0; i < n; i++) {
+        i64 c = 0;
+        for (i64 p = p_lo; p < p_hi; p++) c += !finite32(value_at(sp, ss, i, p));
+        counts[i] += c;
+    }
+    return 0;
+}
+
+/* The first value of each plane. */
+int medstack_gather_first(const i64 *ptrs, const uint8_t *swaps, int n, float *out) {
+    for (int i = 0; i < n; i++) out[i] = value_at(ptrs, swaps, i, 0);
+    return 0;
+}
+
+/* sum over flat pixels [p_lo, p_hi): float32, in stack order, from +0.0. */
+KERNEL int medstack_sum(const i64 *sp, const uint8_t *ss, int n, i64 p_lo, i64 p_hi,
+                        float fillval, int block, float *out, uint16_t *ngood, i64 *nonfinite) {
+    float *acc = malloc(sizeof(float) * block);
+    float *sval = malloc(sizeof(float) * block);
+    int32_t *cnt = malloc(sizeof(int32_t) * block);
+    int status = (acc && sval && cnt) ? 0 : -1;
+    for (i64 p0 = p_lo; status == 0 && p0 < p_hi; p0 += block) {
+        int nb = (int)(p_hi - p0 < block ? p_hi - p0 : block);
+        for (int x = 0; x < nb; x++) {
+            acc[x] = 0.0f;
+            cnt[x] = 0;
+        }
+        for (int i = 0; i < n; i++) {
+            load_row(sp, ss, i, p0, sval, nb);
+            int nonfin = 0;
+            for (int x = 0; x < nb; x++) {
+                float s = sval[x];
+                int ok = finite32(s);
+                /* acc is never -0.0 (it starts at +0.0): adding +0.0 leaves it unchanged */
+                acc[x] = acc[x] + (ok ? s : 0.0f);
+                cnt[x] += ok;
+                nonfin |= !ok;
+            }
+            if (nonfin) count_row(sval, nb, nonfinite, i);
+        }
+        i64 o = p0 - p_lo;
+        for (int x = 0; x < nb; x++) {
+            int32_t c = cnt[x];
+            out[o + x] = c > 0 ? acc[x] : fillval;
+            ngood[o + x] = (uint16_t)(c < 65535 ? c : 65535);
+        }
+    }
+    free(acc);
+    free(sval);
+    free(cnt);
+    return status;
+}
+
+/* median / mean over flat pixels [p_lo, p_hi) (see fast.py, _numcombine). median: masked
+   values padded -inf, +inf, -inf, ... in stack order put the median at sorted position mid - 1
+   or mid whatever the good count; pixels with too few good values (drizzlepac's nlow/nhigh
+   reduction) and zero medians of a pixel holding a -0.0 are redone one by one. mean: masked
+   values are +inf; the kept sorted values summed in float64, ascending. */
+KERNEL int medstack_numcombine(const i64 *sp, const uint8_t *ss, const i64 *wp,
+                               const uint8_t *ws, int n, int use_w, const float *wlim, float vlo,
+                               float vhi, int is_median, int fill, const int32_t *k_of,
+                               const uint8_t *even, int mid, int nlow, int nhigh, float fillval,
+                               const int32_t *net, int ncomp, i64 p_lo, i64 p_hi, int block,
+                               float *out, uint16_t *ngood, i64 *nonfinite) {
+    float *buf = malloc(sizeof(float) * (size_t)n * block);
+    int32_t *cnt = malloc(sizeof(int32_t) * block);
+    float *cand = malloc(sizeof(float) * block);
+    uint8_t *hasc = malloc(block);
+    double *acc = malloc(sizeof(double) * block);
+    uint8_t *redo = malloc(block);
+    float *srow = malloc(sizeof(float) * block);
+    float *wrow = malloc(sizeof(float) * block);
+    float *tmp = malloc(sizeof(float) * (n > 0 ? n : 1));
+    int status = (buf && cnt && cand && hasc && acc && redo && srow && wrow && tmp) ? 0 : -1;
+    const int c_odd = ((n - nlow - nhigh) & 1) == 1;
+    int lo_row = mid - 1 < 0 ? 0 : mid - 1;
+    lo_row = lo_row > n - 1 ? n - 1 : lo_row;
+    const int hi_row = mid < n - 1 ? mid : n - 1;
+    for (i64 p0 = p_lo; status == 0 && p0 < p_hi; p0 += block) {
+        int nb = (int)(p_hi - p0 < block ? p_hi - p0 : block);
+        for (int x = 0; x < nb; x++) {
+            cnt[x] = 0;
+            hasc[x] = 0;
+            cand[x] = 0.0f;
+        }
+        int negative_zero = 0; /* a -0.0 among the block's values: zero medians need a look */
+        /* 1. gather: good values; the rest +inf (mean) or -inf, +inf, -inf... (median) */
+        for (int i = 0; i < n; i++) {
+            negative_zero |= load_row(sp, ss, i, p0, srow, nb);
+            if (use_w)
+                load_row(wp, ws, i, p0, wrow, nb);
+            else
+                for (int x = 0; x < nb; x++) wrow[x] = 0.0f; /* passes w >= -inf */
+            float *restrict brow = buf + (i64)i * block;
+            const float lim = wlim[i];
+            int nonfin = 0;
+            if (is_median) {
+                for (int x = 0; x < nb; x++) {
+                    float s = srow[x], w = wrow[x];
+                    int finite = finite32(s);
+                    int ok = finite & (s >= vlo) & (s < vhi) & (w >= lim) & (w != INF32);
+                    int32_t c = cnt[x];
+                    brow[x] = ok ? s : ((((i - c) & 1) == 0) ? -INF32 : INF32);
+                    cnt[x] = c + ok;
+                    nonfin |= !finite;
+                }
+            } else {
+                for (int x = 0; x < nb; x++) {
+                    float s = srow[x], w = wrow[x];
+                    int finite = finite32(s);
+                    int ok = finite & (s >= vlo) & (s < vhi) & (w >= lim) & (w != INF32);
+                    brow[x] = ok ? s : INF32;
+                    cnt[x] += ok;
+                    nonfin |= !finite;
+                }
+            }
+            if (nonfin) count_row(srow, nb, nonfinite, i);
+            if (fill) gather_fill(srow, nb, cand, hasc);
+        }
+        /* 2. sort the block */
+        sort_block(buf, block, net, ncomp, nb);
+        i64 o = p0 - p_lo;
+        /* 3. select */
+        if (is_median) {
+            const float *r_lo = buf + (i64)lo_row * block;
+            const float *r_hi = buf + (i64)hi_row * block;
+            int n_redo = 0;
+            /* (every value loaded first, then selected: a loop that compilers vectorise) */
+            for (int x = 0; x < nb; x++) {
+                int32_t g = cnt[x];
+                int m = g - nlow - nhigh;
+                float lo = r_lo[x], hi = r_hi[x], cx = cand[x];
+                int hx = hasc[x] != 0;
+                int ev = (m & 1) == 0;
+                float avg = (float)(((double)hi + (double)lo) / 2.0);
+                float one = c_odd ? lo : hi;
+                float res = ev ? avg : one;
+                int zeros = negative_zero & (ev ? ((hi == 0) & (lo == 0)) : (one == 0));
+                float empty = (fill & hx) ? cx : fillval;
+                out[o + x] = g > 0 ? res : empty;
+                ngood[o + x] = (uint16_t)(g < 65535 ? g : 65535);
+                int flag = (g > 0) & ((m <= 0) | zeros);
+                redo[x] = (uint8_t)flag;
+                n_redo += flag;
+            }
+            if (n_redo)
+                for (int x = 0; x < nb; x++)
+                    if (redo[x]) {
+                        int32_t g = cnt[x];
+                        out[o + x] = redo_median(sp, ss, wp, ws, n, use_w, wlim, vlo, vhi, p0 + x,
+                                                 k_of[g], even[g], tmp, out[o + x],
+                                                 g - nlow - nhigh <= 0);
+                    }
+        } else {
+            for (int x = 0; x < nb; x++) acc[x] = 0.0;
+            for (int j = nlow; j < n; j++) {
+                const float *row = buf + (i64)j * block;
+                for (int x = 0; x < nb; x++) {
+                    int keep = j < cnt[x] - nhigh;
+                    /* acc starts at +0.0 and so is never -0.0: adding +0.0 changes nothing */
+                    acc[x] = acc[x] + (keep ? (double)row[x] : 0.0);
+                }
+            }
+            for (int x = 0; x < nb; x++) {
+                int32_t g = cnt[x];
+                ngood[o + x] = (uint16_t)(g < 65535 ? g : 65535);
+                if (g == 0) {
+                    if (fill && hasc[x]) {
+                        int m = 1 - nlow - nhigh;
+                        out[o + x] = m > 0 ? (float)((0.0 + (double)cand[x]) / m) : 0.0f;
+                    } else {
+                        out[o + x] = fillval;
+                    }
+                    continue;
+                }
+                int m = g - nlow - nhigh;
+                out[o + x] = m > 0 ? (float)(acc[x] / m) : 0.0f;
+            }
+        }
+    }
+    free(buf);
+    free(cnt);
+    free(cand);
+    free(hasc);
+    free(acc);
+    free(redo);
+    free(srow);
+    free(wrow);
+    free(tmp);
+    return status;
+}
+
+/* minmed's per-pixel part over flat pixels [p_lo, p_hi): the minimum, the "median" (nlow 0,
+   nhigh 1; the mean of both for two images; one good value: their float32 sum from +0.0), the
+   good count and the two flags MinW < MedW - nsigma * sigma. */
+KERNEL int medstack_minmed(const i64 *sp, const uint8_t *ss, const i64 *wp, const uint8_t *ws,
+                           int n, int use_w, const float *wlim, const double *sps,
+                           const double *rn2, int rn_masks, double rn_const, double n1,
+                           double n2, int fill, const int32_t *k_of, const uint8_t *even, int mid,
+                           const int32_t *net, int ncomp, const i64 *fw_pos, i64 n_fw,
+                           const float *mn_fix, i64 n_fix, i64 p_lo, i64 p_hi, int block,
+                           float *mn_out, float *med_out, uint8_t *f1, uint8_t *f2,
+                           int32_t *gcount, i64 *nonfinite) {
+    float *buf = malloc(sizeof(float) * (size_t)n * block);
+    int32_t *cnt = malloc(sizeof(int32_t) * block);
+    uint8_t *okb = malloc(block);
+    float *cand = malloc(sizeof(float) * block);
+    uint8_t *hasc = malloc(block);
+    float *mn_a = malloc(sizeof(float) * block);
+    float *mn_b = malloc(sizeof(float) * block);
+    float *gsum = malloc(sizeof(float) * block);
+    float *wt = malloc(sizeof(float) * block);
+    double *bk = malloc(sizeof(double) * block);
+    double *rn = malloc(sizeof(double) * block);
+    float *med = malloc(sizeof(float) * block);
+    uint8_t *redo = malloc(block);
+    float *srow = malloc(sizeof(float) * block);
+    float *wrow = malloc(sizeof(float) * block);
+    float *tmp = malloc(sizeof(float) * (n > 0 ? n : 1));
+    int status = (buf && cnt && okb && cand && hasc && mn_a && mn_b && gsum && wt && bk && rn &&
+                  med && redo && srow && wrow && tmp) ? 0 : -1;
+    const float nan32 = (float)NAN, no_lim = -INF32;
+    const int c_odd = ((n - 1) & 1) == 1;
+    int lo_row = mid - 1 < 0 ? 0 : mid - 1;
+    lo_row = lo_row > n - 1 ? n - 1 : lo_row;
+    const int hi_row = mid < n - 1 ? mid : n - 1;
+    i64 fw = 0;
+    while (fw < n_fw && fw_pos[fw] < p_lo) fw++;
+    for (i64 p0 = p_lo; status == 0 && p0 < p_hi; p0 += block) {
+        int nb = (int)(p_hi - p0 < block ? p_hi - p0 : block);
+        for (int x = 0; x < nb; x++) {
+            cnt[x] = 0;
+            hasc[x] = 0;
+            cand[x] = 0.0f;
+            mn_a[x] = nan32;
+            gsum[x] = 0.0f;
+            wt[x] = 0.0f;
+            bk[x] = 0.0;
+            rn[x] = 0.0;
+        }
+        int negative_zero = 0;
+        for (int i = 0; i < n; i++) {
+            negative_zero |= load_row(sp, ss, i, p0, srow, nb);
+            load_row(wp, ws, i, p0, wrow, nb);
+            float *restrict brow = buf + (i64)i * block;
+            const float lim = use_w ? wlim[i] : no_lim;
+            const double s_i = sps[i], r_i = rn2[i];
+            int nonfin = 0;
+            /* (several simple loops vectorise better than one that does everything) */
+            for (int x = 0; x < nb; x++) {
+                float s = srow[x], w = wrow[x];
+                int finite = finite32(s);
+                /* a NaN or +inf weight is bad; -inf is below every limit */
+                int ok = finite & (((w >= lim) & (w != INF32)) | !use_w);
+                int32_t c = cnt[x];
+                brow[x] = ok ? s : ((((i - c) & 1) == 0) ? -INF32 : INF32);
+                okb[x] = (uint8_t)ok;
+                cnt[x] = c + ok;
+                nonfin |= !finite;
+            }
+            if (nonfin) count_row(srow, nb, nonfinite, i);
+            /* np.fmin as its SIMD loop does it: NaN ignored, a tie returns the 2nd operand;
+               two buffers, so that no store writes back a value it loaded */
+            const float *restrict mn_src = (i % 2 == 0) ? mn_a : mn_b;
+            float *restrict mn_dst = (i % 2 == 0) ? mn_b : mn_a;
+            for (int x = 0; x < nb; x++) {
+                float v = srow[x], a = mn_src[x];
+                float smaller = a < v ? a : v;
+                mn_dst[x] = okb[x] != 0 ? smaller : a;
+            }
+            for (int x = 0; x < nb; x++) {
+                float w = wrow[x];
+                wt[x] = wt[x] + (finite32(w) ? w : 0.0f); /* NaN/inf weights count as 0 */
+                gsum[x] = gsum[x] + (okb[x] != 0 ? srow[x] : 0.0f);
+            }
+            for (int x = 0; x < nb; x++) {
+                float w = wrow[x];
+                bk[x] = bk[x] + (double)(finite32(w) ? w : 0.0f) * s_i;
+                rn[x] = rn[x] + (okb[x] != 0 ? 1.0 : 0.0) * r_i;
+            }
+            if (fill) gather_fill(srow, nb, cand, hasc);
+        }
+        float *mn = (n % 2 == 1) ? mn_b : mn_a;
+        /* positions where NumPy's fmin takes its scalar path: the first operand wins a tie */
+        while (fw < n_fw && fw_pos[fw] < p0 + nb) {
+            i64 p = fw_pos[fw];
+            float a = nan32;
+            for (int i = 0; i < n; i++) {
+                float s = value_at(sp, ss, i, p);
+                int ok = finite32(s);
+                if (use_w) {
+                    float w = value_at(wp, ws, i, p);
+                    ok = ok & (w >= wlim[i]) & (w != INF32);
+                }
+                float v = ok ? s : nan32;
+                if (i == 0)
+                    a = v;
+                else if (!(a <= v || v != v))
+                    a = v;
+            }
+            mn[p - p0] = a;
+            fw++;
+        }
+        if (n_fix > 0 && p0 == 0 && nb == 1) mn[0] = mn_fix[0]; /* one pixel: NumPy's own */
+        sort_block(buf, block, net, ncomp, nb);
+        const float *r_lo = buf + (i64)lo_row * block;
+        const float *r_hi = buf + (i64)hi_row * block;
+        int n_redo = 0;
+        const int two = n == 2;
+        for (int x = 0; x < nb; x++) {
+            int32_t g = cnt[x];
+            float lo = r_lo[x], hi = r_hi[x], cx = cand[x], gs = gsum[x];
+            int hx = hasc[x] != 0;
+            /* two images: the mean of both, summed in ascending order from +0.0 */
+            float mean2 = (float)(((0.0 + (double)lo) + (double)hi) / 2);
+            int ev = (g & 1) == 1; /* m = g - 1 even */
+            float avg = (float)(((double)hi + (double)lo) / 2.0);
+            float one = c_odd ? lo : hi;
+            float res = two ? mean2 : (ev ? avg : one);
+            int zeros = (!two) & negative_zero & (ev ? ((hi == 0) & (lo == 0)) : (one == 0));
+            float empty = (fill & hx) ? cx : 0.0f;
+            /* one good value: the float32 sum of the good values from +0.0 */
+            res = g == 1 ? gs : res;
+            med[x] = g > 0 ? res : empty;
+            int flag = (g >= 2) & zeros;
+            redo[x] = (uint8_t)flag;
+            n_redo += flag;
+        }
+        if (n_redo)
+            for (int x = 0; x < nb; x++)
+                if (redo[x]) {
+                    int32_t g = cnt[x];
+                    med[x] = redo_median(sp, ss, wp, ws, n, use_w, wlim, no_lim, INF32, p0 + x,
+                                         k_of[g], even[g], tmp, med[x], 0);
+                }
+        i64 o = p0 - p_lo;
+        for (int x = 0; x < nb; x++) {
+            int32_t g = cnt[x];
+            float minimum = g > 0 ? mn[x] : 0.0f;
+            float w_sum = wt[x];
+            float min_w = minimum * w_sum;
+            float med_w = med[x] * w_sum;
+            double var = ((double)med_w + bk[x]) + (rn_masks ? rn[x] : rn_const);
+            var = var > 0.0 ? var : 0.0; /* np.fmax(var, 0): NaN -> 0 */
+            double rms = sqrt(var);
+            double mw = (double)min_w;
+            f1[o + x] = mw < (double)med_w - rms * n1;
+            f2[o + x] = mw < (double)med_w - rms * n2;
+            mn_out[o + x] = minimum;
+            med_out[o + x] = med[x];
+            gcount[o + x] = g;
+        }
+    }
+    free(buf);
+    free(cnt);
+    free(okb);
+    free(cand);
+    free(hasc);
+    free(mn_a);
+    free(mn_b);
+    free(gsum);
+    free(wt);
+    free(bk);
+    free(rn);
+    free(med);
+    free(redo);
+    free(srow);
+    free(wrow);
+    free(tmp);
+    return status;
+}
+
+/* The grow dilation of the first flags (a (2 grow + 1)^2 box, zero outside the computed rows
+   [y0c, y1c)), then minmed's decision, for output rows [lo, hi). The dilation is separable: a
+   running count over each row, then a sliding window sum of those rows down the columns. */
+KERNEL int medstack_minmed_decide(const float *mn, const float *med, const uint8_t *f1,
+                                  const uint8_t *f2, const int32_t *gcount, i64 nx, i64 y0c,
+                                  i64 y1c, i64 lo, i64 hi, i64 grow, float fillval, float *out,
+                                  uint16_t *ngood, uint8_t *minchosen) {
+    i64 rows = y1c - y0c;
+    uint8_t *hflag = calloc((size_t)(rows > 1 ? rows : 1) * nx, 1);
+    int32_t *colsum = calloc((size_t)nx, sizeof(int32_t));
+    uint8_t *grown = calloc((size_t)nx, 1);
+    int32_t *pre = malloc(sizeof(int32_t) * (size_t)(nx + 1));
+    int status = (hflag && colsum && grown && pre) ? 0 : -1;
+    if (status == 0 && grow > 0) {
+        for (i64 r = 0; r < rows; r++) {
+            const uint8_t *row = f1 + r * nx;
+            uint8_t *h = hflag + r * nx;
+            if (grow == 1) {
+                for (i64 x = 0; x < nx; x++) h[x] = row[x];
+                for (i64 x = 1; x < nx; x++) h[x] |= row[x - 1];
+                for (i64 x = 0; x < nx - 1; x++) h[x] |= row[x + 1];
+            } else {
+                pre[0] = 0;
+                for (i64 x = 0; x < nx; x++) pre[x + 1] = pre[x] + row[x];
+                for (i64 x = 0; x < nx; x++) {
+                    i64 a = x - grow > 0 ? x - grow : 0;
+                    i64 b = x + grow + 1 < nx ? x + grow + 1 : nx;
+                    h[x] = pre[b] > pre[a];
+                }
+            }
+        }
+        i64 w0 = lo - grow > y0c ? lo - grow : y0c;
+        i64 w1 = lo + grow + 1 < y1c ? lo + grow + 1 : y1c;
+        for (i64 yy = w0; yy < w1; yy++) {
+            const uint8_t *h = hflag + (yy - y0c) * nx;
+            for (i64 x = 0; x < nx; x++) colsum[x] += h[x];
+        }
+    }
+    for (i64 y = lo; status == 0 && y < hi; y++) {
+        i64 b0 = (y - y0c) * nx, o0 = (y - lo) * nx;
+        if (grow > 0)
+            for (i64 x = 0; x < nx; x++) grown[x] = colsum[x] > 0;
+        for (i64 x = 0; x < nx; x++) {
+            int32_t g = gcount[b0 + x];
+            float a = mn[b0 + x], b = med[b0 + x];
+            uint8_t chosen = (f2[b0 + x] & grown[x]) | (f1[b0 + x] & (grown[x] ^ 1));
+            uint8_t good = g > 0;
+            float pick = chosen != 0 ? a : b;
+            out[o0 + x] = good ? pick : fillval;
+            minchosen[o0 + x] = chosen & good;
+            ngood[o0 + x] = (uint16_t)(g < 65535 ? g : 65535);
+        }
+        if (grow > 0) { /* slide the window: drop row y - grow, add row y + grow + 1 */
+            i64 yd = y - grow, ya = y + grow + 1;
+            if (yd >= y0c) {
+                const uint8_t *h = hflag + (yd - y0c) * nx;
+                for (i64 x = 0; x < nx; x++) colsum[x] -= h[x];
+            }
+            if (ya < y1c) {
+                const uint8_t *h = hflag + (ya - y0c) * nx;
+                for (i64 x = 0; x < nx; x++) colsum[x] += h[x];
+            }
+        }
+    }
+    free(hflag);
+    free(colsum);
+    free(grown);
+    free(pre);
+    return status;
+}
+
+#define WEIGHT_CHUNK 2048
+
+/* vals[:m] = weights [x0, x0 + m) of a plane as float64, 0.0 for one left out (< min_weight,
+   NaN or +inf); *nan_seen |= a NaN or ±inf was seen; returns how many were kept. */
+static inline int32_t weights_to_f64(const unsigned char *src, int swap, int m, float min_weight,
+                                     double *restrict vals, int *nan_seen) {
+    int seen = 0;
+    int32_t count = 0;
+    if (swap) {
+        for (int x = 0; x < m; x++) {
+            float w = f32_of(__builtin_bswap32(u32_at(src + 4 * x)));
+            int good = (w >= min_weight) & (w != INF32); /* false for NaN */
+            double d = (double)w;
+            vals[x] = good ? d : 0.0;
+            seen |= !finite32(w);
+            count += good;
+        }
+    } else {
+        for (int x = 0; x < m; x++) {
+            float w = f32_of(u32_at(src + 4 * x));
+            int good = (w >= min_weight) & (w != INF32);
+            double d = (double)w;
+            vals[x] = good ? d : 0.0;
+            seen |= !finite32(w);
+            count += good;
+        }
+    }
+    *nan_seen |= seen;
+    return count;
+}
+
+/* For each of k <= 6 planes of m weights: the sequential float64 sum, from totals[j], of its
+   finite weights >= min_weight (what np.cumsum from totals[j] gives), their count and the
+   number of NaN/±inf weights. Chunk by chunk: the weights are converted to float64 (0.0 for
+   one left out: adding 0.0 changes no bit, as a sum from +0.0 of values >= 0 is never -0.0),
+   then the images' chains of dependent additions run side by side in one loop. */
+KERNEL int medstack_weight_sums(const i64 *ptrs, const uint8_t *swaps, int k, i64 m,
+                                float min_weight, double *totals, i64 *counts, i64 *nans) {
+    if (k < 1 || k > 6) return -1;
+    double *vals = calloc(6 * WEIGHT_CHUNK, sizeof(double));
+    if (!vals) return -1;
+    double s[6];
+    for (int j = 0; j < 6; j++) s[j] = totals[j % k];
+    for (i64 x0 = 0; x0 < m; x0 += WEIGHT_CHUNK) {
+        int mm = (int)(m - x0 < WEIGHT_CHUNK ? m - x0 : WEIGHT_CHUNK);
+        for (int j = 0; j < k; j++) {
+            const unsigned char *src = plane(ptrs, j) + 4 * x0;
+            int nan_seen = 0;
+            counts[j] += weights_to_f64(src, swaps[j] != 0, mm, min_weight,
+                                        vals + j * WEIGHT_CHUNK, &nan_seen);
+            if (nan_seen) {
+                i64 c = 0;
+                for (int x = 0; x < mm; x++) {
+                    uint32_t bits = u32_at(src + 4 * x);
+                    c += !finite32(f32_of(swaps[j] ? __builtin_bswap32(bits) : bits));
+                }
+                nans[j] += c;
+            }
+        }
+        const double *v0 = vals, *v1 = vals + WEIGHT_CHUNK, *v2 = vals + 2 * WEIGHT_CHUNK;
+        const double *v3 = vals + 3 * WEIGHT_CHUNK, *v4 = vals + 4 * WEIGHT_CHUNK;
+        const double *v5 = vals + 5 * WEIGHT_CHUNK;
+        double s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3], s4 = s[4], s5 = s[5];
+        if (k == 1) {
+            for (int x = 0; x < mm; x++) s0 = s0 + v0[x];
+        } else if (k == 2) {
+            for (int x = 0; x < mm; x++) {
+                s0 = s0 + v0[x];
+                s1 = s1 + v1[x];
+            }
+        } else if (k <= 4) { /* a fourth plane of zeros costs little */
+            for (int x = 0; x < mm; x++) {
+                s0 = s0 + v0[x];
+                s1 = s1 + v1[x];
+                s2 = s2 + v2[x];
+                s3 = s3 + v3[x];
+            }
+        } else {
+            for (int x = 0; x < mm; x++) {
+                s0 = s0 + v0[x];
+                s1 = s1 + v1[x];
+                s2 = s2 + v2[x];
+                s3 = s3 + v3[x];
+                s4 = s4 + v4[x];
+                s5 = s5 + v5[x];
+            }
+        }
+        s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3, s[4] = s4, s[5] = s5;
+    }
+    for (int j = 0; j < k; j++) totals[j] = s[j];
+    free(vals);
+    return 0;
+}
