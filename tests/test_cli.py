@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import subprocess
@@ -194,3 +195,23 @@ def test_the_command_exits_at_once_with_its_status_and_all_its_output(stack, tmp
     piped = subprocess.run(f"{script} {' '.join(stack)} -o {tmp_path / 'e'} | head -c 0",
                            shell=True, capture_output=True, text=True)
     assert "Traceback" not in piped.stderr
+
+
+@pytest.mark.parametrize("given", [None, "3"])
+def test_the_command_starts_no_blas_threads_unless_told(given):
+    """The command sets OPENBLAS_NUM_THREADS=1 before NumPy is imported (medstack calls no
+    BLAS routine), unless the environment sets it."""
+    import subprocess
+
+    code = ("import os, sys, medstack.cli as c\n"
+            "def fake_main():\n"
+            "    print(os.environ.get('OPENBLAS_NUM_THREADS'), 'numpy' in sys.modules)\n"
+            "    return 0\n"
+            "c.main = fake_main\n"
+            "c.command()\n")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.split() == [given or "1", "False"], done.stderr
