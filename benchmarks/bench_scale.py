@@ -10,8 +10,8 @@ beside the floor that applies:
    drizzlepac import included).
 3. The median against a plain NumPy pass over the same bytes (science once, weights twice,
    memory-mapped, all cores: a sum of each file).
-4. The first run after a fresh ``pip install`` (6 × 1024²), with and without the one-time
-   ``medstack-compile`` (``--no-fresh-venv`` skips it; about two minutes).
+4. The first run after a fresh ``pip install`` (6 × 1024²) against the next one
+   (``--no-fresh-venv`` skips it; about two minutes).
 5. ``medstack --version``, ``--help`` and a 3 × 64² median run, whole process (best of 5).
 6. A cold page cache (needs root): the median step in a warm process (its kernels loaded),
    after dropping the cache, against ``cat`` of the same 20 files after dropping it; and the
@@ -82,6 +82,8 @@ def drop_caches() -> bool:
 
 
 def fresh_venv(work: Path, files: list[str]) -> list[list[str]]:
+    """``pip install .`` into a fresh venv (which compiles the C kernels), then the first and
+    the next run of minmed and median in it."""
     venv = work / "fresh-venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
@@ -90,23 +92,12 @@ def fresh_venv(work: Path, files: list[str]) -> list[list[str]]:
     install = time.perf_counter() - t0
     command = [str(venv / "bin" / "medstack")]
     out = work / "fresh-out"
-    rows = [["pip install . (fresh venv)", f"{install:.1f}", ""]]
+    rows = [["pip install . (fresh venv, the C kernels compiled)", f"{install:.1f}", ""]]
     for ctype in ("minmed", "median"):
         first = timed_process([*command, *files, "-o", str(out), "--combine-type", ctype])
         again = timed_process([*command, *files, "-o", str(out), "--combine-type", ctype])
         rows.append([f"{ctype}: first run / next run", f"{first['wall']:.2f}",
                      f"{again['wall']:.2f}"])
-    # the one-time step, in a second fresh cache
-    cache = work / "fresh-cache"
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
-    t0 = time.perf_counter()
-    subprocess.run([str(venv / "bin" / "python"), "-m", "medstack.extras.compile"], check=True,
-                   env=env, capture_output=True)
-    rows.append(["python -m medstack.extras.compile (once)", f"{time.perf_counter() - t0:.1f}", ""])
-    for ctype in ("minmed", "median"):
-        first = timed_process([*command, *files, "-o", str(out), "--combine-type", ctype],
-                              env=env)
-        rows.append([f"{ctype}: first run after it", f"{first['wall']:.2f}", ""])
     return rows
 
 

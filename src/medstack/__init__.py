@@ -10,18 +10,17 @@ for bit, many times faster and strictly memory-bounded.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ._version import __version__
 from .errors import InputError, MedstackError, OutputError, ParameterError
-from .params import COMBINE_TYPES, PARAMETERS, MedianParams, validate
 
-#: Names loaded on first use (PEP 562), so that ``import medstack.cli`` stays light: the
-#: command catches Ctrl-C from its very first moments, before NumPy and astropy are imported.
-_LAZY = {"MedianResult": "core.products", "median_image": "api"}
+#: Names loaded on first use (PEP 562), so that ``import medstack`` takes a millisecond: the
+#: command (:mod:`medstack._entry`) catches Ctrl-C from its very first moments, before even
+#: its own modules are imported.
+_LAZY = {"MedianResult": "core.products", "median_image": "api", "COMBINE_TYPES": "params",
+         "PARAMETERS": "params", "MedianParams": "params", "validate": "params"}
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in _LAZY:
         from importlib import import_module
 
