@@ -73,6 +73,29 @@ static inline int load_row(const i64 *ptrs, const uint8_t *swaps, int i, i64 p0,
     return seen;
 }
 
+/* A kernel's scratch arrays, carved from one allocation (freed at once): the (n, block)
+   float32 block of values, up to `slots` arrays of block values of up to 8 bytes, and n
+   float32 more. */
+typedef struct {
+    unsigned char *base;
+    size_t used;
+} scratch;
+
+static int scratch_open(scratch *s, int n, int block, int slots) {
+    size_t bytes = (size_t)n * block * 4 + (size_t)slots * block * 8 + (size_t)(n + 1) * 4 +
+                   8 * (size_t)(slots + 2);
+    s->base = malloc(bytes);
+    s->used = 0;
+    return s->base ? 0 : -1;
+}
+
+static void *carve(scratch *s, size_t bytes) {
+    if (!s->base) return NULL; /* (the kernel returns -1 without touching it) */
+    void *p = s->base + s->used;
+    s->used += (bytes + 7) & ~(size_t)7;
+    return p;
+}
+
 /* The comparator network on the first nb columns of buf (rows = wires, row stride block).
    The + 0.0f turns -0.0 into +0.0 on the low wire: no result changes (a zero median of a pixel
    holding a -0.0 is redone exactly), as in the reference's order of operations. */
@@ -125,6 +148,34 @@ static float redo_median(const i64 *sp, const uint8_t *ss, const i64 *wp, const 
     return exchange_select(tmp, m, k, even);
 }
 
+/* A pixel's median from the two middle sorted values of its padded block (see
+   medstack_numcombine): their float64 average when its kept count is even (ev), else the one
+   the padding puts in the middle (lo when c_odd). *zeros: whether it is a median of zeros that
+   a -0.0 among the block's values (negative_zero) could have signed differently. */
+static inline float middle(float lo, float hi, int ev, int c_odd, int negative_zero,
+                           int *zeros) {
+    float avg = (float)(((double)hi + (double)lo) / 2.0);
+    float one = c_odd ? lo : hi;
+    *zeros = negative_zero & (ev ? ((hi == 0) & (lo == 0)) : (one == 0));
+    return ev ? avg : one;
+}
+
+/* Redo one by one (redo_median) the pixels [p0, p0 + nb) that redo[] flags, into res[x]:
+   with `reduced`, a pixel with no more good values than nlow + nhigh always (drizzlepac's
+   reduction), else only where a -0.0 decides the sign of its zero median. */
+static void redo_flagged(const uint8_t *redo, const int32_t *cnt, int nb, float *res,
+                         const i64 *sp, const uint8_t *ss, const i64 *wp, const uint8_t *ws,
+                         int n, int use_w, const float *wlim, float vlo, float vhi, i64 p0,
+                         const int32_t *k_of, const uint8_t *even, int nlow, int nhigh,
+                         int reduced, float *tmp) {
+    for (int x = 0; x < nb; x++)
+        if (redo[x]) {
+            int32_t g = cnt[x];
+            res[x] = redo_median(sp, ss, wp, ws, n, use_w, wlim, vlo, vhi, p0 + x, k_of[g],
+                                 even[g], tmp, res[x], reduced && g - nlow - nhigh <= 0);
+        }
+}
+
 /* counts[i] += the NaN/±inf among vals[:nb]. */
 static void count_row(const float *vals, int nb, i64 *counts, int i) {
     i64 c = 0;
@@ -163,10 +214,11 @@ int medstack_gather_first(const i64 *ptrs, const uint8_t *swaps, int n, float *o
 /* sum over flat pixels [p_lo, p_hi): float32, in stack order, from +0.0. */
 KERNEL int medstack_sum(const i64 *sp, const uint8_t *ss, int n, i64 p_lo, i64 p_hi,
                         float fillval, int block, float *out, uint16_t *ngood, i64 *nonfinite) {
-    float *acc = malloc(sizeof(float) * block);
-    float *sval = malloc(sizeof(float) * block);
-    int32_t *cnt = malloc(sizeof(int32_t) * block);
-    int status = (acc && sval && cnt) ? 0 : -1;
+    scratch mem;
+    int status = scratch_open(&mem, 0, block, 3);
+    float *acc = carve(&mem, sizeof(float) * block);
+    float *sval = carve(&mem, sizeof(float) * block);
+    int32_t *cnt = carve(&mem, sizeof(int32_t) * block);
     for (i64 p0 = p_lo; status == 0 && p0 < p_hi; p0 += block) {
         int nb = (int)(p_hi - p0 < block ? p_hi - p0 : block);
         for (int x = 0; x < nb; x++) {
@@ -193,9 +245,7 @@ KERNEL int medstack_sum(const i64 *sp, const uint8_t *ss, int n, i64 p_lo, i64 p
             ngood[o + x] = (uint16_t)(c < 65535 ? c : 65535);
         }
     }
-    free(acc);
-    free(sval);
-    free(cnt);
+    free(mem.base);
     return status;
 }
 
@@ -210,16 +260,17 @@ KERNEL int medstack_numcombine(const i64 *sp, const uint8_t *ss, const i64 *wp,
                                const uint8_t *even, int mid, int nlow, int nhigh, float fillval,
                                const int32_t *net, int ncomp, i64 p_lo, i64 p_hi, int block,
                                float *out, uint16_t *ngood, i64 *nonfinite) {
-    float *buf = malloc(sizeof(float) * (size_t)n * block);
-    int32_t *cnt = malloc(sizeof(int32_t) * block);
-    float *cand = malloc(sizeof(float) * block);
-    uint8_t *hasc = malloc(block);
-    double *acc = malloc(sizeof(double) * block);
-    uint8_t *redo = malloc(block);
-    float *srow = malloc(sizeof(float) * block);
-    float *wrow = malloc(sizeof(float) * block);
-    float *tmp = malloc(sizeof(float) * (n > 0 ? n : 1));
-    int status = (buf && cnt && cand && hasc && acc && redo && srow && wrow && tmp) ? 0 : -1;
+    scratch mem;
+    int status = scratch_open(&mem, n, block, 7);
+    float *buf = carve(&mem, sizeof(float) * (size_t)n * block);
+    int32_t *cnt = carve(&mem, sizeof(int32_t) * block);
+    float *cand = carve(&mem, sizeof(float) * block);
+    uint8_t *hasc = carve(&mem, block);
+    double *acc = carve(&mem, sizeof(double) * block);
+    uint8_t *redo = carve(&mem, block);
+    float *srow = carve(&mem, sizeof(float) * block);
+    float *wrow = carve(&mem, sizeof(float) * block);
+    float *tmp = carve(&mem, sizeof(float) * (n > 0 ? n : 1));
     const int c_odd = ((n - nlow - nhigh) & 1) == 1;
     int lo_row = mid - 1 < 0 ? 0 : mid - 1;
     lo_row = lo_row > n - 1 ? n - 1 : lo_row;
@@ -279,11 +330,8 @@ KERNEL int medstack_numcombine(const i64 *sp, const uint8_t *ss, const i64 *wp,
                 int m = g - nlow - nhigh;
                 float lo = r_lo[x], hi = r_hi[x], cx = cand[x];
                 int hx = hasc[x] != 0;
-                int ev = (m & 1) == 0;
-                float avg = (float)(((double)hi + (double)lo) / 2.0);
-                float one = c_odd ? lo : hi;
-                float res = ev ? avg : one;
-                int zeros = negative_zero & (ev ? ((hi == 0) & (lo == 0)) : (one == 0));
+                int zeros;
+                float res = middle(lo, hi, (m & 1) == 0, c_odd, negative_zero, &zeros);
                 float empty = (fill & hx) ? cx : fillval;
                 out[o + x] = g > 0 ? res : empty;
                 ngood[o + x] = (uint16_t)(g < 65535 ? g : 65535);
@@ -292,13 +340,8 @@ KERNEL int medstack_numcombine(const i64 *sp, const uint8_t *ss, const i64 *wp,
                 n_redo += flag;
             }
             if (n_redo)
-                for (int x = 0; x < nb; x++)
-                    if (redo[x]) {
-                        int32_t g = cnt[x];
-                        out[o + x] = redo_median(sp, ss, wp, ws, n, use_w, wlim, vlo, vhi, p0 + x,
-                                                 k_of[g], even[g], tmp, out[o + x],
-                                                 g - nlow - nhigh <= 0);
-                    }
+                redo_flagged(redo, cnt, nb, out + o, sp, ss, wp, ws, n, use_w, wlim, vlo, vhi,
+                             p0, k_of, even, nlow, nhigh, 1, tmp);
         } else {
             for (int x = 0; x < nb; x++) acc[x] = 0.0;
             for (int j = nlow; j < n; j++) {
@@ -326,15 +369,7 @@ KERNEL int medstack_numcombine(const i64 *sp, const uint8_t *ss, const i64 *wp,
             }
         }
     }
-    free(buf);
-    free(cnt);
-    free(cand);
-    free(hasc);
-    free(acc);
-    free(redo);
-    free(srow);
-    free(wrow);
-    free(tmp);
+    free(mem.base);
     return status;
 }
 
@@ -349,24 +384,24 @@ KERNEL int medstack_minmed(const i64 *sp, const uint8_t *ss, const i64 *wp, cons
                            const float *mn_fix, i64 n_fix, i64 p_lo, i64 p_hi, int block,
                            float *mn_out, float *med_out, uint8_t *f1, uint8_t *f2,
                            int32_t *gcount, i64 *nonfinite) {
-    float *buf = malloc(sizeof(float) * (size_t)n * block);
-    int32_t *cnt = malloc(sizeof(int32_t) * block);
-    uint8_t *okb = malloc(block);
-    float *cand = malloc(sizeof(float) * block);
-    uint8_t *hasc = malloc(block);
-    float *mn_a = malloc(sizeof(float) * block);
-    float *mn_b = malloc(sizeof(float) * block);
-    float *gsum = malloc(sizeof(float) * block);
-    float *wt = malloc(sizeof(float) * block);
-    double *bk = malloc(sizeof(double) * block);
-    double *rn = malloc(sizeof(double) * block);
-    float *med = malloc(sizeof(float) * block);
-    uint8_t *redo = malloc(block);
-    float *srow = malloc(sizeof(float) * block);
-    float *wrow = malloc(sizeof(float) * block);
-    float *tmp = malloc(sizeof(float) * (n > 0 ? n : 1));
-    int status = (buf && cnt && okb && cand && hasc && mn_a && mn_b && gsum && wt && bk && rn &&
-                  med && redo && srow && wrow && tmp) ? 0 : -1;
+    scratch mem;
+    int status = scratch_open(&mem, n, block, 15);
+    float *buf = carve(&mem, sizeof(float) * (size_t)n * block);
+    int32_t *cnt = carve(&mem, sizeof(int32_t) * block);
+    uint8_t *okb = carve(&mem, block);
+    float *cand = carve(&mem, sizeof(float) * block);
+    uint8_t *hasc = carve(&mem, block);
+    float *mn_a = carve(&mem, sizeof(float) * block);
+    float *mn_b = carve(&mem, sizeof(float) * block);
+    float *gsum = carve(&mem, sizeof(float) * block);
+    float *wt = carve(&mem, sizeof(float) * block);
+    double *bk = carve(&mem, sizeof(double) * block);
+    double *rn = carve(&mem, sizeof(double) * block);
+    float *med = carve(&mem, sizeof(float) * block);
+    uint8_t *redo = carve(&mem, block);
+    float *srow = carve(&mem, sizeof(float) * block);
+    float *wrow = carve(&mem, sizeof(float) * block);
+    float *tmp = carve(&mem, sizeof(float) * (n > 0 ? n : 1));
     const float nan32 = (float)NAN, no_lim = -INF32;
     const int c_odd = ((n - 1) & 1) == 1;
     int lo_row = mid - 1 < 0 ? 0 : mid - 1;
@@ -461,11 +496,10 @@ KERNEL int medstack_minmed(const i64 *sp, const uint8_t *ss, const i64 *wp, cons
             int hx = hasc[x] != 0;
             /* two images: the mean of both, summed in ascending order from +0.0 */
             float mean2 = (float)(((0.0 + (double)lo) + (double)hi) / 2);
-            int ev = (g & 1) == 1; /* m = g - 1 even */
-            float avg = (float)(((double)hi + (double)lo) / 2.0);
-            float one = c_odd ? lo : hi;
-            float res = two ? mean2 : (ev ? avg : one);
-            int zeros = (!two) & negative_zero & (ev ? ((hi == 0) & (lo == 0)) : (one == 0));
+            int zeros; /* (m = g - 1 even where g is odd) */
+            float res = middle(lo, hi, (g & 1) == 1, c_odd, negative_zero, &zeros);
+            res = two ? mean2 : res;
+            zeros &= !two;
             float empty = (fill & hx) ? cx : 0.0f;
             /* one good value: the float32 sum of the good values from +0.0 */
             res = g == 1 ? gs : res;
@@ -475,12 +509,8 @@ KERNEL int medstack_minmed(const i64 *sp, const uint8_t *ss, const i64 *wp, cons
             n_redo += flag;
         }
         if (n_redo)
-            for (int x = 0; x < nb; x++)
-                if (redo[x]) {
-                    int32_t g = cnt[x];
-                    med[x] = redo_median(sp, ss, wp, ws, n, use_w, wlim, no_lim, INF32, p0 + x,
-                                         k_of[g], even[g], tmp, med[x], 0);
-                }
+            redo_flagged(redo, cnt, nb, med, sp, ss, wp, ws, n, use_w, wlim, no_lim, INF32, p0,
+                         k_of, even, 0, 1, 0, tmp);
         i64 o = p0 - p_lo;
         for (int x = 0; x < nb; x++) {
             int32_t g = cnt[x];
@@ -499,22 +529,7 @@ KERNEL int medstack_minmed(const i64 *sp, const uint8_t *ss, const i64 *wp, cons
             gcount[o + x] = g;
         }
     }
-    free(buf);
-    free(cnt);
-    free(okb);
-    free(cand);
-    free(hasc);
-    free(mn_a);
-    free(mn_b);
-    free(gsum);
-    free(wt);
-    free(bk);
-    free(rn);
-    free(med);
-    free(redo);
-    free(srow);
-    free(wrow);
-    free(tmp);
+    free(mem.base);
     return status;
 }
 
