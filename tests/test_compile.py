@@ -85,3 +85,58 @@ def test_a_failed_build_says_so_and_keeps_the_library(cc):
         assert cc in line
     assert _build.library_path() == path and _digest(path) == before
     assert not list(path.parent.glob("._fast-*"))  # no temporary left behind
+
+
+def _runtime(name: str) -> str | None:
+    """The compiler's sanitizer runtime library ``name`` (e.g. libasan.so), or None."""
+    from medstack.kernels import _build
+
+    try:
+        found = subprocess.run([*_build.compiler(), f"-print-file-name={name}"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return found if os.path.isabs(found) and os.path.exists(found) else None
+
+
+#: Runs pytest with the kernels loaded from the library named by argv[1].
+_WITH_LIBRARY = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from medstack.kernels import _build\n"
+    "_build.library_path = lambda: Path(sys.argv[1])\n"
+    "from medstack.kernels import fast\n"
+    "assert fast._lib._name == sys.argv[1], fast._lib._name\n"
+    "import pytest\n"
+    "sys.exit(pytest.main(sys.argv[2:]))\n"
+)
+
+
+def test_the_kernels_are_memory_safe(tmp_path):
+    """The kernel and property tests pass against a build of the library with
+    AddressSanitizer and UndefinedBehaviorSanitizer, which stop at the first out-of-bounds
+    access, use of freed memory or undefined operation."""
+    from pathlib import Path
+
+    from medstack.kernels import _build
+
+    runtimes = [_runtime("libasan.so"), _runtime("libubsan.so")]
+    if None in runtimes:
+        pytest.skip("the C compiler has no AddressSanitizer/UBSan runtime")
+    try:
+        library = _build.build(tmp_path, extra=["-fsanitize=address,undefined",
+                                                "-fno-sanitize-recover=all", "-g"])
+    except subprocess.CalledProcessError as err:
+        pytest.skip(f"no sanitizer build: {err.stderr.strip()[:200]}")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "LD_PRELOAD": ":".join(runtimes),
+           "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
+           "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
+    done = subprocess.run([sys.executable, "-c", _WITH_LIBRARY, str(library), "-q", "-x",
+                           "-p", "no:cacheprovider", "tests/test_fast.py", "tests/test_kernels.py",
+                           "tests/test_properties.py", "--deselect",
+                           "tests/test_kernels.py::test_the_library_is_found_beside_its_source"],
+                          cwd=root, env=env, capture_output=True, text=True)
+    tail = (done.stdout + done.stderr)[-3000:]
+    assert done.returncode == 0, tail
+    assert " passed" in done.stdout and "ERROR: AddressSanitizer" not in tail

@@ -17,6 +17,7 @@ import shlex
 import subprocess
 import sysconfig
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 #: Compiler flags of the kernels (after any the environment sets, so that these win).
@@ -42,16 +43,18 @@ def compiler() -> list[str]:
     return shlex.split(cc)
 
 
-def build(folder: Path | None = None) -> Path:
-    """Compile :data:`SOURCE` into ``folder`` (default: beside it), replacing any earlier
-    library atomically; returns the library's path. Raises ``OSError`` when the folder is
-    not writable and ``subprocess.CalledProcessError`` when the compiler fails."""
+def build(folder: Path | None = None, extra: Sequence[str] = ()) -> Path:
+    """Compile :data:`SOURCE` into ``folder`` (default: beside it), with ``extra`` flags after
+    :data:`CFLAGS` (e.g. sanitizers, for the tests), replacing any earlier library
+    atomically; returns the library's path. Raises ``OSError`` when the folder is not
+    writable and ``subprocess.CalledProcessError`` when the compiler fails."""
     folder = SOURCE.parent if folder is None else Path(folder)
     target = folder / f"_fast{importlib.machinery.EXTENSION_SUFFIXES[0]}"
     fd, tmp = tempfile.mkstemp(prefix="._fast-", suffix=".so", dir=folder)
     os.close(fd)
     try:
-        subprocess.run([*compiler(), *CFLAGS, "-fPIC", "-shared", "-o", tmp, str(SOURCE), "-lm"],
+        subprocess.run([*compiler(), *CFLAGS, *extra, "-fPIC", "-shared", "-o", tmp, str(SOURCE),
+                        "-lm"],
                        check=True, capture_output=True, text=True)
         os.chmod(tmp, 0o755)
         os.replace(tmp, target)

@@ -96,6 +96,9 @@ static void *carve(scratch *s, size_t bytes) {
     return p;
 }
 
+/* row, clamped to the rows [0, n) of a block */
+static inline int clamp_row(int row, int n) { return row < 0 ? 0 : (row > n - 1 ? n - 1 : row); }
+
 /* The comparator network on the first nb columns of buf (rows = wires, row stride block).
    The + 0.0f turns -0.0 into +0.0 on the low wire: no result changes (a zero median of a pixel
    holding a -0.0 is redone exactly), as in the reference's order of operations. */
@@ -272,9 +275,9 @@ KERNEL int medstack_numcombine(const i64 *sp, const uint8_t *ss, const i64 *wp,
     float *wrow = carve(&mem, sizeof(float) * block);
     float *tmp = carve(&mem, sizeof(float) * (n > 0 ? n : 1));
     const int c_odd = ((n - nlow - nhigh) & 1) == 1;
-    int lo_row = mid - 1 < 0 ? 0 : mid - 1;
-    lo_row = lo_row > n - 1 ? n - 1 : lo_row;
-    const int hi_row = mid < n - 1 ? mid : n - 1;
+    /* the rows of the sorted block that hold the middle values, clamped to the block (mid is
+       out of it when nlow + nhigh >= n: then every pixel is redone one by one) */
+    const int lo_row = clamp_row(mid - 1, n), hi_row = clamp_row(mid, n);
     for (i64 p0 = p_lo; status == 0 && p0 < p_hi; p0 += block) {
         int nb = (int)(p_hi - p0 < block ? p_hi - p0 : block);
         for (int x = 0; x < nb; x++) {
@@ -404,9 +407,9 @@ KERNEL int medstack_minmed(const i64 *sp, const uint8_t *ss, const i64 *wp, cons
     float *tmp = carve(&mem, sizeof(float) * (n > 0 ? n : 1));
     const float nan32 = (float)NAN, no_lim = -INF32;
     const int c_odd = ((n - 1) & 1) == 1;
-    int lo_row = mid - 1 < 0 ? 0 : mid - 1;
-    lo_row = lo_row > n - 1 ? n - 1 : lo_row;
-    const int hi_row = mid < n - 1 ? mid : n - 1;
+    /* the rows of the sorted block that hold the middle values, clamped to the block (mid is
+       out of it when nlow + nhigh >= n: then every pixel is redone one by one) */
+    const int lo_row = clamp_row(mid - 1, n), hi_row = clamp_row(mid, n);
     i64 fw = 0;
     while (fw < n_fw && fw_pos[fw] < p_lo) fw++;
     for (i64 p0 = p_lo; status == 0 && p0 < p_hi; p0 += block) {
