@@ -20,12 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from ..io.readers import image_header
-from ..io.writer import check_output_path, output_header
+from ..io.writer import check_output_path
 from ..kernels import SectionResult, choose_kernel
 from ..options import RunOptions, run_options
 from .plan import StackPlan
-from .products import MedianResult, OutputSinks, pending_result, provenance
+from .products import MedianResult, OutputSinks, median_header, pending_result
 from .report import check_coverage, compile_notice, image_table
 from .sections import Section
 from .weights import WeightStats, thresholds_of
@@ -138,9 +137,7 @@ def run(
     if path is not None:
         inputs = [name for img in plan.images for name in (img.sci, img.wht)]
         out_path = check_output_path(path, inputs)
-    cards, history = provenance(plan)
-    header = output_header(image_header(plan.images[0]), cards, history,
-                           source=plan.images[0].sci)
+    header = median_header(plan)  # without astropy where the first input's is plain
     if executor.compiles_here and kernel == "fast":
         compile_notice(plan)
     count_masked = log.isEnabledFor(logging.INFO) and plan.params.median_newmasks
