@@ -246,7 +246,6 @@ def test_replacing_an_earlier_product_releases_it_in_the_background(tmp_path, mo
 # --- The output header without astropy (io/rawheader.py): the same bytes as astropy's ---------
 
 
-
 def _astropy_card(keyword, value, comment):
     """astropy's image of a new card, and whether it warned while making it."""
     with warnings.catch_warnings(record=True) as caught:
