@@ -571,8 +571,10 @@ def test_tricky_headers_same_bytes_raw_only_where_plain(tmp_path, paths, case, c
 
 def test_result_header_is_todays_astropy_header(tmp_path, paths):
     scis = make_stack(tmp_path / "stack", n_images=3, shape=(48, 40))
-    result = median_image(scis, tmp_path / "raw", save_maps=True)
+    pending = []
+    result = median_image(scis, tmp_path / "raw", save_maps=True, before_commit=pending.append)
     assert paths.raw == [True] and isinstance(result.__dict__["_header"], RawHeader)
+    assert pending[0].header is result.header  # one Header, as when astropy built it
     with paths.astropy_only():
         today = median_image(scis, tmp_path / "astropy", save_maps=True)
     header = result.header

@@ -139,7 +139,7 @@ class MedianResult:
 def _get_header(self: MedianResult) -> fits.Header:
     header = self.__dict__["_header"]
     if isinstance(header, RawHeader):  # the raw cards of a run that needed no astropy
-        header = self.__dict__["_header"] = header.to_astropy()
+        header = self.__dict__["_header"] = header.shared_astropy()
     return header
 
 

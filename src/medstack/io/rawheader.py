@@ -221,6 +221,7 @@ class RawHeader:
     def __init__(self, images: Sequence[str], keywords: Sequence[str]) -> None:
         self.images = list(images)
         self.keywords = list(keywords)
+        self._shared: fits.Header | None = None
 
     @classmethod
     def from_cards(cls, images: Iterable[str]) -> RawHeader:
@@ -252,10 +253,17 @@ class RawHeader:
         return text + " " * (-len(text) % 2880)
 
     def to_astropy(self) -> fits.Header:
-        """An astropy Header of these cards (imports astropy)."""
+        """A new astropy Header of these cards (imports astropy)."""
         from astropy.io import fits
 
         return fits.Header.fromstring("".join(self.images))
+
+    def shared_astropy(self) -> fits.Header:
+        """One astropy Header of these cards, made on the first call: what every result
+        holding this header hands out (as they shared one Header when astropy built it)."""
+        if self._shared is None:
+            self._shared = self.to_astropy()
+        return self._shared
 
     # Header's own steps (astropy/io/fits/header.py), on images and keywords
 
