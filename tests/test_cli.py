@@ -215,3 +215,66 @@ def test_the_command_starts_no_blas_threads_unless_told(given):
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, check=True)
     assert done.stdout.split() == [given or "1", "False"], done.stderr
+
+
+_NO_ASTROPY = ("import sys; from medstack.cli import main; status = main(sys.argv[1:]); "
+               "print(status, sorted({m.split('.')[0] for m in sys.modules} & {'astropy'}))")
+
+
+@pytest.mark.parametrize("flags", [[], ["--save-maps", "-v"], ["--combine-type", "median",
+                                                              "--combine-nsigma", "4 3"]],
+                         ids=["default", "maps-verbose", "median"])
+def test_a_plain_run_never_imports_astropy(stack, tmp_path, monkeypatch, flags):
+    """Plain float32 singles: the whole run (inputs, header, products) without astropy, and
+    every file the same bytes as astropy's header makes (today's way, run here)."""
+    done = subprocess.run([sys.executable, "-c", _NO_ASTROPY, *stack, "-o", str(tmp_path / "a"),
+                           "-q", *flags], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "[]"], done.stderr
+    import medstack.core.products as products
+
+    monkeypatch.setattr(products, "image_header_cards", lambda img: None)
+    assert main([*stack, "-o", str(tmp_path / "b"), "-q", *flags]) == 0
+    made = sorted(p.name for p in tmp_path.glob("a_med*.fits"))
+    assert made and made == [n.replace("b_", "a_", 1) for n in
+                             sorted(p.name for p in tmp_path.glob("b_med*.fits"))]
+    for name in made:
+        assert (tmp_path / name).read_bytes() == (tmp_path / name.replace("a_", "b_", 1)
+                                                  ).read_bytes(), name
+
+
+def test_the_command_process_imports_no_astropy(stack, tmp_path):
+    """``python -X importtime -m medstack.cli``: the command's own process, its quick exit
+    included, lists no astropy module."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "medstack.cli", *stack,
+                           "-o", str(tmp_path / "i"), "-q"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
+                if line.startswith("import time:")]
+    assert "numpy" in imported and "medstack.core.run" in imported
+    assert not [m for m in imported if m.split(".")[0] == "astropy"]
+    assert (tmp_path / "i_med.fits").exists()
+
+
+def test_astropy_imported_during_a_run_leaves_warnings_to_medstack(stack, tmp_path):
+    """A gzipped input needs astropy: imported during the run, its logger's capture of Python
+    warnings is turned off as it is set up (medstack shows warnings, one line each), and the
+    import hook is gone after the run."""
+    import gzip
+
+    zipped = []
+    for sci in stack:
+        for name in (sci, sci.replace("_single_sci", "_single_wht")):
+            Path(name + ".gz").write_bytes(gzip.compress(Path(name).read_bytes()))
+        zipped.append(sci + ".gz")
+    code = ("import sys, warnings; from medstack.cli import main; before = warnings.showwarning; "
+            "status = main(sys.argv[1:]); from astropy import log; "
+            "print(status, 'astropy' in sys.modules, log.warnings_logging_enabled(), "
+            "warnings.showwarning is before, "
+            "[type(f).__name__ for f in sys.meta_path if 'Astropy' in type(f).__name__])")
+    done = subprocess.run([sys.executable, "-c", code, *zipped, "-o", str(tmp_path / "z"), "-q"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "True", "False", "True", "[]"], done.stderr
+    assert fits.getdata(tmp_path / "z_med.fits").tobytes() == median_image(stack).data.astype(
+        ">f4").tobytes()

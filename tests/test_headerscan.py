@@ -11,7 +11,7 @@ from astropy.io import fits
 from conftest import random_stack, write_stack
 
 import medstack.io.inputs as inputs
-from medstack.io.headerscan import card_value, scan_header
+from medstack.io.headerscan import card_value, header_cards, scan_header
 from medstack.io.inputs import SCALAR_KEYWORDS, open_input
 
 SYNTHETIC = Path(__file__).parent / "data" / "synthetic"
@@ -161,3 +161,64 @@ def test_the_scalar_cards_are_the_ones_read():
     inputs.scalars_from_header(Spy({"EXPTIME": 1.0, "MDRIZSKY": 2.0, "CCDAMP": "ABCD"}))
     inputs.scalars_from_header(Spy({"EXPTIME": 1.0}))
     assert set(read) <= set(SCALAR_KEYWORDS)
+
+
+def _astropy_images(path: Path) -> list[str]:
+    """The 80-character cards astropy reads from the primary header, as they lie in the file
+    (astropy's own parse: its card count, the offset of its data)."""
+    with fits.open(path) as hdul:
+        count, start = len(hdul[0].header), hdul.fileinfo(0)["datLoc"]
+    text = path.read_bytes()[:start].decode("ascii")
+    return [text[i:i + 80] for i in range(0, 80 * count, 80)]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SYNTHETIC.glob("*.fits.gz"))[:6])
+def test_header_cards_are_astropys_cards(tmp_path, name):
+    path = unzipped(tmp_path, name)
+    cards = header_cards(str(path))
+    assert cards and cards == _astropy_images(path)
+    assert all(len(card) == 80 for card in cards)
+
+
+def test_header_cards_of_the_real_singles(hrc_data):
+    for sci in hrc_data["sci"]:
+        cards = header_cards(sci)
+        assert cards is not None and len(cards) > 100 and cards == _astropy_images(Path(sci))
+
+
+@pytest.mark.parametrize("change", [
+    "continue", "no-end", "end-text", "end-equals", "non-ascii", "not-simple", "gzip",
+])
+def test_header_cards_leave_anything_unusual_to_astropy(tmp_path, change):
+    cards = [*PLAIN, "EXPTIME =                 10.0", "COMMENT   plain"]
+    if change == "continue":
+        cards += ["LONGSTR = 'abc&'", "CONTINUE  'def'"]
+    elif change == "not-simple":
+        cards[0] = "SIMPLE  =                    F"
+    elif change == "non-ascii":
+        cards.append("COMMENT caf\xe9")
+    path = write_raw(tmp_path / "odd.fits", cards)
+    assert header_cards(str(path)) is not None or change in ("continue", "non-ascii",
+                                                           "not-simple")
+    raw = path.read_bytes()
+    end = b"END" + b" " * 77
+    if change == "no-end":
+        path.write_bytes(raw.replace(end, b" " * 80))
+    elif change == "end-text":
+        path.write_bytes(raw.replace(end, b"END     junk".ljust(80)))
+    elif change == "end-equals":  # astropy: the end of the header, with a warning
+        path.write_bytes(raw.replace(end, b"END= 1".ljust(80)))
+        assert scan_header(str(path)) is None
+    elif change == "gzip":
+        path.write_bytes(gzip.compress(raw))
+    assert header_cards(str(path)) is None
+
+
+def test_header_cards_stop_at_the_end_card(tmp_path):
+    path = write_raw(tmp_path / "x.fits", [*PLAIN, "OBJECT  = 'x'", "", "COMMENT   last"])
+    raw = path.read_bytes()
+    at = raw.index(b"END" + b" " * 77) + 80  # cards after END in the same block are not read
+    path.write_bytes(raw[:at] + b"AFTER   =                    1".ljust(80) + raw[at + 80:])
+    cards = header_cards(str(path))
+    assert cards == [c.ljust(80) for c in [*PLAIN, "OBJECT  = 'x'", "", "COMMENT   last"]]
+    assert cards == _astropy_images(path)

@@ -1,16 +1,33 @@
-"""The atomic, section-by-section FITS writer."""
+"""The atomic, section-by-section FITS writer, and the output header: built from raw cards
+without astropy where the first input is plain, the same bytes as astropy's either way."""
 
 from __future__ import annotations
 
 import errno
 import os
+import warnings
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import pytest
 from astropy.io import fits
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import medstack.core.products as products
+import medstack.core.run
+from medstack import median_image
+from medstack.cli import main
 from medstack.errors import OutputError
-from medstack.io.writer import FitsImageWriter, check_output_path, output_header
+from medstack.extras.demo import make_stack
+from medstack.io.rawheader import (
+    NotPlain,
+    RawHeader,
+    format_card,
+    raw_output_header,
+    template_keyword,
+)
+from medstack.io.writer import FitsImageWriter, _header_bytes, check_output_path, output_header
 
 
 def test_rows_in_any_order_make_a_valid_fits(tmp_path):
@@ -224,3 +241,352 @@ def test_replacing_an_earlier_product_releases_it_in_the_background(tmp_path, mo
             w.commit()
     assert path.read_bytes() == before and len(closed) == 1
     assert set(os.listdir("/proc/self/fd")) == fds
+
+
+# --- The output header without astropy (io/rawheader.py): the same bytes as astropy's ---------
+
+
+def _astropy_card(keyword, value, comment):
+    """astropy's image of a new card, and whether it warned while making it."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = str(fits.Card(keyword, value, comment))
+    return image, bool(caught)
+
+
+_VALUES = [True, False, 0, 1, -1, 7, 2**31, 2**63 + 5, -(2**40), 10**19, 10**25, 0.0, -0.0, 1.0,
+           0.1, 0.7, 2.5, 3.0, 1e-10, 1.0e30, 1e16, 1e15, 123456789.123, 57.831527709960938,
+           -1.2345678901234567e-100, 5e-324, 1.7976931348623157e308, float("nan"),
+           float("inf"), "", "a", "minmed", "12345678", "123456789", " lead", "trail  ", "4 3",
+           "None", "x" * 60, "x" * 68, "x" * 69, "x" * 70, "it's", "a: 1", "caf\u00e9",
+           np.float32(2.5), np.int64(3), None]
+_COMMENTS = [None, "", "c", "number of images combined", "x" * 60, " lead", "trail ",
+             "a / b", "it's"]
+
+
+@pytest.mark.parametrize("keyword", ["A", "NCOMBINE", "MEDSTACK", "DATE-OBS", "X_1"])
+def test_format_card_is_astropys_card_or_declines(keyword):
+    formatted = 0
+    for value in _VALUES:
+        for comment in _COMMENTS:
+            try:
+                image = format_card(keyword, value, comment)
+            except NotPlain:
+                continue
+            formatted += 1
+            want, warned = _astropy_card(keyword, value, comment)
+            assert image == want and not warned, (keyword, value, comment)
+            back = fits.Card.fromstring(image)  # and it reads back as the same value
+            assert type(back.value) is type(value) and back.value == (
+                value.rstrip() if isinstance(value, str) else value)
+            assert back.comment == (comment or "")
+    assert formatted >= 200  # the plain cards (most of them) are formatted here
+
+
+@pytest.mark.parametrize("value", [float("nan"), 1.2345678901234567e-100, "it's", "a: 1",
+                                   "x" * 69, np.float32(2.5), None, "caf\u00e9"])
+def test_format_card_declines_what_astropy_might_write_otherwise(value):
+    with pytest.raises(NotPlain):
+        format_card("KEY", value, "c")
+    for keyword in ("lower", "HIERARCH", "CONTINUE", "TOOLONGKEY", "A B", ""):
+        with pytest.raises(NotPlain):
+            format_card(keyword, 1, "c")
+
+
+def _c(text: str) -> str:
+    return text.ljust(80)
+
+
+#: Card images of an input header, each copied by astropy as it is (True) or not (False).
+_TEMPLATE_CARDS = [
+    (_c("OBJECT  = 'NGC 104 '           / target name"), True),
+    (_c("QUOTED  = 'it''s ''quoted'''   / quotes doubled"), True),
+    (_c("ODD     = 'x''/y   '"), True),
+    (_c("TINY    =                1E-10 / tiny"), True),
+    (_c("HUGE    =              1.0E+30"), True),
+    (_c("NEGZERO =                 -0.0"), True),
+    (_c("DEXP    =              1.25D+3 / D exponent"), True),
+    (_c("BIGINT  = 12345678901234567890 / above 2**63"), True),
+    (_c("FLAG    =                    T"), True),
+    (_c("CPLX    = (1.5, -2)"), True),
+    (_c("UNDEF   =                      / no value"), True),
+    (_c("DATE-OBS= '2004-02-28'         / with a colon: in the comment"), True),
+    (_c("TIME-OBS= '12:34:56'"), True),
+    (_c("COMMENT   a comment card"), True),
+    (_c("HISTORY   a history card"), True),
+    (_c("          / a blank-keyword card"), True),
+    (_c(""), True),
+    (_c("LOWEXP  =              1.0e-10 / astropy fixes this"), False),
+    (_c("lowkey  =                    1"), False),
+    (_c("EQ     =                     5 / = not in column 9"), False),
+    (_c("BADVAL  = 12 34 / two numbers"), False),
+    (_c("NOEQ      12"), False),
+    (_c("DP1     = 'AXIS.1: 1'          / record-valued"), False),
+    (_c("HIERARCH ESO DET CHIP = 'CCD-1'"), False),
+    (_c("CONTINUE  'more'"), False),
+    (_c("comment   lower-case commentary"), False),
+    (_c("TAB     = 'a\tb'"), False),
+]
+
+
+@pytest.mark.parametrize(("image", "plain"), _TEMPLATE_CARDS)
+def test_template_cards_copied_only_where_astropy_copies_them_unchanged(image, plain):
+    key = template_keyword(image)
+    assert (key is not None) is plain
+    card = fits.Card.fromstring(image)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            copied = card.image
+        except Exception:
+            copied = None
+    if plain:
+        assert copied == image and not caught and card.keyword == key
+
+
+def _astropy_output(cards, extra, history):
+    """Today's header: output_header on the template astropy reads from these cards."""
+    template = fits.Header.fromstring("".join(cards) + _c("END"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return output_header(template, extra, history)
+
+
+_PLAIN_POOL = [image for image, plain in _TEMPLATE_CARDS if plain] + [
+    _c("BUNIT   = 'ELECTRONS/S'        / units of the data"),
+    _c("NCOMBINE=                    3 / images in the input"),
+    _c("MEDNLOW =                    0 / combine_nlow"),
+    _c("MEDCTYPE= 'median  '           / combine_type"),
+    _c("EXPTIME =                507.0 / exposure time"),
+    _c("SIMPLE  =                    T"),
+    _c("NAXIS1  =                   10"),
+    _c("HISTORY   a later history card"),
+]
+_EXTRA_POOL = [("NCOMBINE", 3, "number of images combined"), ("NCOMBINE", 4, "images"),
+               ("MEDSTACK", "0.1.0", "medstack version"), ("MEDNLOW", 0, "combine_nlow"),
+               ("MEDCTYPE", "minmed", "combine_type"), ("MEDLTHR", 1e-10, "combine_lthresh"),
+               ("MEDFILL", -0.0, "fillval"), ("MEDNEWMK", True, "median_newmasks"),
+               ("BUNIT", "count", "map unit"), ("MEDMAP", "ngood", "what"),
+               ("EXPTIME", 507.0, "exposure time"), ("MEDBIG", 2**40, "")]
+_HISTORY_POOL = ["medstack 0.1.0 median of 3 images", "", "h" * 72, "h" * 73, "x" * 150,
+                 "with numpy 2.4.0, astropy 8.0.2", "caf\u00e9"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(cards=st.lists(st.sampled_from(_PLAIN_POOL), max_size=14),
+       extra=st.lists(st.sampled_from(_EXTRA_POOL), max_size=6),
+       history=st.lists(st.sampled_from(_HISTORY_POOL), max_size=4))
+def test_raw_output_header_is_astropys_card_for_card(cards, extra, history):
+    """Any mix of plain cards (trailing blanks and commentary, keywords updated in place, long
+    HISTORY lines): the raw header is astropy's, or declines; so are the maps' headers."""
+    raw = raw_output_header(cards, extra, history)
+    if raw is None:
+        return
+    want = _astropy_output(cards, extra, history)
+    assert "".join(raw.images) == "".join(str(card) for card in want.cards)
+    assert raw.tostring() == want.tostring()
+    for key in ("ngood", "minchosen"):
+        got = products._map_header(raw, key)
+        made = products._map_header(want, key)
+        images = got.images if isinstance(got, RawHeader) else [str(c) for c in got.cards]
+        assert "".join(images) == "".join(str(card) for card in made.cards)
+
+
+def test_raw_output_header_takes_plain_headers_and_declines_the_rest():
+    plain = [image for image, ok in _TEMPLATE_CARDS if ok]
+    extra = [("NCOMBINE", 3, "number of images combined"), ("MEDCTYPE", "minmed", "t")]
+    assert raw_output_header(plain, extra, ["one", "two" * 40]) is not None
+    for image, ok in _TEMPLATE_CARDS:
+        if not ok:
+            assert raw_output_header([*plain, image], extra) is None, image
+    same_string = [_c("MEDCTYPE= 'minmed  '           / combine_type")]
+    assert raw_output_header(same_string, extra) is None  # astropy keeps the old card's text
+    same_int = [_c("NCOMBINE=                    3 / n")]
+    header = raw_output_header(same_int, extra)
+    assert header.images[0] == format_card("NCOMBINE", 3, "number of images combined")
+
+
+def test_trailing_blanks_and_commentary_as_astropy_uses_them():
+    cards = [_c("OBJECT  = 'x'"), _c("HISTORY   old"), _c("COMMENT   c"), _c(""), _c(""),
+             _c("")]
+    extra = [("NEWKEY", 1, "a"), ("OTHER", 2.5, "b")]
+    raw = raw_output_header(cards, extra, ["new history"])
+    want = _astropy_output(cards, extra, ["new history"])
+    assert [image.rstrip() for image in raw.images] == [str(c).rstrip() for c in want.cards]
+    # new cards before the trailing commentary, the new HISTORY after the old one, each using
+    # up one of the three trailing blank cards
+    assert [image[:8].rstrip() for image in raw.images] == [
+        "OBJECT", "NEWKEY", "OTHER", "HISTORY", "HISTORY", "COMMENT"]
+    only_blanks = [_c("")] * 4
+    raw = raw_output_header(only_blanks, extra, ["h"])
+    assert raw.images == [str(c) for c in _astropy_output(only_blanks, extra, ["h"]).cards]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16, np.uint8])
+def test_writer_header_bytes_raw_and_astropy(dtype):
+    cards = [image for image, ok in _TEMPLATE_CARDS if ok]
+    raw = raw_output_header(cards, [("NCOMBINE", 3, "n")], ["made here"])
+    bitpix, bzero, _ = {np.float32: (-32, None, 0), np.uint16: (16, 32768, 0),
+                        np.uint8: (8, None, 0)}[dtype]
+    for header, astropy_header in ((raw, raw.to_astropy()), (None, fits.Header())):
+        got = _header_bytes((7, 5), bitpix, bzero, header)
+        assert got == _header_bytes((7, 5), bitpix, bzero, astropy_header)
+        assert len(got) % 2880 == 0
+
+
+class _Paths:
+    """Which way each run built its output header; :meth:`astropy_only` runs as medstack did
+    before it could build headers raw (the first input's cards never handed out)."""
+
+    def __init__(self, monkeypatch):
+        self.raw: list[bool] = []
+        self._monkeypatch = monkeypatch
+        real = products.median_header
+
+        def spy(plan):
+            header = real(plan)
+            self.raw.append(isinstance(header, RawHeader))
+            return header
+
+        monkeypatch.setattr(medstack.core.run, "median_header", spy)
+
+    @contextmanager
+    def astropy_only(self):
+        with self._monkeypatch.context() as patch:
+            patch.setattr(products, "image_header_cards", lambda img: None)
+            yield
+
+
+@pytest.fixture()
+def paths(monkeypatch):
+    return _Paths(monkeypatch)
+
+
+_FLAG_SETS = [
+    ["--save-maps"],
+    ["--combine-type", "median", "--combine-nhigh", "1", "--save-maps"],
+    ["--combine-type", "mean", "--combine-lthresh", "1e-10", "--combine-hthresh", "1e30",
+     "--fillval", "-0.0", "--no-median-newmasks"],
+    ["--combine-nsigma", "4 3", "--combine-grow", "1", "--save-maps"],
+]
+
+
+def _cli_both_ways(inputs, tmp_path, paths, flags):
+    """The command's output files made with the raw header and with astropy's: the bytes."""
+    outputs = {}
+    for way in ("raw", "astropy"):
+        root = tmp_path / way / "out"
+        root.parent.mkdir()
+        with paths.astropy_only() if way == "astropy" else nullcontext():
+            assert main([*map(str, inputs), "-o", str(root), "-q", *flags]) == 0
+        outputs[way] = {p.name: p.read_bytes() for p in sorted(root.parent.glob("*.fits"))}
+    assert outputs["raw"] and outputs["raw"] == outputs["astropy"]
+    return outputs["raw"]
+
+
+@pytest.mark.parametrize("flags", _FLAG_SETS, ids=lambda f: " ".join(f) or "default")
+def test_demo_stack_outputs_are_the_same_bytes(tmp_path, paths, flags):
+    scis = make_stack(tmp_path / "stack", n_images=3, shape=(64, 64))
+    files = _cli_both_ways(scis, tmp_path, paths, flags)
+    assert paths.raw == [True, False]  # the raw header was built, and made the same files
+    assert len(files) == (3 if flags[0] == "--save-maps" or "--combine-grow" in flags else
+                          2 if "--save-maps" in flags else 1)
+
+
+@pytest.mark.parametrize("flags", _FLAG_SETS[:2], ids=lambda f: " ".join(f))
+def test_real_singles_outputs_are_the_same_bytes(hrc_data, tmp_path, paths, flags):
+    _cli_both_ways(hrc_data["sci"], tmp_path, paths, flags)
+    assert paths.raw == [True, False]
+
+
+def _single_with_cards(path, cards, data):
+    """A plain single whose primary header holds the structural cards and then ``cards``
+    (raw images, as given)."""
+    head = fits.PrimaryHDU(np.asarray(data, ">f4")).header.tostring(endcard=False,
+                                                                   padding=False)
+    text = head + "".join(cards) + _c("END")
+    text += " " * (-len(text) % 2880)
+    raw = np.asarray(data, ">f4").tobytes()
+    path.write_bytes(text.encode("ascii") + raw + b"\0" * (-len(raw) % 2880))
+
+
+_LONG = str(fits.Card("LONGSTR", "a long string value " * 5, "long strings use CONTINUE"))
+_HIER = str(fits.Card("HIERARCH ESO DET CHIP NAME", "CCD-1", "a HIERARCH card"))
+_TRICKY = {
+    "plain": ([_c("OBJECT  = 'NGC 104 '           / target")], True),
+    "quotes in strings": ([str(fits.Card("QUOTED", "it's 'quoted'", "quotes")),
+                           _c("ODD     = 'x''/y   '")], True),
+    "numbers": ([_c("TINY    =                1E-10"), _c("HUGE    =              1.0E+30"),
+                 _c("NEGZERO =                 -0.0"), _c("DEXP    =              1.25D+3"),
+                 _c("BIGINT  = 12345678901234567890"), _c("NEGBIG  = -9223372036854775809")],
+                True),
+    "blank cards, trailing too": ([_c("A       =                    1"), _c(""),
+                                   _c("B       =                    2"), _c(""), _c(""), _c("")],
+                                  True),
+    "commentary at the end": ([_c("A       =                    1"), _c("COMMENT   c1"),
+                               _c("HISTORY   h1"), _c("          / section"),
+                               _c("HISTORY   h2"), _c("")], True),
+    "only blank cards": ([_c("")] * 5, True),
+    "provenance keywords there already": ([_c("NCOMBINE=                    3 / old"),
+                                          _c("BUNIT   = 'count   '           / map unit"),
+                                          _c("MEDMAP  = 'ngood   '"),
+                                          _c("BUNIT   = 'second'")], True),
+    "the same combine type": ([_c("MEDCTYPE= 'minmed  '           / combine_type")], False),
+    "long string": ([_LONG], False),
+    "HIERARCH": ([_HIER], False),
+    "lower-case keyword": ([_c("lowkey  =                    1 / fixed by astropy")], False),
+    "lower-case exponent": ([_c("LOWEXP  =              1.0e-10 / fixed by astropy")], False),
+    "misplaced equal sign": ([_c("EQ     =                     5")], False),
+    "record-valued": ([_c("DP1     = 'AXIS.1: 1'")], False),
+    "unparsable": ([_c("BADVAL  = 12 34 / two numbers")], False),
+}
+
+
+@pytest.mark.parametrize("case", list(_TRICKY))
+def test_tricky_headers_same_bytes_raw_only_where_plain(tmp_path, paths, case, caplog):
+    """Synthetic first inputs with tricky cards: the raw path takes the plain ones and
+    declines the others (then astropy builds the header, fixes and warnings as before); the
+    files are today's either way."""
+    cards, plain = _TRICKY[case]
+    rng = np.random.default_rng(3)
+    scis = []
+    for i in range(3):
+        sci = tmp_path / f"t{i}_single_sci.fits"
+        _single_with_cards(sci, cards if i == 0 else [], rng.normal(10, 1, (9, 7)))
+        fits.PrimaryHDU(np.full((9, 7), 2.0, ">f4")).writeto(
+            tmp_path / f"t{i}_single_wht.fits")
+        scis.append(str(sci))
+    values = {"exptime": [100.0] * 3, "sky": [1.0] * 3, "readnoise": [4.0] * 3}
+    outputs, logs = {}, {}
+    for way in ("raw", "astropy"):
+        caplog.clear()
+        with paths.astropy_only() if way == "astropy" else nullcontext():
+            result = median_image(scis, tmp_path / way, save_maps=True, **values)
+        outputs[way] = [p.read_bytes() for p in (result.path, *result.map_paths)]
+        logs[way] = [r.getMessage() for r in caplog.records if r.levelno >= 30]
+    assert outputs["raw"] == outputs["astropy"] and len(outputs["raw"]) == 3
+    assert logs["raw"] == logs["astropy"]
+    assert paths.raw == ([True, False] if plain else [False, False])
+
+
+def test_result_header_is_todays_astropy_header(tmp_path, paths):
+    scis = make_stack(tmp_path / "stack", n_images=3, shape=(48, 40))
+    pending = []
+    result = median_image(scis, tmp_path / "raw", save_maps=True, before_commit=pending.append)
+    assert paths.raw == [True] and isinstance(result.__dict__["_header"], RawHeader)
+    assert pending[0].header is result.header  # one Header, as when astropy built it
+    with paths.astropy_only():
+        today = median_image(scis, tmp_path / "astropy", save_maps=True)
+    header = result.header
+    assert type(header) is fits.Header and type(today.header) is fits.Header
+    assert header is result.header  # made once, on first access
+    assert header == today.header and len(header) == len(today.header)
+    assert list(header.items()) == list(today.header.items())
+    assert [c.comment for c in header.cards] == [c.comment for c in today.header.cards]
+    for key, value in today.header.items():
+        if key not in ("COMMENT", "HISTORY", ""):
+            assert type(header[key]) is type(value), key
+    written = fits.getheader(result.path)
+    for key in ("NCOMBINE", "MEDCTYPE", "MEDSTACK", "EXPTIME"):
+        assert header[key] == written[key]
+    assert repr(result).startswith("<MedianResult 48x40, minmed, 3 images")

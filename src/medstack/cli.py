@@ -213,9 +213,9 @@ def _log_warning(message: Warning | str, category: type[Warning], filename: str,
                                           " ".join(str(message).split()))
 
 
-def _route_library_warnings() -> None:
-    """Take Python warnings away from astropy's logger (imported by now) to :func:`_log_warning`
-    (restored by the ``warnings.catch_warnings`` around the run)."""
+def _quiet_astropy_log() -> None:
+    """Turn off astropy's logger's capture of Python warnings (medstack's own handler,
+    :func:`_log_warning`, shows them instead, one line each)."""
     try:
         from astropy import log as astropy_log
 
@@ -223,7 +223,54 @@ def _route_library_warnings() -> None:
             astropy_log.disable_warnings_logging()
     except Exception:  # pragma: no cover - astropy's logger set up differently
         pass
+
+
+class _AstropyLogWatch:
+    """An import hook for a run that has not imported astropy: most runs never do (plain
+    inputs and their headers are read without it). Should astropy be imported during the run
+    (a compressed input, an unusual header...), its logger's capture of warnings, which it
+    turns on when it is set up, is turned off again right after (:func:`_quiet_astropy_log`),
+    as for an astropy imported before the run."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "astropy":
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if finder is self or find is None:
+                continue
+            spec = find(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        exec_module = getattr(spec.loader, "exec_module", None)
+        if exec_module is not None:
+
+            def exec_then_quiet(module: Any) -> None:
+                exec_module(module)
+                _quiet_astropy_log()
+
+            try:
+                spec.loader.exec_module = exec_then_quiet
+            except AttributeError:  # pragma: no cover - a loader that takes no attribute
+                pass
+        return spec
+
+
+def _route_library_warnings() -> _AstropyLogWatch | None:
+    """Take Python warnings away from astropy's logger to :func:`_log_warning` (restored by
+    the ``warnings.catch_warnings`` around the run): at once if astropy is imported, else as
+    soon as it is (the :class:`_AstropyLogWatch` returned, to be removed from
+    ``sys.meta_path`` after the run)."""
+    watch = None
+    if "astropy" in sys.modules:
+        _quiet_astropy_log()
+    else:
+        watch = _AstropyLogWatch()
+        sys.meta_path.insert(0, watch)  # type: ignore[arg-type]
     warnings.showwarning = _log_warning
+    return watch
 
 
 class _Formatter(logging.Formatter):
@@ -258,6 +305,15 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    watch = _route_library_warnings()
+    try:
+        return _run_routed(args)
+    finally:
+        if watch in sys.meta_path:
+            sys.meta_path.remove(watch)  # type: ignore[arg-type]
+
+
+def _run_routed(args: argparse.Namespace) -> int:
     from .api import run_stack
     from .config import Settings, output_root, read_config, read_table, write_config
     from .core.plan import output_name, rootname
@@ -266,8 +322,6 @@ def _run(args: argparse.Namespace) -> int:
     from .io.writer import check_distinct_outputs, check_output_path, map_name
     from .options import run_options
     from .params import validate
-
-    _route_library_warnings()
 
     settings = read_config(args.config) if args.config else Settings()
     given = {p.name: getattr(args, p.name) for p in PARAMETERS

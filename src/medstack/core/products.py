@@ -6,19 +6,24 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from astropy.io import fits
 
 from .._version import __version__, dependency_versions
-from ..io.writer import FitsImageWriter, check_output_path, map_name
+from ..io.rawheader import NotPlain, RawHeader, raw_output_header
+from ..io.readers import image_header, image_header_cards
+from ..io.writer import FitsImageWriter, check_output_path, map_name, output_header
 from ..kernels import SectionResult
 from ..params import PARAMETERS, format_value
 from .plan import StackPlan
 from .sections import Section
 
-__all__ = ["MedianResult", "OutputSinks", "pending_result", "provenance", "versions"]
+if TYPE_CHECKING:  # pragma: no cover
+    from astropy.io import fits
+
+__all__ = ["MedianResult", "OutputSinks", "median_header", "pending_result", "provenance",
+           "versions"]
 
 
 def versions() -> str:
@@ -57,6 +62,20 @@ def provenance(plan: StackPlan) -> tuple[list[tuple[str, object, str]], list[str
     return cards, history
 
 
+def median_header(plan: StackPlan) -> fits.Header | RawHeader:
+    """The median's header: the first input's, less its structural cards, plus the provenance
+    (:func:`provenance`), as :func:`medstack.io.writer.output_header` builds it. Built from the
+    raw cards, without astropy, where the first input's header is plain enough
+    (:func:`medstack.io.rawheader.raw_output_header`: the same bytes); else with astropy."""
+    cards, history = provenance(plan)
+    first = plan.images[0]
+    raw = image_header_cards(first)
+    if raw is not None:
+        header = raw_output_header(raw, cards, history, source=first.sci)
+        if header is not None:
+            return header
+    return output_header(image_header(first), cards, history, source=first.sci)
+
 
 @dataclass(repr=False)
 class MedianResult:
@@ -67,7 +86,8 @@ class MedianResult:
     data : ndarray or None
         The median image (float32), when asked for.
     header : astropy.io.fits.Header
-        The output header: the first input's, plus provenance.
+        The output header: the first input's, plus provenance (made from the header's cards
+        when first asked for, where the run built them without astropy).
     path : Path or None
         The median file written, if any.
     ngood, minchosen : ndarray or None
@@ -116,17 +136,43 @@ class MedianResult:
         return f"<MedianResult {', '.join(parts)}>"
 
 
+def _get_header(self: MedianResult) -> fits.Header:
+    header = self.__dict__["_header"]
+    if isinstance(header, RawHeader):  # the raw cards of a run that needed no astropy
+        header = self.__dict__["_header"] = header.shared_astropy()
+    return header
+
+
+def _set_header(self: MedianResult, header: fits.Header | RawHeader) -> None:
+    self.__dict__["_header"] = header
+
+
+# An astropy Header, built from the raw cards on first access (after the dataclass is made,
+# so that ``header`` stays a plain field: ``MedianResult(data, header, ...)`` as before)
+MedianResult.header = property(  # type: ignore[assignment]
+    _get_header, _set_header, doc="The output header (astropy.io.fits.Header).")
+
+
 _MAP_UNITS = {
     "ngood": ("number of good inputs per pixel", "count"),
     "minchosen": ("1 where minmed chose the minimum", ""),
 }
 
 
-def _map_header(header: fits.Header, key: str) -> fits.Header:
-    """The median's header (same WCS and provenance) with BUNIT/MEDMAP describing a map."""
+def _map_header(header: fits.Header | RawHeader, key: str) -> fits.Header | RawHeader:
+    """The median's header (same WCS and provenance) with BUNIT/MEDMAP describing a map
+    (without astropy for a plain :class:`RawHeader`)."""
     if key not in _MAP_UNITS:
         return header
     what, unit = _MAP_UNITS[key]
+    if isinstance(header, RawHeader):
+        raw = header.copy()
+        try:
+            raw.set("BUNIT", unit, "map unit")
+            raw.set("MEDMAP", key, what)
+            return raw
+        except NotPlain:  # e.g. BUNIT already says so: as astropy does it
+            header = header.to_astropy()
     out = header.copy()
     out["BUNIT"] = (unit, "map unit")
     out["MEDMAP"] = (key, what)
@@ -137,7 +183,7 @@ class OutputSinks:
     """Where section results go: files written section by section, in-memory arrays, the
     quick-look (whatever executor computed them)."""
 
-    def __init__(self, plan: StackPlan, header: fits.Header, path: Path | None,
+    def __init__(self, plan: StackPlan, header: fits.Header | RawHeader, path: Path | None,
                  keep_data: bool, maps: bool, keep_maps: bool = False,
                  quicklook: bool = False) -> None:
         self.writers: dict[str, FitsImageWriter] = {}
@@ -194,7 +240,7 @@ class OutputSinks:
 
 
 
-def pending_result(sinks: OutputSinks, header: fits.Header, plan: StackPlan,
+def pending_result(sinks: OutputSinks, header: fits.Header | RawHeader, plan: StackPlan,
                    no_good: int = 0) -> MedianResult:
     """What a run has made before its files are committed (no paths yet)."""
     arrays = sinks.arrays

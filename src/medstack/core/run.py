@@ -20,12 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from ..io.readers import image_header
-from ..io.writer import check_output_path, output_header
+from ..io.writer import check_output_path
 from ..kernels import SectionResult, choose_kernel, fast_unavailable
 from ..options import RunOptions, run_options
 from .plan import StackPlan
-from .products import MedianResult, OutputSinks, pending_result, provenance
+from .products import MedianResult, OutputSinks, median_header, pending_result
 from .report import check_coverage, image_table
 from .sections import Section
 from .weights import WeightStats, thresholds_of
@@ -136,9 +135,7 @@ def run(
     if path is not None:
         inputs = [name for img in plan.images for name in (img.sci, img.wht)]
         out_path = check_output_path(path, inputs)
-    cards, history = provenance(plan)
-    header = output_header(image_header(plan.images[0]), cards, history,
-                           source=plan.images[0].sci)
+    header = median_header(plan)  # without astropy where the first input's is plain
     count_masked = log.isEnabledFor(logging.INFO) and plan.params.median_newmasks
     n = plan.n_images
     nonfinite = np.zeros(n, dtype=np.int64)

@@ -7,14 +7,17 @@ scalars. :func:`scan_header` reads the raw 80-character cards of the primary hea
 returns those cards with the offset of the data. A card's value is parsed when it is asked
 for: plain integers, reals, logicals and quoted strings (the fixed and free formats of the
 FITS standard, upper-case exponents) here, anything else by astropy's own
-:class:`~astropy.io.fits.Card`, whose errors a caller sees as it would from a header.
+:class:`~astropy.io.fits.Card` (astropy is imported then, and only then), whose errors a caller
+sees as it would from a header. :func:`header_cards` reads every card of such a header, raw,
+for the output header (:mod:`medstack.io.rawheader`).
 
 Notes
 -----
 It answers only for the plainest layout, and says None for anything else, so that the caller
 opens the file with astropy as before, with astropy's checks and messages: a file that does
 not start with ``SIMPLE = T``, a header that is not printable ASCII or has no ``END`` card
-(padded with blanks) in its first :data:`MAX_BLOCKS` blocks, a primary header whose ``NAXIS``
+(padded with blanks; astropy takes any card that starts with ``END`` and no keyword
+character for its end) in its first :data:`MAX_BLOCKS` blocks, a primary header whose ``NAXIS``
 is not 2, a wanted keyword that appears twice, in lower case or followed by a ``CONTINUE``
 card.
 """
@@ -22,13 +25,12 @@ card.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+import sys
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from astropy.io import fits
-
-__all__ = ["Cards", "HeaderScan", "card_value", "scan_header"]
+__all__ = ["Cards", "HeaderScan", "card_value", "header_cards", "scan_header", "verify_error"]
 
 BLOCK_BYTES = 2880
 CARD_BYTES = 80
@@ -38,12 +40,28 @@ MAX_BLOCKS = 64
 _SIMPLE = b"SIMPLE  =                    T"
 _END = "END" + " " * 77
 _LAYOUT = ("BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "BSCALE", "BZERO")
+#: A card astropy takes for the end of the header (its ``HEADER_END_RE``, at a card's start):
+#: ``END`` not followed by a keyword character; only ``END`` and blanks is a clean one.
+_END_LIKE = re.compile(r"END(?![A-Z0-9_-])")
 
 
 _INT = re.compile(r" *([+-]?\d+) *(?:/.*)?")
 _REAL = re.compile(r" *([+-]?(?:\d+\.?\d*|\.\d+)(?:[ED][+-]?\d+)?) *(?:/.*)?")
 _STRING = re.compile(r" *'((?:[^']|'')*)' *(?:/.*)?")
 _LOGICAL = re.compile(r" *([TF]) *(?:/.*)?")
+
+
+class _NotRaised(Exception):
+    """Stands for astropy's VerifyError while astropy is not imported (none can be raised)."""
+
+
+def verify_error() -> type[Exception]:
+    """astropy's :class:`~astropy.io.fits.VerifyError` if astropy.io.fits is imported, else
+    an exception class nothing raises: for ``except`` clauses that must not import astropy
+    (evaluated only when an exception is on its way)."""
+    fits = sys.modules.get("astropy.io.fits")
+    error = getattr(fits, "VerifyError", None)
+    return error if isinstance(error, type) else _NotRaised
 
 
 def card_value(card: str) -> Any:
@@ -58,6 +76,8 @@ def card_value(card: str) -> Any:
             return m.group(1).replace("''", "'").rstrip()
         if m := _LOGICAL.fullmatch(field):
             return m.group(1) == "T"
+    from astropy.io import fits
+
     return fits.Card.fromstring(card).value  # anything else, and its errors, as astropy's
 
 
@@ -113,39 +133,80 @@ def scan_header(path: str, keywords: Collection[str] = ()) -> HeaderScan | None:
     wanted = set(_LAYOUT) | {k.upper() for k in keywords}
     found: dict[str, str] = {}
     last = ""
+    for block_index, text in enumerate(_blocks(path)):
+        if text is None:
+            return None
+        for at in range(0, BLOCK_BYTES, CARD_BYTES):
+            card = text[at:at + CARD_BYTES]
+            key = card[:8].rstrip()
+            if key == "CONTINUE" and last:
+                return None
+            last = ""
+            if _END_LIKE.match(card):
+                if card != _END:
+                    return None
+                return _finish(Cards(found), (block_index + 1) * BLOCK_BYTES)
+            upper = key.upper()
+            if upper in wanted:
+                if upper != key or upper in found:
+                    return None
+                found[upper] = card
+                last = upper
+    return None
+
+
+def _blocks(path: str) -> Iterator[str | None]:
+    """The blocks of ``path``'s primary header as text, at most :data:`MAX_BLOCKS`; None,
+    last, where it is not plain: a file that does not start with ``SIMPLE = T``, a block that
+    is short or not printable ASCII.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be read.
+    """
     with open(path, "rb") as fh:
         for block_index in range(MAX_BLOCKS):
             block = fh.read(BLOCK_BYTES)
-            if len(block) < BLOCK_BYTES or not block.isascii():
-                return None
-            if block_index == 0 and not block.startswith(_SIMPLE):
-                return None
+            if len(block) < BLOCK_BYTES or not block.isascii() or (
+                    block_index == 0 and not block.startswith(_SIMPLE)):
+                yield None
+                return
             text = block.decode("ascii")
             if not text.isprintable():
+                yield None
+                return
+            yield text
+
+
+def header_cards(path: str) -> list[str] | None:
+    """Every card of ``path``'s primary header before its ``END``, raw (80 characters each),
+    where the header is plain: as :func:`scan_header` reads it, with a clean ``END`` card
+    (``END`` and blanks) and no ``CONTINUE`` card; else None (then read it with astropy).
+
+    Raises
+    ------
+    OSError
+        If the file cannot be read.
+    """
+    cards: list[str] = []
+    for text in _blocks(path):
+        if text is None:
+            return None
+        for at in range(0, BLOCK_BYTES, CARD_BYTES):
+            card = text[at:at + CARD_BYTES]
+            if _END_LIKE.match(card):
+                return cards if card == _END else None
+            if card.startswith("CONTINUE"):
                 return None
-            for at in range(0, BLOCK_BYTES, CARD_BYTES):
-                card = text[at:at + CARD_BYTES]
-                key = card[:8].rstrip()
-                if key == "CONTINUE" and last:
-                    return None
-                last = ""
-                if key == "END":
-                    if card != _END:
-                        return None
-                    return _finish(Cards(found), (block_index + 1) * BLOCK_BYTES)
-                upper = key.upper()
-                if upper in wanted:
-                    if upper != key or upper in found:
-                        return None
-                    found[upper] = card
-                    last = upper
+            cards.append(card)
     return None
 
 
 def _finish(cards: Cards, data_offset: int) -> HeaderScan | None:
     try:
         layout = [cards.get(k) for k in ("BITPIX", "NAXIS", "NAXIS1", "NAXIS2")]
-    except (fits.VerifyError, ValueError):
+    except (verify_error(), ValueError):
         return None
     if not all(type(v) is int for v in layout) or layout[1] != 2:
         return None

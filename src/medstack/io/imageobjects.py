@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from astropy.io import fits
 
 from ..errors import InputError
 from .inputs import InMemory, InputImage, check_shapes, open_input
@@ -134,6 +133,8 @@ def _hdu(hdul: Any, ext: int, name: str) -> Any:
 
 def _in_memory(obj: Any, sci: str, wht: str, ext: int, scalars: dict[str, float]
                ) -> InputImage:
+    from astropy.io import fits  # the singles are astropy HDULists
+
     sci_hdul = obj.getOutputName("outSingle")
     wht_hdul = obj.getOutputName("outSWeight")
     if not sci_hdul:

@@ -20,14 +20,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from astropy.io import fits
 
 from ..errors import InputError, ParameterError
-from .headerscan import Cards, scan_header
+from .headerscan import Cards, scan_header, verify_error
 from .writer import same_file_key
+
+if TYPE_CHECKING:  # pragma: no cover
+    from astropy.io import fits
 
 __all__ = [
     "InMemory",
@@ -208,7 +210,7 @@ def _scalars(path: str, header: fits.Header | Cards) -> tuple[float | None, floa
     """:func:`scalars_from_header`, with a malformed card it reads as one InputError."""
     try:
         return scalars_from_header(header)
-    except fits.VerifyError as err:  # a malformed card medstack reads (EXPTIME, CCDAMP...)
+    except verify_error() as err:  # a malformed card medstack reads (EXPTIME, CCDAMP...)
         raise InputError(f"{path}: a header card medstack reads is malformed "
                          f"({' '.join(str(err).split())})") from err
 
@@ -343,6 +345,8 @@ def _check_file(path: str) -> None:
 
 
 def _open_fits(path: str) -> fits.HDUList:
+    from astropy.io import fits
+
     _check_file(path)
     try:
         with _fits_warnings(path):
@@ -364,6 +368,8 @@ def read_header(path: str, hdu: int) -> fits.Header:
     InputError
         If the file cannot be read.
     """
+    from astropy.io import fits
+
     try:
         with _fits_warnings(path), fits.open(path) as hdul:
             return hdul[hdu].header.copy()
@@ -408,7 +414,7 @@ def _scan_image(path: str, keywords: Sequence[str]
         if scan is None or min(scan.shape) <= 0 or scan.header["BITPIX"] not in _BITPIX:
             return None
         values = [scan.header.get(k) for k in ("BSCALE", "BZERO")]
-    except (OSError, fits.VerifyError, ValueError):
+    except (OSError, verify_error(), ValueError):
         return None
     if any(v is not None and isinstance(v, (bool, str)) for v in values):
         return None
@@ -427,6 +433,8 @@ def _check_image(path: str, hdul: fits.HDUList, index: int
         raise InputError(f"{path}: image data is {len(dims)}-D {dims}, expected 2-D")
     if min(dims) <= 0:
         raise InputError(f"{path}: empty image {dims}")
+    from astropy.io import fits
+
     hdu = hdul[index]
     raw = None
     if not is_compressed(path) and not isinstance(hdu, fits.CompImageHDU):

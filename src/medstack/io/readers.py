@@ -28,12 +28,12 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from astropy.io import fits
 
 from ..errors import InputError, OutputError
+from .headerscan import header_cards
 from .inputs import (
     InputImage,
     _fits_warnings,
@@ -42,12 +42,16 @@ from .inputs import (
     read_header,
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    from astropy.io import fits
+
 __all__ = [
     "ArrayReader",
     "ImageReader",
     "RawReader",
     "Reader",
     "image_header",
+    "image_header_cards",
     "image_reader",
     "open_reader",
 ]
@@ -324,6 +328,19 @@ def image_header(img: InputImage) -> fits.Header:
     return read_header(img.sci, img.sci_hdu)
 
 
+def image_header_cards(img: InputImage) -> list[str] | None:
+    """The raw cards (80 characters each, no ``END``) of one input's science header, where it
+    is a plain primary header of a file (:func:`~medstack.io.headerscan.header_cards`); None
+    for anything else (an image in memory, extension 1, a compressed file...), or a file that
+    cannot be read now: :func:`image_header` says what is wrong with it."""
+    if img.memory is not None or img.sci_hdu != 0:
+        return None
+    try:
+        return header_cards(img.sci)
+    except OSError:
+        return None
+
+
 #: Bytes decompressed at a time into the temporary copy of a compressed input.
 _INFLATE_BLOCK = 1 << 16
 
@@ -410,6 +427,8 @@ class ImageReader:
     """
 
     def __init__(self, path: str, hdu: int) -> None:
+        from astropy.io import fits
+
         self.path = path
         self.hdu = hdu
         self._array: np.ndarray

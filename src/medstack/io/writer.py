@@ -27,12 +27,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
-from astropy.io import fits
 
 from ..errors import OutputError
+from .rawheader import STRUCTURAL, NotPlain, RawHeader, format_card
+
+if TYPE_CHECKING:  # pragma: no cover
+    from astropy.io import fits
 
 __all__ = ["FitsImageWriter", "RowTarget", "atomic_file", "check_distinct_outputs", "check_output_path",
            "map_name", "output_header", "same_file_key", "temp_prefix"]
@@ -40,10 +43,7 @@ __all__ = ["FitsImageWriter", "RowTarget", "atomic_file", "check_distinct_output
 BLOCK = 2880
 log = logging.getLogger(__name__)
 
-_STRUCTURAL = {
-    "SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "EXTEND", "PCOUNT",
-    "GCOUNT", "BSCALE", "BZERO", "BLANK", "CHECKSUM", "DATASUM", "END",
-}
+_STRUCTURAL = STRUCTURAL
 # FITS layout per output dtype: (BITPIX, BZERO, on-disk dtype)
 _LAYOUT = {
     np.dtype(np.float32): (-32, None, ">f4"),
@@ -201,7 +201,12 @@ def output_header(template: fits.Header | None, extra: list[tuple[str, object, s
     A card of ``template`` that is not FITS standard is copied as astropy fixes it, with one
     warning line naming ``source`` (the file the template came from) and the card; one that
     cannot be fixed is left out, with a warning. astropy's own warnings about it are not shown.
+
+    :func:`medstack.io.rawheader.raw_output_header` builds the same header from a plain
+    template's raw cards without astropy.
     """
+    from astropy.io import fits
+
     header = fits.Header()
     where = source or "input header"
     if template is not None:
@@ -239,34 +244,25 @@ class FitsImageWriter:
         ``(ny, nx)``.
     dtype : numpy dtype
         float32, uint16 (stored as BITPIX 16 with BZERO 32768) or uint8.
-    header : astropy.io.fits.Header, optional
-        Cards to write after the structural ones.
+    header : astropy.io.fits.Header or RawHeader, optional
+        Cards to write after the structural ones (a
+        :class:`~medstack.io.rawheader.RawHeader`'s are written as they are, without astropy;
+        so is the header of a writer given none).
 
     Use as a context manager: leaving the block by an exception aborts (removes the temporary
     file); call :meth:`commit` to publish the file.
     """
 
     def __init__(self, path: str | os.PathLike[str], shape: tuple[int, int],
-                 dtype: np.dtype | type = np.float32, header: fits.Header | None = None) -> None:
+                 dtype: np.dtype | type = np.float32,
+                 header: fits.Header | RawHeader | None = None) -> None:
         self.path = Path(path)
         self.shape = (int(shape[0]), int(shape[1]))
         self.dtype = np.dtype(dtype)
         if self.dtype not in _LAYOUT:
             raise ValueError(f"unsupported output dtype {self.dtype}")
         bitpix, bzero, self._disk = _LAYOUT[self.dtype]
-        full = fits.Header()
-        full["SIMPLE"] = (True, "conforms to FITS standard")
-        full["BITPIX"] = (bitpix, "array data type")
-        full["NAXIS"] = (2, "number of array dimensions")
-        full["NAXIS1"] = self.shape[1]
-        full["NAXIS2"] = self.shape[0]
-        if bzero is not None:
-            full["BSCALE"] = 1
-            full["BZERO"] = bzero
-        for card in (header or fits.Header()).cards:
-            if card.keyword not in _STRUCTURAL:
-                full.append(card, end=True)
-        head = full.tostring(padding=True).encode("ascii")
+        head = _header_bytes(self.shape, bitpix, bzero, header)
         self._data_offset = len(head)
         self._row_bytes = self.shape[1] * np.dtype(self._disk).itemsize
         data_bytes = self._row_bytes * self.shape[0]
@@ -386,6 +382,49 @@ class FitsImageWriter:
                  tb: TracebackType | None) -> None:
         if exc_type is not None or not self._closed:
             self.abort()
+
+
+def _structural(shape: tuple[int, int], bitpix: int, bzero: int | None
+                ) -> list[tuple[str, object, str | None]]:
+    """The structural cards of an output image, in order: ``(keyword, value, comment)``."""
+    cards: list[tuple[str, object, str | None]] = [
+        ("SIMPLE", True, "conforms to FITS standard"),
+        ("BITPIX", bitpix, "array data type"),
+        ("NAXIS", 2, "number of array dimensions"),
+        ("NAXIS1", shape[1], None),
+        ("NAXIS2", shape[0], None),
+    ]
+    if bzero is not None:
+        cards += [("BSCALE", 1, None), ("BZERO", bzero, None)]
+    return cards
+
+
+def _header_bytes(shape: tuple[int, int], bitpix: int, bzero: int | None,
+                  header: fits.Header | RawHeader | None) -> bytes:
+    """The header blocks of an output image: the structural cards, then ``header``'s other
+    cards; without astropy for a :class:`RawHeader` or none, as astropy writes them."""
+    structural = _structural(shape, bitpix, bzero)
+    if header is None or isinstance(header, RawHeader):
+        try:
+            images = [format_card(*card) for card in structural]
+        except NotPlain:  # pragma: no cover - the structural cards are always plain
+            images = None
+        if images is not None:
+            if header is not None:
+                images += [image for image, key in zip(header.images, header.keywords)
+                           if key not in _STRUCTURAL]
+            text = "".join(images) + "END".ljust(80)
+            return (text + " " * (-len(text) % BLOCK)).encode("ascii")
+        header = header.to_astropy() if header is not None else None
+    from astropy.io import fits
+
+    full = fits.Header()
+    for key, value, comment in structural:
+        full[key] = value if comment is None else (value, comment)
+    for card in (header or fits.Header()).cards:
+        if card.keyword not in _STRUCTURAL:
+            full.append(card, end=True)
+    return full.tostring(padding=True).encode("ascii")
 
 
 def _hold(path: Path) -> int | None:
