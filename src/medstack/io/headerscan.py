@@ -64,18 +64,27 @@ def verify_error() -> type[Exception]:
     return error if isinstance(error, type) else _NotRaised
 
 
+def plain_value(field: str) -> tuple[bool, Any]:
+    """``(True, value)`` for the value field (columns 11-80) of a plain card, an integer, a
+    real (upper-case ``E`` or ``D``), a string or a logical, as astropy reads it;
+    ``(False, None)`` for anything else."""
+    if m := _INT.fullmatch(field):
+        return True, int(m.group(1))
+    if m := _REAL.fullmatch(field):
+        return True, float(m.group(1).replace("D", "E"))
+    if m := _STRING.fullmatch(field):
+        return True, m.group(1).replace("''", "'").rstrip()
+    if m := _LOGICAL.fullmatch(field):
+        return True, m.group(1) == "T"
+    return False, None
+
+
 def card_value(card: str) -> Any:
     """The value of one 80-character ``KEYWORD= value / comment`` card, as astropy gives it."""
     if card[8:10] == "= ":
-        field = card[10:]
-        if m := _INT.fullmatch(field):
-            return int(m.group(1))
-        if m := _REAL.fullmatch(field):
-            return float(m.group(1).replace("D", "E"))
-        if m := _STRING.fullmatch(field):
-            return m.group(1).replace("''", "'").rstrip()
-        if m := _LOGICAL.fullmatch(field):
-            return m.group(1) == "T"
+        plain, value = plain_value(card[10:])
+        if plain:
+            return value
     from astropy.io import fits
 
     return fits.Card.fromstring(card).value  # anything else, and its errors, as astropy's

@@ -39,6 +39,8 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from .headerscan import plain_value
+
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.io import fits
 
@@ -76,11 +78,7 @@ _VALUE_FSC = re.compile(
     r")? *)"
     r"(?P<comm_field>(?P<sepr>/ *)(?P<comm>[!-~][ -~]*)?)?$"
 )
-# The old values a card updated in place may hold (read as astropy reads them).
-_OLD_INT = re.compile(r" *([+-]?\d+) *(?:/.*)?")
-_OLD_REAL = re.compile(r" *([+-]?(?:\d+\.?\d*|\.\d+)(?:[ED][+-]?\d+)?) *(?:/.*)?")
-_OLD_STRING = re.compile(r" *'([^']*)' *(?:/.*)?")
-_OLD_LOGICAL = re.compile(r" *([TF]) *(?:/.*)?")
+# The comment of a plain integer or logical card updated in place.
 _OLD_COMMENT = re.compile(r" *(?:[+-]?\d+|[TF]) *(?:/ *(.*))?")
 
 
@@ -174,15 +172,10 @@ def format_card(keyword: str, value: Any, comment: str | None = None) -> str:
 def _old_value(image: str) -> Any:
     """The value astropy reads from a card copied from an input (a plain one only)."""
     field = image[10:]
-    if m := _OLD_INT.fullmatch(field):
-        return int(m.group(1))
-    if m := _OLD_REAL.fullmatch(field):
-        return float(m.group(1).replace("D", "E"))
-    if m := _OLD_STRING.fullmatch(field):
-        return m.group(1).rstrip()
-    if m := _OLD_LOGICAL.fullmatch(field):
-        return m.group(1) == "T"
-    raise NotPlain(f"{image[:8].rstrip()}: value {field.strip()!r}")
+    plain, value = plain_value(field) if "''" not in field else (False, None)
+    if not plain:  # (a string with a quote in it is left to astropy too)
+        raise NotPlain(f"{image[:8].rstrip()}: value {field.strip()!r}")
+    return value
 
 
 def _old_comment(image: str) -> str:
