@@ -8,8 +8,9 @@ compiled kernels (the baseline, about 150 MiB) are not in it.
   bytes: mapped file pages or read buffers), and per output pixel the result, the counts and
   the kernels' temporaries (:data:`OUTPUT_BYTES_PER_PIXEL`).
 - ``workers + 1`` sections are in flight at once (the workers and one read ahead).
-- The weight pass, before the sections, holds at most :data:`WEIGHT_CHUNK_BYTES` per input,
-  and never more rows than a section (so it is never the peak).
+- The weight pass, before the sections, holds at most :data:`WEIGHT_CHUNK_BYTES` per input
+  (mapped rows, or a read buffer), and never more than two sections' rows, 4 bytes a pixel
+  against a section's 8 or more (so it is never the peak).
 - Arrays kept for the caller (``keep_data``): 4 bytes per output pixel, plus 3 for the maps.
 
 Notes
@@ -34,8 +35,9 @@ BUFFER_BYTES_PER_PIXEL = 8
 #: Bytes per output pixel of one section: the float32 result, uint16 count, uint8 flag and
 #: minmed's per-pixel temporaries (a few float64 planes).
 OUTPUT_BYTES_PER_PIXEL = 48
-#: Bytes per input the weight pass reads at a time.
-WEIGHT_CHUNK_BYTES = 1 << 19
+#: Bytes per input the weight pass reads at a time (each chunk mapped, then unmapped: fewer,
+#: larger mappings cost less than many small ones).
+WEIGHT_CHUNK_BYTES = 1 << 21
 #: Bytes per output pixel of the arrays a run keeps for its caller (median 4, maps 2 + 1).
 KEPT_BYTES_PER_PIXEL = 4
 MAP_BYTES_PER_PIXEL = 3
@@ -53,8 +55,8 @@ def peak_bytes(n_images: int, rows: int, nx: int, in_flight: int) -> int:
 
 def weight_chunk_rows(nx: int, section_rows: int) -> int:
     """Rows per input the weight pass reads at a time: at most :data:`WEIGHT_CHUNK_BYTES` and
-    at most a section's rows (chunks of any size give the same sums, bit for bit)."""
-    return max(1, min(section_rows, WEIGHT_CHUNK_BYTES // (4 * nx)))
+    at most two sections' rows (chunks of any size give the same sums, bit for bit)."""
+    return max(1, min(2 * section_rows, WEIGHT_CHUNK_BYTES // (4 * nx)))
 
 
 def weight_pass_bytes(n_images: int, nx: int, section_rows: int) -> int:

@@ -130,22 +130,32 @@ def weight_stats_many(readers: Sequence[Reader], rows: int, kernel: str = "fast"
                       ) -> list[WeightStats]:
     """The mean weights of several images of one shape, read together ``rows`` rows at a time
     (their sequential sums run side by side, see :meth:`WeightMean.add_blocks`), with the
-    ``kernel`` implementation (the same bits either way)."""
+    ``kernel`` implementation (the same bits either way).
+
+    Plain float32 files (a mappable :class:`RawReader` each) are read where they lie: each
+    chunk of rows is mapped, summed as it lies (big-endian) and unmapped, and the kernel is
+    asked to read the next chunk meanwhile (when it is not in the page cache). That costs
+    less than copying the rows into a buffer (``pread``), which took a third of the pass's
+    time. Other inputs are read into a buffer."""
     accs = [WeightMean() for _ in readers]
     ny, nx = readers[0].shape
-    # small chunks that stay in cache: the sums are sequential, so no chunk size changes a bit
+    # the sums are sequential, so no chunk size changes a bit
     rows = weight_chunk_rows(nx, rows)
-    bufs = np.empty((len(readers), min(rows, ny), nx), dtype=np.float32)
+    mapped = all(isinstance(r, RawReader) and r.mappable for r in readers)
+    bufs = None if mapped else np.empty((len(readers), min(rows, ny), nx), dtype=np.float32)
     for y0 in range(0, ny, rows):
         y1 = min(ny, y0 + rows)
-        blocks = []
-        for i, reader in enumerate(readers):
-            buf = bufs[i, : y1 - y0]
-            if isinstance(reader, RawReader):
-                blocks.append(reader.read_into(y0, y1, buf.view(">f4")).view(">f4"))
-            else:
-                blocks.append(reader.read(y0, y1, out=buf))
+        if mapped:
+            if y1 < ny:
+                for reader in readers:
+                    reader.prefetch(y1, min(ny, y1 + rows))  # type: ignore[union-attr]
+            blocks = [reader.rows(y0, y1) for reader in readers]  # type: ignore[union-attr]
+        else:
+            assert bufs is not None
+            blocks = [reader.read(y0, y1, out=bufs[i, : y1 - y0])
+                      for i, reader in enumerate(readers)]
         WeightMean.add_blocks(accs, blocks, kernel)
+        blocks = []  # (the mapped rows go with their views)
     return [WeightStats(acc.mean, acc.nan_count) for acc in accs]
 
 
