@@ -1,41 +1,16 @@
-"""The ``medstack`` console script's entry point.
-
-Until the command starts its work (reading inputs, creating files: :func:`work_begins`),
-Ctrl-C ends the process at once with the command's one line and status 130. An interrupt
-raised as an exception there, while modules are imported or the arguments parsed, can come out
-of the library code it lands in as another error (Python wraps one raised in a class body's
-``__set_name__`` in a RuntimeError; argparse's clean-up raises an AttributeError over it), and
-there is nothing to clean up yet. From :func:`work_begins` on, Ctrl-C is an exception again,
-caught by :func:`medstack.cli.main`, which removes what the run had begun.
-"""
+"""The ``medstack`` console script's entry point: until the command's work begins, Ctrl-C
+ends it at once with its one line and status 130 (see :mod:`medstack._startup`)."""
 
 from __future__ import annotations
 
-import os
-import signal
+from ._startup import end_on_interrupt
 
-__all__ = ["command", "work_begins"]
-
-
-def _interrupted_while_starting(signum: int, frame: object) -> None:
-    try:
-        os.write(2, b"medstack: interrupted; no output written\n")
-    finally:
-        os._exit(130)
-
-
-def work_begins() -> None:
-    """From now on Ctrl-C raises KeyboardInterrupt again (where :func:`command` had made it
-    end the process; otherwise nothing changes)."""
-    if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+__all__ = ["command"]
 
 
 def command() -> None:
-    """Run :func:`medstack.cli.command` (which exits); Ctrl-C before the work begins ends the
-    process with status 130."""
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored
-        signal.signal(signal.SIGINT, _interrupted_while_starting)
+    """Run :func:`medstack.cli.command` (which exits)."""
+    end_on_interrupt()
     from .cli import command as run
 
     run()

@@ -314,7 +314,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_routed(args: argparse.Namespace) -> int:
-    from ._entry import work_begins
+    from ._startup import work_begins
     from .api import run_stack
     from .config import Settings, output_root, read_config, read_table, write_config
     from .core.plan import output_name, rootname
@@ -392,7 +392,7 @@ def _run_routed(args: argparse.Namespace) -> int:
                                                  output=output)))
             log.info("wrote parameters to %s", args.write_config)
 
-    work_begins()  # Ctrl-C from here on: what the run begins is cleaned up (see _entry)
+    work_begins()  # Ctrl-C from here on: what the run begins is cleaned up (see _startup)
     with make_progress(enabled=bool(show) and not args.quiet) as bar:
 
         def progress(done: int, total: int) -> None:
