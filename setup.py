@@ -18,4 +18,5 @@ _build = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_build)
 
 setup(ext_modules=[Extension("medstack.kernels._fast", sources=["src/medstack/kernels/_fast.c"],
-                             extra_compile_args=_build.CFLAGS, libraries=["m"], optional=True)])
+                             extra_compile_args=_build.CFLAGS, define_macros=_build.defines(),
+                             libraries=["m"], optional=True)])

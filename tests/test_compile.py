@@ -54,6 +54,23 @@ def test_a_library_built_by_build_gives_the_reference_bits(tmp_path, monkeypatch
         assert np.array_equal(got[0].ngood, got[1].ngood), kind
 
 
+def test_a_library_built_from_another_source_is_refused(tmp_path, monkeypatch):
+    """A library whose recorded source digest is not that of _fast.c (an old build after the
+    source changed, whose functions could take other arguments) is not loaded."""
+    import medstack.kernels
+    from medstack.kernels import _build, choose_kernel, fast_unavailable
+
+    stale = _build.build(tmp_path, extra=['-DMEDSTACK_SOURCE_SHA256="0123"', "-w"])
+    monkeypatch.delitem(sys.modules, "medstack.kernels.fast", raising=False)
+    monkeypatch.delattr(medstack.kernels, "fast", raising=False)
+    monkeypatch.setattr(_build, "library_path", lambda: stale)
+    why = fast_unavailable()
+    assert why == (f"{stale}: built from another version of _fast.c; run medstack-compile "
+                   "--force to rebuild it")
+    assert choose_kernel("auto") == "reference"
+    assert ctypes.CDLL(str(stale)).medstack_source_sha256  # it does load as a library
+
+
 def test_compile_checks_the_library_that_is_there():
     from medstack.kernels import _build
 

@@ -11,6 +11,7 @@ the loops whose selects compare floats.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.machinery
 import os
 import shlex
@@ -26,6 +27,17 @@ CFLAGS = ["-O3", "-std=c99", "-fno-fast-math", "-ffp-contract=off", "-fno-math-e
 
 #: The C source, beside this file.
 SOURCE = Path(__file__).with_name("_fast.c")
+
+
+def source_sha256() -> str:
+    """The SHA-256 of :data:`SOURCE`'s text, which the build puts in the library (its
+    ``medstack_source_sha256()``): a library built from another version of it is refused."""
+    return hashlib.sha256(SOURCE.read_bytes()).hexdigest()
+
+
+def defines() -> list[tuple[str, str]]:
+    """The macros every build defines: the source's SHA-256."""
+    return [("MEDSTACK_SOURCE_SHA256", f'"{source_sha256()}"')]
 
 
 def library_path() -> Path | None:
@@ -53,8 +65,9 @@ def build(folder: Path | None = None, extra: Sequence[str] = ()) -> Path:
     fd, tmp = tempfile.mkstemp(prefix="._fast-", suffix=".so", dir=folder)
     os.close(fd)
     try:
-        subprocess.run([*compiler(), *CFLAGS, *extra, "-fPIC", "-shared", "-o", tmp, str(SOURCE),
-                        "-lm"],
+        macros = [f"-D{name}={value}" for name, value in defines()]
+        subprocess.run([*compiler(), *CFLAGS, *macros, *extra, "-fPIC", "-shared", "-o", tmp,
+                        str(SOURCE), "-lm"],
                        check=True, capture_output=True, text=True)
         os.chmod(tmp, 0o755)
         os.replace(tmp, target)

@@ -28,6 +28,14 @@ typedef int64_t i64;
 
 #define INF32 ((float)INFINITY)
 
+/* The SHA-256 of this file's text, given by the build (kernels/_build.py): fast.py refuses a
+   library built from another version of it, whose functions could take other arguments. */
+#ifndef MEDSTACK_SOURCE_SHA256
+#define MEDSTACK_SOURCE_SHA256 "unknown"
+#endif
+
+const char *medstack_source_sha256(void) { return MEDSTACK_SOURCE_SHA256; }
+
 static inline float f32_of(uint32_t bits) {
     float f;
     memcpy(&f, &bits, 4);

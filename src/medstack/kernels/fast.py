@@ -53,7 +53,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import WEIGHT_LANES, KernelsNotBuilt, reference
-from ._build import SOURCE, library_path
+from ._build import SOURCE, library_path, source_sha256
 from .spec import MIN_WEIGHT, CombineSpec, ImageScalars, SectionResult
 
 __all__ = [
@@ -220,13 +220,18 @@ def _load() -> ctypes.CDLL:
             "run medstack-compile, or reinstall with a C compiler present")
     try:
         lib = ctypes.CDLL(str(path))
+        lib.medstack_source_sha256.restype = ctypes.c_char_p
+        built_from = lib.medstack_source_sha256().decode("ascii")
         for name, argtypes in _SIGNATURES.items():
             fn = getattr(lib, name)
             fn.argtypes = argtypes
             fn.restype = ctypes.c_int
-    except (OSError, AttributeError) as err:
+    except (OSError, AttributeError, UnicodeDecodeError) as err:
         raise KernelsNotBuilt(f"{path}: cannot be loaded ({err}); run medstack-compile "
                               "--force to rebuild it") from err
+    if SOURCE.is_file() and built_from != source_sha256():
+        raise KernelsNotBuilt(f"{path}: built from another version of {SOURCE.name}; run "
+                              "medstack-compile --force to rebuild it")
     return lib
 
 
