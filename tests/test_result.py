@@ -42,3 +42,24 @@ def test_createmedian_result_is_short_in_the_repl(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = createMedian.median("img00*_flt.fits", combine_type="median")
     assert len(repr(result).splitlines()) == 1 and len(repr(result)) < 160
+
+
+def test_seconds_leave_out_the_callers_before_commit(tmp_path):
+    """``before_commit`` is the caller's own work (the command saves its PNG there): its time
+    is not the run's."""
+    import time
+
+    sci, wht = random_stack(np.random.default_rng(2), 3, 40, 30)
+    names = write_stack(tmp_path, sci, wht)
+    called = []
+
+    def slow(result):
+        called.append(result.path)
+        time.sleep(0.5)
+
+    start = time.perf_counter()
+    result = median_image(names, tmp_path / "slow", before_commit=slow)
+    elapsed = time.perf_counter() - start
+    assert len(called) == 1 and elapsed >= 0.5
+    assert 0 < result.seconds < elapsed - 0.45
+    assert (tmp_path / "slow_med.fits").exists()

@@ -95,7 +95,7 @@ class MedianResult:
     map_paths : list of Path
         Map files written (``--save-maps``).
     seconds : float
-        Wall time of the run.
+        Wall time of the run (not counting the run option ``before_commit``'s own time).
     plan : StackPlan or None
         The plan that was run (inputs, parameters, sections).
     no_good : int

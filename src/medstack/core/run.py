@@ -177,7 +177,9 @@ def run(
                 if count:
                     log.warning("%s: %d NaN/inf science pixels, treated as masked", img.sci, count)
             if o.before_commit is not None:
+                t_hook = time.perf_counter()
                 o.before_commit(pending_result(sinks, header, plan, no_good))
+                start += time.perf_counter() - t_hook  # the caller's own time, not the run's
             t_commit = time.perf_counter()
             written = sinks.commit() if out_path is not None else []
             if written:
