@@ -416,6 +416,7 @@ class _Stack:
 #: every file, so a changed file is opened again. Emptied at the end of each run.
 _cache: dict[tuple[Any, ...], _Stack] = {}
 _cache_lock = threading.Lock()
+_opening_lock = threading.Lock()  # held while a thread opens a stack (see _acquire)
 
 
 def _files_key(plan: StackPlan) -> tuple[Any, ...] | None:
@@ -432,7 +433,15 @@ def _files_key(plan: StackPlan) -> tuple[Any, ...] | None:
 
 def _acquire(plan: StackPlan) -> _Stack:
     """The plan's readers: the worker's shared ones when it has them, else newly opened (and
-    shared, unless they hold whole images). Give them back with :func:`_leave`."""
+    shared, unless they hold whole images). Give them back with :func:`_leave`.
+
+    One thread of a worker opens at a time (:data:`_opening_lock`), so that two bands that
+    start together on one worker open the inputs once, not once each."""
+    with _opening_lock:
+        return _acquire_one(plan)
+
+
+def _acquire_one(plan: StackPlan) -> _Stack:
     key = _files_key(plan)
     if key is not None:
         with _cache_lock:
