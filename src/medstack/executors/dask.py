@@ -182,7 +182,8 @@ def _quiet_children() -> Iterator[None]:
     closes the cluster itself. The workers are forked from a multiprocessing fork server that
     was started with SIGINT ignored (an ignored signal stays ignored across exec, and the fork
     server hands that on to each worker); this process ignores SIGINT only for the instant it
-    takes to start that server, so a Ctrl-C while the cluster starts still stops the run."""
+    takes to start that server, with SIGINT blocked meanwhile, so a Ctrl-C while the cluster
+    starts, even in that instant, still stops the run."""
     import multiprocessing
     import multiprocessing.forkserver
     import multiprocessing.resource_tracker
@@ -200,11 +201,18 @@ def _quiet_children() -> Iterator[None]:
     started = [s for s in servers if getattr(s, "_pid", getattr(s, "_forkserver_pid", 1)) is None]
     with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
         get_mp_context()  # distributed's preload list for the server
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # SIGINT blocked around the instant it is ignored: one that comes meanwhile stays
+        # pending (Linux never discards a blocked signal) and is taken once the handler is
+        # back, instead of being lost
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            multiprocessing.forkserver.ensure_running()
+            old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                multiprocessing.forkserver.ensure_running()
+            finally:
+                signal.signal(signal.SIGINT, old)
         finally:
-            signal.signal(signal.SIGINT, old)
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         _STARTED_SERVERS.extend(started)  # ours: stopped with the cluster (_stop_fork_server)
         yield
 
