@@ -445,33 +445,26 @@ def _acquire(plan: StackPlan) -> _Stack:
 
     One thread of a worker opens at a time (:data:`_opening_lock`), so that two bands that
     start together on one worker open the inputs once, not once each."""
-    with _opening_lock:
-        return _acquire_one(plan)
-
-
-def _acquire_one(plan: StackPlan) -> _Stack:
     key = _files_key(plan)
-    if key is not None:
-        with _cache_lock:
-            stack = _cache.get(key)
-            if stack is not None:
-                stack.users += 1
-                return stack
-    readers = _open_readers(plan)
-    everything = readers[0] + (readers[1] or [])
-    shared = key is not None and not any(r.in_memory for r in everything)
-    stack = _Stack(readers, current=shared)
-    stack.users = 1
-    if shared:
-        with _cache_lock:
-            if key in _cache:  # another thread of this worker opened them meanwhile
-                stack.current = False
-            else:
+    with _opening_lock:
+        if key is not None:
+            with _cache_lock:
+                stack = _cache.get(key)
+                if stack is not None:
+                    stack.users += 1
+                    return stack
+        readers = _open_readers(plan)
+        everything = readers[0] + (readers[1] or [])
+        shared = key is not None and not any(r.in_memory for r in everything)
+        stack = _Stack(readers, current=shared)
+        stack.users = 1
+        if shared:
+            with _cache_lock:
                 for old in _cache.values():  # another stack: closed when its bands are done
                     _retire(old)
                 _cache.clear()
                 _cache[key] = stack
-    return stack
+        return stack
 
 
 def _retire(stack: _Stack) -> None:

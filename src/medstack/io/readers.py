@@ -152,8 +152,8 @@ class RawReader:
 
     def read_into(self, y0: int, y1: int, out: np.ndarray) -> np.ndarray:
         """Rows ``[y0, y1)`` copied with ``os.pread`` into ``out`` (a C-contiguous buffer of
-        ``(y1 - y0) × nx`` 4-byte items), as they lie in the file (big-endian float32): for a
-        pass over the whole image, a small buffer that stays in cache beats mapping each page.
+        ``(y1 - y0) × nx`` 4-byte items), as they lie in the file (big-endian float32), for a
+        reader that does not map its file (:attr:`mappable` False).
 
         Raises
         ------
