@@ -7,8 +7,10 @@
 
    Planes are given as the address of their first float32 (int64) and whether they are
    big-endian (uint8): the kernels read the memory-mapped FITS rows where they lie and
-   byte-swap each value as they load it. Functions return 0, or -1 when scratch memory could
-   not be allocated. ctypes releases the GIL around each call. */
+   byte-swap each value as they load it. An array a kernel writes never overlaps another of
+   its arguments (fast.py allocates each one), as the restrict qualifiers say. Functions return
+   0, or -1 when scratch memory could not be allocated. ctypes releases the GIL around each
+   call. */
 
 #include <math.h>
 #include <stdint.h>
@@ -288,11 +290,10 @@ KERNEL int medstack_numcombine(const i64 *sp, const uint8_t *ss, const i64 *wp,
     const int lo_row = clamp_row(mid - 1, n), hi_row = clamp_row(mid, n);
     for (i64 p0 = p_lo; status == 0 && p0 < p_hi; p0 += block) {
         int nb = (int)(p_hi - p0 < block ? p_hi - p0 : block);
-        for (int x = 0; x < nb; x++) {
-            cnt[x] = 0;
-            hasc[x] = 0;
-            cand[x] = 0.0f;
-        }
+        /* (all-zero bits: +0.0f, 0) */
+        memset(cnt, 0, sizeof(int32_t) * nb);
+        memset(hasc, 0, nb);
+        memset(cand, 0, sizeof(float) * nb);
         int negative_zero = 0; /* a -0.0 among the block's values: zero medians need a look */
         /* 1. gather: good values; the rest +inf (mean) or -inf, +inf, -inf... (median) */
         for (int i = 0; i < n; i++) {
@@ -384,6 +385,35 @@ KERNEL int medstack_numcombine(const i64 *sp, const uint8_t *ss, const i64 *wp,
     return status;
 }
 
+/* minmed's "median" of the pixels of a sorted block, into med[:nb] (see medstack_minmed);
+   redo[x]: whether it must be redone one by one; returns how many. */
+static inline int minmed_select(const float *restrict r_lo, const float *restrict r_hi,
+                                const int32_t *restrict cnt, const float *restrict cand,
+                                const uint8_t *restrict hasc, const float *restrict gsum,
+                                int nb, int two, int c_odd, int negative_zero, int fill,
+                                float *restrict med, uint8_t *restrict redo) {
+    int n_redo = 0;
+    for (int x = 0; x < nb; x++) {
+        int32_t g = cnt[x];
+        float lo = r_lo[x], hi = r_hi[x], cx = cand[x], gs = gsum[x];
+        int hx = hasc[x] != 0;
+        /* two images: the mean of both, summed in ascending order from +0.0 */
+        float mean2 = (float)(((0.0 + (double)lo) + (double)hi) / 2);
+        int zeros; /* (m = g - 1 even where g is odd) */
+        float res = middle(lo, hi, (g & 1) == 1, c_odd, negative_zero, &zeros);
+        res = two ? mean2 : res;
+        zeros &= !two;
+        float empty = (fill & hx) ? cx : 0.0f;
+        /* one good value: the float32 sum of the good values from +0.0 */
+        res = g == 1 ? gs : res;
+        med[x] = g > 0 ? res : empty;
+        int flag = (g >= 2) & zeros;
+        redo[x] = (uint8_t)flag;
+        n_redo += flag;
+    }
+    return n_redo;
+}
+
 /* minmed's per-pixel part over flat pixels [p_lo, p_hi): the minimum, the "median" (nlow 0,
    nhigh 1; the mean of both for two images; one good value: their float32 sum from +0.0), the
    good count and the two flags MinW < MedW - nsigma * sigma. */
@@ -422,16 +452,15 @@ KERNEL int medstack_minmed(const i64 *sp, const uint8_t *ss, const i64 *wp, cons
     while (fw < n_fw && fw_pos[fw] < p_lo) fw++;
     for (i64 p0 = p_lo; status == 0 && p0 < p_hi; p0 += block) {
         int nb = (int)(p_hi - p0 < block ? p_hi - p0 : block);
-        for (int x = 0; x < nb; x++) {
-            cnt[x] = 0;
-            hasc[x] = 0;
-            cand[x] = 0.0f;
-            mn_a[x] = nan32;
-            gsum[x] = 0.0f;
-            wt[x] = 0.0f;
-            bk[x] = 0.0;
-            rn[x] = 0.0;
-        }
+        /* (all-zero bits: +0.0f, +0.0, 0) */
+        memset(cnt, 0, sizeof(int32_t) * nb);
+        memset(hasc, 0, nb);
+        memset(cand, 0, sizeof(float) * nb);
+        memset(gsum, 0, sizeof(float) * nb);
+        memset(wt, 0, sizeof(float) * nb);
+        memset(bk, 0, sizeof(double) * nb);
+        memset(rn, 0, sizeof(double) * nb);
+        for (int x = 0; x < nb; x++) mn_a[x] = nan32;
         int negative_zero = 0;
         for (int i = 0; i < n; i++) {
             negative_zero |= load_row(sp, ss, i, p0, srow, nb);
@@ -499,26 +528,8 @@ KERNEL int medstack_minmed(const i64 *sp, const uint8_t *ss, const i64 *wp, cons
         sort_block(buf, block, net, ncomp, nb);
         const float *r_lo = buf + (i64)lo_row * block;
         const float *r_hi = buf + (i64)hi_row * block;
-        int n_redo = 0;
-        const int two = n == 2;
-        for (int x = 0; x < nb; x++) {
-            int32_t g = cnt[x];
-            float lo = r_lo[x], hi = r_hi[x], cx = cand[x], gs = gsum[x];
-            int hx = hasc[x] != 0;
-            /* two images: the mean of both, summed in ascending order from +0.0 */
-            float mean2 = (float)(((0.0 + (double)lo) + (double)hi) / 2);
-            int zeros; /* (m = g - 1 even where g is odd) */
-            float res = middle(lo, hi, (g & 1) == 1, c_odd, negative_zero, &zeros);
-            res = two ? mean2 : res;
-            zeros &= !two;
-            float empty = (fill & hx) ? cx : 0.0f;
-            /* one good value: the float32 sum of the good values from +0.0 */
-            res = g == 1 ? gs : res;
-            med[x] = g > 0 ? res : empty;
-            int flag = (g >= 2) & zeros;
-            redo[x] = (uint8_t)flag;
-            n_redo += flag;
-        }
+        int n_redo = minmed_select(r_lo, r_hi, cnt, cand, hasc, gsum, nb, n == 2, c_odd,
+                                   negative_zero, fill, med, redo);
         if (n_redo)
             redo_flagged(redo, cnt, nb, med, sp, ss, wp, ws, n, use_w, wlim, no_lim, INF32, p0,
                          k_of, even, 0, 1, 0, tmp);
@@ -547,10 +558,11 @@ KERNEL int medstack_minmed(const i64 *sp, const uint8_t *ss, const i64 *wp, cons
 /* The grow dilation of the first flags (a (2 grow + 1)^2 box, zero outside the computed rows
    [y0c, y1c)), then minmed's decision, for output rows [lo, hi). The dilation is separable: a
    running count over each row, then a sliding window sum of those rows down the columns. */
-KERNEL int medstack_minmed_decide(const float *mn, const float *med, const uint8_t *f1,
-                                  const uint8_t *f2, const int32_t *gcount, i64 nx, i64 y0c,
-                                  i64 y1c, i64 lo, i64 hi, i64 grow, float fillval, float *out,
-                                  uint16_t *ngood, uint8_t *minchosen) {
+KERNEL int medstack_minmed_decide(const float *restrict mn, const float *restrict med,
+                                  const uint8_t *restrict f1, const uint8_t *restrict f2,
+                                  const int32_t *restrict gcount, i64 nx, i64 y0c, i64 y1c,
+                                  i64 lo, i64 hi, i64 grow, float fillval, float *restrict out,
+                                  uint16_t *restrict ngood, uint8_t *restrict minchosen) {
     i64 rows = y1c - y0c;
     uint8_t *hflag = calloc((size_t)(rows > 1 ? rows : 1) * nx, 1);
     int32_t *colsum = calloc((size_t)nx, sizeof(int32_t));
