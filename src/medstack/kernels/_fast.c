@@ -262,6 +262,47 @@ KERNEL int medstack_sum(const i64 *sp, const uint8_t *ss, int n, i64 p_lo, i64 p
     return status;
 }
 
+/* One image's values [0, nb) of a block, read where they lie (sraw, wraw; byte-swapped where
+   sswap, wswap), into its row of the block to sort (see medstack_numcombine) and the good
+   counts; *negzero |= a science value is -0.0. Returns whether one was NaN/inf. */
+static inline int numcombine_gather(const unsigned char *restrict sraw, int sswap,
+                                    const unsigned char *restrict wraw, int wswap, int use_w,
+                                    int *negzero, int nb, int i, float lim, float vlo,
+                                    float vhi, int is_median, float *restrict brow,
+                                    int32_t *restrict cnt) {
+    int nonfin = 0, nz = 0;
+    if (is_median) {
+        for (int x = 0; x < nb; x++) {
+            uint32_t sb = u32_at(sraw + 4 * x), wb = u32_at(wraw + 4 * x);
+            sb = sswap ? __builtin_bswap32(sb) : sb;
+            wb = wswap ? __builtin_bswap32(wb) : wb;
+            nz |= sb == 0x80000000u;
+            float s = f32_of(sb), w = f32_of(wb);
+            int finite = finite32(s);
+            int ok = finite & (s >= vlo) & (s < vhi) & (((w >= lim) & (w != INF32)) | !use_w);
+            int32_t c = cnt[x];
+            brow[x] = ok ? s : ((((i - c) & 1) == 0) ? -INF32 : INF32);
+            cnt[x] = c + ok;
+            nonfin |= !finite;
+        }
+    } else {
+        for (int x = 0; x < nb; x++) {
+            uint32_t sb = u32_at(sraw + 4 * x), wb = u32_at(wraw + 4 * x);
+            sb = sswap ? __builtin_bswap32(sb) : sb;
+            wb = wswap ? __builtin_bswap32(wb) : wb;
+            nz |= sb == 0x80000000u;
+            float s = f32_of(sb), w = f32_of(wb);
+            int finite = finite32(s);
+            int ok = finite & (s >= vlo) & (s < vhi) & (((w >= lim) & (w != INF32)) | !use_w);
+            brow[x] = ok ? s : INF32;
+            cnt[x] += ok;
+            nonfin |= !finite;
+        }
+    }
+    *negzero |= nz;
+    return nonfin;
+}
+
 /* median / mean over flat pixels [p_lo, p_hi) (see fast.py, _numcombine). median: masked
    values padded -inf, +inf, -inf, ... in stack order put the median at sorted position mid - 1
    or mid whatever the good count; pixels with too few good values (drizzlepac's nlow/nhigh
@@ -282,7 +323,6 @@ KERNEL int medstack_numcombine(const i64 *sp, const uint8_t *ss, const i64 *wp,
     double *acc = carve(&mem, sizeof(double) * block);
     uint8_t *redo = carve(&mem, block);
     float *srow = carve(&mem, sizeof(float) * block);
-    float *wrow = carve(&mem, sizeof(float) * block);
     float *tmp = carve(&mem, sizeof(float) * (n > 0 ? n : 1));
     const int c_odd = ((n - nlow - nhigh) & 1) == 1;
     /* the rows of the sorted block that hold the middle values, clamped to the block (mid is
@@ -297,34 +337,13 @@ KERNEL int medstack_numcombine(const i64 *sp, const uint8_t *ss, const i64 *wp,
         int negative_zero = 0; /* a -0.0 among the block's values: zero medians need a look */
         /* 1. gather: good values; the rest +inf (mean) or -inf, +inf, -inf... (median) */
         for (int i = 0; i < n; i++) {
-            negative_zero |= load_row(sp, ss, i, p0, srow, nb);
-            if (use_w)
-                load_row(wp, ws, i, p0, wrow, nb);
-            else
-                for (int x = 0; x < nb; x++) wrow[x] = 0.0f; /* passes w >= -inf */
-            float *restrict brow = buf + (i64)i * block;
-            const float lim = wlim[i];
-            int nonfin = 0;
-            if (is_median) {
-                for (int x = 0; x < nb; x++) {
-                    float s = srow[x], w = wrow[x];
-                    int finite = finite32(s);
-                    int ok = finite & (s >= vlo) & (s < vhi) & (w >= lim) & (w != INF32);
-                    int32_t c = cnt[x];
-                    brow[x] = ok ? s : ((((i - c) & 1) == 0) ? -INF32 : INF32);
-                    cnt[x] = c + ok;
-                    nonfin |= !finite;
-                }
-            } else {
-                for (int x = 0; x < nb; x++) {
-                    float s = srow[x], w = wrow[x];
-                    int finite = finite32(s);
-                    int ok = finite & (s >= vlo) & (s < vhi) & (w >= lim) & (w != INF32);
-                    brow[x] = ok ? s : INF32;
-                    cnt[x] += ok;
-                    nonfin |= !finite;
-                }
-            }
+            /* (without weights, the science plane stands in for them, unread) */
+            const unsigned char *sraw = plane(sp, i) + 4 * p0;
+            const unsigned char *wraw = use_w ? plane(wp, i) + 4 * p0 : sraw;
+            int nonfin = numcombine_gather(sraw, ss[i] != 0, wraw, use_w && ws[i] != 0, use_w,
+                                           &negative_zero, nb, i, wlim[i], vlo, vhi, is_median,
+                                           buf + (i64)i * block, cnt);
+            if (nonfin || fill) load_row(sp, ss, i, p0, srow, nb);
             if (nonfin) count_row(srow, nb, nonfinite, i);
             if (fill) gather_fill(srow, nb, cand, hasc);
         }
@@ -385,6 +404,46 @@ KERNEL int medstack_numcombine(const i64 *sp, const uint8_t *ss, const i64 *wp,
     return status;
 }
 
+/* One image's values [0, nb) of a block, read where they lie (sraw, wraw; byte-swapped where
+   sswap, wswap), into minmed's running per-pixel state: its row of the block to sort (a masked value padded -inf, +inf, ... as in
+   medstack_numcombine), the good count, the minimum (np.fmin as its SIMD loop does it: NaN
+   ignored, a tie returns the 2nd operand), the float32 sums of the weights (NaN/inf count as 0)
+   and of the good values, and the float64 sums of weight * sky / exptime and of the good
+   values' readnoise^2; *negzero |= a science value is -0.0. Returns whether one was
+   NaN/inf. */
+static inline int minmed_gather(const unsigned char *restrict sraw, int sswap,
+                                const unsigned char *restrict wraw, int wswap, int *negzero,
+                                int nb, int i, float lim, int use_w, double s_i, double r_i,
+                                float *restrict brow, int32_t *restrict cnt,
+                                float *restrict mn, float *restrict wt, float *restrict gsum,
+                                double *restrict bk, double *restrict rn) {
+    int nonfin = 0, nz = 0;
+    for (int x = 0; x < nb; x++) {
+        uint32_t sb = u32_at(sraw + 4 * x), wb = u32_at(wraw + 4 * x);
+        sb = sswap ? __builtin_bswap32(sb) : sb;
+        wb = wswap ? __builtin_bswap32(wb) : wb;
+        nz |= sb == 0x80000000u;
+        float s = f32_of(sb), w = f32_of(wb);
+        int finite = finite32(s);
+        /* a NaN or +inf weight is bad; -inf is below every limit */
+        int ok = finite & (((w >= lim) & (w != INF32)) | !use_w);
+        int32_t c = cnt[x];
+        brow[x] = ok ? s : ((((i - c) & 1) == 0) ? -INF32 : INF32);
+        cnt[x] = c + ok;
+        nonfin |= !finite;
+        float a = mn[x];
+        float smaller = a < s ? a : s;
+        mn[x] = ok ? smaller : a;
+        float wf = finite32(w) ? w : 0.0f;
+        wt[x] = wt[x] + wf;
+        gsum[x] = gsum[x] + (ok ? s : 0.0f);
+        bk[x] = bk[x] + (double)wf * s_i;
+        rn[x] = rn[x] + (ok ? 1.0 : 0.0) * r_i;
+    }
+    *negzero |= nz;
+    return nonfin;
+}
+
 /* minmed's "median" of the pixels of a sorted block, into med[:nb] (see medstack_minmed);
    redo[x]: whether it must be redone one by one; returns how many. */
 static inline int minmed_select(const float *restrict r_lo, const float *restrict r_hi,
@@ -426,14 +485,12 @@ KERNEL int medstack_minmed(const i64 *sp, const uint8_t *ss, const i64 *wp, cons
                            float *mn_out, float *med_out, uint8_t *f1, uint8_t *f2,
                            int32_t *gcount, i64 *nonfinite) {
     scratch mem;
-    int status = scratch_open(&mem, n, block, 15);
+    int status = scratch_open(&mem, n, block, 13);
     float *buf = carve(&mem, sizeof(float) * (size_t)n * block);
     int32_t *cnt = carve(&mem, sizeof(int32_t) * block);
-    uint8_t *okb = carve(&mem, block);
     float *cand = carve(&mem, sizeof(float) * block);
     uint8_t *hasc = carve(&mem, block);
-    float *mn_a = carve(&mem, sizeof(float) * block);
-    float *mn_b = carve(&mem, sizeof(float) * block);
+    float *mn = carve(&mem, sizeof(float) * block);
     float *gsum = carve(&mem, sizeof(float) * block);
     float *wt = carve(&mem, sizeof(float) * block);
     double *bk = carve(&mem, sizeof(double) * block);
@@ -441,7 +498,6 @@ KERNEL int medstack_minmed(const i64 *sp, const uint8_t *ss, const i64 *wp, cons
     float *med = carve(&mem, sizeof(float) * block);
     uint8_t *redo = carve(&mem, block);
     float *srow = carve(&mem, sizeof(float) * block);
-    float *wrow = carve(&mem, sizeof(float) * block);
     float *tmp = carve(&mem, sizeof(float) * (n > 0 ? n : 1));
     const float nan32 = (float)NAN, no_lim = -INF32;
     const int c_odd = ((n - 1) & 1) == 1;
@@ -460,50 +516,19 @@ KERNEL int medstack_minmed(const i64 *sp, const uint8_t *ss, const i64 *wp, cons
         memset(wt, 0, sizeof(float) * nb);
         memset(bk, 0, sizeof(double) * nb);
         memset(rn, 0, sizeof(double) * nb);
-        for (int x = 0; x < nb; x++) mn_a[x] = nan32;
+        for (int x = 0; x < nb; x++) mn[x] = nan32;
         int negative_zero = 0;
         for (int i = 0; i < n; i++) {
-            negative_zero |= load_row(sp, ss, i, p0, srow, nb);
-            load_row(wp, ws, i, p0, wrow, nb);
             float *restrict brow = buf + (i64)i * block;
             const float lim = use_w ? wlim[i] : no_lim;
             const double s_i = sps[i], r_i = rn2[i];
-            int nonfin = 0;
-            /* (several simple loops vectorise better than one that does everything) */
-            for (int x = 0; x < nb; x++) {
-                float s = srow[x], w = wrow[x];
-                int finite = finite32(s);
-                /* a NaN or +inf weight is bad; -inf is below every limit */
-                int ok = finite & (((w >= lim) & (w != INF32)) | !use_w);
-                int32_t c = cnt[x];
-                brow[x] = ok ? s : ((((i - c) & 1) == 0) ? -INF32 : INF32);
-                okb[x] = (uint8_t)ok;
-                cnt[x] = c + ok;
-                nonfin |= !finite;
-            }
+            int nonfin = minmed_gather(plane(sp, i) + 4 * p0, ss[i] != 0, plane(wp, i) + 4 * p0,
+                                       ws[i] != 0, &negative_zero, nb, i, lim, use_w, s_i, r_i,
+                                       brow, cnt, mn, wt, gsum, bk, rn);
+            if (nonfin || fill) load_row(sp, ss, i, p0, srow, nb);
             if (nonfin) count_row(srow, nb, nonfinite, i);
-            /* np.fmin as its SIMD loop does it: NaN ignored, a tie returns the 2nd operand;
-               two buffers, so that no store writes back a value it loaded */
-            const float *restrict mn_src = (i % 2 == 0) ? mn_a : mn_b;
-            float *restrict mn_dst = (i % 2 == 0) ? mn_b : mn_a;
-            for (int x = 0; x < nb; x++) {
-                float v = srow[x], a = mn_src[x];
-                float smaller = a < v ? a : v;
-                mn_dst[x] = okb[x] != 0 ? smaller : a;
-            }
-            for (int x = 0; x < nb; x++) {
-                float w = wrow[x];
-                wt[x] = wt[x] + (finite32(w) ? w : 0.0f); /* NaN/inf weights count as 0 */
-                gsum[x] = gsum[x] + (okb[x] != 0 ? srow[x] : 0.0f);
-            }
-            for (int x = 0; x < nb; x++) {
-                float w = wrow[x];
-                bk[x] = bk[x] + (double)(finite32(w) ? w : 0.0f) * s_i;
-                rn[x] = rn[x] + (okb[x] != 0 ? 1.0 : 0.0) * r_i;
-            }
             if (fill) gather_fill(srow, nb, cand, hasc);
         }
-        float *mn = (n % 2 == 1) ? mn_b : mn_a;
         /* positions where NumPy's fmin takes its scalar path: the first operand wins a tie */
         while (fw < n_fw && fw_pos[fw] < p0 + nb) {
             i64 p = fw_pos[fw];
