@@ -652,7 +652,8 @@ KERNEL int medstack_minmed_decide(const float *restrict mn, const float *restric
     return status;
 }
 
-#define WEIGHT_CHUNK 2048
+/* values per plane converted at a time: the six planes' float64 chunks stay in L1 */
+#define WEIGHT_CHUNK 256
 
 /* vals[:m] = weights [x0, x0 + m) of a plane as float64, 0.0 for one left out (< min_weight,
    NaN or +inf); *nan_seen |= a NaN or ±inf was seen; returns how many were kept. */
