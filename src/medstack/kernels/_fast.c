@@ -50,6 +50,12 @@ static inline uint32_t u32_at(const unsigned char *p) {
     return bits;
 }
 
+/* The bits of value x of a plane that starts at raw, byte-swapped where swap. */
+static inline uint32_t bits_at(const unsigned char *raw, int swap, int x) {
+    uint32_t bits = u32_at(raw + 4 * x);
+    return swap ? __builtin_bswap32(bits) : bits;
+}
+
 static inline const unsigned char *plane(const i64 *ptrs, int i) {
     return (const unsigned char *)(intptr_t)ptrs[i];
 }
@@ -271,33 +277,17 @@ static inline int numcombine_gather(const unsigned char *restrict sraw, int sswa
                                     float vhi, int is_median, float *restrict brow,
                                     int32_t *restrict cnt) {
     int nonfin = 0, nz = 0;
-    if (is_median) {
-        for (int x = 0; x < nb; x++) {
-            uint32_t sb = u32_at(sraw + 4 * x), wb = u32_at(wraw + 4 * x);
-            sb = sswap ? __builtin_bswap32(sb) : sb;
-            wb = wswap ? __builtin_bswap32(wb) : wb;
-            nz |= sb == 0x80000000u;
-            float s = f32_of(sb), w = f32_of(wb);
-            int finite = finite32(s);
-            int ok = finite & (s >= vlo) & (s < vhi) & (((w >= lim) & (w != INF32)) | !use_w);
-            int32_t c = cnt[x];
-            brow[x] = ok ? s : ((((i - c) & 1) == 0) ? -INF32 : INF32);
-            cnt[x] = c + ok;
-            nonfin |= !finite;
-        }
-    } else {
-        for (int x = 0; x < nb; x++) {
-            uint32_t sb = u32_at(sraw + 4 * x), wb = u32_at(wraw + 4 * x);
-            sb = sswap ? __builtin_bswap32(sb) : sb;
-            wb = wswap ? __builtin_bswap32(wb) : wb;
-            nz |= sb == 0x80000000u;
-            float s = f32_of(sb), w = f32_of(wb);
-            int finite = finite32(s);
-            int ok = finite & (s >= vlo) & (s < vhi) & (((w >= lim) & (w != INF32)) | !use_w);
-            brow[x] = ok ? s : INF32;
-            cnt[x] += ok;
-            nonfin |= !finite;
-        }
+    for (int x = 0; x < nb; x++) {
+        uint32_t sb = bits_at(sraw, sswap, x), wb = bits_at(wraw, wswap, x);
+        nz |= sb == 0x80000000u;
+        float s = f32_of(sb), w = f32_of(wb);
+        int finite = finite32(s);
+        int ok = finite & (s >= vlo) & (s < vhi) & (((w >= lim) & (w != INF32)) | !use_w);
+        int32_t c = cnt[x];
+        float pad = (is_median && ((i - c) & 1) == 0) ? -INF32 : INF32;
+        brow[x] = ok ? s : pad;
+        cnt[x] = c + ok;
+        nonfin |= !finite;
     }
     *negzero |= nz;
     return nonfin;
@@ -419,9 +409,7 @@ static inline int minmed_gather(const unsigned char *restrict sraw, int sswap,
                                 double *restrict bk, double *restrict rn) {
     int nonfin = 0, nz = 0;
     for (int x = 0; x < nb; x++) {
-        uint32_t sb = u32_at(sraw + 4 * x), wb = u32_at(wraw + 4 * x);
-        sb = sswap ? __builtin_bswap32(sb) : sb;
-        wb = wswap ? __builtin_bswap32(wb) : wb;
+        uint32_t sb = bits_at(sraw, sswap, x), wb = bits_at(wraw, wswap, x);
         nz |= sb == 0x80000000u;
         float s = f32_of(sb), w = f32_of(wb);
         int finite = finite32(s);
