@@ -217,6 +217,23 @@ def test_the_command_starts_no_blas_threads_unless_told(given):
     assert done.stdout.split() == [given or "1", "False"], done.stderr
 
 
+def test_the_console_script_answers_version_before_importing_the_command_line():
+    """``medstack --version`` (the console script's entry point) prints what ``main``'s
+    ``--version`` prints, with neither argparse, the parameter spec nor numpy imported."""
+    code = ("import sys; sys.argv = ['medstack', '--version']\n"
+            "from medstack._entry import command\n"
+            "try:\n"
+            "    command()\n"
+            "except SystemExit as end:\n"
+            "    print(end.code, sorted({'argparse', 'numpy', 'medstack.params', 'medstack.cli'}"
+            " & set(sys.modules)))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    from medstack.cli import version_text
+
+    assert done.stdout.splitlines() == [version_text(), "0 []"], done.stderr
+
+
 _NO_ASTROPY = ("import sys; from medstack.cli import main; status = main(sys.argv[1:]); "
                "print(status, sorted({m.split('.')[0] for m in sys.modules} & {'astropy'}))")
 

@@ -17,7 +17,7 @@ def test_defaults_are_the_seed_tasks():
         "minmed", 0.7, (4.0, 3.0), 1)
     assert (p.combine_nlow, p.combine_nhigh, p.combine_lthresh, p.combine_hthresh) == (
         0, 0, None, None)
-    assert p.budget_bytes == 2**20
+    assert p.budget_bytes == 4 * 2**20  # DEFAULT_BUFSIZE_MIB; drizzlepac 1 MiB
     assert {q.name for q in PARAMETERS} >= {
         "median", "median_newmasks", "combine_maskpt", "combine_type", "combine_nsigma",
         "combine_nlow", "combine_nhigh", "combine_lthresh", "combine_hthresh", "combine_grow",

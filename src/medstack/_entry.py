@@ -3,6 +3,8 @@ ends it at once with its one line and status 130 (see :mod:`medstack._startup`).
 
 from __future__ import annotations
 
+import sys
+
 from ._startup import end_on_interrupt
 
 __all__ = ["command"]
@@ -11,6 +13,11 @@ __all__ = ["command"]
 def command() -> None:
     """Run :func:`medstack.cli.command` (which exits)."""
     end_on_interrupt()
+    if sys.argv[1:] == ["--version"]:  # the answer needs nothing of the command line's
+        from ._version import version_text
+
+        print(version_text())
+        sys.exit(0)
     from .cli import command as run
 
     run()

@@ -17,3 +17,10 @@ def dependency_versions() -> str:
 
     parts = [installed(name) for name in ("numpy", "astropy")]
     return f"{', '.join(parts)}, Python {platform.python_version()}"
+
+
+def version_text() -> str:
+    """``medstack X (numpy ..., astropy ..., Python ...)``, as ``--version`` says: the
+    installed versions, read from the packages' metadata (importing them would take longer
+    than the answer is worth)."""
+    return f"medstack {__version__} ({dependency_versions()})"

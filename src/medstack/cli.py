@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
-from ._version import __version__, dependency_versions
+from ._version import version_text
 from .config import TABLE_COLUMNS
 from .errors import MedstackError
 from .options import RUN_OPTIONS, OptionSpec
@@ -50,13 +50,6 @@ def _param_help(p: Any) -> str:
     default = format_value(p, p.default)
     choices = f" Choices: {', '.join(p.choices)}." if p.choices else ""
     return f"{p.help}{choices} Default: {default}."
-
-
-def version_text() -> str:
-    """``medstack X (numpy ..., astropy ..., Python ...)``, as ``--version`` says:
-    the installed versions, read from the packages' metadata (importing them would take
-    longer than the answer is worth)."""
-    return f"medstack {__version__} ({dependency_versions()})"
 
 
 class _Version(argparse.Action):

@@ -191,7 +191,7 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
                "512MiB: the sections of all inputs, the sections in flight and the kept arrays "
                "are planned to fit it (fewer rows per section, fewer sections in flight; "
                "combine_bufsize stays the per-input cap when given); the result never depends "
-               "on it. Default is none (combine_bufsize, 1 MiB per input, alone)",
+               "on it. Default is none (combine_bufsize, 4 MiB per input by default, alone)",
                option="--max-memory", metavar="SIZE", doc_type="int or str, optional"),
 )
 

@@ -21,6 +21,7 @@ from .errors import ParameterError
 
 __all__ = [
     "COMBINE_TYPES",
+    "DEFAULT_BUFSIZE_MIB",
     "MIB",
     "PARAMETERS",
     "MedianParams",
@@ -33,6 +34,10 @@ __all__ = [
 ]
 
 MIB = 1024 * 1024
+#: combine_bufsize, in MiB, when it is None (drizzlepac's None means 1 MiB): the result
+#: is the same for any size, and larger sections cost less per pixel (fewer mappings of
+#: each file and fewer kernel calls; see docs/performance.md).
+DEFAULT_BUFSIZE_MIB = 4.0
 
 #: Every accepted ``combine_type``. ``average`` and ``iaverage`` are aliases of ``mean`` and
 #: ``imean`` (drizzlepac returns an all-zero image for ``average``; docs/spec.md Q6).
@@ -189,7 +194,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "combine_bufsize",
         "float",
         None,
-        "Section buffer per input image, in MiB of science data (None: 1 MiB). Sections "
+        "Section buffer per input image, in MiB of science data (None: 4 MiB; 1 MiB in drizzlepac). Sections "
         "always hold at least 2*combine_grow+1 rows; the result never depends on it.",
         optional=True,
         minimum=0.0,
@@ -332,9 +337,10 @@ class _ParamsMethods:
 
     @property
     def budget_bytes(self) -> int:
-        """Section buffer per input image, in bytes (``combine_bufsize`` MiB, default 1)."""
+        """Section buffer per input image, in bytes (``combine_bufsize`` MiB, default
+        :data:`DEFAULT_BUFSIZE_MIB`)."""
         bufsize = self.combine_bufsize  # type: ignore[attr-defined]
-        mib = 1.0 if bufsize is None else bufsize
+        mib = DEFAULT_BUFSIZE_MIB if bufsize is None else bufsize
         return max(1, int(mib * MIB))
 
     def as_dict(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ParameterError
+from ..params import DEFAULT_BUFSIZE_MIB, MIB
 
 __all__ = ["MemoryPlan", "peak_bytes", "plan_memory", "section_bytes", "weight_chunk_rows",
            "weight_pass_bytes"]
@@ -37,7 +38,7 @@ BUFFER_BYTES_PER_PIXEL = 8
 OUTPUT_BYTES_PER_PIXEL = 48
 #: Bytes per input the weight pass reads at a time (each chunk mapped, then unmapped: fewer,
 #: larger mappings cost less than many small ones).
-WEIGHT_CHUNK_BYTES = 1 << 21
+WEIGHT_CHUNK_BYTES = 1 << 22
 #: Bytes per output pixel of the arrays a run keeps for its caller (median 4, maps 2 + 1).
 KEPT_BYTES_PER_PIXEL = 4
 MAP_BYTES_PER_PIXEL = 3
@@ -121,7 +122,7 @@ def plan_memory(
         minmed's grow radius: a section holds at least ``2·grow + 1`` rows. Default is 0.
     budget_bytes : int, optional
         ``combine_bufsize`` in bytes: the science rows of one input per section. Default is
-        1 MiB when ``max_memory_bytes`` is not given, else no per-input cap.
+        4 MiB (:data:`medstack.params.DEFAULT_BUFSIZE_MIB`) when ``max_memory_bytes`` is not given, else no per-input cap.
     max_memory_bytes : int, optional
         The total the run may hold (the model's peak, without the baseline). Default is none.
     keep_data, maps : bool
@@ -140,7 +141,7 @@ def plan_memory(
     ny, nx = shape
     least = min(ny, max(1, 2 * grow + 1))
     if budget_bytes is None and max_memory_bytes is None:
-        budget_bytes = 1 << 20
+        budget_bytes = int(DEFAULT_BUFSIZE_MIB * MIB)
     cap = ny if budget_bytes is None else max(least, min(ny, budget_bytes // (4 * nx)))
     workers = max(1, int(workers))
     fixed = _fixed_bytes(n_images, shape, keep_data, maps)

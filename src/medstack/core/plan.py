@@ -86,7 +86,7 @@ def prepare(images: Sequence[InputImage], params: MedianParams, *, workers: int 
     """Check the stack against the parameters and plan the run; no pixel is read.
 
     The sections come from the memory model (:func:`medstack.core.memory.plan_memory`): at
-    most ``combine_bufsize`` MiB of science rows per input (1 MiB when neither it nor
+    most ``combine_bufsize`` MiB of science rows per input (4 MiB when neither it nor
     ``max_memory_bytes`` is given), and, with ``max_memory_bytes``, as many rows and sections
     in flight as fit that total. The result never depends on the section size.
 
