@@ -640,8 +640,9 @@ KERNEL int medstack_minmed_decide(const float *restrict mn, const float *restric
     return status;
 }
 
-/* values per plane converted at a time: the six planes' float64 chunks stay in L1 */
-#define WEIGHT_CHUNK 256
+/* values per plane converted at a time: the six planes' float64 chunks (3 KiB) stay in L1;
+   64 took a third less time than 256 and 2048 (mapped 10 x 4096^2 weights, 5 planes) */
+#define WEIGHT_CHUNK 64
 
 /* vals[:m] = weights [x0, x0 + m) of a plane as float64, 0.0 for one left out (< min_weight,
    NaN or +inf); *nan_seen |= a NaN or ±inf was seen; returns how many were kept. */
