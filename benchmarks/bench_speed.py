@@ -43,6 +43,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from medstack.params import DEFAULT_BUFSIZE_MIB
+
 HERE = Path(__file__).resolve().parent
 DRIZZLEPAC_SCRIPT = HERE / "drizzlepac_median.py"
 MAIN_TYPES = ("median", "minmed")
@@ -282,7 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # ------------------------------------------------------------------ 1. vs drizzlepac
         log(f"\n1. drizzlepac vs medstack, {n_main} x {size}x{size} float32 "
-            "(defaults: maskpt 0.7, nsigma '4 3', grow 1, bufsize 1 MiB; all cores)")
+            f"(defaults: maskpt 0.7, nsigma '4 3', grow 1, bufsize {DEFAULT_BUFSIZE_MIB:g} MiB; "
+            "all cores)")
         with stack(workdir, "main", n_main, (size, size), args.keep) as files:
             warm(files)
             out = workdir / "out"
@@ -369,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 base = min(medstack_process(tiny, tiny_dir / f"t_{ctype}",
                                             ["--combine-type", ctype])["rss"]
                            for _ in range(3))
-                bound = base + 4 * n_main * 2 * 1 + 64
+                bound = base + 4 * n_main * 2 * DEFAULT_BUFSIZE_MIB + 64
                 peak = results[ctype]["ms_rss"]
                 rss_rows.append([f"{n_main} x {size}^2", ctype, f"{base:.0f}", f"{peak:.0f}",
                                  f"{peak - base:.0f}", f"{bound:.0f}",
@@ -389,13 +392,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 peak = max(medstack_process(files, out / f"big_{ctype}",
                                             ["--combine-type", ctype])["rss"]
                            for _ in range(2))
-                bound = base + 4 * n_big * 2 * 1 + 64
+                bound = base + 4 * n_big * 2 * DEFAULT_BUFSIZE_MIB + 64
                 rss_rows.append([f"{n_big} x {size_big}^2", ctype, f"{base:.0f}", f"{peak:.0f}",
                                  f"{peak - base:.0f}", f"{bound:.0f}",
                                  "yes" if peak <= bound else "NO", "-"])
             shutil.rmtree(out, ignore_errors=True)
         shutil.rmtree(tiny_dir, ignore_errors=True)
-        log("\n5. peak RSS of the medstack command (MiB; default bufsize 1 MiB, all cores; "
+        log(f"\n5. peak RSS of the medstack command (MiB; default bufsize {DEFAULT_BUFSIZE_MIB:g} MiB, "
+            "all cores; "
             "baseline: the same command on a 3 x 64x64 stack)")
         table(rss_rows, ["stack", "type", "baseline", "peak", "peak-baseline",
                          "bound", "within", "drizzlepac"])
