@@ -26,6 +26,7 @@ from medstack import median_image
 from medstack.core.weights import MIN_WEIGHT, WeightMean
 from medstack.io.readers import ImageReader, RawReader, open_reader
 from medstack.kernels import CombineSpec, ImageScalars, combine_section, fast
+from medstack.kernels.networks import FIXED_MAX as networks_max
 
 SETTINGS = settings(max_examples=60, deadline=None)
 
@@ -268,6 +269,35 @@ def test_sorting_network_sorts_large_n(n):
         lo, hi = np.minimum(values[a], values[b]), np.maximum(values[a], values[b])
         values[a], values[b] = lo, hi
     assert np.all(np.diff(values, axis=0) >= 0)
+
+
+def test_the_written_out_networks_in_the_c_source_are_up_to_date():
+    """_fast.c's straight-line median networks are what kernels/networks.py generates from
+    sorting_network (python -m medstack.kernels.networks rewrites them)."""
+    from medstack.kernels import networks
+
+    text = fast.SOURCE.read_text(encoding="utf-8")
+    assert networks._replace_in(text) == text
+    cases = networks._fixed_cases()
+    assert (10, 5) in cases and max(n for n, _ in cases) == networks.FIXED_MAX
+
+
+@pytest.mark.parametrize("n", range(2, networks_max + 3))
+@pytest.mark.parametrize("kind", ["median", "minmed"])
+def test_written_out_and_data_networks_give_the_reference_bits(n, kind):
+    """Sections wide enough for the vector loops, at every stack size with a written-out network
+    and past them (data networks): the fast kernels give the reference's bits, signed zeros,
+    ties, NaN and masks included."""
+    rng = np.random.default_rng(100 + n)
+    shape = (n, 3, 157)
+    sci = rng.choice(np.array([0.0, -0.0, 1.0, 2.0, 2.0, -3.5, np.nan], np.float32), shape)
+    sci = np.where(rng.random(shape) < 0.5, rng.normal(size=shape).astype(np.float32), sci)
+    wht = rng.choice(np.array([0.0, 0.5, 1.0, 2.0], np.float32), shape)
+    thresholds = np.full(n, 0.7)
+    scalars = ImageScalars.of([100.0] * n, [1.0] * n, [4.0] * n)
+    spec = CombineSpec(kind=kind)
+    ref, got = both(sci, wht, spec, thresholds, (0, 3), scalars if kind == "minmed" else None)
+    assert_same(ref, got)
 
 
 def test_pruned_network_gets_the_needed_positions_right():

@@ -12,7 +12,8 @@ steps: the weight mask and the value thresholds, the gathering of the good value
 per-pixel count (masked values become padding: -inf, +inf, -inf, ... for a median, which puts
 every pixel's median at one of two fixed sorted positions whatever its count; +inf for a mean),
 a sorting network run on whole blocks of pixels at once (vectorised min/max; Batcher's
-odd-even merge sort, pruned to the positions needed), the selection, and for minmed its noise
+odd-even merge sort, pruned to the positions needed: :mod:`.networks`; for the medians of up to
+16 images written out in the C source, each pixel's values held in registers), the selection, and for minmed its noise
 model, the grow dilation (running sums over the flags) and the decision. Pixels with fewer good
 values than nlow + nhigh + 1 (drizzlepac's reduction rule) are done one by one.
 
@@ -54,6 +55,7 @@ import numpy as np
 
 from . import WEIGHT_LANES, KernelsNotBuilt, reference
 from ._build import SOURCE, library_path, source_sha256
+from .networks import _middle, sorting_network
 from .spec import MIN_WEIGHT, CombineSpec, ImageScalars, SectionResult
 
 __all__ = [
@@ -66,44 +68,6 @@ _BLOCK_BYTES = 65536
 
 # ---------------------------------------------------------------------------------------------
 # planning helpers (plain Python, cached)
-
-
-def _batcher_pairs(n: int) -> list[tuple[int, int]]:
-    """Batcher's odd-even merge sort network for ``n`` wires (min goes to the lower wire)."""
-    pairs: list[tuple[int, int]] = []
-    size = 1
-    while size < n:
-        size *= 2
-    p = 1
-    while p < size:
-        k = p
-        while k >= 1:
-            for j in range(k % p, size - k, 2 * k):
-                for i in range(min(k, size - j - k)):
-                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
-                        a, b = i + j, i + j + k
-                        if b < n:  # wires >= n hold +inf: comparing with them is a no-op
-                            pairs.append((a, b))
-            k //= 2
-        p *= 2
-    return pairs
-
-
-@lru_cache(maxsize=256)
-def sorting_network(n: int, needed: tuple[int, ...] | None = None) -> np.ndarray:
-    """Comparators ``(a, b)`` (int32, shape (C, 2)) that sort ``n`` values ascending, pruned to
-    those that can change the values at the ``needed`` output positions (default: all)."""
-    pairs = _batcher_pairs(n)
-    if needed is not None:
-        live = set(needed)
-        kept = []
-        for a, b in reversed(pairs):
-            if a in live or b in live:
-                kept.append((a, b))
-                live.add(a)
-                live.add(b)
-        pairs = kept[::-1]
-    return np.array(pairs, dtype=np.int32).reshape(-1, 2)
 
 
 @lru_cache(maxsize=256)
@@ -124,15 +88,6 @@ def _median_table(n: int, nlow: int, nhigh: int) -> tuple[np.ndarray, np.ndarray
         k_of[g] = nl + m // 2
         even[g] = 1 if m % 2 == 0 else 0
     return k_of, even
-
-
-def _middle(n: int, nlow: int, nhigh: int) -> int:
-    """The upper of the two sorted positions that hold a pixel's median once its masked values
-    are padded -inf, +inf, -inf, ... : with ``C = n - nlow - nhigh``, ``a = n - g`` masked and
-    ``m = g - nlow - nhigh >= 1`` kept values, ``ceil(a/2)`` of them at -inf put the median at
-    ``ceil(a/2) + nlow + m//2``, which is ``mid - 1`` or ``mid`` for ``mid = ceil(C/2) + nlow``
-    (and ``mid - 1`` too when m is even)."""
-    return (n - nlow - nhigh + 1) // 2 + nlow
 
 
 def _ceil_f32(t: float) -> np.float32:
