@@ -63,7 +63,6 @@ def sorting_network(n: int, needed: tuple[int, ...] | None = None) -> np.ndarray
     return np.array(pairs, dtype=np.int32).reshape(-1, 2)
 
 
-
 def _middle(n: int, nlow: int, nhigh: int) -> int:
     """The upper of the two sorted positions that hold a pixel's median once its masked values
     are padded -inf, +inf, -inf, ... : with ``C = n - nlow - nhigh``, ``a = n - g`` masked and
