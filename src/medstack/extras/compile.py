@@ -76,9 +76,41 @@ def build_kernels(force: bool = False) -> tuple[Path, float]:
     return path, time.perf_counter() - start
 
 
+def _network_sizes() -> range:
+    """Stack sizes whose sections :func:`check_kernels` also combines directly: every size with
+    a median network written out in the C source, and one past them."""
+    from ..kernels.networks import FIXED_MAX
+
+    return range(2, FIXED_MAX + 2)
+
+
+def _check_sizes() -> list[str]:
+    """median and minmed of a random (n, 3, 67) section for each n of :func:`_network_sizes`,
+    the compiled and the reference kernels; the runs that differ."""
+    from ..kernels import CombineSpec, ImageScalars, combine_section
+
+    rng = np.random.default_rng(1)
+    differ = []
+    for n in _network_sizes():
+        shape = (n, 3, 67)
+        sci = rng.choice(np.array([0.0, -0.0, 1.0, 2.0, 2.0, np.nan], np.float32), shape)
+        sci = np.where(rng.random(shape) < 0.5, rng.normal(size=shape), sci).astype(np.float32)
+        wht = rng.choice(np.array([0.0, 0.5, 1.0, 2.0], np.float32), shape)
+        scalars = ImageScalars.of([100.0] * n, [1.0] * n, [4.0] * n)
+        for kind in ("median", "minmed"):
+            got = [combine_section(sci, wht, CombineSpec(kind=kind), thresholds=np.full(n, 0.7),
+                                   scalars=scalars, rows=(0, 3), kernel=kernel)
+                   for kernel in ("fast", "reference")]
+            if not (np.array_equal(got[0].median.view(np.uint32), got[1].median.view(np.uint32))
+                    and np.array_equal(got[0].ngood, got[1].ngood)):
+                differ.append(f"{kind} of {n} images")
+    return differ
+
+
 def check_kernels(runs: Sequence[tuple[str, bool]] = RUNS) -> list[str]:
     """Run each ``(combine_type, median_newmasks)`` of ``runs`` on a small random stack with
-    the compiled and the reference kernels.
+    the compiled and the reference kernels, and median and minmed sections of every stack size
+    with a written-out network (:func:`_network_sizes`).
 
     Returns
     -------
@@ -105,7 +137,8 @@ def check_kernels(runs: Sequence[tuple[str, bool]] = RUNS) -> list[str]:
                        for a, b in ((got[0].data, got[1].data), (got[0].ngood, got[1].ngood)))
             if not same:
                 differ.append(f"{kind}, median_newmasks={masks}")
-    return differ
+    with np.errstate(all="ignore"):  # (the reference warns about the NaN drawn)
+        return differ + _check_sizes()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -140,8 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"medstack-compile: {path} ({built}) differs from the reference kernels in: "
               f"{'; '.join(differ)}", file=sys.stderr)
         return 1
-    print(f"medstack kernels: {path} ({built}); {len(RUNS)} combine runs checked: the same "
-          "bits as the reference kernels")
+    sizes = _network_sizes()
+    print(f"medstack kernels: {path} ({built}); {len(RUNS)} combine runs and median and minmed "
+          f"of {sizes[0]}-{sizes[-1]} images checked: the same bits as the reference kernels")
     return 0
 
 
