@@ -398,9 +398,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  "yes" if peak <= bound else "NO", "-"])
             shutil.rmtree(out, ignore_errors=True)
         shutil.rmtree(tiny_dir, ignore_errors=True)
-        log(f"\n5. peak RSS of the medstack command (MiB; default bufsize {DEFAULT_BUFSIZE_MIB:g} MiB, "
-            "all cores; "
-            "baseline: the same command on a 3 x 64x64 stack)")
+        log(f"\n5. peak RSS of the medstack command (MiB; default bufsize "
+            f"{DEFAULT_BUFSIZE_MIB:g} MiB, all cores; baseline: the same command on a 3 x 64x64 "
+            "stack)")
         table(rss_rows, ["stack", "type", "baseline", "peak", "peak-baseline",
                          "bound", "within", "drizzlepac"])
         log("   bound = baseline + 4 x N x 2 x bufsize MiB + 64 MiB")

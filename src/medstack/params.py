@@ -194,8 +194,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "combine_bufsize",
         "float",
         None,
-        "Section buffer per input image, in MiB of science data (None: 4 MiB; 1 MiB in drizzlepac). Sections "
-        "always hold at least 2*combine_grow+1 rows; the result never depends on it.",
+        "Section buffer per input image, in MiB of science data (None: 4 MiB; 1 MiB in "
+        "drizzlepac). Sections always hold at least 2*combine_grow+1 rows; the result never "
+        "depends on it.",
         optional=True,
         minimum=0.0,
         strict=True,

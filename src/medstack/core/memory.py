@@ -122,7 +122,8 @@ def plan_memory(
         minmed's grow radius: a section holds at least ``2·grow + 1`` rows. Default is 0.
     budget_bytes : int, optional
         ``combine_bufsize`` in bytes: the science rows of one input per section. Default is
-        4 MiB (:data:`medstack.params.DEFAULT_BUFSIZE_MIB`) when ``max_memory_bytes`` is not given, else no per-input cap.
+        4 MiB (:data:`medstack.params.DEFAULT_BUFSIZE_MIB`) when ``max_memory_bytes`` is not
+        given, else no per-input cap.
     max_memory_bytes : int, optional
         The total the run may hold (the model's peak, without the baseline). Default is none.
     keep_data, maps : bool

@@ -115,23 +115,9 @@ static void *carve(scratch *s, size_t bytes) {
 /* row, clamped to the rows [0, n) of a block */
 static inline int clamp_row(int row, int n) { return row < 0 ? 0 : (row > n - 1 ? n - 1 : row); }
 
-/* The comparator network on the first nb columns of buf (rows = wires, row stride block).
-   The + 0.0f turns -0.0 into +0.0 on the low wire: no result changes (a zero median of a pixel
-   holding a -0.0 is redone exactly), as in the reference's order of operations. */
-static inline void sort_block(float *buf, i64 block, const int32_t *net, int ncomp, int nb) {
-    for (int c = 0; c < ncomp; c++) {
-        float *restrict ra = buf + net[2 * c] * block;
-        float *restrict rb = buf + net[2 * c + 1] * block;
-        for (int x = 0; x < nb; x++) {
-            float a = ra[x], b = rb[x];
-            int lt = a < b;
-            ra[x] = (lt ? a : b) + 0.0f;
-            rb[x] = lt ? b : a;
-        }
-    }
-}
-
-/* One comparator of sort_block on two values held in registers: the same operations. */
+/* One comparator on two values: the lower to a, the higher to b. The + 0.0f turns -0.0 into
+   +0.0 on the low wire: no result changes (a zero median of a pixel holding a -0.0 is redone
+   exactly), as in the reference's order of operations. */
 #define CMP(a, b)                                                                          \
     do {                                                                                   \
         float lt_a_ = (a), lt_b_ = (b);                                                    \
@@ -139,6 +125,20 @@ static inline void sort_block(float *buf, i64 block, const int32_t *net, int nco
         (a) = (lt_ ? lt_a_ : lt_b_) + 0.0f;                                                \
         (b) = lt_ ? lt_b_ : lt_a_;                                                         \
     } while (0)
+
+/* The comparator network on the first nb columns of buf (rows = wires, row stride block). */
+static inline void sort_block(float *buf, i64 block, const int32_t *net, int ncomp, int nb) {
+    for (int c = 0; c < ncomp; c++) {
+        float *restrict ra = buf + net[2 * c] * block;
+        float *restrict rb = buf + net[2 * c + 1] * block;
+        for (int x = 0; x < nb; x++) {
+            float a = ra[x], b = rb[x];
+            CMP(a, b);
+            ra[x] = a;
+            rb[x] = b;
+        }
+    }
+}
 
 /* sort_block's pruned networks for the medians of 3 to 16 images, written out, each pixel's
    values in registers (see kernels/networks.py). */
@@ -906,8 +906,9 @@ static inline FIXED_INLINE void fixed_16_8(float *restrict r0, float *restrict r
     }
 }
 
-/* The rows mid - 1 and mid of the sorted block (the others left as they are), when a
-   network for (n, mid) is written out above; returns 0 (nothing done) otherwise. */
+/* The rows mid - 1 and mid of the sorted block (the others left as they are),
+   when a network for (n, mid) is written out above; returns 0 (nothing done)
+   otherwise. */
 KERNEL static int fixed_select(float *buf, i64 block, int n, int mid, int nb) {
     switch (n * 64 + mid) {
     case 193:

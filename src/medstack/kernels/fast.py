@@ -13,8 +13,8 @@ per-pixel count (masked values become padding: -inf, +inf, -inf, ... for a media
 every pixel's median at one of two fixed sorted positions whatever its count; +inf for a mean),
 a sorting network run on whole blocks of pixels at once (vectorised min/max; Batcher's
 odd-even merge sort, pruned to the positions needed: :mod:`.networks`; for the medians of up to
-16 images written out in the C source, each pixel's values held in registers), the selection, and for minmed its noise
-model, the grow dilation (running sums over the flags) and the decision. Pixels with fewer good
+16 images written out in the C source, each pixel's values held in registers), the selection,
+and for minmed its noise model, the grow dilation (running sums over the flags) and the decision. Pixels with fewer good
 values than nlow + nhigh + 1 (drizzlepac's reduction rule) are done one by one.
 
 Exactness. Everything the reference computes in float64 is computed in float64 here, in the
@@ -55,7 +55,7 @@ import numpy as np
 
 from . import WEIGHT_LANES, KernelsNotBuilt, reference
 from ._build import SOURCE, library_path, source_sha256
-from .networks import _middle, sorting_network
+from .networks import _middle, median_network, sorting_network
 from .spec import MIN_WEIGHT, CombineSpec, ImageScalars, SectionResult
 
 __all__ = [
@@ -355,11 +355,8 @@ def combine_section(
         nlow, nhigh = int(spec.nlow), int(spec.nhigh)
         k_of, even = _median_table(n, nlow, nhigh)
         mid = _middle(n, nlow, nhigh)
-        if is_median:
-            needed = tuple(p for p in (mid - 1, mid) if 0 <= p < n)
-        else:
-            needed = tuple(range(min(nlow, n), max(n - nhigh, 0)))
-        net = sorting_network(n, needed)
+        net = median_network(n, mid) if is_median else \
+            sorting_network(n, tuple(range(min(nlow, n), max(n - nhigh, 0))))
         _call("medstack_numcombine", _a(sp, np.int64), _a(ss, np.uint8), _a(wp, np.int64),
               _a(ws, np.uint8), n, thresholds is not None, _a(wlim, np.float32), float(vlo), float(vhi),
               is_median, bool(spec.fill), _a(k_of, np.int32), _a(even, np.uint8), mid, nlow,
@@ -433,7 +430,7 @@ def _minmed(sp, ss, wp, ws, thresholds, wlim, spec, scalars, r, nx, lo, hi, bloc
     rn_const = float(np.float32(sum(float(v) ** 2 for v in scalars.readnoise)))
     k_of, even = _median_table(n, 0, 1)
     mid = _middle(n, 0, 1)
-    net = sorting_network(n, tuple(p for p in (mid - 1, mid) if 0 <= p < n) if n >= 3 else None)
+    net = median_network(n, mid)  # (for n < 3: the whole network)
     fw_pos = _fmin_first_positions(r, nx, masks=thresholds is not None)
     mn_fix = np.empty(0, np.float32)
     if r * nx == 1:  # NumPy reduces along a contiguous axis there: its own result

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FIXED_MAX", "fixed_networks_c", "sorting_network"]
+__all__ = ["FIXED_MAX", "fixed_networks_c", "median_network", "sorting_network"]
 
 #: The largest stack whose median networks ``_fast.c`` holds as straight-line code.
 FIXED_MAX = 16
@@ -72,6 +72,12 @@ def _middle(n: int, nlow: int, nhigh: int) -> int:
     return (n - nlow - nhigh + 1) // 2 + nlow
 
 
+def median_network(n: int, mid: int) -> np.ndarray:
+    """:func:`sorting_network` pruned to the sorted positions ``mid - 1`` and ``mid`` (those in
+    ``[0, n)``), where a padded median lies (:func:`_middle`)."""
+    return sorting_network(n, tuple(p for p in (mid - 1, mid) if 0 <= p < n))
+
+
 def _fixed_cases() -> list[tuple[int, int]]:
     """``(n, mid)`` of the networks written out: the medians' middle positions without nlow or
     nhigh (:func:`medstack_numcombine`) and minmed's (``nhigh = 1``)."""
@@ -97,8 +103,8 @@ def fixed_networks_c() -> str:
     out = [_BEGIN]
     cases = _fixed_cases()
     for n, mid in cases:
-        needed = tuple(p for p in (mid - 1, mid) if 0 <= p < n)
-        net = sorting_network(n, needed)
+        net = median_network(n, mid)
+        needed = [p for p in (mid - 1, mid) if 0 <= p < n]
         params = ", ".join(f"float *restrict r{i}" for i in range(n))
         out.append(_wrap(f"static inline FIXED_INLINE void fixed_{n}_{mid}({params}, int nb) {{",
                          "    ") + "\n")
@@ -109,8 +115,9 @@ def fixed_networks_c() -> str:
             out.append(f"        CMP(v{a}, v{b});\n")
         out.append("        " + " ".join(f"r{p}[x] = v{p};" for p in needed) + "\n")
         out.append("    }\n}\n\n")
-    out.append("/* The rows mid - 1 and mid of the sorted block (the others left as they are), when a\n"
-               "   network for (n, mid) is written out above; returns 0 (nothing done) otherwise. */\n")
+    out.append("/* The rows mid - 1 and mid of the sorted block (the others left as they are),\n"
+               "   when a network for (n, mid) is written out above; returns 0 (nothing done)\n"
+               "   otherwise. */\n")
     out.append("KERNEL static int fixed_select(float *buf, i64 block, int n, int mid, int nb) {\n")
     out.append("    switch (n * 64 + mid) {\n")
     for n, mid in cases:
