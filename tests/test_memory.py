@@ -154,7 +154,7 @@ def test_a_budget_never_changes_the_result(tmp_path):
 
 
 def test_sizes_are_read_with_their_units():
-    from medstack.params import parse_size
+    from medstack.options import parse_size
 
     assert parse_size("2GiB") == 2 << 30 == parse_size("2G") == parse_size("2 gib")
     assert parse_size("512MB") == 512 * 10**6 and parse_size(4096) == 4096

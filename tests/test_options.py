@@ -121,29 +121,49 @@ def test_a_scheduler_may_be_path_like():
     assert run_options(scheduler=PurePosixPath("dask-local")).scheduler == "dask-local"
 
 
-def test_make_executor_and_run_take_options_by_name_too(tmp_path):
+def test_run_options_fields_are_the_declaration():
+    """The written-out fields (what mypy sees) have the names and defaults RUN_OPTIONS
+    declares, in its order, and a type that holds what each kind's check returns."""
+    import collections.abc
+    import typing
+    from dataclasses import fields
+
+    hints = typing.get_type_hints(RunOptions)
+    types = {"workers": int | None, "str": str | None, "seconds": float, "size": int | None,
+             "bool": bool, "choice": str, "object": typing.Any}
+    assert [f.name for f in fields(RunOptions)] == [o.name for o in RUN_OPTIONS]
+    for f, o in zip(fields(RunOptions), RUN_OPTIONS):
+        assert f.default == o.default, o.name
+        if o.kind == "callable":
+            call, none = typing.get_args(hints[f.name])
+            assert typing.get_origin(call) is collections.abc.Callable and none is type(None)
+        else:
+            assert hints[f.name] == types[o.kind], o.name
+
+
+def test_run_options_check_themselves_when_made():
+    assert RunOptions(max_memory="1KiB", workers=2).max_memory == 1024
+    with pytest.raises(ParameterError, match="kernel: unknown value 'gpu'"):
+        RunOptions(kernel="gpu")
+    with pytest.raises(ParameterError, match="connect_timeout: expected a number of seconds"):
+        RunOptions(connect_timeout=float("inf"))
+
+
+def test_make_executor_and_run_take_options(tmp_path):
     import numpy as np
     from conftest import random_stack, same_bits, write_stack
 
     from medstack.api import make_executor
     from medstack.core.plan import prepare
     from medstack.core.run import run
-    from medstack.executors.threads import ThreadExecutor
     from medstack.io.inputs import open_inputs
     from medstack.params import validate
 
-    executor = make_executor(workers=2)
-    assert isinstance(executor, ThreadExecutor) and executor.workers == 2
     sci, wht = random_stack(np.random.default_rng(2), 3, 20, 17)
-    names = write_stack(tmp_path, sci, wht)
-    plan = prepare(open_inputs(names), validate())
-    by_name = run(plan, make_executor(), keep_data=True, kernel="reference")
-    as_options = run(plan, make_executor(), run_options(kernel="reference"))
-    assert same_bits(by_name.data, as_options.data)
-    with pytest.raises(ParameterError, match="kernel: unknown value 'gpu'"):
-        run(plan, make_executor(), RunOptions(kernel="gpu"))  # made by hand, checked here
-    with pytest.raises(ParameterError, match="unknown run option 'bogus'"):
-        run(plan, make_executor(), bogus=1)
+    plan = prepare(open_inputs(write_stack(tmp_path, sci, wht)), validate())
+    reference = run(plan, make_executor(run_options(workers=2)), run_options(kernel="reference"))
+    by_default = run(plan, make_executor())
+    assert same_bits(reference.data, by_default.data)
 
 
 def test_docstring_keeps_names_as_they_are_spelled():

@@ -77,16 +77,30 @@ def test_replace_validates():
     assert spec("combine_type").option == "--combine-type"
 
 
-def test_median_params_are_made_from_the_spec():
+def test_median_params_fields_are_the_declaration():
+    """The written-out fields (what mypy sees) have the names, types and defaults that
+    PARAMETERS declares, in its order."""
     from dataclasses import fields
+    from typing import get_type_hints
 
     from medstack.params import _coerce
 
+    types = {"bool": bool, "int": int, "float": float, "str": str, "nsigma": tuple[float, float]}
+    hints = get_type_hints(MedianParams)
     assert [f.name for f in fields(MedianParams)] == [p.name for p in PARAMETERS]
-    defaults = MedianParams()
-    for p in PARAMETERS:
-        assert getattr(defaults, p.name) == _coerce(p, p.default), p.name
-        assert p.name in (MedianParams.__doc__ or "")
+    for f, p in zip(fields(MedianParams), PARAMETERS):
+        assert hints[f.name] == (types[p.kind] | None if p.optional else types[p.kind]), p.name
+        assert f.default == _coerce(p, p.default), p.name
+
+
+def test_median_params_check_themselves_when_made():
+    p = MedianParams(combine_type=" IMedian", combine_nsigma="5", combine_grow="2")
+    assert (p.combine_type, p.combine_nsigma, p.combine_grow) == ("imedian", (5.0, 5.0), 2)
+    assert p == validate(combine_type="imedian", combine_nsigma=[5, 5], combine_grow=2)
+    with pytest.raises(ParameterError, match="combine_grow: must be >= 0, got -1"):
+        MedianParams(combine_grow=-1)
+    with pytest.raises(ParameterError, match="combine_lthresh = 2 is not below"):
+        MedianParams(combine_lthresh=2, combine_hthresh=2)
 
 
 def test_header_keywords_come_from_the_spec(tmp_path):

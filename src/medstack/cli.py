@@ -26,15 +26,12 @@ from typing import Any, NoReturn
 from ._version import version_text
 from .config import TABLE_COLUMNS
 from .errors import MedstackError
-from .options import RUN_OPTIONS, OptionSpec
+from .options import NOTICE, RUN_OPTIONS, OptionSpec
 from .params import PARAMETERS, format_value
 
 __all__ = ["build_parser", "command", "main"]
 
 log = logging.getLogger("medstack")
-
-#: Level of the lines shown on every run but ``-q`` (as :data:`medstack.core.report.NOTICE`).
-NOTICE = 25
 
 
 class _Terminated(BaseException):

@@ -68,11 +68,10 @@ from .config import (
 )
 from .core.plan import default_workers, output_name, rootname
 from .core.products import MedianResult
-from .core.report import NOTICE
 from .errors import InputError, MedstackError, ParameterError, StepAbortedError
 from .io.imageobjects import is_image_object, stack_from_objects
 from .io.inputs import InputImage, check_shapes, open_inputs
-from .options import run_options
+from .options import NOTICE, run_options
 from .params import PARAMETERS, MedianParams, format_value
 
 __all__ = ["createMedian", "getHelpAsString", "help", "median", "run"]

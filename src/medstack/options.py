@@ -3,8 +3,9 @@
 The median-step parameters (drizzlepac's names, :mod:`medstack.params`) say *what* image is
 made; the run options here say how the run goes: threads or Dask, a memory budget, which
 products and arrays come back, progress. :data:`RUN_OPTIONS` declares each one once (name,
-kind, default, help, command-line flag); :class:`RunOptions` is generated from it, and
-:func:`run_options` validates values into one. Every door builds one :class:`RunOptions` and
+kind, default, help, command-line flag); :class:`RunOptions` has one field for each (a test
+holds the two together) and checks its values when it is made, once: :func:`run_options`
+builds one from a mapping. Every door builds one :class:`RunOptions` and
 hands it down: the command line (its "running" options come from the spec),
 :func:`medstack.median_image` (its keyword arguments are checked against the spec by the
 tests), ``createMedian`` and the AstroDrizzle step; :func:`medstack.core.run.run` and the
@@ -13,16 +14,27 @@ executors take it as it is. None of them changes the image: that is the paramete
 
 from __future__ import annotations
 
+import logging
+import math
 import numbers
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, make_dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import ParameterError
-from .params import parse_size
+from .params import is_none
 
-__all__ = ["RUN_OPTIONS", "OptionSpec", "RunOptions", "run_options"]
+__all__ = ["CONNECT_TIMEOUT_S", "NOTICE", "RUN_OPTIONS", "OptionSpec", "RunOptions",
+           "parse_size", "run_options"]
+
+#: Log level of the few lines a user should see on every run (between INFO and WARNING): the
+#: command line shows them unless ``--quiet``.
+NOTICE = 25
+logging.addLevelName(NOTICE, "NOTICE")
+
+#: Seconds to wait for a Dask scheduler at an address to answer (``connect_timeout``).
+CONNECT_TIMEOUT_S = 10.0
 
 #: The combine implementations (see :mod:`medstack.kernels`), by name; the same image either way.
 KERNEL_NAMES = ("auto", "fast", "reference")
@@ -72,6 +84,41 @@ class OptionSpec:
         return _CHECKS[self.kind](self, value)
 
 
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "kb": 1000, "m": 1 << 20,
+               "mib": 1 << 20, "mb": 1000**2, "g": 1 << 30, "gib": 1 << 30, "gb": 1000**3,
+               "t": 1 << 40, "tib": 1 << 40, "tb": 1000**4}
+
+
+def parse_size(value: Any, name: str = "max_memory") -> int | None:
+    """A memory size in bytes: an int (bytes) or a string such as ``"2GiB"``, ``"512M"``,
+    ``"1.5 GB"`` (``K``/``M``/``G``/``T`` and ``KiB``... are powers of 1024, ``kB``/``MB``...
+    of 1000); None or ``"none"`` for no limit.
+
+    Raises
+    ------
+    ParameterError
+        Naming ``name``, for anything else or a size that is not positive.
+    """
+    if is_none(value):
+        return None
+    number: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "").lower()
+        unit = text.lstrip("0123456789.eE+")
+        digits = text[: len(text) - len(unit)]
+        if unit in _SIZE_UNITS and digits:
+            try:
+                number = float(digits) * _SIZE_UNITS[unit]
+            except ValueError:
+                number = None
+    if number is None or not math.isfinite(number) or number < 1:
+        raise ParameterError(f"{name}: expected a size such as 2GiB, 512MiB or a number of "
+                             f"bytes, got {value!r}")
+    return int(number)
+
+
 def _got(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"[:120]
 
@@ -95,7 +142,8 @@ def _str(p: OptionSpec, value: Any) -> Any:
 
 
 def _seconds(p: OptionSpec, value: Any) -> Any:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0
+            or not math.isfinite(value)):
         raise ParameterError(f"{p.name}: expected a number of seconds > 0, got {value!r}"[:200])
     return float(value)
 
@@ -182,7 +230,7 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
                "to make other products, so that all of them are committed together, last; if "
                "it raises, nothing of the run is committed", metavar="before_commit(result)",
                doc_type="callable, optional"),
-    OptionSpec("connect_timeout", "seconds", 10.0,
+    OptionSpec("connect_timeout", "seconds", CONNECT_TIMEOUT_S,
                "with a scheduler at an address: seconds to wait for it to answer before giving "
                "up with an error", option="--connect-timeout", metavar="SECONDS",
                doc_type="float"),
@@ -198,31 +246,41 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
 _BY_NAME = {o.name: o for o in RUN_OPTIONS}
 
 
-class _OptionsMethods:
-    """Methods of :class:`RunOptions` (its fields are generated from :data:`RUN_OPTIONS`)."""
+@dataclass(frozen=True)
+class RunOptions:
+    """The run options of one run, one field per entry of :data:`RUN_OPTIONS` (same name and
+    default; the help text is there).
+
+    Every construction checks the values (sizes become bytes, path-like schedulers text) and
+    raises :class:`~medstack.errors.ParameterError` naming the option; :func:`run_options`
+    builds one from a mapping.
+    """
+
+    save_maps: bool = False
+    keep_data: bool = True
+    keep_maps: bool = False
+    workers: int | None = None
+    progress: Callable[[int, int], None] | None = None
+    kernel: str = "auto"
+    scheduler: str | None = None
+    client: Any = None
+    quicklook: bool = False
+    before_commit: Callable[[Any], None] | None = None
+    connect_timeout: float = CONNECT_TIMEOUT_S
+    max_memory: int | None = None
+
+    def __post_init__(self) -> None:
+        for o in RUN_OPTIONS:
+            object.__setattr__(self, o.name, o.check(getattr(self, o.name)))
 
     @property
     def wants_maps(self) -> bool:
         """Whether the run keeps the maps as arrays."""
-        return bool(self.keep_data and (self.save_maps or self.keep_maps))  # type: ignore[attr-defined]
+        return bool(self.keep_data and (self.save_maps or self.keep_maps))
 
     def replace(self, **changes: Any) -> RunOptions:
         """A copy with some options changed (checked)."""
-        return run_options(vars(self), **changes)
-
-
-def _make_options_class() -> type:
-    cls = make_dataclass("RunOptions", [(o.name, Any, field(default=o.default))
-                                        for o in RUN_OPTIONS],
-                         bases=(_OptionsMethods,), frozen=True)
-    cls.__module__ = __name__
-    return cls
-
-
-#: The run options of one run, every field from :data:`RUN_OPTIONS` (make one with
-#: :func:`run_options`, which checks the values).
-RunOptions = _make_options_class()
-RunOptions.__doc__ = "The run options of one run (fields: " + ", ".join(_BY_NAME) + ")."
+        return run_options({f.name: getattr(self, f.name) for f in fields(self)}, **changes)
 
 
 def run_options(values: Mapping[str, Any] | None = None, /, **given: Any) -> RunOptions:
@@ -244,7 +302,7 @@ def run_options(values: Mapping[str, Any] | None = None, /, **given: Any) -> Run
     unknown = sorted(set(merged) - set(_BY_NAME))
     if unknown:
         raise ParameterError(f"unknown run option {unknown[0]!r}; valid: {', '.join(_BY_NAME)}")
-    return RunOptions(**{name: _BY_NAME[name].check(value) for name, value in merged.items()})
+    return RunOptions(**merged)
 
 
 def numpydoc() -> str:

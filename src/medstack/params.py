@@ -1,9 +1,9 @@
 """The one declarative specification of the median step's parameters.
 
 Names, types, defaults, allowed values and help text live here and nowhere else: validation
-(:func:`validate`), ``.cfg`` reading and writing (:mod:`medstack.config`), the CLI options
-(:mod:`medstack.cli`) and the help text (:func:`medstack.createMedian.getHelpAsString`) are all
-generated from :data:`PARAMETERS`.
+(:class:`MedianParams`, whose fields a test holds to the declaration), ``.cfg`` reading and
+writing (:mod:`medstack.config`), the CLI options (:mod:`medstack.cli`) and the help text
+(:func:`medstack.createMedian.getHelpAsString`) all come from :data:`PARAMETERS`.
 
 The names are drizzlepac's (``combine_type``, ``combine_nsigma``, ...); the defaults are those of
 drizzlepac's standalone ``createMedian`` task (``combine_maskpt = 0.7``; AstroDrizzle's own
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, make_dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from .errors import ParameterError
@@ -27,8 +27,8 @@ __all__ = [
     "MedianParams",
     "ParamSpec",
     "format_value",
+    "is_none",
     "parse_nsigma",
-    "parse_size",
     "spec",
     "validate",
 ]
@@ -260,13 +260,15 @@ def parse_nsigma(value: Any) -> tuple[float, float]:
     return numbers[0], numbers[1]
 
 
-def _is_none(value: Any) -> bool:
+def is_none(value: Any) -> bool:
+    """Whether ``value`` stands for None: None, or text such as ``'None'`` or ``''`` (as a
+    ``.cfg`` file or a table cell holds it)."""
     return value is None or (isinstance(value, str) and value.strip().lower() in ("none", ""))
 
 
 def _coerce(p: ParamSpec, value: Any) -> Any:
     """Convert ``value`` to the type of ``p`` and check its range; raise ParameterError."""
-    if p.optional and _is_none(value):
+    if p.optional and is_none(value):
         return None
     where = f"{p.name}: "
     if p.kind == "bool":
@@ -314,66 +316,71 @@ def _coerce(p: ParamSpec, value: Any) -> Any:
     return number
 
 
-class _ParamsMethods:
-    """What :class:`MedianParams` computes from its fields (its fields come from
-    :data:`PARAMETERS`)."""
+@dataclass(frozen=True)
+class MedianParams:
+    """Validated parameters of the median step, one field per entry of :data:`PARAMETERS`
+    (same name, type and default; the help text is there).
 
-    __slots__ = ()
+    Every construction checks and converts the values (``MedianParams(combine_type="Median")``
+    holds ``"median"``; a bad value raises :class:`~medstack.errors.ParameterError` naming the
+    parameter); :func:`validate` builds one from a mapping of ``.cfg``-style values.
+    """
+
+    median: bool = True
+    median_newmasks: bool = True
+    combine_maskpt: float = 0.7
+    combine_type: str = "minmed"
+    combine_nsigma: tuple[float, float] = (4.0, 3.0)
+    combine_nlow: int = 0
+    combine_nhigh: int = 0
+    combine_lthresh: float | None = None
+    combine_hthresh: float | None = None
+    combine_grow: int = 1
+    combine_bufsize: float | None = None
+    fillval: float = 0.0
+
+    def __post_init__(self) -> None:
+        for p in PARAMETERS:
+            object.__setattr__(self, p.name, _coerce(p, getattr(self, p.name)))
+        lo, hi = self.combine_lthresh, self.combine_hthresh
+        if lo is not None and hi is not None and _float32(lo) >= _float32(hi):
+            raise ParameterError(
+                f"combine_lthresh = {lo:g} is not below combine_hthresh = {hi:g}: no value can "
+                "pass both (a value is kept where lthresh <= value < hthresh)"
+            )
 
     @property
     def kind(self) -> str:
         """The combination proper: ``minmed``, ``median``, ``mean`` or ``sum``."""
-        ctype = _ALIASES.get(self.combine_type, self.combine_type)  # type: ignore[attr-defined]
+        ctype = _ALIASES.get(self.combine_type, self.combine_type)
         return ctype[1:] if ctype.startswith("i") else ctype
 
     @property
     def fill(self) -> bool:
         """Whether this is an ``i`` type (fill pixels with no good input)."""
-        return self.combine_type.startswith("i")  # type: ignore[attr-defined]
+        return self.combine_type.startswith("i")
 
     @property
     def grow_px(self) -> int:
         """The grow radius in pixels that actually applies (0 unless minmed)."""
-        return self.combine_grow if self.kind == "minmed" else 0  # type: ignore[attr-defined]
+        return self.combine_grow if self.kind == "minmed" else 0
 
     @property
     def budget_bytes(self) -> int:
         """Section buffer per input image, in bytes (``combine_bufsize`` MiB, default
         :data:`DEFAULT_BUFSIZE_MIB`)."""
-        bufsize = self.combine_bufsize  # type: ignore[attr-defined]
-        mib = DEFAULT_BUFSIZE_MIB if bufsize is None else bufsize
+        mib = DEFAULT_BUFSIZE_MIB if self.combine_bufsize is None else self.combine_bufsize
         return max(1, int(mib * MIB))
 
     def as_dict(self) -> dict[str, Any]:
         """The parameters as a plain dict, ``combine_nsigma`` in drizzlepac's string form."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
-        out["combine_nsigma"] = format_value(spec("combine_nsigma"), self.combine_nsigma)  # type: ignore[attr-defined]  # noqa: E501
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["combine_nsigma"] = format_value(spec("combine_nsigma"), self.combine_nsigma)
         return out
 
     def replace(self, **changes: Any) -> MedianParams:
         """Return a validated copy with some parameters changed."""
-        return validate(changes, base=self)  # type: ignore[arg-type]
-
-
-_TYPES = {"bool": "bool", "int": "int", "float": "float", "str": "str",
-          "nsigma": "tuple[float, float]"}
-
-
-def _make_params_class() -> type:
-    """:class:`MedianParams`, its fields made from :data:`PARAMETERS` (name, type, default),
-    so that the two cannot disagree."""
-    specs = [(p.name, _TYPES[p.kind] + (" | None" if p.optional else ""),
-              field(default=_coerce(p, p.default))) for p in PARAMETERS]
-    cls = make_dataclass("MedianParams", specs, bases=(_ParamsMethods,), frozen=True)
-    cls.__module__ = __name__
-    cls.__doc__ = (
-        "Validated parameters of the median step, one attribute per entry of "
-        ":data:`PARAMETERS` (same name, type and default).\n\n"
-        "Build one with :func:`validate`; the constructor itself does not validate.\n\n"
-        "Attributes\n----------\n" + "\n".join(
-            f"{p.name} : {_TYPES[p.kind]}{' or None' if p.optional else ''}\n"
-            f"    {p.help} Default is {format_value(p, p.default)}." for p in PARAMETERS))
-    return cls
+        return validate(changes, base=self)
 
 
 def validate(values: Mapping[str, Any] | None = None, *, base: MedianParams | None = None,
@@ -403,18 +410,9 @@ def validate(values: Mapping[str, Any] | None = None, *, base: MedianParams | No
     """
     merged: dict[str, Any] = dict(values or {})
     merged.update(kwargs)
-    current = base if base is not None else MedianParams()
-    changes = {}
-    for name, value in merged.items():
-        changes[name] = _coerce(spec(name), value)
-    result = replace(current, **changes)
-    lo, hi = result.combine_lthresh, result.combine_hthresh
-    if lo is not None and hi is not None and _float32(lo) >= _float32(hi):
-        raise ParameterError(
-            f"combine_lthresh = {lo:g} is not below combine_hthresh = {hi:g}: no value can pass "
-            "both (a value is kept where lthresh <= value < hthresh)"
-        )
-    return result
+    for name in merged:
+        spec(name)  # an unknown name, listing the valid ones
+    return replace(base if base is not None else MedianParams(), **merged)
 
 
 def _float32(value: float) -> float:
@@ -423,41 +421,6 @@ def _float32(value: float) -> float:
 
     with np.errstate(over="ignore"):
         return float(np.float32(value))
-
-
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "kb": 1000, "m": 1 << 20,
-               "mib": 1 << 20, "mb": 1000**2, "g": 1 << 30, "gib": 1 << 30, "gb": 1000**3,
-               "t": 1 << 40, "tib": 1 << 40, "tb": 1000**4}
-
-
-def parse_size(value: Any, name: str = "max_memory") -> int | None:
-    """A memory size in bytes: an int (bytes) or a string such as ``"2GiB"``, ``"512M"``,
-    ``"1.5 GB"`` (``K``/``M``/``G``/``T`` and ``KiB``... are powers of 1024, ``kB``/``MB``...
-    of 1000); None or ``"none"`` for no limit.
-
-    Raises
-    ------
-    ParameterError
-        Naming ``name``, for anything else or a size that is not positive.
-    """
-    if _is_none(value):
-        return None
-    number: float | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        text = value.strip().replace(" ", "").lower()
-        unit = text.lstrip("0123456789.eE+")
-        digits = text[: len(text) - len(unit)]
-        if unit in _SIZE_UNITS and digits:
-            try:
-                number = float(digits) * _SIZE_UNITS[unit]
-            except ValueError:
-                number = None
-    if number is None or not math.isfinite(number) or number < 1:
-        raise ParameterError(f"{name}: expected a size such as 2GiB, 512MiB or a number of "
-                             f"bytes, got {value!r}")
-    return int(number)
 
 
 def _number(value: float) -> str:
@@ -478,6 +441,3 @@ def format_value(p: ParamSpec, value: Any) -> str:
         return repr(float(value))
     return str(value)
 
-
-#: The validated parameters (a frozen dataclass made from :data:`PARAMETERS`).
-MedianParams = _make_params_class()

@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Sequence
 
+from ..options import NOTICE
 from .plan import StackPlan
 from .weights import WeightStats
 
@@ -13,11 +14,6 @@ __all__ = ["FEW_GOOD_FRACTION", "NOTICE", "check_coverage", "image_table",
            "warn_no_good_pixel"]
 
 log = logging.getLogger("medstack.core.run")  # the run's own voice
-
-#: Log level of the few messages a user should see on every run (between INFO and WARNING).
-#: The CLI shows it unless ``--quiet``.
-NOTICE = 25
-logging.addLevelName(NOTICE, "NOTICE")
 
 #: Below this fraction of output pixels with a good input, a run ends with a warning.
 FEW_GOOD_FRACTION = 0.1

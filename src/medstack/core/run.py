@@ -16,13 +16,12 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..io.writer import check_output_path
 from ..kernels import SectionResult, choose_kernel, fast_unavailable
-from ..options import RunOptions, run_options
+from ..options import RunOptions
 from .plan import StackPlan
 from .products import MedianResult, OutputSinks, median_header, pending_result
 from .report import check_coverage, image_table
@@ -97,7 +96,6 @@ def run(
     options: RunOptions | None = None,
     *,
     path: str | Path | None = None,
-    **given: Any,
 ) -> MedianResult:
     """Run a prepared plan on an executor.
 
@@ -109,22 +107,19 @@ def run(
         Where to compute (:class:`medstack.executors.threads.ThreadExecutor`,
         :class:`medstack.executors.dask.DaskExecutor`). Same result, bit for bit.
     options : RunOptions, optional
-        The run options (:func:`medstack.options.run_options`): which products and arrays
+        The run options, checked when they were made (:mod:`medstack.options`): which products and arrays
         (``save_maps``, ``keep_data``, ``keep_maps``, ``quicklook``), ``progress``,
         ``kernel`` and ``before_commit`` are used here; where to compute is the executor's.
         Default is every option's default.
     path : path-like, optional
         Median file to write (temporary name, then renamed). Default is no file.
-    **given
-        Run options by name instead (or over ``options``), e.g. ``keep_data=False``.
 
     Returns
     -------
     MedianResult
     """
     start = time.perf_counter()
-    # checked here too: a RunOptions made by hand has not been
-    o = run_options(vars(options) if options is not None else None, **given)
+    o = options if options is not None else RunOptions()
     keep_data = o.keep_data
     # the implementation, chosen once for the whole run (the same bits either way)
     kernel = choose_kernel(o.kernel)
