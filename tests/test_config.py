@@ -434,6 +434,29 @@ def test_read_table_csv_and_ecsv(tmp_path):
     assert table.exptime is None
 
 
+def test_per_image_values_are_checked_only_where_minmed_uses_them(tmp_path):
+    from medstack.config import per_image_values
+
+    odd = [0, -1, "nan", None]
+    assert per_image_values("exptime", odd, "median")[:2] == (0.0, -1.0)
+    assert per_image_values("readnoise", [-2], "sum") == (-2.0,)
+    with pytest.raises(ParameterError, match="exptime: exposure times must be > 0, got 0$"):
+        per_image_values("exptime", odd, "minmed")
+    with pytest.raises(ParameterError, match="readnoise: read noise must be >= 0, got -2"):
+        per_image_values("readnoise", [-2])  # minmed unless told
+    with pytest.raises(ParameterError, match="sky: expected numbers, got 'x'"):
+        per_image_values("sky", ["x"], "median")  # not a number: refused for any type
+    # the type a .cfg file names decides, whichever source holds the lists
+    cfg = read_config({"combine_type": "median", "exptime": [0, 1]})
+    assert cfg.exptime == (0.0, 1.0)
+    assert cfg.merged({"readnoise": [-1, 0]}).readnoise == (-1.0, 0.0)
+    with pytest.raises(ParameterError, match="configObj: exptime: exposure times must be > 0"):
+        cfg.merged({"combine_type": "iminmed"})  # names where the list at fault came from
+    table = tmp_path / "t.csv"
+    table.write_text("sci,exptime\na.fits,0\n")
+    assert read_table(table, "mean").exptime == (0.0,)
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("sci,gain\na.fits,2\n", "unknown column 'gain'; valid columns: sci, wht, exptime, sky, "
                              "readnoise"),

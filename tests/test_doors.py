@@ -26,8 +26,9 @@ def repeated(tmp_path):
     return tmp_path, inputs, names
 
 
-def _through_every_door(tmp_path, inputs, **params):
-    """The median (data, header) each door makes of ``inputs`` with ``EXPTIMES``."""
+def _through_every_door(tmp_path, inputs, exptimes=EXPTIMES, **params):
+    """The median (data, header) each door makes of ``inputs`` with ``exptimes``."""
+    EXPTIMES = exptimes  # noqa: N806
     out = {}
     result = median_image(inputs, tmp_path / "api", exptime=EXPTIMES, **params)
     out["median_image"] = result.path
@@ -59,16 +60,27 @@ def test_every_door_refuses_the_same_per_image_values(repeated, capsys):
     bad = [100.0, 100.0, 0.0, 300.0]
     message = "exptime: exposure times must be > 0, got 0"
     with pytest.raises(ParameterError, match=message):
-        median_image(inputs, exptime=bad, combine_type="mean")
+        median_image(inputs, exptime=bad, combine_type="minmed")
     with pytest.raises(ParameterError, match=message):
-        createMedian.median(inputs, exptime=bad, combine_type="mean")
+        createMedian.median(inputs, exptime=bad, combine_type="minmed")
     with pytest.raises(ParameterError, match=message):
-        createMedian.createMedian(inputs, {"exptime": bad, "combine_type": "mean"})
+        createMedian.createMedian(inputs, {"exptime": bad, "combine_type": "iminmed"})
     table = tmp_path / "bad.csv"
     table.write_text("sci,exptime\n" + "".join(f"{n},{t}\n" for n, t in zip(inputs, bad)))
-    assert main(["--table", str(table), "--combine-type", "mean", "-q"]) == 2
+    assert main(["--table", str(table), "--combine-type", "minmed", "-q"]) == 2
     assert message.split(", got")[0] in capsys.readouterr().err
     assert not list(tmp_path.glob("**/*_med.fits"))
+
+
+def test_every_door_runs_a_median_whatever_the_exposure_times(repeated):
+    """Only minmed uses the per-image values: a median is not refused for exposure times,
+    read noise or sky that minmed could not use (drizzlepac runs it)."""
+    tmp_path, inputs, names = repeated
+    made = _through_every_door(tmp_path, inputs, exptimes=[0.0, 0.0, -1.0, -5.0],
+                               combine_type="median")
+    expected = median_image(names, combine_type="median", readnoise=[-1.0, 0.0, float("inf")])
+    for door, (data, _) in made.items():
+        assert same_bits(data, expected.data), door
 
 
 def test_parameters_keep_every_digit_through_every_door(repeated, tmp_path):

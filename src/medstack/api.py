@@ -138,7 +138,7 @@ def run_stack(input: Any, params: MedianParams, options: RunOptions, *,
     # per-image values by the one rule of every door (.cfg, --table, createMedian)
     for name in ("exptime", "sky", "readnoise"):
         if name in per_image:
-            per_image[name] = per_image_values(name, per_image[name])
+            per_image[name] = per_image_values(name, per_image[name], params.kind)
     images = (list(input) if isinstance(input, (list, tuple)) and input
               and all(isinstance(v, InputImage) for v in input)
               else open_inputs(input, **per_image))

@@ -318,7 +318,7 @@ def _run_routed(args: argparse.Namespace) -> int:
     given = {p.name: getattr(args, p.name) for p in PARAMETERS
              if p.name != "median" and getattr(args, p.name) is not None}
     params = validate(settings.values, **given)  # the command line wins over --config
-    table = read_table(args.table) if args.table else None
+    table = read_table(args.table, params.kind) if args.table else None
     if table is not None and args.inputs:
         raise MedstackError("give the inputs either as INPUT or in --table, not both")
     inputs = list(table.sci) if table is not None else (args.inputs or settings.input)

@@ -1,0 +1,204 @@
+"""Per-image values: the one rule for the lists ``exptime``, ``sky`` and ``readnoise`` (one
+entry per input image, overriding its header), and the per-image tables of ``--table`` that hold
+them with the input names.
+
+Names in a table are relative to the table's folder, as those in a ``.cfg`` file are relative
+to its folder (:mod:`medstack.config`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, ParameterError
+from ..params import is_none
+
+__all__ = ["PER_IMAGE_KEYS", "TABLE_COLUMNS", "ImageTable", "per_image_values", "read_table"]
+
+#: Per-image values (lists, one entry per input image, in input order; None entries fall back
+#: to the single's header), with their meaning. Only minmed uses them.
+PER_IMAGE_KEYS: Mapping[str, str] = {
+    "exptime": "Exposure time of each image, in seconds (> 0; minmed only). Default: EXPTIME "
+    "of its single.",
+    "sky": "Sky subtracted from each image, in electrons (minmed only). Default: MDRIZSKY of "
+    "its single (times EXPTIME for WFC3/IR).",
+    "readnoise": "Read noise of each image, in electrons (>= 0; minmed only). Default: from the "
+    "READNSE* keywords of its single.",
+}
+
+#: Columns of a per-image table (``--table``).
+TABLE_COLUMNS: Mapping[str, str] = {
+    "sci": "science image (required): a *_single_sci.fits or an exposure name",
+    "wht": "weight image (default: the science name with _single_sci -> _single_wht)",
+    **PER_IMAGE_KEYS,
+}
+
+
+def per_image_values(name: str, values: Any, kind: str | None = "minmed"
+                     ) -> tuple[float | None, ...] | None:
+    """Check a per-image list (``exptime``, ``sky`` or ``readnoise``).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`PER_IMAGE_KEYS`.
+    values : sequence of float or None, or None
+        One value per input image; None entries (or ``'None'``) fall back to the header.
+    kind : str or None
+        The combination the values are for (:attr:`medstack.params.MedianParams.kind`). Only
+        minmed uses them, so only for minmed must they be finite, the exposure times > 0 and
+        the read noise >= 0; None: not known yet (the values are only read as numbers; the
+        caller checks them once it is). Default is ``"minmed"``.
+
+    Returns
+    -------
+    tuple of float or None, or None
+        None when ``values`` is None.
+
+    Raises
+    ------
+    ParameterError
+        Naming ``name``: not a list, a value that is not a number; for minmed a value that
+        is not finite, an exposure time not > 0, or a negative read noise.
+
+    Notes
+    -----
+    drizzlepac reads the per-image values of a median, mean or sum without using them, so
+    they are not refused there for what only minmed needs.
+    """
+    if values is None:
+        return None
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        if isinstance(values, str) and values.strip():
+            values = values.replace(",", " ").split()
+        else:
+            raise ParameterError(f"{name}: expected a list with one value per image, "
+                                 f"got {values!r}")
+    out: list[float | None] = []
+    for value in values:
+        if is_none(value):
+            out.append(None)
+            continue
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ParameterError(f"{name}: expected numbers, got {value!r}") from None
+        if kind == "minmed":
+            if not math.isfinite(number):
+                raise ParameterError(f"{name}: expected finite numbers, got {value!r}")
+            if name == "exptime" and not number > 0:
+                raise ParameterError(f"{name}: exposure times must be > 0, got {value!r}")
+            if name == "readnoise" and number < 0:
+                raise ParameterError(f"{name}: read noise must be >= 0, got {value!r}")
+        out.append(number)
+    return tuple(out)
+
+
+
+
+@dataclass(frozen=True)
+class ImageTable:
+    """A per-image table: input names and the values that override their headers.
+
+    Attributes
+    ----------
+    sci : tuple of str
+        Science names (relative names are relative to the table's directory).
+    wht : tuple of str or None, or None
+        Weight names (None entries: derived from the science name).
+    exptime, sky, readnoise : tuple of float or None, or None
+        Per-image values (None entries: from the header).
+    """
+
+    sci: tuple[str, ...]
+    wht: tuple[str | None, ...] | None = None
+    exptime: tuple[float | None, ...] | None = None
+    sky: tuple[float | None, ...] | None = None
+    readnoise: tuple[float | None, ...] | None = None
+
+
+def _cells(column: Any) -> list[Any]:
+    mask = getattr(column, "mask", None)
+    out: list[Any] = []
+    for i, value in enumerate(column):
+        if mask is not None and bool(mask[i]):
+            out.append(None)
+        elif hasattr(value, "item"):
+            out.append(value.item())
+        else:
+            out.append(value)
+    return out
+
+
+def read_table(path: str | os.PathLike[str], kind: str | None = "minmed") -> ImageTable:
+    """Read a per-image table (CSV, or ECSV when the file starts with ``# %ECSV``).
+
+    Columns (see :data:`TABLE_COLUMNS`): ``sci`` (required), ``wht``, ``exptime``, ``sky``,
+    ``readnoise``. An empty cell falls back to the default. ``kind``: the combination the
+    values are for, as for :func:`per_image_values`.
+
+    Raises
+    ------
+    InputError
+        The file is missing or cannot be parsed as a table.
+    ParameterError
+        A missing ``sci`` column, an unknown column (listing the valid ones), a repeated name,
+        or an invalid value (naming the column).
+    """
+    from astropy.table import Table
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: table file not found")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            first = fh.readline()
+        fmt = "ascii.ecsv" if first.startswith("# %ECSV") else "ascii.csv"
+        table = Table.read(path, format=fmt)
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: cannot read table ({err})") from err
+    names = [str(n).strip() for n in table.colnames]
+    unknown = [n for n in names if n not in TABLE_COLUMNS]
+    if unknown:
+        raise ParameterError(f"{path}: unknown column {unknown[0]!r}; valid columns: "
+                             f"{', '.join(TABLE_COLUMNS)}")
+    if "sci" not in names:
+        raise ParameterError(f"{path}: no 'sci' column (valid columns: "
+                             f"{', '.join(TABLE_COLUMNS)})")
+    if len(table) == 0:
+        raise ParameterError(f"{path}: the table has no rows")
+    base = path.parent
+
+    def _name(value: Any, column: str, row: int) -> str | None:
+        if is_none(value) and column == "wht":
+            return None
+        if is_none(value):
+            raise ParameterError(f"{path}: row {row + 1}: empty {column!r}")
+        return os.path.join(base, str(value).strip())
+
+    columns = dict(zip(names, table.columns.values()))
+    sci = tuple(str(_name(v, "sci", i)) for i, v in enumerate(_cells(columns["sci"])))
+    seen: set[str] = set()
+    for i, name in enumerate(sci):
+        key = os.path.realpath(name)
+        if key in seen:
+            raise ParameterError(f"{path}: row {i + 1}: {name} appears more than once")
+        seen.add(key)
+    wht = None
+    if "wht" in columns:
+        wht = tuple(_name(v, "wht", i) for i, v in enumerate(_cells(columns["wht"])))
+    lists: dict[str, tuple[float | None, ...] | None] = {}
+    for key in PER_IMAGE_KEYS:
+        if key in columns:
+            try:
+                lists[key] = per_image_values(key, _cells(columns[key]), kind)
+            except ParameterError as err:
+                raise ParameterError(f"{path}: column {err}") from err
+    return ImageTable(sci=sci, wht=wht, **lists)

@@ -1,0 +1,182 @@
+"""The median-step parameters written as a drizzlepac ``.cfg`` file, from
+:data:`medstack.params.PARAMETERS` (each value with its help text above it), which both
+:func:`medstack.config.read_config` and drizzlepac's loader read back.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from configobj import ConfigObj
+
+from .._version import __version__
+from ..errors import ParameterError
+from ..params import PARAMETERS, MedianParams, ParamSpec, format_value
+from .keys import STEP4, TASK_KEYS, TASK_TYPES, map_names
+
+__all__ = ["config_text", "write_config"]
+
+log = logging.getLogger("medstack.config")
+
+
+def _comment(text: str) -> list[str]:
+    return ["#"] + ["# " + line for line in textwrap.wrap(text, 92)]
+
+
+def _param_comment(p: ParamSpec) -> list[str]:
+    choices = f" Choices: {', '.join(p.choices)}." if p.choices else ""
+    only = "" if p.drizzlepac else " (medstack only; drizzlepac's loader rejects this key.)"
+    default = format_value(p, p.default)
+    return _comment(f"{p.help}{choices} Default: {default}.{only}")
+
+
+def _canonical_type(params: MedianParams) -> str:
+    return ("i" if params.fill else "") + params.kind  # average -> mean, iaverage -> imean
+
+
+def _input_text(input: Any) -> str:
+    if input is None:
+        return ""
+    if isinstance(input, (str, os.PathLike)):
+        return os.fspath(input)
+    if hasattr(input, "sci"):  # one InputImage
+        return str(input.sci)
+    return ", ".join(str(getattr(i, "sci", None) or os.fspath(i)) for i in input)
+
+
+def config_text(
+    params: MedianParams,
+    *,
+    input: Any = None,
+    output: str | None = None,
+    task: str | None = None,
+    comments: bool = True,
+    folder: str | os.PathLike[str] | None = None,
+) -> str:
+    """The parameters as a drizzlepac ``.cfg`` file.
+
+    Parameters
+    ----------
+    params : MedianParams
+        The values to write.
+    input : str or list of str, optional
+        The ``input`` key (a list is written as one comma-separated string).
+    output : str, optional
+        The ``output`` key; only the AstroDrizzle layout has it.
+    task : {"createMedian", "astrodrizzle"}, optional
+        The layout. Default: ``createMedian`` (the standalone task's file) when its spec can
+        hold the values (``combine_type`` one of minmed, median, sum, and no ``output``),
+        else ``astrodrizzle`` (only the top-level keys and the STEP 4 section; drizzlepac's
+        loader fills in the other sections with its defaults).
+    comments : bool
+        Write each parameter's help text above it. Default is True.
+    folder : path-like, optional
+        The folder the file will be in: relative ``input``/``output`` names (relative to the
+        current directory) are written relative to it where they lie in it, else absolute,
+        as :func:`read_config` reads them relative to the file's folder. Default is None:
+        absolute names.
+
+    Returns
+    -------
+    str
+
+    Notes
+    -----
+    ``average``/``iaverage`` are written as ``mean``/``imean`` (what they mean in medstack;
+    drizzlepac's spec does not allow them). ``fillval`` (medstack only) is written only when it
+    is not its default; drizzlepac's loader rejects a file holding it.
+    """
+    where = os.path.realpath(folder) if folder is not None else None
+
+    def located(name: str) -> str:
+        full = os.path.abspath(os.path.expanduser(name))
+        if where is not None and os.path.commonpath([os.path.realpath(full), where]) == where:
+            return os.path.relpath(os.path.realpath(full), where)
+        return full
+
+    if input is not None and not hasattr(input, "sci"):
+        input = map_names(input if isinstance(input, (str, os.PathLike)) else
+                       [str(getattr(i, "sci", None) or os.fspath(i)) for i in input], located)
+    if output is not None:
+        output = located(str(output))
+    ctype = _canonical_type(params)
+    if task is None:
+        task = "createMedian" if ctype in TASK_TYPES and output is None else "astrodrizzle"
+    if task not in ("createMedian", "astrodrizzle"):
+        raise ParameterError(f"task: unknown value {task!r}; choose one of: createMedian, "
+                             "astrodrizzle")
+    if task == "createMedian" and (ctype not in TASK_TYPES or output is not None):
+        raise ParameterError(
+            f"task: the createMedian layout cannot hold combine_type={ctype} or output; "
+            "use astrodrizzle"
+        )
+    cfg = ConfigObj(interpolation=False)
+    cfg.initial_comment = [
+        f"# Parameters of the median step, written by medstack {__version__}.",
+        f"# drizzlepac's {task} .cfg layout: read by medstack (--config FILE, configObj=FILE)",
+        "# and by drizzlepac (teal.load(FILE), astrodrizzle/createMedian configObj=FILE).",
+    ]
+    cfg["_task_name_"] = task
+    cfg["input"] = _input_text(input)
+    if comments:
+        cfg.comments["input"] = _comment(TASK_KEYS["input"])
+    if task == "astrodrizzle":
+        cfg["output"] = "" if output is None else str(output)
+        if comments:
+            cfg.comments["output"] = _comment(TASK_KEYS["output"])
+    cfg[STEP4] = {}
+    section = cfg[STEP4]
+    cfg.comments[STEP4] = [""]
+    for p in PARAMETERS:
+        value = getattr(params, p.name)
+        if not p.drizzlepac and format_value(p, value) == format_value(p, p.default):
+            continue
+        if not p.drizzlepac:
+            log.warning("%s = %s written; drizzlepac's loader rejects this medstack-only key",
+                        p.name, format_value(p, value))
+        section[p.name] = ctype if p.name == "combine_type" else format_value(p, value)
+        if comments:
+            section.comments[p.name] = _param_comment(p)
+    cfg["_RULES_"] = {}
+    cfg.comments["_RULES_"] = [""]
+    buf = io.BytesIO()
+    cfg.write(buf)
+    return buf.getvalue().decode("utf-8")
+
+
+def write_config(
+    path: str | os.PathLike[str],
+    params: MedianParams,
+    *,
+    input: Any = None,
+    output: str | None = None,
+    task: str | None = None,
+) -> Path:
+    """Write :func:`config_text` to ``path``, replacing any earlier file (atomically).
+
+    Input and output names are written relative to the file's folder when they lie in it,
+    else absolute, so that :func:`read_config` finds them from anywhere.
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    OutputError
+        If the file cannot be written (naming it).
+    """
+    from ..io.writer import atomic_file, check_output_path
+
+    out = check_output_path(path)  # never a device node replaced by a regular file
+    directory = out.parent if str(out.parent) else Path(".")
+    text = config_text(params, input=input, output=output, task=task, folder=directory)
+    with atomic_file(out, "the configuration file") as fh:
+        fh.write(text.encode("utf-8"))
+    return out
