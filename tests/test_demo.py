@@ -11,7 +11,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from medstack.errors import ParameterError
-from medstack.extras import demo
+from medstack.extras import demo, synthetic
 from medstack.extras.demo import make_stack
 
 SHAPE = (128, 160)
@@ -214,8 +214,8 @@ def test_cosmic_rays(stack, clean_stack):
 
 def test_cosmic_ray_rate_1024():
     """Several hundred hits per 1024² image of ~500 s, some of them multi-pixel tracks."""
-    assert 300 <= demo.CR_RATE * 1024**2 * 500 <= 1000
-    image = demo._cosmic_rays(np.random.default_rng(0), (1024, 1024), 500.0)
+    assert 300 <= synthetic.CR_RATE * 1024**2 * 500 <= 1000
+    image = synthetic._cosmic_rays(np.random.default_rng(0), (1024, 1024), 500.0)
     hit = image > 30.0  # electrons: far above the read noise
     assert 500 <= hit.sum() <= 20000
     # tracks: runs of >= 5 hit pixels in a row or a column
@@ -317,7 +317,7 @@ def test_big_galaxy_fades_out_at_every_size(size):
     """The large spiral (effective radius min(ny, nx) / 14 at most) reaches at least 3
     effective radii and fades to nothing before its stamp's square edge: no sharp square."""
     reff = size / 14.0
-    stamp = demo._sersic_stamp(np.random.default_rng(1), 1e4, reff, 1.0, 0.7, 0.4,
+    stamp = synthetic._sersic_stamp(np.random.default_rng(1), 1e4, reff, 1.0, 0.7, 0.4,
                                (0.3, 0.6), spiral=True)
     half = stamp.shape[0] // 2
     assert half >= int(3 * reff)
