@@ -42,30 +42,16 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
-import subprocess
-import sys
-import tempfile
 import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from ._version import __version__
 from .api import run_stack
-from .config import (
-    IGNORED_KEYS,
-    PER_IMAGE_KEYS,
-    STEP4,
-    TASK_KEY_TYPES,
-    TASK_KEYS,
-    Settings,
-    config_text,
-    output_root,
-    read_config,
-)
+from .config import PER_IMAGE_KEYS, Settings, output_root, read_config
+from .config.edit import edit_settings
+from .config.helptext import key_reference, parameter_docs
 from .core.plan import default_workers, output_name, rootname
 from .core.products import MedianResult
 from .errors import InputError, MedstackError, ParameterError, StepAbortedError
@@ -81,34 +67,6 @@ log = logging.getLogger(__name__)
 __taskname__ = "createMedian"
 STEP_NUM = 4  # the STEP number of the section in drizzlepac's .cfg files
 PROCSTEPS_NAME = "Create Median"
-
-_ERROR_MARK = "# medstack: ERROR: "
-
-
-def _kind(p: Any) -> str:
-    return {"nsigma": "str", "int": "int", "float": "float", "bool": "bool"}.get(p.kind, p.kind)
-
-
-def _parameter_docs(indent: str = "") -> str:
-    """numpydoc-style text for every parameter, generated from PARAMETERS."""
-    wrap = textwrap.TextWrapper(width=92, initial_indent=indent + "    ",
-                                subsequent_indent=indent + "    ")
-    blocks = []
-    for p in PARAMETERS:
-        kind = _kind(p) + (" or None" if p.optional else "")
-        choices = f" {{{', '.join(p.choices)}}}" if p.choices else ""
-        only = "" if p.drizzlepac else " [medstack only]"
-        head = f"{indent}{p.name} : {kind}{choices} (Default = {format_value(p, p.default)}){only}"
-        blocks.append(head + "\n" + wrap.fill(p.help))
-    return "\n".join(blocks)
-
-
-def _key_docs(keys: dict[str, str] | Any, kind: str | Any, indent: str = "") -> str:
-    wrap = textwrap.TextWrapper(width=92, initial_indent=indent + "    ",
-                                subsequent_indent=indent + "    ")
-    return "\n".join(f"{indent}{name} : {kind if isinstance(kind, str) else kind[name]}\n"
-                     f"{wrap.fill(text)}" for name, text in keys.items())
-
 
 def getHelpAsString(docstring: bool = False, show_ver: bool = True) -> str:
     """Return the help text of the median step.
@@ -137,17 +95,7 @@ def getHelpAsString(docstring: bool = False, show_ver: bool = True) -> str:
         parts.append(f"Task: '{__taskname__}'. 'medstack' version: {__version__}\n")
     if docstring:
         parts.append(textwrap.dedent(__doc__ or "").strip() + "\n")
-    parts.append(f"Parameters (section [{STEP4}] of a .cfg file)\n" + "-" * 60)
-    parts.append(_parameter_docs())
-    parts.append("\nTask inputs (top level of a .cfg file, or keyword arguments)\n" + "-" * 60)
-    parts.append(_key_docs(TASK_KEYS, TASK_KEY_TYPES))
-    parts.append("\nPer-image values (keyword arguments: one entry per input image)\n" + "-" * 60)
-    parts.append(_key_docs(PER_IMAGE_KEYS, "list of float"))
-    parts.append("\ndrizzlepac keys accepted and ignored\n" + "-" * 60)
-    parts.append("\n".join(f"{name} : {', '.join(str(a) for a in allowed)}\n"
-                           + textwrap.fill(why, 92, initial_indent="    ",
-                                           subsequent_indent="    ")
-                           for name, (allowed, why) in IGNORED_KEYS.items()))
+    parts.append(key_reference())
     return "\n".join(parts) + "\n"
 
 
@@ -166,61 +114,6 @@ def help(file: str | os.PathLike[str] | None = None) -> None:
     else:
         with open(file, mode="w", encoding="utf-8") as fh:
             fh.write(text)
-
-
-def _has_terminal() -> bool:
-    stdin = sys.stdin
-    try:
-        return stdin is not None and stdin.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-def _edit(settings: Settings) -> Settings:
-    """Open the parameters in ``$VISUAL``/``$EDITOR`` until they are valid; return them."""
-    if not _has_terminal():
-        raise ParameterError(
-            "editpars=True needs an interactive terminal to run $VISUAL/$EDITOR, and stdin is "
-            "not one; write the parameters to a .cfg file (medstack --write-config FILE), edit "
-            "it, and pass configObj=FILE instead"
-        )
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    command = shlex.split(editor)
-    params = settings.params
-    with tempfile.TemporaryDirectory(prefix="medstack-editpars-") as tmp:
-        path = Path(tmp) / f"{__taskname__}.cfg"
-        text = config_text(params, input=settings.input, output=settings.output)
-        path.write_text(text, encoding="utf-8")
-        failed_text = None
-        while True:
-            try:
-                status = subprocess.run([*command, str(path)], check=False).returncode
-            except OSError as err:
-                raise ParameterError(
-                    f"editpars: cannot run the editor {editor!r} ({err.strerror})"
-                ) from err
-            if status != 0:
-                raise ParameterError(
-                    f"editpars: the editor {editor!r} exited with status {status}; "
-                    "nothing was run"
-                )
-            edited = path.read_text(encoding="utf-8")
-            try:
-                new = read_config(path)
-                if new.input is None:
-                    raise ParameterError(f"{path}: input: no input images given")
-                _ = new.params  # validates the values
-            except MedstackError as err:
-                if edited == failed_text:
-                    raise ParameterError(
-                        f"editpars: {err} (file saved unchanged; giving up)"
-                    ) from err
-                log.error("editpars: %s; re-opening the editor", err)
-                kept = [line for line in edited.splitlines() if not line.startswith(_ERROR_MARK)]
-                failed_text = "\n".join([f"{_ERROR_MARK}{err}", *kept]) + "\n"
-                path.write_text(failed_text, encoding="utf-8")
-                continue
-            return replace(settings, values=new.values, input=new.input, output=new.output)
 
 
 def _images(items: Any, settings: Settings) -> list[InputImage]:
@@ -434,11 +327,11 @@ def median(input: Any = None, configObj: Any = None, editpars: bool = False,
     settings = read_config(configObj).merged({**inputDict, "input": input}, "inputDict")
     _ = settings.params  # validates every value before any work
     if editpars:
-        settings = _edit(settings)
+        settings = edit_settings(settings, __taskname__)
     return _run(settings.input, settings)
 
 
-median.__doc__ = (median.__doc__ or "").replace("{PARAMETERS}", _parameter_docs("    "))
+median.__doc__ = (median.__doc__ or "").replace("{PARAMETERS}", parameter_docs("    "))
 
 
 def run(configObj: Any) -> MedianResult | None:
