@@ -143,51 +143,23 @@ def test_each_help_text_says_its_default_once():
 
 def test_gethelpasstring_gives_each_task_key_its_type():
     from medstack import createMedian
+    from medstack.config import TASK_KEY_TYPES
 
     text = createMedian.getHelpAsString()
-    assert "num_cores : int or None" in text and "num_cores : str" not in text
-    assert "input : str or list of str" in text
+    for key, kind in TASK_KEY_TYPES.items():
+        assert f"\n{key} : {kind}\n" in text, key
 
 
-def test_in_memory_is_rejected_as_api_md_says(tmp_path):
+def test_in_memory_is_rejected(tmp_path):
     from medstack import createMedian
     from medstack.errors import ParameterError
 
-    api = (DOCS / "api.md").read_text(encoding="utf-8")
-    row = next(line for line in api.splitlines() if line.startswith("| `in_memory=True`"))
-    assert "rejected" in row and "ignored:" not in row
     with pytest.raises(ParameterError, match="unknown parameter 'in_memory'"):
         createMedian.median(str(tmp_path / "x_flt.fits"), in_memory=True)
 
 
-def test_dask_install_is_said_to_need_a_checkout():
-    from medstack.cli import build_parser
-    from medstack.executors.dask import INSTALL_HINT
-
-    texts = [(p.name, p.read_text(encoding="utf-8")) for p in [ROOT / "README.md",
-                                                              *DOCS.glob("*.md")]]
-    help_text = "\n".join(a.help or "" for a in build_parser()._actions)
-    texts.append(("--help", help_text))
-    for name, text in texts:
-        for paragraph in text.split("\n\n"):
-            if "medstack[dask]" in paragraph:
-                assert "PyPI" in paragraph, (name, paragraph)
-    assert "checkout" in INSTALL_HINT and 'pip install -e ".[dask]"' in help_text
-
-
-def test_the_astrodrizzle_maskpt_difference_is_where_users_compare():
-    from medstack.cli import build_parser
-
-    maskpt = next(a.help for a in build_parser()._actions
-                  if "--combine-maskpt" in a.option_strings)
-    for name, text in [("README.md", (ROOT / "README.md").read_text(encoding="utf-8")),
-                       ("guide.md", (DOCS / "guide.md").read_text(encoding="utf-8")),
-                       ("index.md", (DOCS / "index.md").read_text(encoding="utf-8")),
-                       ("--combine-maskpt", maskpt)]:
-        assert "4462" in text and "0.3" in text and "AstroDrizzle" in text, name
-
-
-def test_the_relative_name_rule_is_written_down():
-    for path in (ROOT / "README.md", DOCS / "index.md"):
-        text = " ".join(path.read_text(encoding="utf-8").split())
-        assert "relative to the file that names them" in text, path.name
+def test_the_maskpt_figure_is_given_in_one_place():
+    """The pixels that combine_maskpt 0.7 changes on the real test stack are stated once
+    (docs/guide.md), where tests/test_realdata.py checks them against a run."""
+    stating = [str(p.relative_to(ROOT)) for p in _SHIPPED_TEXT if "4462" in p.read_text("utf-8")]
+    assert stating == ["docs/guide.md"]
