@@ -4,12 +4,12 @@ The median-step parameters (drizzlepac's names, :mod:`medstack.params`) say *wha
 made; the run options here say how the run goes: threads or Dask, a memory budget, which
 products and arrays come back, progress. :data:`RUN_OPTIONS` declares each one once (name,
 kind, default, help, command-line flag); :class:`RunOptions` has one field for each (a test
-holds the two together) and checks its values when it is made, once: :func:`run_options`
-builds one from a mapping. Every door builds one :class:`RunOptions` and
-hands it down: the command line (its "running" options come from the spec),
-:func:`medstack.median_image` (its keyword arguments are checked against the spec by the
-tests), ``createMedian`` and the AstroDrizzle step; :func:`medstack.core.run.run` and the
-executors take it as it is. None of them changes the image: that is the parameters' job.
+holds the two together) and checks its values when it is made, once; :func:`run_options`
+builds one from a mapping. Every door builds one and hands it down: the command line (its
+"running" options come from the spec), :func:`medstack.median_image` (its keyword arguments
+are checked against the spec by the tests), ``createMedian`` and the AstroDrizzle step;
+:func:`medstack.core.run.run` and the executors take it as it is. None of them changes the
+image: that is the parameters' job.
 """
 
 from __future__ import annotations
@@ -142,10 +142,11 @@ def _str(p: OptionSpec, value: Any) -> Any:
 
 
 def _seconds(p: OptionSpec, value: Any) -> Any:
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0
-            or not math.isfinite(value)):
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    seconds = float(value) if real else math.nan
+    if not (seconds > 0 and math.isfinite(seconds)):
         raise ParameterError(f"{p.name}: expected a number of seconds > 0, got {value!r}"[:200])
-    return float(value)
+    return seconds
 
 
 def _size(p: OptionSpec, value: Any) -> Any:

@@ -235,9 +235,10 @@ def parse_nsigma(value: Any) -> tuple[float, float]:
     """Parse ``combine_nsigma`` into ``(nsigma1, nsigma2)``.
 
     Accepts drizzlepac's string form ``"4 3"``, one number (used for both, as the
-    documentation says; drizzlepac raises IndexError, docs/spec.md Q19), or a sequence of one or two
-    numbers. Both values must be finite and non-negative.
+    documentation says; drizzlepac raises IndexError, docs/spec.md Q19), or a sequence of one
+    or two numbers. Both values must be finite and non-negative.
     """
+    tokens: list[Any]
     if isinstance(value, str):
         tokens = value.replace(",", " ").split()
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
