@@ -51,7 +51,7 @@ from ._version import __version__
 from .api import run_stack
 from .config import PER_IMAGE_KEYS, Settings, output_root, read_config
 from .config.edit import edit_settings
-from .config.helptext import key_reference, parameter_docs
+from .config.keys import key_reference, parameter_docs
 from .core.plan import default_workers, output_name, rootname
 from .core.products import MedianResult
 from .errors import InputError, MedstackError, ParameterError, StepAbortedError

@@ -53,11 +53,6 @@ PIXEL_SCALE = 0.05
 GAIN = {"A": 2.02, "B": 1.886, "C": 2.017, "D": 2.0109}
 
 
-# --------------------------------------------------------------------------------------------
-# Headers
-# --------------------------------------------------------------------------------------------
-
-
 def _wcs_header(shape: tuple[int, int], ra: float, dec: float) -> fits.Header:
     """A north-up TAN WCS with a CD matrix, reference pixel at the grid centre."""
     ny, nx = shape
@@ -160,11 +155,6 @@ def _primary_header(exp: Exposure, wcs_header: fits.Header, *, prefix: str, ra: 
     return h
 
 
-# --------------------------------------------------------------------------------------------
-# Public API
-# --------------------------------------------------------------------------------------------
-
-
 def make_stack(outdir: str | Path, n_images: int = 6, shape: tuple[int, int] = (1024, 1024),
                seed: int = 1, *, cosmic_rays: bool = True, prefix: str = "demo") -> list[Path]:
     """Write a synthetic stack of singly drizzled ACS/WFC images.
@@ -256,11 +246,6 @@ def make_stack(outdir: str | Path, n_images: int = 6, shape: tuple[int, int] = (
     log.info("wrote %d synthetic singles of %d x %d to %s in %.2f s", n_images, ny, nx, out,
              time.perf_counter() - t0)
     return paths
-
-
-# --------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------
 
 
 def _positive_int(text: str) -> int:

@@ -36,11 +36,6 @@ class Exposure:
     expstart: float  # MJD
 
 
-# --------------------------------------------------------------------------------------------
-# The scene
-# --------------------------------------------------------------------------------------------
-
-
 def _moffat_kernel(fwhm: float = 2.1, beta: float = 2.5, half: int = _PSF_HALF) -> np.ndarray:
     """A normalised Moffat PSF on a (2 half + 1)² grid."""
     alpha = fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0))
@@ -149,11 +144,6 @@ def render_scene(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray
     kernel = np.roll(kernel, (-pad, -pad), axis=(0, 1))
     conv = np.fft.irfft2(np.fft.rfft2(scene) * np.fft.rfft2(kernel), s=(py, px))
     return np.maximum(conv[pad : pad + ny, pad : pad + nx], 0.0)
-
-
-# --------------------------------------------------------------------------------------------
-# One exposure
-# --------------------------------------------------------------------------------------------
 
 
 def geometry(shape: tuple[int, int]) -> dict[str, float]:
