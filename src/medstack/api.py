@@ -19,7 +19,7 @@ from .core.run import Progress, run
 from .errors import ParameterError
 from .executors import make_executor
 from .io.inputs import InputImage, open_inputs
-from .options import RunOptions, numpydoc, run_options
+from .options import CONNECT_TIMEOUT_S, RunOptions, numpydoc, run_options
 from .params import MedianParams, validate
 
 __all__ = ["make_executor", "median_image", "run_stack"]
@@ -66,7 +66,7 @@ def median_image(
     client: Any = None,
     quicklook: bool = False,
     before_commit: Callable[[MedianResult], None] | None = None,
-    connect_timeout: float = 10.0,
+    connect_timeout: float = CONNECT_TIMEOUT_S,
     max_memory: int | str | None = None,
     **params: Any,
 ) -> MedianResult:
