@@ -167,7 +167,11 @@ def test_make_executor_and_run_take_options(tmp_path):
 
 
 def test_docstring_keeps_names_as_they_are_spelled():
-    doc = median_image.__doc__
-    assert "\n        progress(done, total) after each section" in doc
-    assert "\n        before_commit(result) once every section is done" in doc
-    assert "\n        Threads, or with the dask-local scheduler" in doc
+    """Each entry starts with its help text: a sentence with a capital, but a name
+    (progress(done, total), before_commit(result)) as it is spelled."""
+    doc = " ".join(median_image.__doc__.split())
+    for o in RUN_OPTIONS:
+        first = o.help.split(" ", 1)[0]
+        name = "(" in first or "_" in first
+        start = " ".join(o.help.split()[:4])
+        assert f"{o.name} : {o.doc_type} {start if name else start[0].upper() + start[1:]}" in doc
