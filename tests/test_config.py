@@ -29,7 +29,7 @@ from medstack.config import (
 )
 from medstack.errors import InputError, ParameterError
 from medstack.io.inputs import expand_inputs
-from medstack.params import PARAMETERS, MedianParams, validate
+from medstack.params import PARAMETERS, MedianParams, spec, validate
 
 
 def astrodrizzle_cfg(step4: dict | None = None, **top) -> str:
@@ -345,7 +345,8 @@ def test_write_config_round_trips(tmp_path, values):
 def test_write_config_layouts_and_aliases(tmp_path):
     text = config_text(validate(combine_type="median"))
     assert "_task_name_ = createMedian" in text and "output" not in text.split("[")[0]
-    assert "# median/mean only: number of highest good values rejected" in text
+    nhigh = spec("combine_nhigh")
+    assert "\n# " + " ".join(nhigh.help.split()[:6]) in text  # each value's help above it
     text = config_text(validate(combine_type="average"), output="visit1")
     assert "_task_name_ = astrodrizzle" in text
     assert f"output = {os.path.abspath('visit1')}" in text  # no folder given: absolute names
