@@ -35,10 +35,6 @@ def _param_comment(p: ParamSpec) -> list[str]:
     return _comment(f"{p.help}{choices} Default: {default}.{only}")
 
 
-def _canonical_type(params: MedianParams) -> str:
-    return ("i" if params.fill else "") + params.kind  # average -> mean, iaverage -> imean
-
-
 def _input_text(input: Any) -> str:
     if input is None:
         return ""
@@ -101,10 +97,10 @@ def config_text(
 
     if input is not None and not hasattr(input, "sci"):
         input = map_names(input if isinstance(input, (str, os.PathLike)) else
-                       [str(getattr(i, "sci", None) or os.fspath(i)) for i in input], located)
+                          [str(getattr(i, "sci", None) or os.fspath(i)) for i in input], located)
     if output is not None:
         output = located(str(output))
-    ctype = _canonical_type(params)
+    ctype = ("i" if params.fill else "") + params.kind  # average -> mean, iaverage -> imean
     if task is None:
         task = "createMedian" if ctype in TASK_TYPES and output is None else "astrodrizzle"
     if task not in ("createMedian", "astrodrizzle"):
