@@ -33,14 +33,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InputError, OutputError
-from .headerscan import header_cards
-from .inputs import (
-    InputImage,
-    _fits_warnings,
-    compressed_magic,
-    is_compressed,
-    read_header,
-)
+from .fitsheader import OutputHeader
+from .headerscan import scan_header, verify_error
+from .inputs import InputImage, _fits_warnings, is_compressed, read_header
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.io import fits
@@ -51,7 +46,7 @@ __all__ = [
     "RawReader",
     "Reader",
     "image_header",
-    "image_header_cards",
+    "template_header",
     "image_reader",
     "open_reader",
 ]
@@ -111,18 +106,16 @@ class RawReader:
             except InputError:
                 return None  # ImageReader reports it
         try:
-            found = _data_location(path, hdu)
-            if found is None:
+            scan = scan_header(path, hdu=hdu)
+            if scan is None:
                 return None
-            offset, cards = found
-            if (cards.get("BITPIX") != -32 or cards.get("NAXIS") != 2 or cards.get("ZIMAGE")
-                    or cards.get("BSCALE", 1) != 1 or cards.get("BZERO", 0) != 0):
-                return None
-            shape = (int(cards.get("NAXIS2", 0)), int(cards.get("NAXIS1", 0)))
-            if min(shape) <= 0 or os.path.getsize(path) < offset + shape[0] * shape[1] * 4:
+            cards, shape, offset = scan.header, scan.shape, scan.data_offset
+            if (cards.get("BITPIX") != -32 or cards.get("BSCALE", 1) != 1
+                    or cards.get("BZERO", 0) != 0 or min(shape) <= 0
+                    or os.path.getsize(path) < offset + shape[0] * shape[1] * 4):
                 return None
             return cls(path, hdu, shape, offset, keep_open)
-        except (OSError, ValueError):
+        except (OSError, ValueError, verify_error()):
             return None  # ImageReader reports it
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
@@ -236,51 +229,6 @@ class RawReader:
             self._fd = -1
 
 
-_FITS_BLOCK = 2880
-_CARDS = ("BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "PCOUNT", "GCOUNT", "BSCALE", "BZERO",
-          "ZIMAGE")
-
-
-def _data_location(path: str, hdu: int) -> tuple[int, dict[str, Any]] | None:
-    """Byte offset of HDU ``hdu``'s data and its structural cards, read straight from the
-    header blocks (astropy's ``fileinfo`` formats every card of every header, which costs more
-    than reading a section). None for a compressed (gzip/zip/bzip2) or unusual file."""
-    with open(path, "rb") as fh:
-        if compressed_magic(fh.read(3)):
-            return None
-        pos = 0
-        for index in range(hdu + 1):
-            fh.seek(pos)
-            cards: dict[str, Any] = {}
-            ended = False
-            while not ended:
-                block = fh.read(_FITS_BLOCK)
-                if len(block) < _FITS_BLOCK:
-                    return None
-                pos += _FITS_BLOCK
-                for k in range(0, _FITS_BLOCK, 80):
-                    key = block[k:k + 8].rstrip().decode("ascii", "replace")
-                    if key == "END":
-                        ended = True
-                        break
-                    if key in _CARDS and block[k + 8:k + 10] == b"= ":
-                        text = block[k + 10:k + 80].split(b"/")[0].strip().decode("ascii")
-                        cards[key] = (text == "T") if text in ("T", "F") else float(text)
-            naxis = int(cards.get("NAXIS", 0))
-            size = 0
-            if naxis > 0:
-                size = int(cards.get("PCOUNT", 0))
-                count = 1
-                for axis in range(1, naxis + 1):
-                    count *= int(cards.get(f"NAXIS{axis}", 0))
-                size = abs(int(cards.get("BITPIX", 8))) // 8 * int(cards.get("GCOUNT", 1)) * (
-                    size + count)
-            if index == hdu:
-                return pos, cards
-            pos += -(-size // _FITS_BLOCK) * _FITS_BLOCK
-    return None
-
-
 def open_reader(path: str, hdu: int, scratch: str | os.PathLike[str] | None = None,
                 keep_open: bool = True, known: tuple[int, tuple[int, int]] | None = None
                 ) -> RawReader | ImageReader:
@@ -328,17 +276,19 @@ def image_header(img: InputImage) -> fits.Header:
     return read_header(img.sci, img.sci_hdu)
 
 
-def image_header_cards(img: InputImage) -> list[str] | None:
-    """The raw cards (80 characters each, no ``END``) of one input's science header, where it
-    is a plain primary header of a file (:func:`~medstack.io.headerscan.header_cards`); None
-    for anything else (an image in memory, extension 1, a compressed file...), or a file that
-    cannot be read now: :func:`image_header` says what is wrong with it."""
-    if img.memory is not None or img.sci_hdu != 0:
-        return None
-    try:
-        return header_cards(img.sci)
-    except OSError:
-        return None
+def template_header(img: InputImage) -> OutputHeader:
+    """The output header's template from one input's science header: its cards as they lie in
+    the file where every one is plain (:meth:`OutputHeader.from_cards`, no astropy), else as
+    astropy writes them (:meth:`OutputHeader.from_astropy`, of :func:`image_header`)."""
+    if img.memory is None:
+        try:
+            scan = scan_header(img.sci, hdu=img.sci_hdu)
+        except OSError:
+            scan = None  # image_header says what is wrong with it
+        header = OutputHeader.from_cards(scan.cards) if scan is not None else None
+        if header is not None:
+            return header
+    return OutputHeader.from_astropy(image_header(img), source=img.sci)
 
 
 #: Bytes decompressed at a time into the temporary copy of a compressed input.
