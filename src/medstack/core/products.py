@@ -12,7 +12,8 @@ import numpy as np
 
 from .._version import __version__, dependency_versions
 from ..io.fitsheader import OutputHeader
-from ..io.readers import template_header
+from ..io.headerscan import scan_header
+from ..io.inputs import read_header
 from ..io.writer import FitsImageWriter, check_output_path, map_name
 from ..kernels import SectionResult
 from ..params import PARAMETERS, format_value
@@ -68,11 +69,24 @@ def provenance(plan: StackPlan) -> tuple[list[tuple[str, object, str]], list[str
 
 
 def median_header(plan: StackPlan) -> OutputHeader:
-    """The median's header: the first input's, less its structural cards, plus the provenance
-    (:func:`provenance`); its cards copied as they lie in the file where they are plain, so
-    that astropy is not imported (:func:`medstack.io.readers.template_header`)."""
+    """The median's header: the first input's science header, less its structural cards, plus
+    the provenance (:func:`provenance`). Its cards are copied as they lie in the file where
+    every one is plain (:meth:`OutputHeader.from_cards`: astropy is not imported), else taken
+    as astropy writes them (:meth:`OutputHeader.from_astropy`)."""
     cards, history = provenance(plan)
-    return template_header(plan.images[0]).updated(cards, history)
+    first = plan.images[0]
+    template = None
+    if first.memory is None:
+        try:
+            scan = scan_header(first.sci, hdu=first.sci_hdu)
+        except OSError:
+            scan = None  # read_header says what is wrong with it
+        template = OutputHeader.from_cards(scan.cards) if scan is not None else None
+    if template is None:
+        header = (first.memory.header.copy() if first.memory is not None else
+                  read_header(first.sci, first.sci_hdu))
+        template = OutputHeader.from_astropy(header, source=first.sci)
+    return template.updated(cards, history)
 
 
 @dataclass(repr=False)

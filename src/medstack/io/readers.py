@@ -16,42 +16,27 @@ into a temporary file and read from there.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import logging
 import mmap
 import os
-import tempfile
 import threading
 import time
-import zipfile
-import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import InputError, OutputError
-from .fitsheader import OutputHeader
+from ..errors import InputError
+from .decompress import decompressed_copy
 from .headerscan import scan_header, verify_error
-from .inputs import InputImage, _fits_warnings, is_compressed, read_header
+from .inputs import InputImage, _fits_warnings, is_compressed
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.io import fits
 
-__all__ = [
-    "ArrayReader",
-    "ImageReader",
-    "RawReader",
-    "Reader",
-    "image_header",
-    "template_header",
-    "image_reader",
-    "open_reader",
-]
+__all__ = ["ArrayReader", "ImageReader", "RawReader", "Reader", "image_reader", "open_reader"]
 
 log = logging.getLogger(__name__)
+
 
 class RawReader:
     """Rows of an uncompressed, unscaled float32 FITS image as they lie in the file: each call
@@ -269,57 +254,11 @@ def image_reader(img: InputImage, which: str, scratch: str | os.PathLike[str] | 
                        known)
 
 
-def image_header(img: InputImage) -> fits.Header:
-    """A copy of the header of one input's science image (file or memory)."""
-    if img.memory is not None:
-        return img.memory.header.copy()
-    return read_header(img.sci, img.sci_hdu)
-
-
-def template_header(img: InputImage) -> OutputHeader:
-    """The output header's template from one input's science header: its cards as they lie in
-    the file where every one is plain (:meth:`OutputHeader.from_cards`, no astropy), else as
-    astropy writes them (:meth:`OutputHeader.from_astropy`, of :func:`image_header`)."""
-    if img.memory is None:
-        try:
-            scan = scan_header(img.sci, hdu=img.sci_hdu)
-        except OSError:
-            scan = None  # image_header says what is wrong with it
-        header = OutputHeader.from_cards(scan.cards) if scan is not None else None
-        if header is not None:
-            return header
-    return OutputHeader.from_astropy(image_header(img), source=img.sci)
-
-
-#: Bytes decompressed at a time into the temporary copy of a compressed input.
-_INFLATE_BLOCK = 1 << 16
-
-
 def _open_decompressed(path: str, hdu: int, scratch: str | os.PathLike[str] | None
                        ) -> RawReader | ImageReader:
-    directory = os.fspath(scratch) if scratch is not None else tempfile.gettempdir()
     start = time.perf_counter()
+    tmp, size = decompressed_copy(path, scratch)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".medstack-input-", suffix=".fits", dir=directory)
-    except OSError as err:
-        raise OutputError(f"{path}: cannot make a temporary file in {directory} to decompress "
-                          f"it into ({err.strerror})") from err
-    try:
-        try:
-            with os.fdopen(fd, "wb") as out, _open_compressed(path) as src:
-                while True:
-                    block = src.read(_INFLATE_BLOCK)
-                    if not block:
-                        break
-                    out.write(block)
-                size = out.tell()
-        except (EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile, ValueError) as err:
-            raise InputError(f"{path}: damaged compressed file ({err})") from err
-        except OSError as err:
-            if err.errno is None:  # a decompressor's complaint, not the disk's
-                raise InputError(f"{path}: damaged compressed file ({err})") from err
-            raise OutputError(f"{path}: cannot decompress it into {directory} "
-                              f"({err.strerror or err})") from err
         try:
             reader = RawReader.open(tmp, hdu) or ImageReader(tmp, hdu)
         except InputError as err:
@@ -331,30 +270,9 @@ def _open_decompressed(path: str, hdu: int, scratch: str | os.PathLike[str] | No
         except OSError:
             pass
     log.info("%s: compressed; decompressed once into a temporary file in %s (%.1f MiB of "
-             "disk, %.2f s)", path, directory, size / 2**20, time.perf_counter() - start)
+             "disk, %.2f s)", path, os.path.dirname(tmp), size / 2**20,
+             time.perf_counter() - start)
     return reader
-
-
-@contextmanager
-def _open_compressed(path: str) -> Iterator[Any]:
-    """A binary file object of the decompressed bytes of a gzip, bzip2 or zip file (a zip:
-    its first member)."""
-    with open(path, "rb") as fh:
-        head = fh.read(3)
-    if head[:2] == b"\x1f\x8b":
-        with gzip.open(path, "rb") as src:
-            yield src
-    elif head[:3] == b"BZh":
-        with bz2.open(path, "rb") as src:
-            yield src
-    else:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-            if not names:
-                raise InputError(f"{path}: empty zip archive")
-            with archive.open(names[0]) as src:
-                yield src
-
 
 
 class ImageReader:
