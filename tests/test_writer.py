@@ -86,16 +86,16 @@ def test_check_output_path(tmp_path):
 
 
 def test_rows_start_their_write_back_as_they_are_written(tmp_path, monkeypatch):
-    from medstack.io import writer
+    from medstack.io import writeback, writer
 
     calls = []
-    real = writer._sync_file_range
+    real = writeback._sync_file_range
 
     def spy(fd, offset, nbytes, flags):
         calls.append((offset, nbytes, flags))
         return real(fd, offset, nbytes, flags) if real is not None else 0
 
-    monkeypatch.setattr(writer, "_sync_file_range", spy)
+    monkeypatch.setattr(writeback, "_sync_file_range", spy)
     monkeypatch.setattr(writer, "WRITEBACK_BYTES", 2 * 2800)  # every two rows' worth
     data = np.arange(7 * 700, dtype=np.float32).reshape(7, 700) * np.float32(0.37)
     path = tmp_path / "out_med.fits"
@@ -114,11 +114,11 @@ def test_rows_start_their_write_back_as_they_are_written(tmp_path, monkeypatch):
 
 
 def test_write_back_not_available(tmp_path, monkeypatch):
-    from medstack.io import writer
+    from medstack.io import writeback
 
-    assert writer.start_writeback(0, 0, 10) in (True, False)
-    monkeypatch.setattr(writer, "_sync_file_range", None)
-    assert writer.start_writeback(0, 0, 10) is False
+    assert writeback.start_writeback(0, 0, 10) in (True, False)
+    monkeypatch.setattr(writeback, "_sync_file_range", None)
+    assert writeback.start_writeback(0, 0, 10) is False
     data = np.linspace(-1, 1, 40, dtype=np.float32).reshape(4, 10)
     with FitsImageWriter(tmp_path / "a_med.fits", data.shape) as w:
         w.write_rows(0, data)
@@ -127,7 +127,7 @@ def test_write_back_not_available(tmp_path, monkeypatch):
 
 
 def test_write_back_failing_is_silent(tmp_path, monkeypatch):
-    from medstack.io import writer
+    from medstack.io import writeback, writer
 
     calls = []
 
@@ -135,7 +135,7 @@ def test_write_back_failing_is_silent(tmp_path, monkeypatch):
         calls.append(offset)
         return -1  # e.g. ESPIPE, EINVAL: the final fsync does it all
 
-    monkeypatch.setattr(writer, "_sync_file_range", fails)
+    monkeypatch.setattr(writeback, "_sync_file_range", fails)
     monkeypatch.setattr(writer, "WRITEBACK_BYTES", 1)
     data = np.arange(40, dtype=np.float32).reshape(4, 10)
     with FitsImageWriter(tmp_path / "b_med.fits", data.shape) as w:
@@ -147,10 +147,10 @@ def test_write_back_failing_is_silent(tmp_path, monkeypatch):
 
 
 def test_row_target_writes_and_starts_write_back(tmp_path, monkeypatch):
-    from medstack.io import writer
+    from medstack.io import writeback
 
     calls = []
-    monkeypatch.setattr(writer, "_sync_file_range",
+    monkeypatch.setattr(writeback, "_sync_file_range",
                         lambda fd, offset, nbytes, flags: calls.append((offset, nbytes)) or 0)
     data = np.arange(20, dtype=np.float32).reshape(4, 5)
     with FitsImageWriter(tmp_path / "c_med.fits", data.shape) as w:

@@ -194,9 +194,17 @@ class OutputHeader:
             self._astropy = fits.Header.fromstring("".join(self.images))
         return self._astropy
 
-    def tobytes(self, structural: Sequence[tuple[str, Any, str | None]] = ()) -> bytes:
-        """The header blocks of a file: the ``structural`` cards (``(keyword, value,
-        comment)``), these cards, ``END``, blanks to a multiple of 2880 bytes."""
+    def tobytes(self, shape: tuple[int, int] | None = None, bitpix: int = -32,
+                bzero: int | None = None) -> bytes:
+        """The header blocks of a file: the structural cards of an image of ``shape``
+        (``(ny, nx)``), ``bitpix`` and ``bzero`` (none without a shape), these cards,
+        ``END``, blanks to a multiple of 2880 bytes."""
+        structural = [] if shape is None else [
+            ("SIMPLE", True, "conforms to FITS standard"), ("BITPIX", bitpix, "array data type"),
+            ("NAXIS", 2, "number of array dimensions"), ("NAXIS1", shape[1], None),
+            ("NAXIS2", shape[0], None)]
+        if shape is not None and bzero is not None:
+            structural += [("BSCALE", 1, None), ("BZERO", bzero, None)]
         text = "".join([*(format_card(*card) for card in structural), *self.images,
                         "END".ljust(CARD)])
         return (text + " " * (-len(text) % 2880)).encode("ascii")

@@ -13,13 +13,11 @@ output in memory. medstack never holds a full-size output array when writing to 
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import logging
 import os
 import secrets
 import stat
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +30,7 @@ import numpy as np
 
 from ..errors import OutputError
 from .fitsheader import OutputHeader
+from .writeback import pwrite_all, start_writeback
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.io import fits
@@ -50,45 +49,9 @@ _LAYOUT = {
 }
 
 
-#: ``sync_file_range`` flag: start write-back of the dirty pages of a range, without waiting.
-_SYNC_FILE_RANGE_WRITE = 2
-
 #: :class:`FitsImageWriter` starts the write-back of what it has written each time this many
 #: more bytes have been written (one call per few MiB costs far less than one per block of rows).
 WRITEBACK_BYTES = 4 << 20
-
-
-def _libc_sync_file_range() -> object | None:
-    """Linux's ``sync_file_range`` from libc through ctypes (which releases the GIL during the
-    call), or None where there is none."""
-    if not sys.platform.startswith("linux"):  # pragma: no cover - not Linux
-        return None
-    try:
-        func = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):  # pragma: no cover - no such libc function
-        return None
-    func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    func.restype = ctypes.c_int
-    return func
-
-
-_sync_file_range = _libc_sync_file_range()
-
-
-def start_writeback(fd: int, offset: int, nbytes: int) -> bool:
-    """Ask the kernel to start writing ``nbytes`` at ``offset`` of ``fd`` to disk now, without
-    waiting (``sync_file_range(..., SYNC_FILE_RANGE_WRITE)``), so that the ``fsync`` before the
-    final rename finds little left to do. Not a durability guarantee: that is the ``fsync``.
-
-    Returns False (and does nothing) where that is not available; never raises.
-    """
-    func = _sync_file_range
-    if func is None or nbytes <= 0:
-        return False
-    try:
-        return func(fd, offset, nbytes, _SYNC_FILE_RANGE_WRITE) == 0
-    except (OSError, ctypes.ArgumentError):  # pragma: no cover - defensive
-        return False
 
 
 def check_output_path(path: str | os.PathLike[str], inputs: list[str] | tuple[str, ...] = ()) -> Path:
@@ -248,7 +211,7 @@ class FitsImageWriter:
         bitpix, bzero, self._disk = _LAYOUT[self.dtype]
         if not isinstance(header, OutputHeader):
             header = OutputHeader() if header is None else OutputHeader.from_astropy(header)
-        head = header.tobytes(_structural(self.shape, bitpix, bzero))
+        head = header.tobytes(self.shape, bitpix, bzero)
         self._data_offset = len(head)
         self._row_bytes = self.shape[1] * np.dtype(self._disk).itemsize
         data_bytes = self._row_bytes * self.shape[0]
@@ -274,29 +237,23 @@ class FitsImageWriter:
         return OutputError(f"{self.path}: write failed ({err.strerror or err})")
 
     def _pwrite(self, data: bytes | memoryview, offset: int) -> None:
-        view = memoryview(data)
         try:
-            while view.nbytes:
-                written = os.pwrite(self._fd, view, offset)
-                view = view[written:]
-                offset += written
+            pwrite_all(self._fd, data, offset)
         except OSError as err:
             raise self._error(err) from err
 
     def _reserve(self) -> None:
-        """Claim the whole file's space now, so a full disk fails before any work."""
+        """Claim the whole file's space now, so a full disk fails before any work (where the
+        filesystem cannot, it is extended sparsely: a full disk shows up on write)."""
         try:
-            os.posix_fallocate(self._fd, 0, self._total)
-        except OSError as err:
-            if err.errno == errno.ENOSPC:
-                raise self._error(err) from err
-            # Filesystems without fallocate: extend sparsely; a full disk shows up on write.
             try:
+                os.posix_fallocate(self._fd, 0, self._total)
+            except (OSError, AttributeError) as err:  # (AttributeError: none on macOS)
+                if getattr(err, "errno", None) == errno.ENOSPC:
+                    raise
                 os.ftruncate(self._fd, self._total)
-            except OSError as err2:
-                raise self._error(err2) from err2
-        except AttributeError:  # pragma: no cover - no posix_fallocate (macOS)
-            os.ftruncate(self._fd, self._total)
+        except OSError as err:
+            raise self._error(err) from err
 
     def write_rows(self, y0: int, rows: np.ndarray) -> None:
         """Write ``rows`` (shape (k, nx)) at image rows ``[y0, y0 + k)``; every
@@ -362,21 +319,6 @@ class FitsImageWriter:
             self.abort()
 
 
-def _structural(shape: tuple[int, int], bitpix: int, bzero: int | None
-                ) -> list[tuple[str, object, str | None]]:
-    """The structural cards of an output image, in order: ``(keyword, value, comment)``."""
-    cards: list[tuple[str, object, str | None]] = [
-        ("SIMPLE", True, "conforms to FITS standard"),
-        ("BITPIX", bitpix, "array data type"),
-        ("NAXIS", 2, "number of array dimensions"),
-        ("NAXIS1", shape[1], None),
-        ("NAXIS2", shape[0], None),
-    ]
-    if bzero is not None:
-        cards += [("BSCALE", 1, None), ("BZERO", bzero, None)]
-    return cards
-
-
 def _encode_rows(rows: np.ndarray, y0: int, shape: tuple[int, int], dtype: np.dtype
                  ) -> memoryview:
     """``rows`` as the bytes stored on disk for an image of ``shape`` and ``dtype`` (a byte
@@ -403,10 +345,8 @@ class RowTarget:
 
     Attributes
     ----------
-    path : str
-        The final name (for messages).
-    tmp_path : str
-        The temporary file being written.
+    path, tmp_path : str
+        The final name (for messages) and the temporary file being written.
     shape : (int, int)
         ``(ny, nx)``.
     dtype : str
@@ -437,12 +377,8 @@ class RowTarget:
         offset = self.data_offset + y0 * self.shape[1] * dtype.itemsize
         fd = self._open()
         try:
-            start, nbytes = offset, data.nbytes
-            while data.nbytes:
-                written = os.pwrite(fd, data, offset)
-                data = data[written:]
-                offset += written
-            start_writeback(fd, start, nbytes)
+            pwrite_all(fd, data, offset)
+            start_writeback(fd, offset, data.nbytes)
         except OSError as err:
             raise OutputError(f"{self.path}: write failed ({err.strerror or err})") from err
         finally:
