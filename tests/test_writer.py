@@ -288,6 +288,8 @@ def test_format_card_refuses_what_one_card_cannot_hold(value):
     for keyword in ("lower", "HIERARCH", "CONTINUE", "TOOLONGKEY", "A B", "", "HISTORY"):
         with pytest.raises(ValueError):
             format_card(keyword, 1, "c")
+    with pytest.raises(ValueError, match="comment"):
+        format_card("KEY", 1, "caf\u00e9")
 
 
 def _c(text: str) -> str:
@@ -601,4 +603,11 @@ def test_result_header_is_todays_astropy_header(tmp_path, paths):
     written = fits.getheader(result.path)
     for key in ("NCOMBINE", "MEDCTYPE", "MEDSTACK", "EXPTIME"):
         assert header[key] == written[key]
+    # every keyword, value and comment of the header astropy itself would build
+    cards, history = products.provenance(result.plan)
+    template = fits.getheader(scis[0]).tostring(endcard=False, padding=False)
+    want = _astropy_output([template[i:i + 80] for i in range(0, len(template), 80)], cards,
+                           history)
+    on_disk = {k: v for k, v in _values(written).items() if k not in STRUCTURAL}
+    assert on_disk == _values(header) == _values(want)
     assert repr(result).startswith("<MedianResult 48x40, minmed, 3 images")

@@ -68,6 +68,7 @@ def copyable(image: str) -> bool:
 
 
 def _format_value(keyword: str, value: Any) -> str:
+    """The value field of a new card (columns 11 on)."""
     if isinstance(value, str):
         if not _PRINTABLE.match(value):
             raise ValueError(f"{keyword}: value {value!r} is not printable ASCII")
@@ -91,7 +92,8 @@ def format_card(keyword: str, value: Any, comment: str | None = None) -> str:
     Raises
     ------
     ValueError
-        If the keyword is not a standard one or the value cannot be written on one card.
+        If the keyword is not a standard one, the value cannot be written on one card or the
+        comment is not printable ASCII.
     """
     if not _KEYWORD.fullmatch(keyword) or keyword in _SPECIAL:
         raise ValueError(f"{keyword!r}: not a standard FITS keyword")
@@ -99,6 +101,8 @@ def format_card(keyword: str, value: Any, comment: str | None = None) -> str:
     if len(image) > CARD:
         raise ValueError(f"{keyword}: value {value!r} too long for one card")
     if comment:
+        if not _PRINTABLE.match(comment):
+            raise ValueError(f"{keyword}: comment {comment!r} is not printable ASCII")
         image += f" / {comment}"
     return image[:CARD].ljust(CARD)
 
