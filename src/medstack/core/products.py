@@ -28,8 +28,8 @@ __all__ = ["PRODUCT_DTYPES", "MedianResult", "OutputSinks", "median_header", "pe
 
 #: The dtype of each product, as a file and as an array: the median, the count of good inputs
 #: per pixel and minmed's minimum-chosen map.
-PRODUCT_DTYPES = {"median": np.dtype(np.float32), "ngood": np.dtype(np.uint16),
-                  "minchosen": np.dtype(np.uint8)}
+PRODUCT_DTYPES: dict[str, np.dtype] = {
+    "median": np.dtype(np.float32), "ngood": np.dtype(np.uint16), "minchosen": np.dtype(np.uint8)}
 
 
 def versions() -> str:

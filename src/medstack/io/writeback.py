@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from typing import Any
 
 __all__ = ["pwrite_all", "start_writeback"]
 
@@ -16,7 +17,7 @@ __all__ = ["pwrite_all", "start_writeback"]
 _SYNC_FILE_RANGE_WRITE = 2
 
 
-def _libc_sync_file_range() -> object | None:
+def _libc_sync_file_range() -> Any:
     """Linux's ``sync_file_range`` from libc through ctypes (which releases the GIL during the
     call), or None where there is none."""
     try:

@@ -330,7 +330,7 @@ def _encode_rows(rows: np.ndarray, y0: int, shape: tuple[int, int], dtype: np.dt
         disk = (block.astype(np.int32) - 32768).astype(">i2")
     else:
         disk = block.astype(_LAYOUT[np.dtype(dtype)][2], copy=False)
-    return memoryview(np.ascontiguousarray(disk)).cast("B")
+    return np.ascontiguousarray(disk).data.cast("B")
 
 
 @dataclass(frozen=True)
