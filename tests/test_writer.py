@@ -583,21 +583,21 @@ def test_tricky_headers_same_bytes_raw_only_where_plain(tmp_path, paths, case, c
                 assert written[card.keyword] == value, card.keyword
 
 
-def test_result_header_is_todays_astropy_header(tmp_path, paths):
+def test_result_header_is_the_astropy_header_of_the_written_cards(tmp_path, paths):
     scis = make_stack(tmp_path / "stack", n_images=3, shape=(48, 40))
     pending = []
     result = median_image(scis, tmp_path / "raw", save_maps=True, before_commit=pending.append)
     assert paths.raw == [True] and isinstance(result.__dict__["_header"], OutputHeader)
-    assert pending[0].header is result.header  # one Header, as when astropy built it
+    assert pending[0].header is result.header  # one Header for every holder
     with paths.astropy_only():
-        today = median_image(scis, tmp_path / "astropy", save_maps=True)
+        via_astropy = median_image(scis, tmp_path / "astropy", save_maps=True)
     header = result.header
-    assert type(header) is fits.Header and type(today.header) is fits.Header
+    assert type(header) is fits.Header and type(via_astropy.header) is fits.Header
     assert header is result.header  # made once, on first access
-    assert header == today.header and len(header) == len(today.header)
-    assert list(header.items()) == list(today.header.items())
-    assert [c.comment for c in header.cards] == [c.comment for c in today.header.cards]
-    for key, value in today.header.items():
+    assert header == via_astropy.header and len(header) == len(via_astropy.header)
+    assert list(header.items()) == list(via_astropy.header.items())
+    assert [c.comment for c in header.cards] == [c.comment for c in via_astropy.header.cards]
+    for key, value in via_astropy.header.items():
         if key not in ("COMMENT", "HISTORY", ""):
             assert type(header[key]) is type(value), key
     written = fits.getheader(result.path)

@@ -270,7 +270,7 @@ class FitsImageWriter:
                 self._unsynced = 0
         # the whole file: rows come in any order, and clean pages are skipped cheaply
         if kick and not start_writeback(self._fd, 0, self._total):
-            self._writeback = False  # not available here: the final fsync does it all
+            self._writeback = False  # not available: the final fsync does it all
 
     def target(self) -> RowTarget:
         """A picklable handle for writing rows into this writer's temporary file from another
