@@ -183,7 +183,10 @@ def _layout(cards: Cards) -> list[int] | None:
 
 def _data_bytes(cards: list[str]) -> int | None:
     """Bytes of an HDU's data, padded to whole blocks (the FITS standard's formula), from the
-    cards of its header; None where they do not say it plainly."""
+    cards of its header; None where they do not say it plainly (or it holds random groups,
+    whose size counts differently)."""
+    if any(c.startswith("GROUPS  =") for c in cards):
+        return None
     named = {c[:8].rstrip(): c for c in cards if c[:8].rstrip() in _SIZE_KEYS or
              c.startswith("NAXIS")}
     values = Cards(named)
