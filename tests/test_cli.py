@@ -248,9 +248,9 @@ def test_a_plain_run_never_imports_astropy(stack, tmp_path, monkeypatch, flags):
                            "-q", *flags], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["0", "[]"], done.stderr
-    import medstack.core.products as products
+    from medstack.io.fitsheader import OutputHeader
 
-    monkeypatch.setattr(products, "image_header_cards", lambda img: None)
+    monkeypatch.setattr(OutputHeader, "from_cards", classmethod(lambda cls, images: None))
     assert main([*stack, "-o", str(tmp_path / "b"), "-q", *flags]) == 0
     made = sorted(p.name for p in tmp_path.glob("a_med*.fits"))
     assert made and made == [n.replace("b_", "a_", 1) for n in

@@ -289,13 +289,15 @@ def test_output_directory_not_writable(setup, capsys, monkeypatch):
 
 def test_temporary_file_refused(setup, capsys, monkeypatch):
     """os.access can say yes where creating a file still fails (read-only mount, ACLs):
-    simulated with the EROFS that mkstemp would raise."""
-    import medstack.io.writer as writer
+    simulated with the EROFS that creating it would raise."""
+    real_open = os.open
 
-    def mkstemp(*args, **kwargs):
-        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+    def refuse_to_create(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(writer.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(os, "open", refuse_to_create)
     fails(setup, capsys, setup.argv(), f"{setup.root}_med.fits: cannot create a temporary file",
           "Read-only file system")
 

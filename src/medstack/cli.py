@@ -493,9 +493,7 @@ def command() -> NoReturn:
         except (OSError, ValueError):  # a closed pipe: the normal exit deals with it
             sys.exit(status)
     children = sys.modules.get("multiprocessing")
-    others = [t for t in threading.enumerate() if t is not threading.current_thread()
-              and t.name != "medstack-release"]  # io.writer's closing of a replaced file:
-    # the exit closes it just the same
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
     if "distributed" in sys.modules or others or (
             children is not None and children.active_children()):
         sys.exit(status)

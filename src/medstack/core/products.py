@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._version import __version__, dependency_versions
-from ..io.rawheader import NotPlain, RawHeader, raw_output_header
-from ..io.readers import image_header, image_header_cards
-from ..io.writer import FitsImageWriter, check_output_path, map_name, output_header
+from ..io.fitsheader import OutputHeader
+from ..io.headerscan import scan_header
+from ..io.inputs import read_header
+from ..io.writer import FitsImageWriter, check_output_path, map_name
 from ..kernels import SectionResult
 from ..params import PARAMETERS, format_value
 from .plan import StackPlan
@@ -22,8 +23,13 @@ from .sections import Section
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.io import fits
 
-__all__ = ["MedianResult", "OutputSinks", "median_header", "pending_result", "provenance",
-           "versions"]
+__all__ = ["PRODUCT_DTYPES", "MedianResult", "OutputSinks", "median_header", "pending_result",
+           "provenance", "versions"]
+
+#: The dtype of each product, as a file and as an array: the median, the count of good inputs
+#: per pixel and minmed's minimum-chosen map.
+PRODUCT_DTYPES: dict[str, np.dtype] = {
+    "median": np.dtype(np.float32), "ngood": np.dtype(np.uint16), "minchosen": np.dtype(np.uint8)}
 
 
 def versions() -> str:
@@ -62,19 +68,25 @@ def provenance(plan: StackPlan) -> tuple[list[tuple[str, object, str]], list[str
     return cards, history
 
 
-def median_header(plan: StackPlan) -> fits.Header | RawHeader:
-    """The median's header: the first input's, less its structural cards, plus the provenance
-    (:func:`provenance`), as :func:`medstack.io.writer.output_header` builds it. Built from the
-    raw cards, without astropy, where the first input's header is plain enough
-    (:func:`medstack.io.rawheader.raw_output_header`: the same bytes); else with astropy."""
+def median_header(plan: StackPlan) -> OutputHeader:
+    """The median's header: the first input's science header, less its structural cards, plus
+    the provenance (:func:`provenance`). Its cards are copied as they lie in the file where
+    every one is plain (:meth:`OutputHeader.from_cards`: astropy is not imported), else taken
+    as astropy writes them (:meth:`OutputHeader.from_astropy`)."""
     cards, history = provenance(plan)
     first = plan.images[0]
-    raw = image_header_cards(first)
-    if raw is not None:
-        header = raw_output_header(raw, cards, history, source=first.sci)
-        if header is not None:
-            return header
-    return output_header(image_header(first), cards, history, source=first.sci)
+    template = None
+    if first.memory is None:
+        try:
+            scan = scan_header(first.sci, hdu=first.sci_hdu)
+        except OSError:
+            scan = None  # read_header says what is wrong with it
+        template = OutputHeader.from_cards(scan.cards) if scan is not None else None
+    if template is None:
+        header = (first.memory.header.copy() if first.memory is not None else
+                  read_header(first.sci, first.sci_hdu))
+        template = OutputHeader.from_astropy(header, source=first.sci)
+    return template.updated(cards, history)
 
 
 @dataclass(repr=False)
@@ -86,8 +98,8 @@ class MedianResult:
     data : ndarray or None
         The median image (float32), when asked for.
     header : astropy.io.fits.Header
-        The output header: the first input's, plus provenance (made from the header's cards
-        when first asked for, where the run built them without astropy).
+        The output header: the first input's, plus provenance (made from the run's
+        :class:`~medstack.io.fitsheader.OutputHeader` when first asked for).
     path : Path or None
         The median file written, if any.
     ngood, minchosen : ndarray or None
@@ -138,17 +150,17 @@ class MedianResult:
 
 def _get_header(self: MedianResult) -> fits.Header:
     header = self.__dict__["_header"]
-    if isinstance(header, RawHeader):  # the raw cards of a run that needed no astropy
-        header = self.__dict__["_header"] = header.shared_astropy()
+    if isinstance(header, OutputHeader):  # the cards the run wrote: one Header for them all
+        header = self.__dict__["_header"] = header.astropy()
     return header
 
 
-def _set_header(self: MedianResult, header: fits.Header | RawHeader) -> None:
+def _set_header(self: MedianResult, header: fits.Header | OutputHeader) -> None:
     self.__dict__["_header"] = header
 
 
-# An astropy Header, built from the raw cards on first access (after the dataclass is made,
-# so that ``header`` stays a plain field: ``MedianResult(data, header, ...)`` as before)
+# An astropy Header, made from the cards on first access (set after the dataclass is made,
+# so that ``header`` stays a plain field: ``MedianResult(data, header, ...)``)
 MedianResult.header = property(  # type: ignore[assignment]
     _get_header, _set_header, doc="The output header (astropy.io.fits.Header).")
 
@@ -159,31 +171,19 @@ _MAP_UNITS = {
 }
 
 
-def _map_header(header: fits.Header | RawHeader, key: str) -> fits.Header | RawHeader:
-    """The median's header (same WCS and provenance) with BUNIT/MEDMAP describing a map
-    (without astropy for a plain :class:`RawHeader`)."""
+def _map_header(header: OutputHeader, key: str) -> OutputHeader:
+    """The median's header (same WCS and provenance) with BUNIT/MEDMAP describing a map."""
     if key not in _MAP_UNITS:
         return header
     what, unit = _MAP_UNITS[key]
-    if isinstance(header, RawHeader):
-        raw = header.copy()
-        try:
-            raw.set("BUNIT", unit, "map unit")
-            raw.set("MEDMAP", key, what)
-            return raw
-        except NotPlain:  # e.g. BUNIT already says so: as astropy does it
-            header = header.to_astropy()
-    out = header.copy()
-    out["BUNIT"] = (unit, "map unit")
-    out["MEDMAP"] = (key, what)
-    return out
+    return header.updated([("BUNIT", unit, "map unit"), ("MEDMAP", key, what)])
 
 
 class OutputSinks:
     """Where section results go: files written section by section, in-memory arrays, the
     quick-look (whatever executor computed them)."""
 
-    def __init__(self, plan: StackPlan, header: fits.Header | RawHeader, path: Path | None,
+    def __init__(self, plan: StackPlan, header: OutputHeader, path: Path | None,
                  keep_data: bool, maps: bool, keep_maps: bool = False,
                  quicklook: bool = False) -> None:
         self.writers: dict[str, FitsImageWriter] = {}
@@ -195,12 +195,9 @@ class OutputSinks:
             self.quicklook = QuickLook(plan.shape, counts=True)
         shape = plan.shape
         minmed = plan.spec.kind == "minmed"
-        map_types: dict[str, type] = {"ngood": np.uint16}
-        if minmed:
-            map_types["minchosen"] = np.uint8
-        files: dict[str, type] = {"median": np.float32, **(map_types if maps else {})}
-        arrays: dict[str, type] = {"median": np.float32,
-                                   **(map_types if maps or keep_maps else {})}
+        map_types = {k: PRODUCT_DTYPES[k] for k in ("ngood", "minchosen")[:1 + minmed]}
+        files = {"median": PRODUCT_DTYPES["median"], **(map_types if maps else {})}
+        arrays = {"median": PRODUCT_DTYPES["median"], **(map_types if maps or keep_maps else {})}
         try:
             if path is not None:
                 names = {"median": path, "ngood": map_name(path, "ngood"),
@@ -240,7 +237,7 @@ class OutputSinks:
 
 
 
-def pending_result(sinks: OutputSinks, header: fits.Header | RawHeader, plan: StackPlan,
+def pending_result(sinks: OutputSinks, header: OutputHeader, plan: StackPlan,
                    no_good: int = 0) -> MedianResult:
     """What a run has made before its files are committed (no paths yet)."""
     arrays = sinks.arrays

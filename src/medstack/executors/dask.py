@@ -50,6 +50,7 @@ import numpy as np
 
 from ..core.memory import section_bytes
 from ..core.plan import StackPlan, default_workers
+from ..core.products import PRODUCT_DTYPES as _DTYPES
 from ..core.products import OutputSinks
 from ..core.run import Executor, Piece
 from ..core.sections import Section
@@ -88,8 +89,6 @@ BANDS_PER_THREAD = 4
 RETURN_BYTES = 16 * 2**20
 
 _ADDRESS = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")
-_DTYPES = {"median": np.dtype(np.float32), "ngood": np.dtype(np.uint16),
-           "minchosen": np.dtype(np.uint8)}
 
 
 def _require_distributed(what: str) -> Any:

@@ -1,36 +1,37 @@
-"""A quick look at a plain FITS file's primary header: its image layout and a few cards.
+"""A quick look at a plain FITS file's image header: its layout, a few cards, every card raw.
 
 Opening an input with astropy parses every card of its header, which is most of the time
-a run spends before it reads a pixel (about 4 ms a file here, 0.1 s for a 10-image stack).
+a run spends before it reads a pixel (about 4 ms a file, 0.1 s for a 10-image stack).
 What a run needs from most inputs is a handful of cards: the image's layout and the per-image
-scalars. :func:`scan_header` reads the raw 80-character cards of the primary header and
-returns those cards with the offset of the data. A card's value is parsed when it is asked
-for: plain integers, reals, logicals and quoted strings (the fixed and free formats of the
-FITS standard, upper-case exponents) here, anything else by astropy's own
-:class:`~astropy.io.fits.Card` (astropy is imported then, and only then), whose errors a caller
-sees as it would from a header. :func:`header_cards` reads every card of such a header, raw,
-for the output header (:mod:`medstack.io.rawheader`).
+scalars. :func:`scan_header` is medstack's one walker of FITS headers: it reads the raw
+80-character cards of an image header (the primary one, or an ``IMAGE`` extension after the
+earlier HDUs' data) and returns them with the offset of the data, for the inputs' checks, the
+readers' data offsets and the output header's template. A card's value is parsed when it is
+asked for: plain integers, reals, logicals and quoted strings (the fixed and free formats of
+the FITS standard, upper-case exponents) here, anything else by astropy's own
+:class:`~astropy.io.fits.Card` (astropy is imported then, and only then), whose errors a
+caller sees as it would from a header.
 
 Notes
 -----
 It answers only for the plainest layout, and says None for anything else, so that the caller
-opens the file with astropy as before, with astropy's checks and messages: a file that does
-not start with ``SIMPLE = T``, a header that is not printable ASCII or has no ``END`` card
-(padded with blanks; astropy takes any card that starts with ``END`` and no keyword
-character for its end) in its first :data:`MAX_BLOCKS` blocks, a primary header whose ``NAXIS``
-is not 2, a wanted keyword that appears twice, in lower case or followed by a ``CONTINUE``
-card.
+opens the file with astropy, with astropy's checks and messages: a file that does not start
+with ``SIMPLE = T``, a header that is not printable ASCII or has no ``END`` card (padded with
+blanks; astropy takes any card that starts with ``END`` and no keyword character for its end)
+in its first :data:`MAX_BLOCKS` blocks, an HDU whose ``NAXIS`` is not 2, an extension other
+than ``IMAGE``, an earlier HDU whose size its cards do not say plainly, a wanted keyword that
+appears twice, in lower case or followed by a ``CONTINUE`` card.
 """
 
 from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
-__all__ = ["Cards", "HeaderScan", "card_value", "header_cards", "scan_header", "verify_error"]
+__all__ = ["Cards", "HeaderScan", "card_value", "plain_value", "scan_header", "verify_error"]
 
 BLOCK_BYTES = 2880
 CARD_BYTES = 80
@@ -38,6 +39,7 @@ CARD_BYTES = 80
 MAX_BLOCKS = 64
 
 _SIMPLE = b"SIMPLE  =                    T"
+_IMAGE = b"XTENSION= 'IMAGE   '"
 _END = "END" + " " * 77
 _LAYOUT = ("BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "BSCALE", "BZERO")
 #: A card astropy takes for the end of the header (its ``HEADER_END_RE``, at a card's start):
@@ -112,7 +114,7 @@ class Cards:
 
 @dataclass(frozen=True)
 class HeaderScan:
-    """What :func:`scan_header` found in a primary header.
+    """What :func:`scan_header` found in an image header.
 
     Attributes
     ----------
@@ -122,52 +124,96 @@ class HeaderScan:
     shape : (int, int)
         ``(NAXIS2, NAXIS1)``.
     data_offset : int
-        Byte offset of the primary data in the file.
+        Byte offset of the image's data in the file.
+    cards : tuple of str
+        Every card of the header before its ``END``, raw (80 characters each).
     """
 
     header: Cards
     shape: tuple[int, int]
     data_offset: int
+    cards: tuple[str, ...]
 
 
-def scan_header(path: str, keywords: Collection[str] = ()) -> HeaderScan | None:
-    """The layout and the ``keywords`` cards of ``path``'s primary header, or None where the
-    file is not plain enough to be read this way (see the module's Notes).
+def scan_header(path: str, keywords: Collection[str] = (), hdu: int = 0) -> HeaderScan | None:
+    """The layout, the ``keywords`` cards and every raw card of HDU ``hdu``'s header (0, the
+    primary, or an ``IMAGE`` extension), or None where the file is not plain enough to be read
+    this way (see the module's Notes).
 
     Raises
     ------
     OSError
         If the file cannot be read.
     """
+    found = _hdu_cards(path, hdu)
+    if found is None:
+        return None
+    cards, data_offset = found
     wanted = set(_LAYOUT) | {k.upper() for k in keywords}
-    found: dict[str, str] = {}
+    picked: dict[str, str] = {}
     last = ""
-    for block_index, text in enumerate(_blocks(path)):
-        if text is None:
+    for card in cards:
+        key = card[:8].rstrip()
+        if key == "CONTINUE" and last:
             return None
-        for at in range(0, BLOCK_BYTES, CARD_BYTES):
-            card = text[at:at + CARD_BYTES]
-            key = card[:8].rstrip()
-            if key == "CONTINUE" and last:
+        last = ""
+        upper = key.upper()
+        if upper in wanted:
+            if upper != key or upper in picked:
                 return None
-            last = ""
-            if _END_LIKE.match(card):
-                if card != _END:
-                    return None
-                return _finish(Cards(found), (block_index + 1) * BLOCK_BYTES)
-            upper = key.upper()
-            if upper in wanted:
-                if upper != key or upper in found:
-                    return None
-                found[upper] = card
-                last = upper
-    return None
+            picked[upper] = last = card
+    layout = _layout(Cards(picked))
+    if layout is None or layout[0] != 2:
+        return None
+    return HeaderScan(header=Cards(picked), shape=(layout[2], layout[1]),
+                      data_offset=data_offset, cards=tuple(cards))
 
 
-def _blocks(path: str) -> Iterator[str | None]:
-    """The blocks of ``path``'s primary header as text, at most :data:`MAX_BLOCKS`; None,
-    last, where it is not plain: a file that does not start with ``SIMPLE = T``, a block that
-    is short or not printable ASCII.
+def _layout(cards: Cards) -> list[int] | None:
+    """``[NAXIS, NAXIS1, ...]`` of a header, or None where one is not a plain integer."""
+    try:
+        naxis = cards.get("NAXIS")
+        if type(naxis) is not int or not 0 <= naxis <= 999:
+            return None
+        layout = [naxis] + [cards.get(f"NAXIS{k}") for k in range(1, naxis + 1)]
+    except (verify_error(), ValueError):
+        return None
+    return layout if all(type(v) is int and v >= 0 for v in layout) else None
+
+
+def _data_bytes(cards: list[str]) -> int | None:
+    """Bytes of an HDU's data, padded to whole blocks (the FITS standard's formula), from the
+    cards of its header; None where they do not say it plainly (or it holds random groups,
+    whose size counts differently)."""
+    if any(c.startswith("GROUPS  =") for c in cards):
+        return None
+    named = {c[:8].rstrip(): c for c in cards if c[:8].rstrip() in _SIZE_KEYS or
+             c.startswith("NAXIS")}
+    values = Cards(named)
+    layout = _layout(values)
+    try:
+        bitpix, pcount, gcount = (values.get(k, d) for k, d in _SIZE_DEFAULTS)
+    except (verify_error(), ValueError):
+        return None
+    if layout is None or not all(type(v) is int for v in (bitpix, pcount, gcount)):
+        return None
+    count = 0
+    if layout[0]:
+        count = 1
+        for n in layout[1:]:
+            count *= n
+    size = abs(bitpix) // 8 * gcount * (pcount + count)
+    return -(-size // BLOCK_BYTES) * BLOCK_BYTES
+
+
+_SIZE_DEFAULTS = (("BITPIX", None), ("PCOUNT", 0), ("GCOUNT", 1))
+_SIZE_KEYS = frozenset(k for k, _ in _SIZE_DEFAULTS)
+
+
+def _hdu_cards(path: str, hdu: int) -> tuple[list[str], int] | None:
+    """Every card of HDU ``hdu``'s header before its clean ``END``, and the byte offset of its
+    data, read block by block, past the earlier HDUs' data; None where a header is not plain
+    (see the module's Notes) or HDU ``hdu`` is an extension other than ``IMAGE``.
 
     Raises
     ------
@@ -175,49 +221,39 @@ def _blocks(path: str) -> Iterator[str | None]:
         If the file cannot be read.
     """
     with open(path, "rb") as fh:
-        for block_index in range(MAX_BLOCKS):
-            block = fh.read(BLOCK_BYTES)
-            if len(block) < BLOCK_BYTES or not block.isascii() or (
-                    block_index == 0 and not block.startswith(_SIMPLE)):
-                yield None
-                return
-            text = block.decode("ascii")
-            if not text.isprintable():
-                yield None
-                return
-            yield text
+        pos = 0
+        for index in range(hdu + 1):
+            fh.seek(pos)
+            start = _SIMPLE if index == 0 else _IMAGE if index == hdu else b"XTENSION= "
+            cards = _header(fh, start)
+            if cards is None:
+                return None
+            pos += -(-(len(cards) + 1) * CARD_BYTES // BLOCK_BYTES) * BLOCK_BYTES
+            if index == hdu:
+                return cards, pos
+            size = _data_bytes(cards)
+            if size is None:
+                return None
+            pos += size
+    return None
 
 
-def header_cards(path: str) -> list[str] | None:
-    """Every card of ``path``'s primary header before its ``END``, raw (80 characters each),
-    where the header is plain: as :func:`scan_header` reads it, with a clean ``END`` card
-    (``END`` and blanks) and no ``CONTINUE`` card; else None (then read it with astropy).
-
-    Raises
-    ------
-    OSError
-        If the file cannot be read.
-    """
+def _header(fh: BinaryIO, start: bytes) -> list[str] | None:
+    """The cards of the header at ``fh``'s position up to its clean ``END`` (``END`` and
+    blanks), at most :data:`MAX_BLOCKS` blocks; None where it does not begin with ``start``,
+    a block is short or not printable ASCII, a card starts with ``END`` otherwise."""
     cards: list[str] = []
-    for text in _blocks(path):
-        if text is None:
+    for block_index in range(MAX_BLOCKS):
+        block = fh.read(BLOCK_BYTES)
+        if len(block) < BLOCK_BYTES or not block.isascii() or (
+                block_index == 0 and not block.startswith(start)):
+            return None
+        text = block.decode("ascii")
+        if not text.isprintable():
             return None
         for at in range(0, BLOCK_BYTES, CARD_BYTES):
             card = text[at:at + CARD_BYTES]
             if _END_LIKE.match(card):
                 return cards if card == _END else None
-            if card.startswith("CONTINUE"):
-                return None
             cards.append(card)
     return None
-
-
-def _finish(cards: Cards, data_offset: int) -> HeaderScan | None:
-    try:
-        layout = [cards.get(k) for k in ("BITPIX", "NAXIS", "NAXIS1", "NAXIS2")]
-    except (verify_error(), ValueError):
-        return None
-    if not all(type(v) is int for v in layout) or layout[1] != 2:
-        return None
-    nx, ny = layout[2], layout[3]
-    return HeaderScan(header=cards, shape=(ny, nx), data_offset=data_offset)

@@ -16,47 +16,27 @@ into a temporary file and read from there.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import logging
 import mmap
 import os
-import tempfile
 import threading
 import time
-import zipfile
-import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import InputError, OutputError
-from .headerscan import header_cards
-from .inputs import (
-    InputImage,
-    _fits_warnings,
-    compressed_magic,
-    is_compressed,
-    read_header,
-)
+from ..errors import InputError
+from .decompress import decompressed_copy
+from .headerscan import scan_header, verify_error
+from .inputs import InputImage, _fits_warnings, is_compressed
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.io import fits
 
-__all__ = [
-    "ArrayReader",
-    "ImageReader",
-    "RawReader",
-    "Reader",
-    "image_header",
-    "image_header_cards",
-    "image_reader",
-    "open_reader",
-]
+__all__ = ["ArrayReader", "ImageReader", "RawReader", "Reader", "image_reader", "open_reader"]
 
 log = logging.getLogger(__name__)
+
 
 class RawReader:
     """Rows of an uncompressed, unscaled float32 FITS image as they lie in the file: each call
@@ -111,18 +91,16 @@ class RawReader:
             except InputError:
                 return None  # ImageReader reports it
         try:
-            found = _data_location(path, hdu)
-            if found is None:
+            scan = scan_header(path, hdu=hdu)
+            if scan is None:
                 return None
-            offset, cards = found
-            if (cards.get("BITPIX") != -32 or cards.get("NAXIS") != 2 or cards.get("ZIMAGE")
-                    or cards.get("BSCALE", 1) != 1 or cards.get("BZERO", 0) != 0):
-                return None
-            shape = (int(cards.get("NAXIS2", 0)), int(cards.get("NAXIS1", 0)))
-            if min(shape) <= 0 or os.path.getsize(path) < offset + shape[0] * shape[1] * 4:
+            cards, shape, offset = scan.header, scan.shape, scan.data_offset
+            if (cards.get("BITPIX") != -32 or cards.get("BSCALE", 1) != 1
+                    or cards.get("BZERO", 0) != 0 or min(shape) <= 0
+                    or os.path.getsize(path) < offset + shape[0] * shape[1] * 4):
                 return None
             return cls(path, hdu, shape, offset, keep_open)
-        except (OSError, ValueError):
+        except (OSError, ValueError, verify_error()):
             return None  # ImageReader reports it
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
@@ -160,7 +138,7 @@ class RawReader:
         InputError
             If the file is shorter than its header says or cannot be read.
         """
-        view = memoryview(out).cast("B")
+        view = out.data.cast("B")
         pos = self._offset + y0 * self._row_bytes
         want = (y1 - y0) * self._row_bytes
         done = 0
@@ -236,51 +214,6 @@ class RawReader:
             self._fd = -1
 
 
-_FITS_BLOCK = 2880
-_CARDS = ("BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "PCOUNT", "GCOUNT", "BSCALE", "BZERO",
-          "ZIMAGE")
-
-
-def _data_location(path: str, hdu: int) -> tuple[int, dict[str, Any]] | None:
-    """Byte offset of HDU ``hdu``'s data and its structural cards, read straight from the
-    header blocks (astropy's ``fileinfo`` formats every card of every header, which costs more
-    than reading a section). None for a compressed (gzip/zip/bzip2) or unusual file."""
-    with open(path, "rb") as fh:
-        if compressed_magic(fh.read(3)):
-            return None
-        pos = 0
-        for index in range(hdu + 1):
-            fh.seek(pos)
-            cards: dict[str, Any] = {}
-            ended = False
-            while not ended:
-                block = fh.read(_FITS_BLOCK)
-                if len(block) < _FITS_BLOCK:
-                    return None
-                pos += _FITS_BLOCK
-                for k in range(0, _FITS_BLOCK, 80):
-                    key = block[k:k + 8].rstrip().decode("ascii", "replace")
-                    if key == "END":
-                        ended = True
-                        break
-                    if key in _CARDS and block[k + 8:k + 10] == b"= ":
-                        text = block[k + 10:k + 80].split(b"/")[0].strip().decode("ascii")
-                        cards[key] = (text == "T") if text in ("T", "F") else float(text)
-            naxis = int(cards.get("NAXIS", 0))
-            size = 0
-            if naxis > 0:
-                size = int(cards.get("PCOUNT", 0))
-                count = 1
-                for axis in range(1, naxis + 1):
-                    count *= int(cards.get(f"NAXIS{axis}", 0))
-                size = abs(int(cards.get("BITPIX", 8))) // 8 * int(cards.get("GCOUNT", 1)) * (
-                    size + count)
-            if index == hdu:
-                return pos, cards
-            pos += -(-size // _FITS_BLOCK) * _FITS_BLOCK
-    return None
-
-
 def open_reader(path: str, hdu: int, scratch: str | os.PathLike[str] | None = None,
                 keep_open: bool = True, known: tuple[int, tuple[int, int]] | None = None
                 ) -> RawReader | ImageReader:
@@ -321,55 +254,11 @@ def image_reader(img: InputImage, which: str, scratch: str | os.PathLike[str] | 
                        known)
 
 
-def image_header(img: InputImage) -> fits.Header:
-    """A copy of the header of one input's science image (file or memory)."""
-    if img.memory is not None:
-        return img.memory.header.copy()
-    return read_header(img.sci, img.sci_hdu)
-
-
-def image_header_cards(img: InputImage) -> list[str] | None:
-    """The raw cards (80 characters each, no ``END``) of one input's science header, where it
-    is a plain primary header of a file (:func:`~medstack.io.headerscan.header_cards`); None
-    for anything else (an image in memory, extension 1, a compressed file...), or a file that
-    cannot be read now: :func:`image_header` says what is wrong with it."""
-    if img.memory is not None or img.sci_hdu != 0:
-        return None
-    try:
-        return header_cards(img.sci)
-    except OSError:
-        return None
-
-
-#: Bytes decompressed at a time into the temporary copy of a compressed input.
-_INFLATE_BLOCK = 1 << 16
-
-
 def _open_decompressed(path: str, hdu: int, scratch: str | os.PathLike[str] | None
                        ) -> RawReader | ImageReader:
-    directory = os.fspath(scratch) if scratch is not None else tempfile.gettempdir()
     start = time.perf_counter()
+    tmp, size = decompressed_copy(path, scratch)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".medstack-input-", suffix=".fits", dir=directory)
-    except OSError as err:
-        raise OutputError(f"{path}: cannot make a temporary file in {directory} to decompress "
-                          f"it into ({err.strerror})") from err
-    try:
-        try:
-            with os.fdopen(fd, "wb") as out, _open_compressed(path) as src:
-                while True:
-                    block = src.read(_INFLATE_BLOCK)
-                    if not block:
-                        break
-                    out.write(block)
-                size = out.tell()
-        except (EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile, ValueError) as err:
-            raise InputError(f"{path}: damaged compressed file ({err})") from err
-        except OSError as err:
-            if err.errno is None:  # a decompressor's complaint, not the disk's
-                raise InputError(f"{path}: damaged compressed file ({err})") from err
-            raise OutputError(f"{path}: cannot decompress it into {directory} "
-                              f"({err.strerror or err})") from err
         try:
             reader = RawReader.open(tmp, hdu) or ImageReader(tmp, hdu)
         except InputError as err:
@@ -381,30 +270,9 @@ def _open_decompressed(path: str, hdu: int, scratch: str | os.PathLike[str] | No
         except OSError:
             pass
     log.info("%s: compressed; decompressed once into a temporary file in %s (%.1f MiB of "
-             "disk, %.2f s)", path, directory, size / 2**20, time.perf_counter() - start)
+             "disk, %.2f s)", path, os.path.dirname(tmp), size / 2**20,
+             time.perf_counter() - start)
     return reader
-
-
-@contextmanager
-def _open_compressed(path: str) -> Iterator[Any]:
-    """A binary file object of the decompressed bytes of a gzip, bzip2 or zip file (a zip:
-    its first member)."""
-    with open(path, "rb") as fh:
-        head = fh.read(3)
-    if head[:2] == b"\x1f\x8b":
-        with gzip.open(path, "rb") as src:
-            yield src
-    elif head[:3] == b"BZh":
-        with bz2.open(path, "rb") as src:
-            yield src
-    else:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-            if not names:
-                raise InputError(f"{path}: empty zip archive")
-            with archive.open(names[0]) as src:
-                yield src
-
 
 
 class ImageReader:

@@ -13,15 +13,12 @@ output in memory. medstack never holds a full-size output array when writing to 
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import logging
 import os
+import secrets
 import stat
-import sys
-import tempfile
 import threading
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,18 +29,18 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 
 from ..errors import OutputError
-from .rawheader import STRUCTURAL, NotPlain, RawHeader, format_card
+from .fitsheader import OutputHeader
+from .writeback import pwrite_all, start_writeback
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.io import fits
 
 __all__ = ["FitsImageWriter", "RowTarget", "atomic_file", "check_distinct_outputs", "check_output_path",
-           "map_name", "output_header", "same_file_key", "temp_prefix"]
+           "create_temp", "map_name", "same_file_key", "temp_prefix"]
 
 BLOCK = 2880
 log = logging.getLogger(__name__)
 
-_STRUCTURAL = STRUCTURAL
 # FITS layout per output dtype: (BITPIX, BZERO, on-disk dtype)
 _LAYOUT = {
     np.dtype(np.float32): (-32, None, ">f4"),
@@ -52,45 +49,9 @@ _LAYOUT = {
 }
 
 
-#: ``sync_file_range`` flag: start write-back of the dirty pages of a range, without waiting.
-_SYNC_FILE_RANGE_WRITE = 2
-
 #: :class:`FitsImageWriter` starts the write-back of what it has written each time this many
 #: more bytes have been written (one call per few MiB costs far less than one per block of rows).
 WRITEBACK_BYTES = 4 << 20
-
-
-def _libc_sync_file_range() -> object | None:
-    """Linux's ``sync_file_range`` from libc through ctypes (which releases the GIL during the
-    call), or None where there is none."""
-    if not sys.platform.startswith("linux"):  # pragma: no cover - not Linux
-        return None
-    try:
-        func = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):  # pragma: no cover - no such libc function
-        return None
-    func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    func.restype = ctypes.c_int
-    return func
-
-
-_sync_file_range = _libc_sync_file_range()
-
-
-def start_writeback(fd: int, offset: int, nbytes: int) -> bool:
-    """Ask the kernel to start writing ``nbytes`` at ``offset`` of ``fd`` to disk now, without
-    waiting (``sync_file_range(..., SYNC_FILE_RANGE_WRITE)``), so that the ``fsync`` before the
-    final rename finds little left to do. Not a durability guarantee: that is the ``fsync``.
-
-    Returns False (and does nothing) where that is not available; never raises.
-    """
-    func = _sync_file_range
-    if func is None or nbytes <= 0:
-        return False
-    try:
-        return func(fd, offset, nbytes, _SYNC_FILE_RANGE_WRITE) == 0
-    except (OSError, ctypes.ArgumentError):  # pragma: no cover - defensive
-        return False
 
 
 def check_output_path(path: str | os.PathLike[str], inputs: list[str] | tuple[str, ...] = ()) -> Path:
@@ -180,6 +141,32 @@ def temp_prefix(final: Path) -> str:
     return f".{name}."
 
 
+def create_temp(final: Path) -> tuple[int, Path]:
+    """A new temporary file beside ``final`` (:func:`temp_prefix`, 8 random hexadecimal
+    digits, ``.tmp``), open for reading and writing: its descriptor and name.
+
+    Notes
+    -----
+    Created with mode ``0644``, which the kernel reduces by the process's umask: the mode of
+    every product, kept by the rename (:func:`tempfile.mkstemp` would make it ``0600``, and
+    reading the umask means setting it, which races with any other thread creating files).
+
+    Raises
+    ------
+    OSError
+        If it cannot be created.
+    """
+    directory = final.parent if str(final.parent) else Path(".")
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = directory / f"{temp_prefix(final)}{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o644), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary name", str(directory))
+
+
 def map_name(path: str | os.PathLike[str], key: str) -> Path:
     """The name of map ``key`` beside the median ``path``: ``visit_med.fits`` →
     ``visit_med_ngood.fits``, ``visit.fit`` → ``visit_ngood.fit``, ``VISIT.FITS`` →
@@ -193,46 +180,6 @@ def map_name(path: str | os.PathLike[str], key: str) -> Path:
     return path.with_name(f"{name}_{key}.fits")
 
 
-def output_header(template: fits.Header | None, extra: list[tuple[str, object, str]] = (),
-                  history: list[str] = (), source: str | None = None) -> fits.Header:
-    """A copy of ``template`` without its structural keywords, plus ``extra`` cards and
-    ``history`` lines.
-
-    A card of ``template`` that is not FITS standard is copied as astropy fixes it, with one
-    warning line naming ``source`` (the file the template came from) and the card; one that
-    cannot be fixed is left out, with a warning. astropy's own warnings about it are not shown.
-
-    :func:`medstack.io.rawheader.raw_output_header` builds the same header from a plain
-    template's raw cards without astropy.
-    """
-    from astropy.io import fits
-
-    header = fits.Header()
-    where = source or "input header"
-    if template is not None:
-        for card in template.cards:
-            if card.keyword in _STRUCTURAL:
-                continue
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                try:
-                    image = card.image  # verified (and fixed) now, not when written
-                except (ValueError, fits.VerifyError) as err:
-                    log.warning("%s: header card %s is not FITS standard and cannot be fixed; "
-                                "left out of the output header (%s)", where, card.keyword,
-                                " ".join(str(err).split()))
-                    continue
-            if any(issubclass(w.category, fits.verify.VerifyWarning) for w in caught):
-                log.warning("%s: header card %s is not FITS standard; copied as fixed: %s",
-                            where, card.keyword, " ".join(image.split()))
-            header.append(card, end=True)
-    for key, value, comment in extra:
-        header[key] = (value, comment)
-    for line in history:
-        header.add_history(line)
-    return header
-
-
 class FitsImageWriter:
     """A 2-D FITS image written row block by row block under a temporary name.
 
@@ -244,10 +191,10 @@ class FitsImageWriter:
         ``(ny, nx)``.
     dtype : numpy dtype
         float32, uint16 (stored as BITPIX 16 with BZERO 32768) or uint8.
-    header : astropy.io.fits.Header or RawHeader, optional
-        Cards to write after the structural ones (a
-        :class:`~medstack.io.rawheader.RawHeader`'s are written as they are, without astropy;
-        so is the header of a writer given none).
+    header : OutputHeader or astropy.io.fits.Header, optional
+        Cards to write after the structural ones (an
+        :class:`~medstack.io.fitsheader.OutputHeader`'s as they are; an astropy Header's
+        other than its structural ones, as astropy writes them). Default is none.
 
     Use as a context manager: leaving the block by an exception aborts (removes the temporary
     file); call :meth:`commit` to publish the file.
@@ -255,14 +202,16 @@ class FitsImageWriter:
 
     def __init__(self, path: str | os.PathLike[str], shape: tuple[int, int],
                  dtype: np.dtype | type = np.float32,
-                 header: fits.Header | RawHeader | None = None) -> None:
+                 header: OutputHeader | fits.Header | None = None) -> None:
         self.path = Path(path)
         self.shape = (int(shape[0]), int(shape[1]))
         self.dtype = np.dtype(dtype)
         if self.dtype not in _LAYOUT:
             raise ValueError(f"unsupported output dtype {self.dtype}")
         bitpix, bzero, self._disk = _LAYOUT[self.dtype]
-        head = _header_bytes(self.shape, bitpix, bzero, header)
+        if not isinstance(header, OutputHeader):
+            header = OutputHeader() if header is None else OutputHeader.from_astropy(header)
+        head = header.tobytes(self.shape, bitpix, bzero)
         self._data_offset = len(head)
         self._row_bytes = self.shape[1] * np.dtype(self._disk).itemsize
         data_bytes = self._row_bytes * self.shape[0]
@@ -272,13 +221,9 @@ class FitsImageWriter:
         self._unsynced = 0
         self._lock = threading.Lock()
         try:
-            fd, tmp = tempfile.mkstemp(
-                prefix=temp_prefix(self.path), suffix=".tmp", dir=self.path.parent or "."
-            )
+            self._fd, self.tmp_path = create_temp(self.path)
         except OSError as err:
             raise OutputError(f"{self.path}: cannot create a temporary file ({err.strerror})") from err
-        self._fd = fd
-        self.tmp_path = Path(tmp)
         try:
             self._pwrite(head, 0)
             self._reserve()
@@ -292,29 +237,23 @@ class FitsImageWriter:
         return OutputError(f"{self.path}: write failed ({err.strerror or err})")
 
     def _pwrite(self, data: bytes | memoryview, offset: int) -> None:
-        view = memoryview(data)
         try:
-            while view.nbytes:
-                written = os.pwrite(self._fd, view, offset)
-                view = view[written:]
-                offset += written
+            pwrite_all(self._fd, data, offset)
         except OSError as err:
             raise self._error(err) from err
 
     def _reserve(self) -> None:
-        """Claim the whole file's space now, so a full disk fails before any work."""
+        """Claim the whole file's space now, so a full disk fails before any work (where the
+        filesystem cannot, it is extended sparsely: a full disk shows up on write)."""
         try:
-            os.posix_fallocate(self._fd, 0, self._total)
-        except OSError as err:
-            if err.errno == errno.ENOSPC:
-                raise self._error(err) from err
-            # Filesystems without fallocate: extend sparsely; a full disk shows up on write.
             try:
+                os.posix_fallocate(self._fd, 0, self._total)
+            except (OSError, AttributeError) as err:  # (AttributeError: none on macOS)
+                if getattr(err, "errno", None) == errno.ENOSPC:
+                    raise
                 os.ftruncate(self._fd, self._total)
-            except OSError as err2:
-                raise self._error(err2) from err2
-        except AttributeError:  # pragma: no cover - no posix_fallocate (macOS)
-            os.ftruncate(self._fd, self._total)
+        except OSError as err:
+            raise self._error(err) from err
 
     def write_rows(self, y0: int, rows: np.ndarray) -> None:
         """Write ``rows`` (shape (k, nx)) at image rows ``[y0, y0 + k)``; every
@@ -331,7 +270,7 @@ class FitsImageWriter:
                 self._unsynced = 0
         # the whole file: rows come in any order, and clean pages are skipped cheaply
         if kick and not start_writeback(self._fd, 0, self._total):
-            self._writeback = False  # not available here: the final fsync does it all
+            self._writeback = False  # not available: the final fsync does it all
 
     def target(self) -> RowTarget:
         """A picklable handle for writing rows into this writer's temporary file from another
@@ -348,15 +287,11 @@ class FitsImageWriter:
             raise self._error(err) from err
         os.close(self._fd)
         self._closed = True
-        earlier = _hold(self.path)
         try:
-            os.chmod(self.tmp_path, 0o644 & ~_umask())
             os.replace(self.tmp_path, self.path)
         except OSError as err:
-            _release(earlier, wait=True)
             self._remove_tmp()
             raise OutputError(f"{self.path}: cannot rename the finished file ({err.strerror})") from err
-        _release(earlier)
         return self.path
 
     def abort(self) -> None:
@@ -384,77 +319,6 @@ class FitsImageWriter:
             self.abort()
 
 
-def _structural(shape: tuple[int, int], bitpix: int, bzero: int | None
-                ) -> list[tuple[str, object, str | None]]:
-    """The structural cards of an output image, in order: ``(keyword, value, comment)``."""
-    cards: list[tuple[str, object, str | None]] = [
-        ("SIMPLE", True, "conforms to FITS standard"),
-        ("BITPIX", bitpix, "array data type"),
-        ("NAXIS", 2, "number of array dimensions"),
-        ("NAXIS1", shape[1], None),
-        ("NAXIS2", shape[0], None),
-    ]
-    if bzero is not None:
-        cards += [("BSCALE", 1, None), ("BZERO", bzero, None)]
-    return cards
-
-
-def _header_bytes(shape: tuple[int, int], bitpix: int, bzero: int | None,
-                  header: fits.Header | RawHeader | None) -> bytes:
-    """The header blocks of an output image: the structural cards, then ``header``'s other
-    cards; without astropy for a :class:`RawHeader` or none, as astropy writes them."""
-    structural = _structural(shape, bitpix, bzero)
-    if header is None or isinstance(header, RawHeader):
-        try:
-            images = [format_card(*card) for card in structural]
-        except NotPlain:  # pragma: no cover - the structural cards are always plain
-            images = None
-        if images is not None:
-            if header is not None:
-                images += [image for image, key in zip(header.images, header.keywords)
-                           if key not in _STRUCTURAL]
-            text = "".join(images) + "END".ljust(80)
-            return (text + " " * (-len(text) % BLOCK)).encode("ascii")
-        header = header.to_astropy() if header is not None else None
-    from astropy.io import fits
-
-    full = fits.Header()
-    for key, value, comment in structural:
-        full[key] = value if comment is None else (value, comment)
-    for card in (header or fits.Header()).cards:
-        if card.keyword not in _STRUCTURAL:
-            full.append(card, end=True)
-    return full.tostring(padding=True).encode("ascii")
-
-
-def _hold(path: Path) -> int | None:
-    """A descriptor of the earlier file at ``path``, if it is a regular file, so that renaming
-    over it only drops its name: its pages are freed when :func:`_release` closes it."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
-        return None
-    try:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            return fd
-    except OSError:
-        pass
-    os.close(fd)
-    return None
-
-
-def _release(fd: int | None, wait: bool = False) -> None:
-    """Close a descriptor from :func:`_hold`: in the background, unless ``wait``. Closing the
-    last reference to a replaced product frees its page-cache pages (about 25 ms for a 64 MiB
-    image here); the run need not wait for that."""
-    if fd is None:
-        return
-    if wait:
-        os.close(fd)
-        return
-    threading.Thread(target=os.close, args=(fd,), name="medstack-release", daemon=True).start()
-
-
 def _encode_rows(rows: np.ndarray, y0: int, shape: tuple[int, int], dtype: np.dtype
                  ) -> memoryview:
     """``rows`` as the bytes stored on disk for an image of ``shape`` and ``dtype`` (a byte
@@ -466,7 +330,7 @@ def _encode_rows(rows: np.ndarray, y0: int, shape: tuple[int, int], dtype: np.dt
         disk = (block.astype(np.int32) - 32768).astype(">i2")
     else:
         disk = block.astype(_LAYOUT[np.dtype(dtype)][2], copy=False)
-    return memoryview(np.ascontiguousarray(disk)).cast("B")
+    return np.ascontiguousarray(disk).data.cast("B")
 
 
 @dataclass(frozen=True)
@@ -481,10 +345,8 @@ class RowTarget:
 
     Attributes
     ----------
-    path : str
-        The final name (for messages).
-    tmp_path : str
-        The temporary file being written.
+    path, tmp_path : str
+        The final name (for messages) and the temporary file being written.
     shape : (int, int)
         ``(ny, nx)``.
     dtype : str
@@ -515,12 +377,8 @@ class RowTarget:
         offset = self.data_offset + y0 * self.shape[1] * dtype.itemsize
         fd = self._open()
         try:
-            start, nbytes = offset, data.nbytes
-            while data.nbytes:
-                written = os.pwrite(fd, data, offset)
-                data = data[written:]
-                offset += written
-            start_writeback(fd, start, nbytes)
+            pwrite_all(fd, data, offset)
+            start_writeback(fd, offset, data.nbytes)
         except OSError as err:
             raise OutputError(f"{self.path}: write failed ({err.strerror or err})") from err
         finally:
@@ -558,8 +416,7 @@ def atomic_file(path: str | os.PathLike[str], what: str) -> Iterator[BinaryIO]:
     """
     dest = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(dest), suffix=".tmp",
-                                   dir=dest.parent if str(dest.parent) else ".")
+        fd, tmp = create_temp(dest)
     except OSError as err:
         raise OutputError(f"{dest}: cannot write {what}: {err.strerror or err}") from err
     try:
@@ -567,7 +424,6 @@ def atomic_file(path: str | os.PathLike[str], what: str) -> Iterator[BinaryIO]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644 & ~_umask())
         os.replace(tmp, dest)
     except BaseException as err:
         try:
@@ -578,8 +434,3 @@ def atomic_file(path: str | os.PathLike[str], what: str) -> Iterator[BinaryIO]:
             raise OutputError(f"{dest}: cannot write {what}: {err.strerror or err}") from err
         raise
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
