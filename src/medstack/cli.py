@@ -310,10 +310,8 @@ def _run_routed(args: argparse.Namespace) -> int:
     from ._startup import work_begins
     from .api import run_stack
     from .config import Settings, output_root, read_config, read_table, write_config
-    from .core.plan import output_name, rootname
     from .extras.progress import make_progress
-    from .io.inputs import expand_inputs, single_names
-    from .io.writer import check_distinct_outputs, check_output_path, map_name
+    from .io.outputs import Products
     from .options import run_options
     from .params import validate
 
@@ -337,26 +335,11 @@ def _run_routed(args: argparse.Namespace) -> int:
     if not params.median:
         log.warning("median = False in %s: the median step is off; nothing done", args.config)
         return 0
-    names = expand_inputs(inputs)
-    root = args.output or output_root(settings.output) or rootname(names[0])
-    path = output_name(root)
-    # every product checked against every input (science and weight) and every other product,
-    # before any work
-    scis = [single_names(n)[0] for n in names] if table is None else list(table.sci)
-    whts = [single_names(n)[1] for n in names] if table is None else [
-        w if w else single_names(s)[1] for s, w in zip(table.sci, table.wht or [None] * len(scis))]
-    products: dict[str, Any] = {"median": path}
-    if args.save_maps:
-        products["count map"] = map_name(path, "ngood")
-        if params.kind == "minmed":
-            products["minimum-chosen map"] = map_name(path, "minchosen")
-    if args.png:
-        products["quick-look PNG"] = args.png
-    if args.write_config:
-        products["configuration file"] = args.write_config
-    for product in products.values():
-        check_output_path(product, [*scis, *whts])
-    check_distinct_outputs(products)
+    # every product, named once: checked against every input and each other by the run,
+    # before any work, and committed together, last
+    products = args.products = Products(
+        args.output or output_root(settings.output), png=args.png,
+        config=args.write_config, beside_first=True)
     per_image = {} if table is None else {
         "weights": table.wht, "exptime": table.exptime, "sky": table.sky,
         "readnoise": table.readnoise}
@@ -366,24 +349,21 @@ def _run_routed(args: argparse.Namespace) -> int:
     # checked before any work; the command line never keeps the arrays
     options = run_options(given_options, keep_data=False, quicklook=bool(args.png))
     show = args.progress if args.progress is not None else (sys.stderr.isatty() and not args.quiet)
-    n_given = len(names)
     timings: dict[str, float] = {}
 
     def before_commit(result: Any) -> None:
-        """The other products, made once the image is, before it is committed: the median
-        is renamed into place last."""
-        if args.png:
-            n_used = result.plan.n_images if result.plan is not None else n_given
+        """The PNG and the .cfg file, made once the image is, staged with the run's other
+        products (renamed into place together, all or nothing)."""
+        if products.png is not None:
             start = time.perf_counter()
-            result.quicklook.save(args.png, header=result.header,
-                                  title=f"{path.name}: {params.combine_type} of {n_used} images")
+            result.quicklook.save(products.png, header=result.header, into=products,
+                                  title=f"{products.median.name}: {params.combine_type} of "
+                                  f"{result.plan.n_images} images")
             timings["png"] = time.perf_counter() - start
-            args.written.append(str(args.png))
-            log.info("quick-look %s: %.2f s", args.png, timings["png"])
-        if args.write_config:
-            args.written.append(str(write_config(args.write_config, params, input=inputs,
-                                                 output=output)))
-            log.info("wrote parameters to %s", args.write_config)
+            log.info("quick-look %s: %.2f s", products.png, timings["png"])
+        if products.config is not None:
+            write_config(products.config, params, input=inputs, output=output, into=products)
+            log.info("wrote parameters to %s", products.config)
 
     work_begins()  # Ctrl-C from here on: what the run begins is cleaned up (see _startup)
     with make_progress(enabled=bool(show) and not args.quiet) as bar:
@@ -393,9 +373,9 @@ def _run_routed(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar(done, total)
 
-        result = run_stack(names, params, options.replace(
-            progress=progress, before_commit=before_commit), output=root, **per_image)
-    n_used = result.plan.n_images if result.plan is not None else len(names)
+        result = run_stack(inputs, params, options.replace(
+            progress=progress, before_commit=before_commit), output=products, **per_image)
+    n_used = result.plan.n_images if result.plan is not None else 0
     ny, nx = result.plan.shape if result.plan is not None else (0, 0)
     line = (f"wrote {result.path} ({params.combine_type} of {n_used} image"
             f"{'' if n_used == 1 else 's'}, {ny}x{nx}, {result.seconds:.2f} s)")
@@ -408,11 +388,12 @@ def _run_routed(args: argparse.Namespace) -> int:
 
 
 def _what_was_written(args: argparse.Namespace) -> str:
-    """For a run that failed or was stopped: which products it had already written."""
-    written = getattr(args, "written", [])
-    if not written:
+    """For a run that failed or was stopped: whether its products were written (all of
+    them, or none: every earlier file as it was)."""
+    products = getattr(args, "products", None)
+    if products is None or not products.committed:
         return "no output written"
-    return f"only {', '.join(written)} written (the median was not)"
+    return f"every output written: {', '.join(map(str, products.roles().values()))}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -429,10 +410,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """The arguments; INPUT names may follow options, and every argument after ``--`` is an
+    INPUT name, even one that starts with a dash (``parse_intermixed_args`` does not end the
+    options there itself)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_intermixed_args(argv[:end])
+    args.inputs = [*args.inputs, *argv[end + 1:]]
+    return args
+
+
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_intermixed_args(argv)  # INPUT names may follow options
-    args.written = []
+    args = _parse(parser, sys.argv[1:] if argv is None else list(argv))
+    args.products = None
     restore_logging, held = _configure_logging(args.verbose, args.quiet,
                                                hold=not (args.verbose or args.debug))
     args.held = held
@@ -451,7 +442,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.debug:
             raise
         message = " ".join(str(err).splitlines())  # always one line
-        if args.written:
+        if args.products is not None and args.products.committed:
             message += f" ({_what_was_written(args)})"
         print(f"medstack: error: {message}", file=sys.stderr)
         return 2

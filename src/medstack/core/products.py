@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._version import __version__, dependency_versions
+from ..io.outputs import Products
 from ..io.rawheader import NotPlain, RawHeader, raw_output_header
 from ..io.readers import image_header, image_header_cards
-from ..io.writer import FitsImageWriter, check_output_path, map_name, output_header
+from ..io.writer import FitsImageWriter, output_header
 from ..kernels import SectionResult
 from ..params import PARAMETERS, format_value
 from .plan import StackPlan
@@ -180,12 +181,13 @@ def _map_header(header: fits.Header | RawHeader, key: str) -> fits.Header | RawH
 
 
 class OutputSinks:
-    """Where section results go: files written section by section, in-memory arrays, the
-    quick-look (whatever executor computed them)."""
+    """Where section results go: the files of ``products`` written section by section (the
+    median and its maps), in-memory arrays, the quick-look (whatever executor computed them)."""
 
-    def __init__(self, plan: StackPlan, header: fits.Header | RawHeader, path: Path | None,
+    def __init__(self, plan: StackPlan, header: fits.Header | RawHeader, products: Products,
                  keep_data: bool, maps: bool, keep_maps: bool = False,
                  quicklook: bool = False) -> None:
+        self.products = products
         self.writers: dict[str, FitsImageWriter] = {}
         self.arrays: dict[str, np.ndarray] = {}
         self.quicklook = None
@@ -194,23 +196,17 @@ class OutputSinks:
 
             self.quicklook = QuickLook(plan.shape, counts=True)
         shape = plan.shape
-        minmed = plan.spec.kind == "minmed"
         map_types: dict[str, type] = {"ngood": np.uint16}
-        if minmed:
+        if plan.spec.kind == "minmed":
             map_types["minchosen"] = np.uint8
-        files: dict[str, type] = {"median": np.float32, **(map_types if maps else {})}
+        files = {"median": products.median, **products.maps}
         arrays: dict[str, type] = {"median": np.float32,
                                    **(map_types if maps or keep_maps else {})}
         try:
-            if path is not None:
-                names = {"median": path, "ngood": map_name(path, "ngood"),
-                         "minchosen": map_name(path, "minchosen")}
-                inputs = [name for img in plan.images for name in (img.sci, img.wht)]
-                for key in files:
-                    check_output_path(names[key], inputs)  # a map must not replace an input
-                for key, dtype in files.items():
-                    self.writers[key] = FitsImageWriter(names[key], shape, dtype,
-                                                        _map_header(header, key))
+            for key, path in files.items():
+                if path is not None:
+                    self.writers[key] = FitsImageWriter(
+                        path, shape, map_types.get(key, np.float32), _map_header(header, key))
             if keep_data:
                 for key, dtype in arrays.items():
                     self.arrays[key] = np.empty(shape, dtype=dtype)
@@ -228,16 +224,17 @@ class OutputSinks:
         for key, array in self.arrays.items():
             array[o0:o1] = parts[key]
 
-    def commit(self) -> list[Path]:
-        # The median goes last, so that its presence means a complete product.
-        order = sorted(self.writers, key=lambda k: k == "median")
-        return [self.writers[k].commit() for k in order]
+    def commit(self) -> None:
+        """Sync every file and commit it with the run's other products (all or nothing:
+        :meth:`medstack.io.outputs.Products.commit`)."""
+        for writer in self.writers.values():
+            self.products.add(writer.finish(), writer.path)
+        self.products.commit()
 
     def abort(self) -> None:
         for writer in self.writers.values():
             writer.abort()
-
-
+        self.products.abort()
 
 
 def pending_result(sinks: OutputSinks, header: fits.Header | RawHeader, plan: StackPlan,

@@ -2,8 +2,8 @@
 
 :class:`FitsImageWriter` writes a single-HDU FITS image under a temporary name in the
 destination directory, accepts row blocks in any order (``os.pwrite``; safe from several
-threads), and renames the file over the final name only on :meth:`~FitsImageWriter.commit`. On
-any failure the temporary file is removed and an earlier file of the final name is untouched.
+threads), and renames the file over the final name only on :meth:`~FitsImageWriter.commit`
+(or, with a run's other products, :meth:`medstack.io.outputs.Products.commit`). On any failure the temporary file is removed and an earlier file of the final name is untouched.
 
 Notes
 -----
@@ -17,21 +17,29 @@ import ctypes
 import errno
 import logging
 import os
-import stat
 import sys
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import OutputError
+from .outputs import (
+    _hold,
+    _release,
+    atomic_file,
+    check_distinct_outputs,
+    check_output_path,
+    map_name,
+    same_file_key,
+    temp_prefix,
+    umask,
+)
 from .rawheader import STRUCTURAL, NotPlain, RawHeader, format_card
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -91,106 +99,6 @@ def start_writeback(fd: int, offset: int, nbytes: int) -> bool:
         return func(fd, offset, nbytes, _SYNC_FILE_RANGE_WRITE) == 0
     except (OSError, ctypes.ArgumentError):  # pragma: no cover - defensive
         return False
-
-
-def check_output_path(path: str | os.PathLike[str], inputs: list[str] | tuple[str, ...] = ()) -> Path:
-    """Check that ``path`` can be written: its directory exists and is writable, it is not one
-    of ``inputs`` (by any name: symbolic or hard link), and it is not a special file (a device
-    node such as ``/dev/null``, a FIFO or a socket, which medstack's replace-by-rename would
-    turn into a regular file).
-
-    Raises
-    ------
-    OutputError
-        Naming the path and the reason.
-    """
-    out = Path(path)
-    if not out.name or os.fspath(path).endswith(os.sep):
-        raise OutputError(f"{os.fspath(path)}: names a directory, not a file")
-    directory = out.parent if str(out.parent) else Path(".")
-    limit = _name_max(directory)
-    if len(os.fsencode(out.name)) > limit:
-        raise OutputError(f"{out}: file name too long ({len(os.fsencode(out.name))} bytes; this "
-                          f"filesystem allows {limit})")
-    if directory.exists() and not directory.is_dir():
-        raise OutputError(f"{out}: {directory} is not a directory")
-    if not directory.is_dir():
-        raise OutputError(f"{out}: output directory {directory} does not exist")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise OutputError(f"{out}: output directory {directory} is not writable")
-    if out.is_dir():
-        raise OutputError(f"{out}: is a directory")
-    try:
-        mode = os.stat(out).st_mode
-    except OSError:
-        mode = None
-    if mode is not None and not stat.S_ISREG(mode):
-        raise OutputError(f"{out}: is a special file ({_kind(mode)}), not a regular file; "
-                          "medstack writes only regular files")
-    key = same_file_key(out)
-    for name in inputs:
-        if same_file_key(name) == key:
-            raise OutputError(f"{out}: output would overwrite input {name}")
-    return out
-
-
-def _name_max(directory: Path) -> int:
-    try:
-        return int(os.pathconf(directory, "PC_NAME_MAX"))
-    except (OSError, ValueError, AttributeError):
-        return 255
-
-
-def check_distinct_outputs(paths: dict[str, str | os.PathLike[str]]) -> None:
-    """Raise :class:`OutputError` if two of the outputs (by role: ``{"median": ..., "png":
-    ...}``) are one file, by any name."""
-    seen: dict[tuple[object, ...], str] = {}
-    for role, path in paths.items():
-        other = seen.setdefault(same_file_key(path), role)
-        if other != role:
-            raise OutputError(f"{os.fspath(path)}: the {role} would overwrite the {other} "
-                              f"({os.fspath(paths[other])})")
-
-
-def same_file_key(name: str | os.PathLike[str]) -> tuple[object, ...]:
-    """What makes two names one file: (device, inode) where it exists, else the resolved path
-    (so that a symbolic link, a hard link or another spelling of a name compare equal)."""
-    try:
-        st = os.stat(name)
-    except (OSError, ValueError):
-        return ("path", os.path.realpath(name))
-    return ("inode", st.st_dev, st.st_ino)
-
-
-def _kind(mode: int) -> str:
-    for test, what in ((stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
-                       (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket")):
-        if test(mode):
-            return what
-    return "not a regular file"  # pragma: no cover
-
-
-def temp_prefix(final: Path) -> str:
-    """The prefix of a temporary file beside ``final``: ``.NAME.``, with NAME cut short where
-    a long (but legal) final name would make the temporary name too long for the filesystem."""
-    name = final.name
-    limit = 255 - 1 - 1 - 8 - len(".tmp") - 8  # '.', '.', mkstemp's random part, margin
-    while len(os.fsencode(name)) > limit:
-        name = name[:-1]
-    return f".{name}."
-
-
-def map_name(path: str | os.PathLike[str], key: str) -> Path:
-    """The name of map ``key`` beside the median ``path``: ``visit_med.fits`` →
-    ``visit_med_ngood.fits``, ``visit.fit`` → ``visit_ngood.fit``, ``VISIT.FITS`` →
-    ``VISIT_ngood.FITS`` (the extension kept as written); a name without a FITS extension gets
-    ``_ngood.fits`` appended."""
-    path = Path(path)
-    name = path.name
-    for ext in (".fits", ".fit"):
-        if name.lower().endswith(ext) and len(name) > len(ext):
-            return path.with_name(f"{name[: -len(ext)]}_{key}{name[-len(ext):]}")
-    return path.with_name(f"{name}_{key}.fits")
 
 
 def output_header(template: fits.Header | None, extra: list[tuple[str, object, str]] = (),
@@ -339,8 +247,10 @@ class FitsImageWriter:
         return RowTarget(str(self.path), str(self.tmp_path), self.shape, self.dtype.str,
                          self._data_offset)
 
-    def commit(self) -> Path:
-        """Flush, close and rename the temporary file over the final name."""
+    def finish(self) -> Path:
+        """Flush and close the temporary file, ready to be renamed over the final name (with
+        the run's other products: :meth:`medstack.io.outputs.Products.commit`); returns its
+        name."""
         try:
             os.fsync(self._fd)
         except OSError as err:
@@ -348,9 +258,14 @@ class FitsImageWriter:
             raise self._error(err) from err
         os.close(self._fd)
         self._closed = True
+        os.chmod(self.tmp_path, 0o644 & ~umask())
+        return self.tmp_path
+
+    def commit(self) -> Path:
+        """Flush, close and rename the temporary file over the final name."""
+        self.finish()
         earlier = _hold(self.path)
         try:
-            os.chmod(self.tmp_path, 0o644 & ~_umask())
             os.replace(self.tmp_path, self.path)
         except OSError as err:
             _release(earlier, wait=True)
@@ -425,34 +340,6 @@ def _header_bytes(shape: tuple[int, int], bitpix: int, bzero: int | None,
         if card.keyword not in _STRUCTURAL:
             full.append(card, end=True)
     return full.tostring(padding=True).encode("ascii")
-
-
-def _hold(path: Path) -> int | None:
-    """A descriptor of the earlier file at ``path``, if it is a regular file, so that renaming
-    over it only drops its name: its pages are freed when :func:`_release` closes it."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
-        return None
-    try:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            return fd
-    except OSError:
-        pass
-    os.close(fd)
-    return None
-
-
-def _release(fd: int | None, wait: bool = False) -> None:
-    """Close a descriptor from :func:`_hold`: in the background, unless ``wait``. Closing the
-    last reference to a replaced product frees its page-cache pages (about 25 ms for a 64 MiB
-    image here); the run need not wait for that."""
-    if fd is None:
-        return
-    if wait:
-        os.close(fd)
-        return
-    threading.Thread(target=os.close, args=(fd,), name="medstack-release", daemon=True).start()
 
 
 def _encode_rows(rows: np.ndarray, y0: int, shape: tuple[int, int], dtype: np.dtype
@@ -535,51 +422,3 @@ class RowTarget:
             raise OutputError(f"{self.path}: write failed ({err.strerror or err})") from err
         finally:
             os.close(fd)
-
-
-@contextmanager
-def atomic_file(path: str | os.PathLike[str], what: str) -> Iterator[BinaryIO]:
-    """Write a small product (a ``.cfg`` file, a PNG) atomically: into a temporary file beside
-    it, flushed to disk and renamed over ``path`` (mode ``0644`` less the umask, as for every
-    product) when the ``with`` block ends without error. On any error or interrupt the
-    temporary file is removed and an earlier file of that name is left as it was.
-
-    Parameters
-    ----------
-    path : path-like
-        The product.
-    what : str
-        What it is, for messages (``"the quick-look PNG"``).
-
-    Raises
-    ------
-    OutputError
-        The file cannot be written or renamed (naming it and the reason).
-    """
-    dest = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(dest), suffix=".tmp",
-                                   dir=dest.parent if str(dest.parent) else ".")
-    except OSError as err:
-        raise OutputError(f"{dest}: cannot write {what}: {err.strerror or err}") from err
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, dest)
-    except BaseException as err:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(err, OSError):
-            raise OutputError(f"{dest}: cannot write {what}: {err.strerror or err}") from err
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
