@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
+from ._clilog import configure_logging, quiet_astropy_log, route_library_warnings
 from ._version import version_text
 from .config import TABLE_COLUMNS
 from .errors import MedstackError
@@ -32,10 +33,6 @@ from .params import PARAMETERS, format_value
 __all__ = ["build_parser", "command", "main"]
 
 log = logging.getLogger("medstack")
-
-#: Level of the lines shown on every run but ``-q`` (as :data:`medstack.core.report.NOTICE`).
-NOTICE = 25
-
 
 class _Terminated(BaseException):
     """Raised in the main thread when SIGTERM arrives."""
@@ -149,138 +146,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _HeldBack(logging.Handler):
-    """Holds log records back until :meth:`show_held` (once the work is under way, or at the
-    end), so that a run stopped by an error before that prints its one error line and nothing
-    else; :meth:`drop` forgets them. (Not ``release``: that is the handler's lock.)"""
-
-    def __init__(self, target: logging.Handler, live: bool) -> None:
-        super().__init__()
-        self.target = target
-        self.live = live
-        self.held: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self.live or record.levelno == NOTICE:  # a notice says what comes next: now
-            self.target.handle(record)
-        else:
-            self.held.append(record)
-
-    def show_held(self) -> None:
-        self.live = True
-        held, self.held = self.held, []
-        for record in held:
-            self.target.handle(record)
-
-    def drop(self) -> None:
-        self.held = []
-
-
-def _configure_logging(verbose: int, quiet: bool, hold: bool = False
-                       ) -> tuple[Callable[[], None], _HeldBack]:
-    """Send medstack's log to stderr, one line per record (held back with ``hold``, see
-    :class:`_HeldBack`); returns a function that restores the previous set-up (so that
-    ``main()`` called from Python leaves the caller's logging as it was) and the handler."""
-    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else
-                                         logging.INFO if verbose else NOTICE)
-    stream = logging.StreamHandler(sys.stderr)
-    stream.setFormatter(_Formatter())
-    handler = _HeldBack(stream, live=not hold)
-    root = logging.getLogger("medstack")
-    saved = (root.handlers[:], root.level, root.propagate)
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
-
-    def restore() -> None:
-        root.handlers[:], root.level, root.propagate = saved
-
-    return restore, handler
-
-
-def _log_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                 file: Any = None, line: str | None = None) -> None:
-    """``warnings.showwarning`` for the command: a library's warning becomes one medstack
-    log line (astropy's logger would print several, in its own format)."""
-    logging.getLogger("medstack").warning("%s: %s", category.__name__,
-                                          " ".join(str(message).split()))
-
-
-def _quiet_astropy_log() -> None:
-    """Turn off astropy's logger's capture of Python warnings (medstack's own handler,
-    :func:`_log_warning`, shows them instead, one line each)."""
-    try:
-        from astropy import log as astropy_log
-
-        if astropy_log.warnings_logging_enabled():
-            astropy_log.disable_warnings_logging()
-    except Exception:  # pragma: no cover - astropy's logger set up differently
-        pass
-
-
-class _AstropyLogWatch:
-    """An import hook for a run that has not imported astropy: most runs never do (plain
-    inputs and their headers are read without it). Should astropy be imported during the run
-    (a compressed input, an unusual header...), its logger's capture of warnings, which it
-    turns on when it is set up, is turned off again right after (:func:`_quiet_astropy_log`),
-    as for an astropy imported before the run."""
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        if name != "astropy":
-            return None
-        for finder in sys.meta_path:
-            find = getattr(finder, "find_spec", None)
-            if finder is self or find is None:
-                continue
-            spec = find(name, path, target)
-            if spec is not None:
-                break
-        else:
-            return None
-        exec_module = getattr(spec.loader, "exec_module", None)
-        if exec_module is not None:
-
-            def exec_then_quiet(module: Any) -> None:
-                exec_module(module)
-                _quiet_astropy_log()
-
-            try:
-                spec.loader.exec_module = exec_then_quiet
-            except AttributeError:  # pragma: no cover - a loader that takes no attribute
-                pass
-        return spec
-
-
-def _route_library_warnings() -> _AstropyLogWatch | None:
-    """Take Python warnings away from astropy's logger to :func:`_log_warning` (restored by
-    the ``warnings.catch_warnings`` around the run): at once if astropy is imported, else as
-    soon as it is (the :class:`_AstropyLogWatch` returned, to be removed from
-    ``sys.meta_path`` after the run)."""
-    watch = None
-    if "astropy" in sys.modules:
-        _quiet_astropy_log()
-    else:
-        watch = _AstropyLogWatch()
-        sys.meta_path.insert(0, watch)  # type: ignore[arg-type]
-    warnings.showwarning = _log_warning
-    return watch
-
-
-class _Formatter(logging.Formatter):
-    """``medstack: LEVEL: message``; a notice is just ``medstack: message``. Notices, warnings
-    and errors are one line each (a message or a name with a newline in it included)."""
-
-    def __init__(self) -> None:
-        super().__init__("medstack: %(levelname)s: %(message)s")
-        self._plain = logging.Formatter("medstack: %(message)s")
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = self._plain.format(record) if record.levelno == NOTICE else super().format(record)
-        if record.levelno >= NOTICE:  # a notice, warning or error is one line (-v's tables
-            return " ".join(text.splitlines())  # may take several)
-        return text
-
-
 def _say(args: argparse.Namespace, line: str) -> None:
     """The success line, on stdout, unless ``--quiet``. A reader that has gone away (``| head
     -c 0``) changes nothing: the work is done; stdout goes to /dev/null from then on."""
@@ -298,12 +163,11 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    watch = _route_library_warnings()
+    route_library_warnings()  # undone by the warnings.catch_warnings around the run
     try:
         return _run_routed(args)
     finally:
-        if watch in sys.meta_path:
-            sys.meta_path.remove(watch)  # type: ignore[arg-type]
+        quiet_astropy_log()  # an astropy imported during the run captured warnings again
 
 
 def _run_routed(args: argparse.Namespace) -> int:
@@ -354,6 +218,7 @@ def _run_routed(args: argparse.Namespace) -> int:
     def before_commit(result: Any) -> None:
         """The PNG and the .cfg file, made once the image is, staged with the run's other
         products (renamed into place together, all or nothing)."""
+        quiet_astropy_log()
         if products.png is not None:
             start = time.perf_counter()
             result.quicklook.save(products.png, header=result.header, into=products,
@@ -370,6 +235,7 @@ def _run_routed(args: argparse.Namespace) -> int:
 
         def progress(done: int, total: int) -> None:
             args.held.show_held()  # the work is under way: the checks' warnings now show
+            quiet_astropy_log()  # (where the inputs needed astropy)
             if bar is not None:
                 bar(done, total)
 
@@ -424,7 +290,7 @@ def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = _parse(parser, sys.argv[1:] if argv is None else list(argv))
     args.products = None
-    restore_logging, held = _configure_logging(args.verbose, args.quiet,
+    restore_logging, held = configure_logging(args.verbose, args.quiet,
                                                hold=not (args.verbose or args.debug))
     args.held = held
     old_term = None
