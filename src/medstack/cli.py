@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("inputs", nargs="*", metavar="INPUT",
                         help="science singles (*_single_sci.fits), exposure names (*_flt.fits), "
-                        "globs or @listfiles")
+                        "globs or @listfiles; after --, every argument is an INPUT, even one "
+                        "that starts with -")
     parser.add_argument("-o", "--output", metavar="ROOT",
                         help="output rootname: writes ROOT_med.fits (default: the first input's "
                         "rootname, beside it)")
