@@ -590,3 +590,51 @@ def test_result_header_is_todays_astropy_header(tmp_path, paths):
     for key in ("NCOMBINE", "MEDCTYPE", "MEDSTACK", "EXPTIME"):
         assert header[key] == written[key]
     assert repr(result).startswith("<MedianResult 48x40, minmed, 3 images")
+
+
+@pytest.mark.parametrize("no_links", [False, True])
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_products_are_committed_all_or_nothing(tmp_path, monkeypatch, k, no_links):
+    """Three products, two with an earlier file (one of them a symbolic link): an interrupt
+    at the k-th rename leaves every earlier file, link included, as it was and no temporary
+    file, on a filesystem with hard links or without (the earlier files copied aside)."""
+    from medstack.io.outputs import Products
+
+    (tmp_path / "a.txt").write_bytes(b"earlier a")
+    (tmp_path / "target.txt").write_bytes(b"earlier b")
+    os.symlink("target.txt", tmp_path / "b.txt")
+    before = {p.name: (p.is_symlink(), p.read_bytes()) for p in tmp_path.iterdir()}
+    real_replace = os.replace
+    calls: list[str] = []
+
+    def replace(src, dst):
+        calls.append(os.path.basename(dst))
+        if len(calls) == k:
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    if no_links:
+        def link(*args, **kwargs):
+            raise OSError(errno.EPERM, "Operation not permitted")
+
+        monkeypatch.setattr(os, "link", link)
+    products = Products(tmp_path / "v")
+    for name in ("a.txt", "b.txt", "c.txt"):
+        with products.file(tmp_path / name, "a test") as fh:
+            fh.write(f"new {name}".encode())
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        products.commit()
+    assert not products.committed
+    assert {p.name: (p.is_symlink(), p.read_bytes()) for p in tmp_path.iterdir()} == before
+    monkeypatch.setattr(os, "replace", real_replace)
+    products = Products()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        with products.file(tmp_path / name, "a test") as fh:
+            fh.write(f"new {name}".encode())
+    products.commit()
+    assert products.committed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt", "c.txt",
+                                                          "target.txt"]
+    assert all((tmp_path / n).read_bytes() == f"new {n}".encode() for n in ("a.txt", "b.txt"))
+    assert (tmp_path / "target.txt").read_bytes() == b"earlier b"  # the link was replaced
