@@ -34,6 +34,7 @@ __all__ = ["build_parser", "command", "main"]
 
 log = logging.getLogger("medstack")
 
+
 class _Terminated(BaseException):
     """Raised in the main thread when SIGTERM arrives."""
 
@@ -220,7 +221,7 @@ def _run_routed(args: argparse.Namespace) -> int:
         """The PNG and the .cfg file, made once the image is, staged with the run's other
         products (renamed into place together, all or nothing)."""
         quiet_astropy_log()
-        if products.png is not None:
+        if products.png is not None and products.median is not None:
             start = time.perf_counter()
             result.quicklook.save(products.png, header=result.header, into=products,
                                   title=f"{products.median.name}: {params.combine_type} of "

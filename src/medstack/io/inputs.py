@@ -2,9 +2,10 @@
 
 An input is a pair of FITS files: ``<root>_single_sci.fits`` (science, electrons/s) and
 ``<root>_single_wht.fits`` (drizzle weight). The data sit in the primary HDU, or in extension 1
-when the primary HDU has none. This module finds them (through :mod:`medstack.io.names`: globs,
-``@lists``, exposure names), checks them (readable, 2-D, same shape, not truncated), reads their per-image scalars and
-resolves explicit per-image values (:func:`open_inputs`, the one door every entry point uses).
+when the primary HDU has none. This module finds them (through :mod:`medstack.io.names`:
+globs, ``@lists``, exposure names), checks them (readable, 2-D, same shape, not truncated),
+reads their per-image scalars and resolves explicit per-image values (:func:`open_inputs`, the
+one function every door resolves its inputs with).
 Reading their pixels is :mod:`medstack.io.readers`'.
 """
 

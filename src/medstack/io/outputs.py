@@ -31,8 +31,13 @@ MAP_ROLES = {"ngood": "count map", "minchosen": "minimum-chosen map"}
 
 
 class _Input(Protocol):
-    sci: str
-    wht: str
+    """What names an input: its science and weight files."""
+
+    @property
+    def sci(self) -> str: ...
+
+    @property
+    def wht(self) -> str: ...
 
 
 def rootname(name: str) -> str:
@@ -279,7 +284,7 @@ class Products:
         """
         staged = sorted(self._staged, key=lambda entry: entry[1] == self.median)
         kept: dict[Path, Path] = {}  # final -> the hard link of its earlier file
-        current = None
+        current: Path | None = None
         try:
             for tmp, final in staged:
                 current = final
@@ -390,7 +395,8 @@ def _hold(path: Path) -> int | None:
     """A descriptor of the earlier file at ``path``, if it is a regular file, so that renaming
     over it only drops its name: its pages are freed when :func:`_release` closes it."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return None
     try:

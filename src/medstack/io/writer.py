@@ -3,7 +3,8 @@
 :class:`FitsImageWriter` writes a single-HDU FITS image under a temporary name in the
 destination directory, accepts row blocks in any order (``os.pwrite``; safe from several
 threads), and renames the file over the final name only on :meth:`~FitsImageWriter.commit`
-(or, with a run's other products, :meth:`medstack.io.outputs.Products.commit`). On any failure the temporary file is removed and an earlier file of the final name is untouched.
+(or, with a run's other products, :meth:`medstack.io.outputs.Products.commit`). On any
+failure the temporary file is removed and an earlier file of the final name is untouched.
 
 Notes
 -----
