@@ -11,6 +11,7 @@ sections (:mod:`medstack.executors.threads` on this machine's threads,
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -96,7 +97,7 @@ def run(
     executor: Executor,
     options: RunOptions | None = None,
     *,
-    path: str | Path | Products | None = None,
+    path: str | os.PathLike[str] | Products | None = None,
     **given: Any,
 ) -> MedianResult:
     """Run a prepared plan on an executor.
