@@ -675,11 +675,12 @@ def _fail_on_call(monkeypatch, name: str, k: int, error: BaseException) -> list[
 
 @pytest.mark.parametrize("earlier", [True, False])
 @pytest.mark.parametrize("k", range(1, len(PRODUCTS) + 1))
-@pytest.mark.parametrize("step", ["link", "rename"])
+@pytest.mark.parametrize("step", ["sync", "link", "rename"])
 def test_an_interrupt_at_any_step_of_the_commit_changes_nothing(setup, capsys, monkeypatch,
                                                                  step, k, earlier):
-    """The five products are renamed into place together: a Ctrl-C while the earlier files
-    are linked aside or at any of the renames puts every earlier file back (or removes the
+    """The five products are renamed into place together: a Ctrl-C while they are synced
+    under their temporary names, while the earlier files are linked aside or at any of the
+    renames puts every earlier file back (or removes the
     new ones where there was none), leaves no temporary file and says so."""
     if earlier:  # an earlier run's five products, made with other parameters
         assert main(_every_product(setup, "--combine-nsigma", "6 5", "-q")) == 0
@@ -687,15 +688,27 @@ def test_an_interrupt_at_any_step_of_the_commit_changes_nothing(setup, capsys, m
     else:
         (setup.outdir / "visit_med.fits").unlink()
     before = setup.snapshot()
-    calls = _fail_on_call(monkeypatch, {"link": "link", "rename": "replace"}[step], k,
-                          KeyboardInterrupt())
+    if step == "sync":  # each product synced to disk under its temporary name
+        real_fsync, calls = os.fsync, []
+
+        def fsync(fd):
+            calls.append(fd)
+            if len(calls) == k:
+                raise KeyboardInterrupt
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+    else:
+        calls = _fail_on_call(monkeypatch, {"link": "link", "rename": "replace"}[step], k,
+                              KeyboardInterrupt())
     if step == "link" and not earlier:
         k = 0  # nothing to link aside: the renames alone
     assert main(_every_product(setup)) == 130
     assert capsys.readouterr().err == "medstack: interrupted; no output written\n"
     assert setup.snapshot() == before
-    assert len(calls) >= k and (step == "link" or calls[-1] != "visit_med.fits" or
-                                k == len(PRODUCTS))  # the median is renamed last
+    assert len(calls) >= k
+    if step == "rename":  # the median is renamed last
+        assert ("visit_med.fits" in calls[:k]) == (k == len(PRODUCTS)), calls
 
 
 @pytest.mark.parametrize("k", [1, len(PRODUCTS)])
