@@ -937,3 +937,29 @@ def test_library_warnings_become_one_medstack_line(setup, capsys, monkeypatch):
     assert main(setup.argv()) == 0
     assert capsys.readouterr().err == (
         "medstack: WARNING: RuntimeWarning: something odd over two lines\n")
+
+
+def test_a_product_that_cannot_be_put_back_is_named_by_the_command(setup, capsys,
+                                                                   monkeypatch):
+    """A second interrupt while the renames are undone: the message names the product left
+    new (whose earlier file could not be put back); every other earlier file is as it was."""
+    assert main(_every_product(setup, "--combine-nsigma", "6 5", "-q")) == 0
+    before = setup.snapshot()
+    real, calls = os.replace, []
+
+    def replace(src, dst):
+        if Path(dst).parent.name == "out":
+            calls.append(Path(dst).name)
+            if len(calls) in (len(PRODUCTS), len(PRODUCTS) + 1):  # the median's, then
+                raise KeyboardInterrupt  # the first undo
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    assert main(_every_product(setup)) == 130
+    first = calls[len(PRODUCTS)]
+    assert capsys.readouterr().err == (f"medstack: interrupted; only {setup.outdir / first} "
+                                       "written (the run's other products were not)\n")
+    after = setup.snapshot()
+    changed = sorted(name for name in before if after.get(name) != before[name])
+    assert changed == [f"out/{first}"]
+    assert [n for n in after if n not in before and not n.endswith(".old.tmp")] == []

@@ -638,3 +638,34 @@ def test_products_are_committed_all_or_nothing(tmp_path, monkeypatch, k, no_link
                                                           "target.txt"]
     assert all((tmp_path / n).read_bytes() == f"new {n}".encode() for n in ("a.txt", "b.txt"))
     assert (tmp_path / "target.txt").read_bytes() == b"earlier b"  # the link was replaced
+
+
+def test_a_product_that_cannot_be_put_back_is_named(tmp_path, monkeypatch):
+    """A second interrupt while the first is being undone: the product it stopped from being
+    put back is named (its earlier file kept beside it), every other one is put back."""
+    from medstack.io.outputs import Products
+
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (tmp_path / name).write_bytes(f"earlier {name}".encode())
+    products = Products()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        with products.file(tmp_path / name, "a test") as fh:
+            fh.write(f"new {name}".encode())
+    real_replace = os.replace
+    calls: list[str] = []
+
+    def replace(src, dst):
+        calls.append(os.path.basename(dst))
+        if len(calls) in (3, 4):  # the third rename, then the first product's restore
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        products.commit()
+    assert calls == ["a.txt", "b.txt", "c.txt", "a.txt", "b.txt"]
+    assert not products.committed and products.not_restored == [tmp_path / "a.txt"]
+    assert [(tmp_path / n).read_bytes() for n in ("a.txt", "b.txt", "c.txt")] == [
+        b"new a.txt", b"earlier b.txt", b"earlier c.txt"]
+    kept = [p for p in tmp_path.iterdir() if p.name.endswith(".old.tmp")]
+    assert len(kept) == 1 and kept[0].read_bytes() == b"earlier a.txt"

@@ -258,7 +258,10 @@ def _run_routed(args: argparse.Namespace) -> int:
 def _what_was_written(args: argparse.Namespace) -> str:
     """For a run that failed or was stopped: whether its products were written (all of
     them, or none: every earlier file as it was)."""
-    products = getattr(args, "products", None)
+    products = args.products
+    if products is not None and products.not_restored:
+        return (f"only {', '.join(map(str, products.not_restored))} written (the run's other "
+                "products were not)")
     if products is None or not products.committed:
         return "no output written"
     return f"every output written: {', '.join(map(str, products.roles().values()))}"
@@ -310,7 +313,8 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.debug:
             raise
         message = " ".join(str(err).splitlines())  # always one line
-        if args.products is not None and args.products.committed:
+        if args.products is not None and (args.products.committed
+                                          or args.products.not_restored):
             message += f" ({_what_was_written(args)})"
         print(f"medstack: error: {message}", file=sys.stderr)
         return 2

@@ -193,6 +193,9 @@ class Products:
         The map files, by key (``ngood``, ``minchosen``), once :meth:`resolve` has run.
     committed : bool
         Whether every product has been renamed into place.
+    not_restored : list of Path
+        After a failed :meth:`commit`, the products whose earlier file could not be put back
+        (their earlier file keeps its ``.NAME.*.old.tmp`` link beside them). Normally empty.
     """
 
     def __init__(self, output: str | os.PathLike[str] | None = None, *,
@@ -206,6 +209,7 @@ class Products:
         self._beside_first = beside_first
         self._staged: list[tuple[Path, Path]] = []  # (temporary, final)
         self.committed = False
+        self.not_restored: list[Path] = []
 
     def roles(self) -> dict[str, Path]:
         """Every product by its role in messages (``median``, ``count map``...)."""
@@ -309,15 +313,24 @@ class Products:
             _release(fd)
 
     def _roll_back(self, staged: list[tuple[Path, Path]], kept: dict[Path, Path]) -> None:
-        """Put every earlier file back: a product whose temporary file is gone was renamed."""
+        """Put every earlier file back: a product whose temporary file is gone was renamed.
+        One that cannot be (a second interrupt, a failing disk) is listed in
+        :attr:`not_restored`, and the others are still put back."""
         for tmp, final in staged:
-            if os.path.lexists(tmp):
-                _unlink(tmp)
-            elif final in kept:
-                os.replace(kept.pop(final), final)
-            else:
-                _unlink(final)
-        for link in kept.values():
+            try:
+                if os.path.lexists(tmp):  # never renamed
+                    _unlink(tmp)
+                    continue
+            except BaseException:
+                continue  # a temporary file left: the final name is as it was
+            try:
+                if final in kept:
+                    os.replace(kept.pop(final), final)
+                else:
+                    _unlink(final)
+            except BaseException:
+                self.not_restored.append(final)
+        for link in kept.values():  # (the links of products never renamed)
             _unlink(link)
 
     def abort(self) -> None:
