@@ -307,10 +307,14 @@ class Products:
             raise
         finally:
             self._staged = []
-        for link in kept.values():  # the earlier files' pages are freed in the background
-            fd = _hold(link)
-            _unlink(link)
-            _release(fd)
+        try:
+            for link in kept.values():  # the earlier files' pages freed in the background
+                fd = _hold(link)
+                _unlink(link)
+                _release(fd)
+        finally:  # (an interrupt meanwhile: the other links are removed all the same)
+            for link in kept.values():
+                _unlink(link)
 
     def _roll_back(self, staged: list[tuple[Path, Path]], kept: dict[Path, Path]) -> None:
         """Put every earlier file back: a product whose temporary file is gone was renamed.
