@@ -275,8 +275,9 @@ def test_the_command_process_imports_no_astropy(stack, tmp_path):
 
 def test_astropy_imported_during_a_run_leaves_warnings_to_medstack(stack, tmp_path):
     """A gzipped input needs astropy: imported during the run, its logger's capture of Python
-    warnings is turned off as it is set up (medstack shows warnings, one line each), and the
-    import hook is gone after the run."""
+    warnings is turned off again (medstack shows warnings, one line each), and after the run
+    the caller's warnings.showwarning is back and astropy's logger consistent with it (no
+    import hook involved)."""
     import gzip
 
     zipped = []
@@ -295,3 +296,21 @@ def test_astropy_imported_during_a_run_leaves_warnings_to_medstack(stack, tmp_pa
     assert done.stdout.split() == ["0", "True", "False", "True", "[]"], done.stderr
     assert fits.getdata(tmp_path / "z_med.fits").tobytes() == median_image(stack).data.astype(
         ">f4").tobytes()
+
+
+def test_names_after_the_end_of_options_marker_are_inputs(tmp_path, monkeypatch, capsys):
+    """``medstack -- -x000_single_sci.fits ...``: after ``--`` every argument is an INPUT
+    name, even one that starts with a dash, wherever the options stand before it."""
+    sci, wht = random_stack(np.random.default_rng(5), 3, 14, 10)
+    names = write_stack(tmp_path, sci, wht, prefix="-x")
+    monkeypatch.chdir(tmp_path)
+    dashed = [Path(n).name for n in names]
+    assert dashed[0] == "-x000_single_sci.fits"
+    expected = median_image(names).data
+    assert main(["--", *dashed]) == 0
+    assert same_bits(fits.getdata(tmp_path / "-x000_med.fits"), expected)
+    assert main(["-o", "two", "--combine-type", "minmed", "--", *dashed]) == 0
+    assert same_bits(fits.getdata(tmp_path / "two_med.fits"), expected)
+    capsys.readouterr()
+    assert main(["-q", "--", *dashed, "-v"]) == 2  # -v after -- is a name, not an option
+    assert "-v: not a singly drizzled science file" in capsys.readouterr().err

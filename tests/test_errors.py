@@ -648,19 +648,106 @@ def test_png_failure_leaves_the_earlier_median(setup, capsys, monkeypatch, stop)
     assert setup.snapshot() == before
 
 
-def test_png_written_when_the_median_commit_fails_is_reported(setup, capsys, monkeypatch):
-    import medstack.io.writer as writer
+PRODUCTS = ["visit_med.fits", "visit_med_ngood.fits", "visit_med_minchosen.fits", "q.png",
+            "p.cfg"]
 
-    def commit(self):
-        raise OutputError(f"{self.path}: cannot rename the finished file (simulated)")
 
-    monkeypatch.setattr(writer.FitsImageWriter, "commit", commit)
-    png = setup.outdir / "q.png"
-    assert main(setup.argv("--png", str(png))) == 2
-    err = capsys.readouterr().err
-    assert err == (f"medstack: error: {setup.root}_med.fits: cannot rename the finished file "
-                   f"(simulated) (only {png} written (the median was not))\n")
-    assert (setup.outdir / "visit_med.fits").read_bytes() == setup.earlier
+def _every_product(setup: Setup, *extra: str) -> list[str]:
+    """The command writing all five products of a run into ``out``."""
+    return setup.argv("--save-maps", "--png", str(setup.outdir / "q.png"), "--write-config",
+                      str(setup.outdir / "p.cfg"), *extra)
+
+
+def _fail_on_call(monkeypatch, name: str, k: int, error: BaseException) -> list[str]:
+    """``os.<name>`` raising ``error`` on its k-th call that names a file in an ``out``
+    folder (the commit's links and renames); returns the names it was called with."""
+    real = getattr(os, name)
+    calls: list[str] = []
+
+    def fake(src, dst, *args, **kwargs):
+        if Path(dst).parent.name == "out":
+            calls.append(Path(dst).name)
+            if len(calls) == k:
+                raise error
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, name, fake)
+    return calls
+
+
+@pytest.mark.parametrize("earlier", [True, False])
+@pytest.mark.parametrize("k", range(1, len(PRODUCTS) + 1))
+@pytest.mark.parametrize("step", ["sync", "link", "rename"])
+def test_an_interrupt_at_any_step_of_the_commit_changes_nothing(setup, capsys, monkeypatch,
+                                                                 step, k, earlier):
+    """The five products are renamed into place together: a Ctrl-C while they are synced
+    under their temporary names, while the earlier files are linked aside or at any of the
+    renames puts every earlier file back (or removes the
+    new ones where there was none), leaves no temporary file and says so."""
+    if earlier:  # an earlier run's five products, made with other parameters
+        assert main(_every_product(setup, "--combine-nsigma", "6 5", "-q")) == 0
+        assert sorted(p.name for p in setup.outdir.iterdir()) == sorted(PRODUCTS)
+    else:
+        (setup.outdir / "visit_med.fits").unlink()
+    before = setup.snapshot()
+    if step == "sync":  # each product synced to disk under its temporary name
+        real_fsync, calls = os.fsync, []
+
+        def fsync(fd):
+            calls.append(fd)
+            if len(calls) == k:
+                raise KeyboardInterrupt
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+    else:
+        calls = _fail_on_call(monkeypatch, {"link": "link", "rename": "replace"}[step], k,
+                              KeyboardInterrupt())
+    if step == "link" and not earlier:
+        k = 0  # nothing to link aside: the renames alone
+    assert main(_every_product(setup)) == 130
+    assert capsys.readouterr().err == "medstack: interrupted; no output written\n"
+    assert setup.snapshot() == before
+    assert len(calls) >= k
+    if step == "rename":  # the median is renamed last
+        assert ("visit_med.fits" in calls[:k]) == (k == len(PRODUCTS)), calls
+
+
+@pytest.mark.parametrize("k", [1, len(PRODUCTS)])
+def test_a_rename_that_fails_changes_nothing(setup, capsys, monkeypatch, k):
+    _fail_on_call(monkeypatch, "replace", k, OSError(errno.EACCES, "Permission denied"))
+    line = fails(setup, capsys, _every_product(setup), "cannot rename the finished file "
+                 "(Permission denied)")
+    named = Path(line.split(": ")[2])
+    assert named.parent == setup.outdir and named.name in PRODUCTS
+    assert (named.name == "visit_med.fits") == (k == len(PRODUCTS))  # the median goes last
+
+
+def test_an_interrupt_after_the_commit_says_every_product_was_written(setup, capsys,
+                                                                       monkeypatch):
+    import medstack.core.run as run_module
+
+    assert main(_every_product(setup, "--combine-nsigma", "6 5", "-q")) == 0
+    earlier = setup.snapshot()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "check_coverage", interrupted)
+    assert main(_every_product(setup)) == 130
+    names = [setup.outdir / name for name in PRODUCTS]
+    assert capsys.readouterr().err == ("medstack: interrupted; every output written: "
+                                       f"{', '.join(map(str, names))}\n")
+    after = setup.snapshot()
+    assert all(after[f"out/{name}"] != earlier[f"out/{name}"] for name in PRODUCTS)
+    assert sorted(after) == sorted(earlier)  # nothing else, no temporary file
+    monkeypatch.undo()
+    expected = median_image(setup.names, keep_maps=True)
+    assert same_bits(fits.getdata(names[0]), expected.data)
+    assert np.array_equal(fits.getdata(names[2]), expected.minchosen)
+    from medstack.config import read_config
+
+    assert read_config(names[4]).params.combine_nsigma == validate().combine_nsigma
 
 
 @pytest.mark.parametrize("name", ["visit.fit", "VISIT.FITS", "visit_med.fits"])
@@ -852,3 +939,29 @@ def test_library_warnings_become_one_medstack_line(setup, capsys, monkeypatch):
     assert main(setup.argv()) == 0
     assert capsys.readouterr().err == (
         "medstack: WARNING: RuntimeWarning: something odd over two lines\n")
+
+
+def test_a_product_that_cannot_be_put_back_is_named_by_the_command(setup, capsys,
+                                                                   monkeypatch):
+    """A second interrupt while the renames are undone: the message names the product left
+    new (whose earlier file could not be put back); every other earlier file is as it was."""
+    assert main(_every_product(setup, "--combine-nsigma", "6 5", "-q")) == 0
+    before = setup.snapshot()
+    real, calls = os.replace, []
+
+    def replace(src, dst):
+        if Path(dst).parent.name == "out":
+            calls.append(Path(dst).name)
+            if len(calls) in (len(PRODUCTS), len(PRODUCTS) + 1):  # the median's, then
+                raise KeyboardInterrupt  # the first undo
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    assert main(_every_product(setup)) == 130
+    first = calls[len(PRODUCTS)]
+    assert capsys.readouterr().err == (f"medstack: interrupted; only {setup.outdir / first} "
+                                       "written (the run's other products were not)\n")
+    after = setup.snapshot()
+    changed = sorted(name for name in before if after.get(name) != before[name])
+    assert changed == [f"out/{first}"]
+    assert [n for n in after if n not in before and not n.endswith(".old.tmp")] == []

@@ -187,7 +187,7 @@ def test_every_product_gets_the_same_mode_and_atomic_write(tmp_path):
             fh.write(b"partial")
             raise RuntimeError("stop")
         assert (tmp_path / "keep.txt").read_text() == "earlier"
-        with pytest.raises(OutputError, match="missing/x.txt: cannot write a test"):
+        with pytest.raises(OutputError, match="missing/x.txt: output directory .*missing does not exist"):
             with atomic_file(tmp_path / "missing" / "x.txt", "a test"):
                 pass
         assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt", "m.fits", "p.cfg",
@@ -611,3 +611,82 @@ def test_result_header_is_the_astropy_header_of_the_written_cards(tmp_path, path
     on_disk = {k: v for k, v in _values(written).items() if k not in STRUCTURAL}
     assert on_disk == _values(header) == _values(want)
     assert repr(result).startswith("<MedianResult 48x40, minmed, 3 images")
+
+
+@pytest.mark.parametrize("no_links", [False, True])
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_products_are_committed_all_or_nothing(tmp_path, monkeypatch, k, no_links):
+    """Three products, two with an earlier file (one of them a symbolic link): an interrupt
+    at the k-th rename leaves every earlier file, link included, as it was and no temporary
+    file, on a filesystem with hard links or without (the earlier files copied aside)."""
+    from medstack.io.outputs import Products
+
+    (tmp_path / "a.txt").write_bytes(b"earlier a")
+    (tmp_path / "target.txt").write_bytes(b"earlier b")
+    os.symlink("target.txt", tmp_path / "b.txt")
+    before = {p.name: (p.is_symlink(), p.read_bytes()) for p in tmp_path.iterdir()}
+    real_replace = os.replace
+    calls: list[str] = []
+
+    def replace(src, dst):
+        calls.append(os.path.basename(dst))
+        if len(calls) == k:
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    if no_links:
+        def link(*args, **kwargs):
+            raise OSError(errno.EPERM, "Operation not permitted")
+
+        monkeypatch.setattr(os, "link", link)
+    products = Products(tmp_path / "v")
+    for name in ("a.txt", "b.txt", "c.txt"):
+        with products.file(tmp_path / name, "a test") as fh:
+            fh.write(f"new {name}".encode())
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        products.commit()
+    assert not products.committed
+    assert {p.name: (p.is_symlink(), p.read_bytes()) for p in tmp_path.iterdir()} == before
+    monkeypatch.setattr(os, "replace", real_replace)
+    products = Products()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        with products.file(tmp_path / name, "a test") as fh:
+            fh.write(f"new {name}".encode())
+    products.commit()
+    assert products.committed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt", "c.txt",
+                                                          "target.txt"]
+    assert all((tmp_path / n).read_bytes() == f"new {n}".encode() for n in ("a.txt", "b.txt"))
+    assert (tmp_path / "target.txt").read_bytes() == b"earlier b"  # the link was replaced
+
+
+def test_a_product_that_cannot_be_put_back_is_named(tmp_path, monkeypatch):
+    """A second interrupt while the first is being undone: the product it stopped from being
+    put back is named (its earlier file kept beside it), every other one is put back."""
+    from medstack.io.outputs import Products
+
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (tmp_path / name).write_bytes(f"earlier {name}".encode())
+    products = Products()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        with products.file(tmp_path / name, "a test") as fh:
+            fh.write(f"new {name}".encode())
+    real_replace = os.replace
+    calls: list[str] = []
+
+    def replace(src, dst):
+        calls.append(os.path.basename(dst))
+        if len(calls) in (3, 4):  # the third rename, then the first product's restore
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        products.commit()
+    assert calls == ["a.txt", "b.txt", "c.txt", "a.txt", "b.txt"]
+    assert not products.committed and products.not_restored == [tmp_path / "a.txt"]
+    assert [(tmp_path / n).read_bytes() for n in ("a.txt", "b.txt", "c.txt")] == [
+        b"new a.txt", b"earlier b.txt", b"earlier c.txt"]
+    kept = [p for p in tmp_path.iterdir() if p.name.endswith(".old.tmp")]
+    assert len(kept) == 1 and kept[0].read_bytes() == b"earlier a.txt"

@@ -13,12 +13,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .config import per_image_values
-from .core.plan import output_name, prepare
+from .core.plan import prepare
 from .core.products import MedianResult
 from .core.run import Progress, run
 from .errors import ParameterError
 from .executors import make_executor
 from .io.inputs import InputImage, open_inputs
+from .io.outputs import Products
 from .options import CONNECT_TIMEOUT_S, RunOptions, numpydoc, run_options
 from .params import MedianParams, validate
 
@@ -115,7 +116,8 @@ median_image.__doc__ = (median_image.__doc__ or "") % {"run_options": numpydoc()
 
 
 def run_stack(input: Any, params: MedianParams, options: RunOptions, *,
-              output: str | os.PathLike[str] | None = None, **per_image: Any) -> MedianResult:
+              output: str | os.PathLike[str] | Products | None = None,
+              **per_image: Any) -> MedianResult:
     """Open the inputs, plan and run: what every door does once it has validated
     ``params`` and ``options``.
 
@@ -128,8 +130,10 @@ def run_stack(input: Any, params: MedianParams, options: RunOptions, *,
         The median-step parameters.
     options : RunOptions
         The run options.
-    output : str or path-like, optional
-        Output rootname, or a path ending in ``_med.fits``. Default is no file.
+    output : str, path-like or Products, optional
+        Output rootname, or a path ending in ``.fits``; or every product of the run, named
+        by the door (:class:`~medstack.io.outputs.Products`; :func:`medstack.core.run.run`
+        checks them and commits them together). Default is no file.
     **per_image
         ``weights``, ``exptime``, ``sky``, ``readnoise`` for
         :func:`medstack.io.inputs.open_inputs`.
@@ -145,5 +149,4 @@ def run_stack(input: Any, params: MedianParams, options: RunOptions, *,
     plan = prepare(images, params, workers=getattr(executor, "workers", None),
                    max_memory_bytes=options.max_memory, keep_data=options.keep_data,
                    maps=options.wants_maps)
-    path = output_name(output) if output is not None else None
-    return run(plan, executor, options, path=path)
+    return run(plan, executor, options, path=output)

@@ -23,10 +23,11 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
+from ._clilog import configure_logging, quiet_astropy_log, route_library_warnings
 from ._version import version_text
 from .config import TABLE_COLUMNS
 from .errors import MedstackError
-from .options import NOTICE, RUN_OPTIONS, OptionSpec
+from .options import RUN_OPTIONS, OptionSpec
 from .params import PARAMETERS, format_value
 
 __all__ = ["build_parser", "command", "main"]
@@ -93,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("inputs", nargs="*", metavar="INPUT",
                         help="science singles (*_single_sci.fits), exposure names (*_flt.fits), "
-                        "globs or @listfiles")
+                        "globs or @listfiles; after --, every argument is an INPUT, even one "
+                        "that starts with -")
     parser.add_argument("-o", "--output", metavar="ROOT",
                         help="output rootname: writes ROOT_med.fits (default: the first input's "
                         "rootname, beside it)")
@@ -146,138 +148,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _HeldBack(logging.Handler):
-    """Holds log records back until :meth:`show_held` (once the work is under way, or at the
-    end), so that a run stopped by an error before that prints its one error line and nothing
-    else; :meth:`drop` forgets them. (Not ``release``: that is the handler's lock.)"""
-
-    def __init__(self, target: logging.Handler, live: bool) -> None:
-        super().__init__()
-        self.target = target
-        self.live = live
-        self.held: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self.live or record.levelno == NOTICE:  # a notice says what comes next: now
-            self.target.handle(record)
-        else:
-            self.held.append(record)
-
-    def show_held(self) -> None:
-        self.live = True
-        held, self.held = self.held, []
-        for record in held:
-            self.target.handle(record)
-
-    def drop(self) -> None:
-        self.held = []
-
-
-def _configure_logging(verbose: int, quiet: bool, hold: bool = False
-                       ) -> tuple[Callable[[], None], _HeldBack]:
-    """Send medstack's log to stderr, one line per record (held back with ``hold``, see
-    :class:`_HeldBack`); returns a function that restores the previous set-up (so that
-    ``main()`` called from Python leaves the caller's logging as it was) and the handler."""
-    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else
-                                         logging.INFO if verbose else NOTICE)
-    stream = logging.StreamHandler(sys.stderr)
-    stream.setFormatter(_Formatter())
-    handler = _HeldBack(stream, live=not hold)
-    root = logging.getLogger("medstack")
-    saved = (root.handlers[:], root.level, root.propagate)
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
-
-    def restore() -> None:
-        root.handlers[:], root.level, root.propagate = saved
-
-    return restore, handler
-
-
-def _log_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                 file: Any = None, line: str | None = None) -> None:
-    """``warnings.showwarning`` for the command: a library's warning becomes one medstack
-    log line (astropy's logger would print several, in its own format)."""
-    logging.getLogger("medstack").warning("%s: %s", category.__name__,
-                                          " ".join(str(message).split()))
-
-
-def _quiet_astropy_log() -> None:
-    """Turn off astropy's logger's capture of Python warnings (medstack's own handler,
-    :func:`_log_warning`, shows them instead, one line each)."""
-    try:
-        from astropy import log as astropy_log
-
-        if astropy_log.warnings_logging_enabled():
-            astropy_log.disable_warnings_logging()
-    except Exception:  # pragma: no cover - astropy's logger set up differently
-        pass
-
-
-class _AstropyLogWatch:
-    """An import hook for a run that has not imported astropy: most runs never do (plain
-    inputs and their headers are read without it). Should astropy be imported during the run
-    (a compressed input, an unusual header...), its logger's capture of warnings, which it
-    turns on when it is set up, is turned off again right after (:func:`_quiet_astropy_log`),
-    as for an astropy imported before the run."""
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        if name != "astropy":
-            return None
-        for finder in sys.meta_path:
-            find = getattr(finder, "find_spec", None)
-            if finder is self or find is None:
-                continue
-            spec = find(name, path, target)
-            if spec is not None:
-                break
-        else:
-            return None
-        exec_module = getattr(spec.loader, "exec_module", None)
-        if exec_module is not None:
-
-            def exec_then_quiet(module: Any) -> None:
-                exec_module(module)
-                _quiet_astropy_log()
-
-            try:
-                spec.loader.exec_module = exec_then_quiet
-            except AttributeError:  # pragma: no cover - a loader that takes no attribute
-                pass
-        return spec
-
-
-def _route_library_warnings() -> _AstropyLogWatch | None:
-    """Take Python warnings away from astropy's logger to :func:`_log_warning` (restored by
-    the ``warnings.catch_warnings`` around the run): at once if astropy is imported, else as
-    soon as it is (the :class:`_AstropyLogWatch` returned, to be removed from
-    ``sys.meta_path`` after the run)."""
-    watch = None
-    if "astropy" in sys.modules:
-        _quiet_astropy_log()
-    else:
-        watch = _AstropyLogWatch()
-        sys.meta_path.insert(0, watch)  # type: ignore[arg-type]
-    warnings.showwarning = _log_warning
-    return watch
-
-
-class _Formatter(logging.Formatter):
-    """``medstack: LEVEL: message``; a notice is just ``medstack: message``. Notices, warnings
-    and errors are one line each (a message or a name with a newline in it included)."""
-
-    def __init__(self) -> None:
-        super().__init__("medstack: %(levelname)s: %(message)s")
-        self._plain = logging.Formatter("medstack: %(message)s")
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = self._plain.format(record) if record.levelno == NOTICE else super().format(record)
-        if record.levelno >= NOTICE:  # a notice, warning or error is one line (-v's tables
-            return " ".join(text.splitlines())  # may take several)
-        return text
-
-
 def _say(args: argparse.Namespace, line: str) -> None:
     """The success line, on stdout, unless ``--quiet``. A reader that has gone away (``| head
     -c 0``) changes nothing: the work is done; stdout goes to /dev/null from then on."""
@@ -295,22 +165,19 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    watch = _route_library_warnings()
+    route_library_warnings()  # undone by the warnings.catch_warnings around the run
     try:
         return _run_routed(args)
     finally:
-        if watch in sys.meta_path:
-            sys.meta_path.remove(watch)  # type: ignore[arg-type]
+        quiet_astropy_log()  # an astropy imported during the run captured warnings again
 
 
 def _run_routed(args: argparse.Namespace) -> int:
     from ._startup import work_begins
     from .api import run_stack
     from .config import Settings, output_root, read_config, read_table, write_config
-    from .core.plan import output_name, rootname
     from .extras.progress import make_progress
-    from .io.inputs import expand_inputs, single_names
-    from .io.writer import check_distinct_outputs, check_output_path, map_name
+    from .io.outputs import Products
     from .options import run_options
     from .params import validate
 
@@ -334,26 +201,11 @@ def _run_routed(args: argparse.Namespace) -> int:
     if not params.median:
         log.warning("median = False in %s: the median step is off; nothing done", args.config)
         return 0
-    names = expand_inputs(inputs)
-    root = args.output or output_root(settings.output) or rootname(names[0])
-    path = output_name(root)
-    # every product checked against every input (science and weight) and every other product,
-    # before any work
-    scis = [single_names(n)[0] for n in names] if table is None else list(table.sci)
-    whts = [single_names(n)[1] for n in names] if table is None else [
-        w if w else single_names(s)[1] for s, w in zip(table.sci, table.wht or [None] * len(scis))]
-    products: dict[str, Any] = {"median": path}
-    if args.save_maps:
-        products["count map"] = map_name(path, "ngood")
-        if params.kind == "minmed":
-            products["minimum-chosen map"] = map_name(path, "minchosen")
-    if args.png:
-        products["quick-look PNG"] = args.png
-    if args.write_config:
-        products["configuration file"] = args.write_config
-    for product in products.values():
-        check_output_path(product, [*scis, *whts])
-    check_distinct_outputs(products)
+    # every product, named once: checked against every input and each other by the run,
+    # before any work, and committed together, last
+    products = args.products = Products(
+        args.output or output_root(settings.output), png=args.png,
+        config=args.write_config, beside_first=True)
     per_image = {} if table is None else {
         "weights": table.wht, "exptime": table.exptime, "sky": table.sky,
         "readnoise": table.readnoise}
@@ -363,36 +215,35 @@ def _run_routed(args: argparse.Namespace) -> int:
     # checked before any work; the command line never keeps the arrays
     options = run_options(given_options, keep_data=False, quicklook=bool(args.png))
     show = args.progress if args.progress is not None else (sys.stderr.isatty() and not args.quiet)
-    n_given = len(names)
     timings: dict[str, float] = {}
 
     def before_commit(result: Any) -> None:
-        """The other products, made once the image is, before it is committed: the median
-        is renamed into place last."""
-        if args.png:
-            n_used = result.plan.n_images if result.plan is not None else n_given
+        """The PNG and the .cfg file, made once the image is, staged with the run's other
+        products (renamed into place together, all or nothing)."""
+        quiet_astropy_log()
+        if products.png is not None and products.median is not None:
             start = time.perf_counter()
-            result.quicklook.save(args.png, header=result.header,
-                                  title=f"{path.name}: {params.combine_type} of {n_used} images")
+            result.quicklook.save(products.png, header=result.header, into=products,
+                                  title=f"{products.median.name}: {params.combine_type} of "
+                                  f"{result.plan.n_images} images")
             timings["png"] = time.perf_counter() - start
-            args.written.append(str(args.png))
-            log.info("quick-look %s: %.2f s", args.png, timings["png"])
-        if args.write_config:
-            args.written.append(str(write_config(args.write_config, params, input=inputs,
-                                                 output=output)))
-            log.info("wrote parameters to %s", args.write_config)
+            log.info("quick-look %s: %.2f s", products.png, timings["png"])
+        if products.config is not None:
+            write_config(products.config, params, input=inputs, output=output, into=products)
+            log.info("wrote parameters to %s", products.config)
 
     work_begins()  # Ctrl-C from here on: what the run begins is cleaned up (see _startup)
     with make_progress(enabled=bool(show) and not args.quiet) as bar:
 
         def progress(done: int, total: int) -> None:
             args.held.show_held()  # the work is under way: the checks' warnings now show
+            quiet_astropy_log()  # (where the inputs needed astropy)
             if bar is not None:
                 bar(done, total)
 
-        result = run_stack(names, params, options.replace(
-            progress=progress, before_commit=before_commit), output=root, **per_image)
-    n_used = result.plan.n_images if result.plan is not None else len(names)
+        result = run_stack(inputs, params, options.replace(
+            progress=progress, before_commit=before_commit), output=products, **per_image)
+    n_used = result.plan.n_images if result.plan is not None else 0
     ny, nx = result.plan.shape if result.plan is not None else (0, 0)
     line = (f"wrote {result.path} ({params.combine_type} of {n_used} image"
             f"{'' if n_used == 1 else 's'}, {ny}x{nx}, {result.seconds:.2f} s)")
@@ -405,11 +256,15 @@ def _run_routed(args: argparse.Namespace) -> int:
 
 
 def _what_was_written(args: argparse.Namespace) -> str:
-    """For a run that failed or was stopped: which products it had already written."""
-    written = getattr(args, "written", [])
-    if not written:
+    """For a run that failed or was stopped: whether its products were written (all of
+    them, or none: every earlier file as it was)."""
+    products = args.products
+    if products is not None and products.not_restored:
+        return (f"only {', '.join(map(str, products.not_restored))} written (the run's other "
+                "products were not)")
+    if products is None or not products.committed:
         return "no output written"
-    return f"only {', '.join(written)} written (the median was not)"
+    return f"every output written: {', '.join(map(str, products.roles().values()))}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -426,11 +281,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """The arguments; INPUT names may follow options, and every argument after ``--`` is an
+    INPUT name, even one that starts with a dash (``parse_intermixed_args`` does not end the
+    options there itself)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_intermixed_args(argv[:end])
+    args.inputs = [*args.inputs, *argv[end + 1:]]
+    return args
+
+
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_intermixed_args(argv)  # INPUT names may follow options
-    args.written = []
-    restore_logging, held = _configure_logging(args.verbose, args.quiet,
+    args = _parse(parser, sys.argv[1:] if argv is None else list(argv))
+    args.products = None
+    restore_logging, held = configure_logging(args.verbose, args.quiet,
                                                hold=not (args.verbose or args.debug))
     args.held = held
     old_term = None
@@ -448,7 +313,8 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.debug:
             raise
         message = " ".join(str(err).splitlines())  # always one line
-        if args.written:
+        if args.products is not None and (args.products.committed
+                                          or args.products.not_restored):
             message += f" ({_what_was_written(args)})"
         print(f"medstack: error: {message}", file=sys.stderr)
         return 2

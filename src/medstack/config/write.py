@@ -10,7 +10,7 @@ import logging
 import os
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from configobj import ConfigObj
 
@@ -18,6 +18,9 @@ from .._version import __version__
 from ..errors import ParameterError
 from ..params import PARAMETERS, MedianParams, ParamSpec, format_value
 from .keys import STEP4, TASK_KEYS, TASK_TYPES, map_names
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..io.outputs import Products
 
 __all__ = ["config_text", "write_config"]
 
@@ -152,8 +155,10 @@ def write_config(
     input: Any = None,
     output: str | None = None,
     task: str | None = None,
+    into: Products | None = None,
 ) -> Path:
-    """Write :func:`config_text` to ``path``, replacing any earlier file (atomically).
+    """Write :func:`config_text` to ``path``, replacing any earlier file (atomically; with
+    ``into``, together with the run's other products: see :func:`medstack.io.outputs.atomic_file`).
 
     Input and output names are written relative to the file's folder when they lie in it,
     else absolute, so that :func:`read_config` finds them from anywhere.
@@ -168,11 +173,11 @@ def write_config(
     OutputError
         If the file cannot be written (naming it).
     """
-    from ..io.writer import atomic_file, check_output_path
+    from ..io.outputs import atomic_file
 
-    out = check_output_path(path)  # never a device node replaced by a regular file
+    out = Path(path)  # checked by atomic_file: never a device node replaced by a regular file
     directory = out.parent if str(out.parent) else Path(".")
     text = config_text(params, input=input, output=output, task=task, folder=directory)
-    with atomic_file(out, "the configuration file") as fh:
+    with atomic_file(out, "the configuration file", into=into) as fh:
         fh.write(text.encode("utf-8"))
     return out

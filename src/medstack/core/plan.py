@@ -1,5 +1,6 @@
 """The plan of a run: the stack checked against the parameters, its sections and kernel
-spec, before any pixel is read (:func:`prepare`), and the output's name."""
+spec, before any pixel is read (:func:`prepare`). The output's name (:func:`output_name`,
+:func:`rootname`) is :mod:`medstack.io.outputs`'."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from ..errors import InputError, OutputError, ParameterError, StepAbortedError
+from ..errors import InputError, ParameterError, StepAbortedError
 from ..io.inputs import InputImage
+from ..io.outputs import output_name, rootname
 from ..kernels import CombineSpec, ImageScalars
 from ..params import MedianParams
 from .memory import MemoryPlan, plan_memory
@@ -27,37 +28,6 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
-
-
-def rootname(name: str) -> str:
-    """``dir/j8bt06naq_single_sci.fits`` → ``dir/j8bt06naq``."""
-    path = Path(name)
-    base = path.name
-    for suffix in (".gz", ".fits", ".fit"):
-        if base.lower().endswith(suffix):
-            base = base[: -len(suffix)]
-    for tail in ("_single_sci", "_single_wht"):
-        if base.endswith(tail):
-            base = base[: -len(tail)]
-    return str(path.with_name(base))
-
-
-def output_name(root: str | os.PathLike[str]) -> Path:
-    """The median file of an output rootname: ``ROOT_med.fits`` (a name ending in ``.fits`` or
-    ``.fit``, in any case, is used as it is).
-
-    Raises
-    ------
-    OutputError
-        If ``root`` is empty or ends with a path separator (a directory, not a rootname).
-    """
-    root = os.fspath(root)
-    if not root or root.endswith(os.sep) or (os.altsep and root.endswith(os.altsep)):
-        raise OutputError(f"{root or repr(root)}: the output rootname names a directory; give "
-                          f"a rootname in it, such as {os.path.join(root, 'visit')}")
-    if root.lower().endswith((".fits", ".fit")):
-        return Path(root)
-    return Path(f"{root}_med.fits")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from .._version import __version__, dependency_versions
 from ..io.fitsheader import OutputHeader
 from ..io.headerscan import scan_header
 from ..io.inputs import read_header
-from ..io.writer import FitsImageWriter, check_output_path, map_name
+from ..io.outputs import Products
+from ..io.writer import FitsImageWriter
 from ..kernels import SectionResult
 from ..params import PARAMETERS, format_value
 from .plan import StackPlan
@@ -180,12 +181,13 @@ def _map_header(header: OutputHeader, key: str) -> OutputHeader:
 
 
 class OutputSinks:
-    """Where section results go: files written section by section, in-memory arrays, the
-    quick-look (whatever executor computed them)."""
+    """Where section results go: the files of ``products`` written section by section (the
+    median and its maps), in-memory arrays, the quick-look (whatever executor computed them)."""
 
-    def __init__(self, plan: StackPlan, header: OutputHeader, path: Path | None,
+    def __init__(self, plan: StackPlan, header: OutputHeader, products: Products,
                  keep_data: bool, maps: bool, keep_maps: bool = False,
                  quicklook: bool = False) -> None:
+        self.products = products
         self.writers: dict[str, FitsImageWriter] = {}
         self.arrays: dict[str, np.ndarray] = {}
         self.quicklook = None
@@ -196,17 +198,12 @@ class OutputSinks:
         shape = plan.shape
         minmed = plan.spec.kind == "minmed"
         map_types = {k: PRODUCT_DTYPES[k] for k in ("ngood", "minchosen")[:1 + minmed]}
-        files = {"median": PRODUCT_DTYPES["median"], **(map_types if maps else {})}
+        files = {"median": products.median, **products.maps}
         arrays = {"median": PRODUCT_DTYPES["median"], **(map_types if maps or keep_maps else {})}
         try:
-            if path is not None:
-                names = {"median": path, "ngood": map_name(path, "ngood"),
-                         "minchosen": map_name(path, "minchosen")}
-                inputs = [name for img in plan.images for name in (img.sci, img.wht)]
-                for key in files:
-                    check_output_path(names[key], inputs)  # a map must not replace an input
-                for key, dtype in files.items():
-                    self.writers[key] = FitsImageWriter(names[key], shape, dtype,
+            for key, path in files.items():
+                if path is not None:
+                    self.writers[key] = FitsImageWriter(path, shape, PRODUCT_DTYPES[key],
                                                         _map_header(header, key))
             if keep_data:
                 for key, dtype in arrays.items():
@@ -225,16 +222,17 @@ class OutputSinks:
         for key, array in self.arrays.items():
             array[o0:o1] = parts[key]
 
-    def commit(self) -> list[Path]:
-        # The median goes last, so that its presence means a complete product.
-        order = sorted(self.writers, key=lambda k: k == "median")
-        return [self.writers[k].commit() for k in order]
+    def commit(self) -> None:
+        """Sync every file and commit it with the run's other products (all or nothing:
+        :meth:`medstack.io.outputs.Products.commit`)."""
+        for writer in self.writers.values():
+            self.products.add(writer.finish(), writer.path)
+        self.products.commit()
 
     def abort(self) -> None:
         for writer in self.writers.values():
             writer.abort()
-
-
+        self.products.abort()
 
 
 def pending_result(sinks: OutputSinks, header: OutputHeader, plan: StackPlan,

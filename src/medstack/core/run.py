@@ -11,6 +11,7 @@ sections (:mod:`medstack.executors.threads` on this machine's threads,
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.writer import check_output_path
+from ..io.outputs import Products
 from ..kernels import SectionResult, choose_kernel, fast_unavailable
 from ..options import RunOptions
 from .plan import StackPlan
@@ -95,7 +96,7 @@ def run(
     executor: Executor,
     options: RunOptions | None = None,
     *,
-    path: str | Path | None = None,
+    path: str | os.PathLike[str] | Products | None = None,
 ) -> MedianResult:
     """Run a prepared plan on an executor.
 
@@ -111,8 +112,10 @@ def run(
         (``save_maps``, ``keep_data``, ``keep_maps``, ``quicklook``), ``progress``,
         ``kernel`` and ``before_commit`` are used here; where to compute is the executor's.
         Default is every option's default.
-    path : path-like, optional
-        Median file to write (temporary name, then renamed). Default is no file.
+    path : path-like or Products, optional
+        Median file to write, with the maps (``save_maps``) beside it; or every product of
+        the run, a :class:`~medstack.io.outputs.Products` (named and checked here, against
+        the inputs and each other, and committed together, last). Default is no file.
 
     Returns
     -------
@@ -126,10 +129,10 @@ def run(
     if kernel != o.kernel and kernel == "reference":
         log.warning("%s: the NumPy reference kernels run instead (the same image, several "
                     "times slower)", fast_unavailable())
-    out_path = None
-    if path is not None:
-        inputs = [name for img in plan.images for name in (img.sci, img.wht)]
-        out_path = check_output_path(path, inputs)
+    products = path if isinstance(path, Products) else Products(path)
+    products.resolve(plan.images, maps=(("ngood", "minchosen") if plan.spec.kind == "minmed"
+                                        else ("ngood",)) if o.save_maps else ())
+    out_path = products.median
     header = median_header(plan)  # without astropy where the first input's is plain
     count_masked = log.isEnabledFor(logging.INFO) and plan.params.median_newmasks
     n = plan.n_images
@@ -138,7 +141,6 @@ def run(
     no_good = 0
     stats: list[WeightStats] | None = None
     sinks: OutputSinks | None = None
-    written: list[Path] = []
     with executor.open(plan, kernel=kernel, out_path=out_path) as work:
         try:
             thresholds = None
@@ -149,7 +151,7 @@ def run(
                 log.debug("mean weights of %d images: %.2f s", n,
                           time.perf_counter() - t_weights)
             t_combine = time.perf_counter()
-            sinks = OutputSinks(plan, header, out_path, keep_data, o.save_maps, o.keep_maps,
+            sinks = OutputSinks(plan, header, products, keep_data, o.save_maps, o.keep_maps,
                                 o.quicklook)
             done, total = 0, len(plan.sections)
             warned: set[str] = set()
@@ -176,13 +178,13 @@ def run(
                 o.before_commit(pending_result(sinks, header, plan, no_good))
                 start += time.perf_counter() - t_hook  # the caller's own time, not the run's
             t_commit = time.perf_counter()
-            written = sinks.commit() if out_path is not None else []
-            if written:
-                log.debug("files synced and renamed into place: %.2f s",
-                          time.perf_counter() - t_commit)
+            sinks.commit()
+            log.debug("files synced and renamed into place: %.2f s",
+                      time.perf_counter() - t_commit)
         except BaseException:
             if sinks is not None:
                 sinks.abort()
+            products.abort()
             raise
     if log.isEnabledFor(logging.INFO):
         log.info("per-image values:\n%s", image_table(plan, stats, masked if count_masked
@@ -192,10 +194,10 @@ def run(
     return MedianResult(
         data=arrays.get("median"),
         header=header,
-        path=written[-1] if written else None,
+        path=products.median,
         ngood=arrays.get("ngood"),
         minchosen=arrays.get("minchosen"),
-        map_paths=list(written[:-1]),
+        map_paths=list(products.maps.values()),
         seconds=time.perf_counter() - start,
         plan=plan,
         no_good=no_good,

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from ..errors import OutputError, ParameterError
-from ..io.writer import atomic_file, check_output_path
+from ..errors import ParameterError
+from ..io.outputs import Products, atomic_file
 
 __all__ = ["STRETCHES", "QuickLook", "display_wcs", "save_quicklook"]
 
@@ -152,11 +152,13 @@ class QuickLook:
 
     def save(self, path: str | os.PathLike[str], *, title: str | None = None,
              stretch: str = "zscale", header: fits.Header | None = None,
-             n_inputs: int | None = None, dpi: int = 100) -> Path:
+             n_inputs: int | None = None, dpi: int = 100, into: Products | None = None) -> Path:
         """Write the PNG; the parameters, return value and errors are those of
-        :func:`save_quicklook`."""
+        :func:`save_quicklook`. With ``into``, the PNG is one of a run's products, named and
+        checked with them: it is only staged, and renamed into place with them
+        (:meth:`medstack.io.outputs.Products.commit`)."""
         return _save(self, path, title=title, stretch=stretch, header=header,
-                     n_inputs=n_inputs, dpi=dpi)
+                     n_inputs=n_inputs, dpi=dpi, into=into)
 
 
 def _limits(values: np.ndarray, stretch: str) -> tuple[float, float]:
@@ -267,11 +269,12 @@ def save_quicklook(path: str | os.PathLike[str], median: np.ndarray,
     look = QuickLook(image.shape, counts=ngood is not None)
     look.add(0, image, ngood)
     return _save(look, path, title=title, stretch=stretch, header=header, n_inputs=n_inputs,
-                 dpi=dpi)
+                 dpi=dpi, into=None)
 
 
 def _save(look: QuickLook, path: str | os.PathLike[str], *, title: str | None, stretch: str,
-          header: fits.Header | None, n_inputs: int | None, dpi: int) -> Path:
+          header: fits.Header | None, n_inputs: int | None, dpi: int,
+          into: Products | None) -> Path:
     """Render ``look`` and write it to ``path`` (see :func:`save_quicklook`)."""
     if stretch not in STRETCHES:
         raise ParameterError(f"stretch must be one of {', '.join(STRETCHES)}, not {stretch!r}")
@@ -279,9 +282,6 @@ def _save(look: QuickLook, path: str | os.PathLike[str], *, title: str | None, s
     if n_inputs is None and counts is not None:
         n_inputs = look.max_count
     dest = Path(path)
-    if not dest.parent.is_dir():
-        raise OutputError(f"{dest}: the folder {dest.parent} does not exist")
-    check_output_path(dest)  # a device node (/dev/null) is refused, never replaced
 
     from astropy.visualization import AsinhStretch, ImageNormalize, LinearStretch
     from matplotlib import colormaps
@@ -344,7 +344,7 @@ def _save(look: QuickLook, path: str | os.PathLike[str], *, title: str | None, s
             f"{n_nan} NaN pixels (red)" if n_nan else None]
     fig.suptitle(f"{title or 'median image'}\n{'; '.join(s for s in info if s)}", fontsize=11)
 
-    with atomic_file(dest, "the quick-look PNG") as fh:
+    with atomic_file(dest, "the quick-look PNG", into=into) as fh:
         fig.savefig(fh, format="png", dpi=dpi)
     log.debug("wrote quick-look %s", dest)
     return dest

@@ -16,20 +16,25 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import secrets
-import stat
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import OutputError
 from .fitsheader import OutputHeader
+from .outputs import (
+    atomic_file,
+    check_distinct_outputs,
+    check_output_path,
+    create_temp,
+    map_name,
+    same_file_key,
+    temp_prefix,
+)
 from .writeback import pwrite_all, start_writeback
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -52,132 +57,6 @@ _LAYOUT = {
 #: :class:`FitsImageWriter` starts the write-back of what it has written each time this many
 #: more bytes have been written (one call per few MiB costs far less than one per block of rows).
 WRITEBACK_BYTES = 4 << 20
-
-
-def check_output_path(path: str | os.PathLike[str], inputs: list[str] | tuple[str, ...] = ()) -> Path:
-    """Check that ``path`` can be written: its directory exists and is writable, it is not one
-    of ``inputs`` (by any name: symbolic or hard link), and it is not a special file (a device
-    node such as ``/dev/null``, a FIFO or a socket, which medstack's replace-by-rename would
-    turn into a regular file).
-
-    Raises
-    ------
-    OutputError
-        Naming the path and the reason.
-    """
-    out = Path(path)
-    if not out.name or os.fspath(path).endswith(os.sep):
-        raise OutputError(f"{os.fspath(path)}: names a directory, not a file")
-    directory = out.parent if str(out.parent) else Path(".")
-    limit = _name_max(directory)
-    if len(os.fsencode(out.name)) > limit:
-        raise OutputError(f"{out}: file name too long ({len(os.fsencode(out.name))} bytes; this "
-                          f"filesystem allows {limit})")
-    if directory.exists() and not directory.is_dir():
-        raise OutputError(f"{out}: {directory} is not a directory")
-    if not directory.is_dir():
-        raise OutputError(f"{out}: output directory {directory} does not exist")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise OutputError(f"{out}: output directory {directory} is not writable")
-    if out.is_dir():
-        raise OutputError(f"{out}: is a directory")
-    try:
-        mode = os.stat(out).st_mode
-    except OSError:
-        mode = None
-    if mode is not None and not stat.S_ISREG(mode):
-        raise OutputError(f"{out}: is a special file ({_kind(mode)}), not a regular file; "
-                          "medstack writes only regular files")
-    key = same_file_key(out)
-    for name in inputs:
-        if same_file_key(name) == key:
-            raise OutputError(f"{out}: output would overwrite input {name}")
-    return out
-
-
-def _name_max(directory: Path) -> int:
-    try:
-        return int(os.pathconf(directory, "PC_NAME_MAX"))
-    except (OSError, ValueError, AttributeError):
-        return 255
-
-
-def check_distinct_outputs(paths: dict[str, str | os.PathLike[str]]) -> None:
-    """Raise :class:`OutputError` if two of the outputs (by role: ``{"median": ..., "png":
-    ...}``) are one file, by any name."""
-    seen: dict[tuple[object, ...], str] = {}
-    for role, path in paths.items():
-        other = seen.setdefault(same_file_key(path), role)
-        if other != role:
-            raise OutputError(f"{os.fspath(path)}: the {role} would overwrite the {other} "
-                              f"({os.fspath(paths[other])})")
-
-
-def same_file_key(name: str | os.PathLike[str]) -> tuple[object, ...]:
-    """What makes two names one file: (device, inode) where it exists, else the resolved path
-    (so that a symbolic link, a hard link or another spelling of a name compare equal)."""
-    try:
-        st = os.stat(name)
-    except (OSError, ValueError):
-        return ("path", os.path.realpath(name))
-    return ("inode", st.st_dev, st.st_ino)
-
-
-def _kind(mode: int) -> str:
-    for test, what in ((stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
-                       (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket")):
-        if test(mode):
-            return what
-    return "not a regular file"  # pragma: no cover
-
-
-def temp_prefix(final: Path) -> str:
-    """The prefix of a temporary file beside ``final``: ``.NAME.``, with NAME cut short where
-    a long (but legal) final name would make the temporary name too long for the filesystem."""
-    name = final.name
-    limit = 255 - 1 - 1 - 8 - len(".tmp") - 8  # '.', '.', mkstemp's random part, margin
-    while len(os.fsencode(name)) > limit:
-        name = name[:-1]
-    return f".{name}."
-
-
-def create_temp(final: Path) -> tuple[int, Path]:
-    """A new temporary file beside ``final`` (:func:`temp_prefix`, 8 random hexadecimal
-    digits, ``.tmp``), open for reading and writing: its descriptor and name.
-
-    Notes
-    -----
-    Created with mode ``0644``, which the kernel reduces by the process's umask: the mode of
-    every product, kept by the rename (:func:`tempfile.mkstemp` would make it ``0600``, and
-    reading the umask means setting it, which races with any other thread creating files).
-
-    Raises
-    ------
-    OSError
-        If it cannot be created.
-    """
-    directory = final.parent if str(final.parent) else Path(".")
-    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    for _ in range(100):
-        tmp = directory / f"{temp_prefix(final)}{secrets.token_hex(4)}.tmp"
-        try:
-            return os.open(tmp, flags, 0o644), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(errno.EEXIST, "no unused temporary name", str(directory))
-
-
-def map_name(path: str | os.PathLike[str], key: str) -> Path:
-    """The name of map ``key`` beside the median ``path``: ``visit_med.fits`` →
-    ``visit_med_ngood.fits``, ``visit.fit`` → ``visit_ngood.fit``, ``VISIT.FITS`` →
-    ``VISIT_ngood.FITS`` (the extension kept as written); a name without a FITS extension gets
-    ``_ngood.fits`` appended."""
-    path = Path(path)
-    name = path.name
-    for ext in (".fits", ".fit"):
-        if name.lower().endswith(ext) and len(name) > len(ext):
-            return path.with_name(f"{name[: -len(ext)]}_{key}{name[-len(ext):]}")
-    return path.with_name(f"{name}_{key}.fits")
 
 
 class FitsImageWriter:
@@ -278,8 +157,10 @@ class FitsImageWriter:
         return RowTarget(str(self.path), str(self.tmp_path), self.shape, self.dtype.str,
                          self._data_offset)
 
-    def commit(self) -> Path:
-        """Flush, close and rename the temporary file over the final name."""
+    def finish(self) -> Path:
+        """Flush and close the temporary file, ready to be renamed over the final name (with
+        the run's other products: :meth:`medstack.io.outputs.Products.commit`); returns its
+        name."""
         try:
             os.fsync(self._fd)
         except OSError as err:
@@ -287,6 +168,11 @@ class FitsImageWriter:
             raise self._error(err) from err
         os.close(self._fd)
         self._closed = True
+        return self.tmp_path
+
+    def commit(self) -> Path:
+        """Flush, close and rename the temporary file over the final name."""
+        self.finish()
         try:
             os.replace(self.tmp_path, self.path)
         except OSError as err:
@@ -393,44 +279,3 @@ class RowTarget:
             raise OutputError(f"{self.path}: write failed ({err.strerror or err})") from err
         finally:
             os.close(fd)
-
-
-@contextmanager
-def atomic_file(path: str | os.PathLike[str], what: str) -> Iterator[BinaryIO]:
-    """Write a small product (a ``.cfg`` file, a PNG) atomically: into a temporary file beside
-    it, flushed to disk and renamed over ``path`` (mode ``0644`` less the umask, as for every
-    product) when the ``with`` block ends without error. On any error or interrupt the
-    temporary file is removed and an earlier file of that name is left as it was.
-
-    Parameters
-    ----------
-    path : path-like
-        The product.
-    what : str
-        What it is, for messages (``"the quick-look PNG"``).
-
-    Raises
-    ------
-    OutputError
-        The file cannot be written or renamed (naming it and the reason).
-    """
-    dest = Path(path)
-    try:
-        fd, tmp = create_temp(dest)
-    except OSError as err:
-        raise OutputError(f"{dest}: cannot write {what}: {err.strerror or err}") from err
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException as err:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(err, OSError):
-            raise OutputError(f"{dest}: cannot write {what}: {err.strerror or err}") from err
-        raise
-

@@ -1,0 +1,419 @@
+"""The products of a run: named once, checked together, committed together.
+
+:class:`Products` names every file one run writes (the median, its maps, the quick-look PNG,
+the ``.cfg`` file) and checks them all against every input and each other before any work.
+Each product is written under a temporary name beside its final one; :meth:`Products.commit`
+then renames them all into place in one short step. After an error or an interrupt at any
+instant, either every product of the run is in place or every earlier file of those names is
+as it was (:attr:`Products.committed` says which). :func:`atomic_file` is the same for one
+small product on its own.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import shutil
+import stat
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from ..errors import OutputError
+
+__all__ = ["Products", "atomic_file", "check_distinct_outputs", "check_output_path",
+           "map_name", "output_name", "rootname", "same_file_key", "temp_prefix"]
+
+#: The maps of a run (``--save-maps``), by key, with their role in messages.
+MAP_ROLES = {"ngood": "count map", "minchosen": "minimum-chosen map"}
+
+
+class _Input(Protocol):
+    """What names an input: its science and weight files."""
+
+    @property
+    def sci(self) -> str: ...
+
+    @property
+    def wht(self) -> str: ...
+
+
+def rootname(name: str) -> str:
+    """``dir/j8bt06naq_single_sci.fits`` → ``dir/j8bt06naq``."""
+    path = Path(name)
+    base = path.name
+    for suffix in (".gz", ".fits", ".fit"):
+        if base.lower().endswith(suffix):
+            base = base[: -len(suffix)]
+    for tail in ("_single_sci", "_single_wht"):
+        if base.endswith(tail):
+            base = base[: -len(tail)]
+    return str(path.with_name(base))
+
+
+def output_name(root: str | os.PathLike[str]) -> Path:
+    """The median file of an output rootname: ``ROOT_med.fits`` (a name ending in ``.fits`` or
+    ``.fit``, in any case, is used as it is).
+
+    Raises
+    ------
+    OutputError
+        If ``root`` is empty or ends with a path separator (a directory, not a rootname).
+    """
+    root = os.fspath(root)
+    if not root or root.endswith(os.sep) or (os.altsep and root.endswith(os.altsep)):
+        raise OutputError(f"{root or repr(root)}: the output rootname names a directory; give "
+                          f"a rootname in it, such as {os.path.join(root, 'visit')}")
+    if root.lower().endswith((".fits", ".fit")):
+        return Path(root)
+    return Path(f"{root}_med.fits")
+
+
+def map_name(path: str | os.PathLike[str], key: str) -> Path:
+    """The name of map ``key`` beside the median ``path``: ``visit_med.fits`` →
+    ``visit_med_ngood.fits``, ``visit.fit`` → ``visit_ngood.fit``, ``VISIT.FITS`` →
+    ``VISIT_ngood.FITS`` (the extension kept as written); a name without a FITS extension gets
+    ``_ngood.fits`` appended."""
+    path = Path(path)
+    name = path.name
+    for ext in (".fits", ".fit"):
+        if name.lower().endswith(ext) and len(name) > len(ext):
+            return path.with_name(f"{name[: -len(ext)]}_{key}{name[-len(ext):]}")
+    return path.with_name(f"{name}_{key}.fits")
+
+
+def temp_prefix(final: Path) -> str:
+    """The prefix of a temporary file beside ``final``: ``.NAME.``, with NAME cut short where
+    a long (but legal) final name would make the temporary name too long for the filesystem."""
+    name = final.name
+    limit = 255 - 1 - 1 - 8 - len(".old.tmp") - 8  # '.', '.', mkstemp's random part, margin
+    while len(os.fsencode(name)) > limit:
+        name = name[:-1]
+    return f".{name}."
+
+
+def create_temp(final: Path) -> tuple[int, Path]:
+    """A new temporary file beside ``final`` (:func:`temp_prefix`, 8 random hexadecimal
+    digits, ``.tmp``), open for reading and writing: its descriptor and name.
+
+    Notes
+    -----
+    Created with mode ``0644``, which the kernel reduces by the process's umask: the mode of
+    every product, kept by the rename (:func:`tempfile.mkstemp` would make it ``0600``, and
+    reading the umask means setting it, which races with any other thread creating files).
+
+    Raises
+    ------
+    OSError
+        If it cannot be created.
+    """
+    directory = final.parent if str(final.parent) else Path(".")
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = directory / f"{temp_prefix(final)}{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o644), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary name", str(directory))
+
+
+def check_output_path(path: str | os.PathLike[str], inputs: Sequence[str] = ()) -> Path:
+    """Check that ``path`` can be written: its directory exists and is writable, it is not one
+    of ``inputs`` (by any name: symbolic or hard link), and it is not a special file (a device
+    node such as ``/dev/null``, a FIFO or a socket, which medstack's replace-by-rename would
+    turn into a regular file).
+
+    Raises
+    ------
+    OutputError
+        Naming the path and the reason.
+    """
+    out = Path(path)
+    if not out.name or os.fspath(path).endswith(os.sep):
+        raise OutputError(f"{os.fspath(path)}: names a directory, not a file")
+    directory = out.parent if str(out.parent) else Path(".")
+    limit = _name_max(directory)
+    if len(os.fsencode(out.name)) > limit:
+        raise OutputError(f"{out}: file name too long ({len(os.fsencode(out.name))} bytes; this "
+                          f"filesystem allows {limit})")
+    if directory.exists() and not directory.is_dir():
+        raise OutputError(f"{out}: {directory} is not a directory")
+    if not directory.is_dir():
+        raise OutputError(f"{out}: output directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OutputError(f"{out}: output directory {directory} is not writable")
+    if out.is_dir():
+        raise OutputError(f"{out}: is a directory")
+    try:
+        mode = os.stat(out).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise OutputError(f"{out}: is a special file ({_kind(mode)}), not a regular file; "
+                          "medstack writes only regular files")
+    key = same_file_key(out)
+    for name in inputs:
+        if same_file_key(name) == key:
+            raise OutputError(f"{out}: output would overwrite input {name}")
+    return out
+
+
+def _name_max(directory: Path) -> int:
+    try:
+        return int(os.pathconf(directory, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
+def _kind(mode: int) -> str:
+    for test, what in ((stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return what
+    return "not a regular file"  # pragma: no cover
+
+
+def check_distinct_outputs(paths: dict[str, Path]) -> None:
+    """Raise :class:`OutputError` if two of the outputs (by role: ``{"median": ...,
+    "quick-look PNG": ...}``) are one file, by any name."""
+    seen: dict[tuple[object, ...], str] = {}
+    for role, path in paths.items():
+        other = seen.setdefault(same_file_key(path), role)
+        if other != role:
+            raise OutputError(f"{os.fspath(path)}: the {role} would overwrite the {other} "
+                              f"({os.fspath(paths[other])})")
+
+
+def same_file_key(name: str | os.PathLike[str]) -> tuple[object, ...]:
+    """What makes two names one file: (device, inode) where it exists, else the resolved path
+    (so that a symbolic link, a hard link or another spelling of a name compare equal)."""
+    try:
+        st = os.stat(name)
+    except (OSError, ValueError):
+        return ("path", os.path.realpath(name))
+    return ("inode", st.st_dev, st.st_ino)
+
+
+class Products:
+    """Every file of one run, named once, checked together and committed together.
+
+    Parameters
+    ----------
+    output : str or path-like, optional
+        Output rootname (the median is ``ROOT_med.fits``, :func:`output_name`). Default is no
+        median file, or with ``beside_first`` the first input's rootname.
+    png, config : str or path-like, optional
+        The quick-look PNG and the ``.cfg`` file the run also writes. Default is neither.
+    beside_first : bool, optional
+        Without ``output``, write the median beside the first input, named after it. Default
+        is False.
+
+    Attributes
+    ----------
+    median : Path or None
+        The median file (known once :meth:`resolve` has run, where it comes from the inputs).
+    maps : dict of str to Path
+        The map files, by key (``ngood``, ``minchosen``), once :meth:`resolve` has run.
+    committed : bool
+        Whether every product has been renamed into place.
+    not_restored : list of Path
+        After a failed :meth:`commit`, the products whose earlier file could not be put back
+        (their earlier file keeps its ``.NAME.*.old.tmp`` link beside them). Normally empty.
+    """
+
+    def __init__(self, output: str | os.PathLike[str] | None = None, *,
+                 png: str | os.PathLike[str] | None = None,
+                 config: str | os.PathLike[str] | None = None,
+                 beside_first: bool = False) -> None:
+        self.median = output_name(output) if output is not None else None
+        self.maps: dict[str, Path] = {}
+        self.png = Path(png) if png is not None else None
+        self.config = Path(config) if config is not None else None
+        self._beside_first = beside_first
+        self._staged: list[tuple[Path, Path]] = []  # (temporary, final)
+        self.committed = False
+        self.not_restored: list[Path] = []
+
+    def roles(self) -> dict[str, Path]:
+        """Every product by its role in messages (``median``, ``count map``...)."""
+        roles = {"median": self.median, **{MAP_ROLES[k]: p for k, p in self.maps.items()},
+                 "quick-look PNG": self.png, "configuration file": self.config}
+        return {role: path for role, path in roles.items() if path is not None}
+
+    def resolve(self, images: Sequence[_Input], *, maps: Sequence[str] = ()) -> None:
+        """Name the median (beside the first input, if so asked) and the ``maps`` beside it,
+        then check every product against every input (science and weight) and each other.
+
+        Raises
+        ------
+        OutputError
+            One line naming the product at fault.
+        """
+        if self.median is None and self._beside_first and images:
+            self.median = output_name(rootname(images[0].sci))
+        median = self.median
+        self.maps = {key: map_name(median, key) for key in maps} if median is not None else {}
+        inputs = [name for img in images for name in (img.sci, img.wht)]
+        roles = self.roles()
+        for path in roles.values():
+            check_output_path(path, inputs)
+        check_distinct_outputs(roles)
+
+    def add(self, temporary: Path, final: Path) -> None:
+        """A finished temporary file (synced, its mode set), to be renamed over ``final`` on
+        :meth:`commit` (or removed on :meth:`abort`)."""
+        self._staged.append((Path(temporary), Path(final)))
+
+    @contextmanager
+    def file(self, path: str | os.PathLike[str], what: str) -> Iterator[BinaryIO]:
+        """Write a small product (the PNG, the ``.cfg`` file) into its temporary file, synced
+        to disk when the ``with`` block ends without error; :meth:`commit` renames it. On any
+        error or interrupt the temporary file is removed.
+
+        Raises
+        ------
+        OutputError
+            The file cannot be written (naming it, ``what`` it is and the reason).
+        """
+        dest = Path(path)
+        try:
+            fd, tmp = create_temp(dest)
+        except OSError as err:
+            raise OutputError(f"{dest}: cannot write {what}: {err.strerror or err}") from err
+        entry = (Path(tmp), dest)
+        self._staged.append(entry)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                yield fh
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException as err:
+            self._staged.remove(entry)
+            _unlink(entry[0])
+            if isinstance(err, OSError):
+                raise OutputError(f"{dest}: cannot write {what}: {err.strerror or err}") from err
+            raise
+
+    def commit(self) -> None:
+        """Rename every product into place, the median last, all or nothing.
+
+        A hard link keeps each earlier file of a product's name until every rename is done. If
+        one fails or is interrupted, the products already renamed are put back (the earlier
+        file from its link, or removed where there was none) and every temporary file is
+        removed, so that every earlier file is as it was; then the error is raised again.
+
+        Raises
+        ------
+        OutputError
+            A product cannot be renamed into place (naming it; nothing changed).
+        """
+        staged = sorted(self._staged, key=lambda entry: entry[1] == self.median)
+        kept: dict[Path, Path] = {}  # final -> the hard link of its earlier file
+        current: Path | None = None
+        try:
+            for tmp, final in staged:
+                current = final
+                link = _keep_earlier(tmp, final)
+                if link is not None:
+                    kept[final] = link
+            for tmp, final in staged:
+                current = final
+                os.replace(tmp, final)
+            self.committed = True
+        except BaseException as err:
+            self._roll_back(staged, kept)
+            if isinstance(err, OSError):
+                raise OutputError(f"{current}: cannot rename the finished file "
+                                  f"({err.strerror or err})") from err
+            raise
+        finally:
+            self._staged = []
+        for link in kept.values():
+            _unlink(link)
+
+    def _roll_back(self, staged: list[tuple[Path, Path]], kept: dict[Path, Path]) -> None:
+        """Put every earlier file back: a product whose temporary file is gone was renamed.
+        One that cannot be (a second interrupt, a failing disk) is listed in
+        :attr:`not_restored`, and the others are still put back."""
+        for tmp, final in staged:
+            try:
+                if os.path.lexists(tmp):  # never renamed
+                    _unlink(tmp)
+                    continue
+            except BaseException:
+                continue  # a temporary file left: the final name is as it was
+            try:
+                if final in kept:
+                    os.replace(kept.pop(final), final)
+                else:
+                    _unlink(final)
+            except BaseException:
+                self.not_restored.append(final)
+        for link in kept.values():  # (the links of products never renamed)
+            _unlink(link)
+
+    def abort(self) -> None:
+        """Remove every temporary file not committed; the final names are left untouched."""
+        staged, self._staged = self._staged, []
+        for tmp, _ in staged:
+            _unlink(tmp)
+
+
+def _keep_earlier(tmp: Path, final: Path) -> Path | None:
+    """A second name, beside ``tmp``, for the earlier file at ``final`` (a hard link, or a
+    copy where the filesystem has none); None where there is no earlier file."""
+    link = tmp.with_name(tmp.name[: -len(".tmp")] + ".old.tmp")
+    try:
+        os.link(final, link, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    except OSError:  # no hard links here
+        if not os.path.lexists(final):
+            return None
+        shutil.copy2(final, link, follow_symlinks=False)
+    return link
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike[str], what: str, *,
+                into: Products | None = None) -> Iterator[BinaryIO]:
+    """Write a small product (a ``.cfg`` file, a PNG) atomically: checked
+    (:func:`check_output_path`), written into a temporary file beside it, flushed to disk and
+    renamed over ``path`` (mode ``0644`` less the umask, as for every product) when the
+    ``with`` block ends without error. On any error or interrupt the temporary file is
+    removed and an earlier file of that name is left as it was.
+
+    Parameters
+    ----------
+    path : path-like
+        The product.
+    what : str
+        What it is, for messages (``"the quick-look PNG"``).
+    into : Products, optional
+        The run whose products ``path`` is one of (named and checked with them): the file is
+        only staged, and renamed with the others by :meth:`Products.commit`. Default is a
+        product on its own.
+
+    Raises
+    ------
+    OutputError
+        The file cannot be written or renamed (naming it and the reason).
+    """
+    if into is not None:
+        with into.file(path, what) as fh:
+            yield fh
+        return
+    alone = Products()
+    with alone.file(check_output_path(path), what) as fh:
+        yield fh
+    alone.commit()
