@@ -23,7 +23,7 @@ __all__ = ["DEFAULT_READ_BYTES", "FrameStack"]
 log = logging.getLogger(__name__)
 
 #: Bytes of stored frame values and output rows one section holds, by default.
-DEFAULT_READ_BYTES = 16 << 20
+DEFAULT_READ_BYTES = 4 << 20
 
 
 class FrameStack:
@@ -53,7 +53,7 @@ class FrameStack:
         Default is the system's temporary folder.
     read_bytes : int or str, optional
         Bytes of stored frame values (and output rows) one section of the median holds (stcal's
-        ``buffer_size``). Default is 16 MiB.
+        ``buffer_size``). Default is 4 MiB.
     max_frames : int, optional
         Frames the stack accepts at most. Default is no limit.
     workers : int, optional
