@@ -1706,3 +1706,74 @@ KERNEL int medstack_nanmedian_##SFX(const i64 *ptrs, const i64 *strides, int k, 
 
 NANMEDIAN_KERNEL(float, f32, 0x7fc00000u, uint32_t)
 NANMEDIAN_KERNEL(double, f64, 0x7ff8000000000000ull, uint64_t)
+
+/* The same, for up to a few dozen frames: NMB pixels at a time, each pixel's NaNs padded
+   -inf, +inf, -inf, ... in frame order (ceil(u/2) of its u NaNs at -inf, which puts its
+   median at the sorted positions mid - 1 or mid, mid = ceil(k/2); a padding value and a frame's
+   own infinity are the same bits), a comparator network (net: ncomp pairs, sorting those
+   positions, kernels/networks.py) run on whole rows of pixels, then each pixel's middle
+   values read at their positions. The same bits as medstack_nanmedian_*. */
+#define NMB 64
+#define NANMEDIAN_NET_KERNEL(T, SFX, CANON_BITS, UINT)                                         \
+KERNEL int medstack_nanmedian_net_##SFX(const i64 *ptrs, const i64 *strides, int k, i64 rows, \
+                                        i64 cols, T *restrict out, i64 out_stride,             \
+                                        uint16_t *restrict ngood, i64 ngood_stride, int big,   \
+                                        int nan_last, const int32_t *net, int ncomp) {         \
+    T *buf = malloc(sizeof(T) * (size_t)(k > 0 ? k : 1) * NMB);                                \
+    if (!buf) return -1;                                                                       \
+    int32_t nan_seen[NMB];                                                                     \
+    T last[NMB];                                                                               \
+    UINT canon_bits = CANON_BITS;                                                              \
+    T canon;                                                                                   \
+    memcpy(&canon, &canon_bits, sizeof canon);                                                 \
+    const T zero = 0, pinf = (T)INFINITY, ninf = -(T)INFINITY;                                 \
+    for (i64 r = 0; r < rows; r++) {                                                           \
+        for (i64 x0 = 0; x0 < cols; x0 += NMB) {                                               \
+            int nb = (int)(cols - x0 < NMB ? cols - x0 : NMB);                                 \
+            for (int j = 0; j < nb; j++) nan_seen[j] = 0;                                      \
+            for (int i = 0; i < k; i++) {                                                      \
+                const T *restrict src = (const T *)(intptr_t)ptrs[i] + r * strides[i] + x0;    \
+                T *restrict row = buf + (i64)i * NMB;                                          \
+                for (int j = 0; j < nb; j++) {                                                 \
+                    T a = src[j];                                                              \
+                    int bad = a != a;                                                          \
+                    row[j] = bad ? ((nan_seen[j] & 1) ? pinf : ninf) : a;                      \
+                    nan_seen[j] += bad;                                                        \
+                }                                                                              \
+                if (i == k - 1)                                                                \
+                    for (int j = 0; j < nb; j++) last[j] = src[j];                             \
+            }                                                                                  \
+            for (int c = 0; c < ncomp; c++) {                                                  \
+                T *restrict ra = buf + (i64)net[2 * c] * NMB;                                  \
+                T *restrict rb = buf + (i64)net[2 * c + 1] * NMB;                              \
+                for (int j = 0; j < nb; j++) {                                                 \
+                    T a = ra[j], b = rb[j];                                                    \
+                    int lt = a < b;                                                            \
+                    ra[j] = lt ? a : b;                                                        \
+                    rb[j] = lt ? b : a;                                                        \
+                }                                                                              \
+            }                                                                                  \
+            T *orow = out + r * out_stride + x0;                                               \
+            uint16_t *nrow = ngood + r * ngood_stride + x0;                                    \
+            for (int j = 0; j < nb; j++) {                                                     \
+                int c = k - nan_seen[j], pl = (nan_seen[j] + 1) / 2;                           \
+                T m;                                                                           \
+                if (c == 0) {                                                                  \
+                    m = (big && nan_last) ? last[j] : canon;                                   \
+                } else {                                                                       \
+                    T hi = buf[(i64)(pl + c / 2) * NMB + j];                                   \
+                    T lo = buf[(i64)(pl + (c - 1) / 2) * NMB + j];                             \
+                    if (c & 1) m = big ? zero + hi : ((zero + hi) + hi) / (T)2;                \
+                    else m = ((zero + lo) + hi) / (T)2;                                        \
+                }                                                                              \
+                orow[j] = m;                                                                   \
+                nrow[j] = (uint16_t)c;                                                         \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+    free(buf);                                                                                 \
+    return 0;                                                                                  \
+}
+
+NANMEDIAN_NET_KERNEL(float, f32, 0x7fc00000u, uint32_t)
+NANMEDIAN_NET_KERNEL(double, f64, 0x7ff8000000000000ull, uint64_t)

@@ -20,12 +20,16 @@ from typing import Any
 import numpy as np
 
 from . import reference
+from .networks import median_network
 
 __all__ = ["BIG_STACK", "FrameRows", "combine_frames"]
 
 #: From this many frames on, NumPy's ``nanmedian`` takes its other path (``np.median`` per
 #: pixel instead of the masked median), which rounds an odd count's middle value differently.
 BIG_STACK = 600
+#: Up to this many covering frames the compiled kernel sorts blocks of pixels with a comparator
+#: network; beyond, it selects each pixel's middle values one pixel at a time.
+NETWORK_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -79,15 +83,22 @@ def rectangles(parts: Sequence[FrameRows], rows: int, cols: int
     return out
 
 
-@lru_cache(maxsize=2)
-def _kernel(dtype: str) -> Any:
+@lru_cache(maxsize=4)
+def _kernel(dtype: str, network: bool) -> Any:
     from . import fast  # raises KernelsNotBuilt where the library is not built
 
     p, i, q = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64
-    fn = getattr(fast._lib, f"medstack_nanmedian_{'f32' if dtype == 'float32' else 'f64'}")
-    fn.argtypes = (p, p, i, q, q, p, q, p, q, i, i)
+    name = f"medstack_nanmedian_{'net_' if network else ''}{dtype.replace('float', 'f')}"
+    fn = getattr(fast._lib, name)
+    fn.argtypes = (p, p, i, q, q, p, q, p, q, i, i) + ((p, i) if network else ())
     fn.restype = ctypes.c_int
     return fn
+
+
+@lru_cache(maxsize=NETWORK_MAX)
+def _network(k: int) -> np.ndarray:
+    """The comparators that sort the positions of a padded median of k values."""
+    return np.ascontiguousarray(median_network(k, (k + 1) // 2), dtype=np.int32)
 
 
 def combine_frames(parts: Sequence[FrameRows], out: np.ndarray, ngood: np.ndarray,
@@ -126,9 +137,13 @@ def combine_frames(parts: Sequence[FrameRows], out: np.ndarray, ngood: np.ndarra
                                 f"{out.dtype} with unit column stride")
         ptrs = np.array([v.ctypes.data for v in views], dtype=np.int64)
         strides = np.array([v.strides[0] // item for v in views], dtype=np.int64)
-        status = _kernel(out.dtype.name)(
-            ptrs.ctypes.data, strides.ctypes.data, len(views), r1 - r0, c1 - c0,
-            out[r0:, c0:].ctypes.data, out.shape[1], ngood[r0:, c0:].ctypes.data,
-            ngood.shape[1], int(big), int(nan_last))
+        args = [ptrs.ctypes.data, strides.ctypes.data, len(views), r1 - r0, c1 - c0,
+                out[r0:, c0:].ctypes.data, out.shape[1], ngood[r0:, c0:].ctypes.data,
+                ngood.shape[1], int(big), int(nan_last)]
+        network = len(views) <= NETWORK_MAX
+        if network:
+            net = _network(len(views))
+            args += [net.ctypes.data, len(net)]
+        status = _kernel(out.dtype.name, network)(*args)
         if status != 0:
             raise MemoryError("medstack_nanmedian: no memory for the kernel's scratch buffer")
