@@ -69,7 +69,7 @@ class StoredFrame:
 def _write(path: str, values: np.ndarray) -> None:
     """Write ``values`` raw to a new file ``path``."""
     with open(path, "xb") as f:
-        f.write(memoryview(np.ascontiguousarray(values)).cast("B"))
+        f.write(np.ascontiguousarray(values).data)
 
 
 class FrameStore:
