@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from medstack.kernels import fast_unavailable
-from medstack.kernels.framemedian import FrameRows, combine_frames, rectangles
+from medstack.kernels.framemedian import FrameRows, combine_frames, footprint, rectangles
 from medstack.kernels.reference import nanmedian
 
 KERNELS = ["reference"] + ([] if fast_unavailable() else ["fast"])
@@ -128,3 +128,21 @@ def test_reference_is_numpy_on_a_dense_block() -> None:
     med, count = nanmedian(cube, 7)
     assert np.array_equal(bits(med), bits(numpy_median(cube)))
     assert np.array_equal(count, np.count_nonzero(~np.isnan(cube), axis=0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_footprint(dtype: type) -> None:
+    rng = np.random.default_rng(9)
+    assert footprint(np.full((5, 130), np.nan, dtype), "fast" if "fast" in KERNELS else
+                     "reference") is None
+    for _ in range(200):
+        frame = np.full((7, 130), np.nan, dtype)
+        for _ in range(int(rng.integers(1, 4))):
+            frame[int(rng.integers(0, 7)), int(rng.choice([0, 1, 63, 64, 65, 127, 128, 129,
+                                                            int(rng.integers(0, 130))]))] = 1.0
+        rows = np.flatnonzero(~np.isnan(frame).all(axis=1))
+        cols = np.flatnonzero(~np.isnan(frame).all(axis=0))
+        want = (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1)
+        for kernel in KERNELS:
+            assert footprint(frame, kernel) == want
+            assert footprint(frame[:, 1:], kernel) == footprint(~np.isnan(frame[:, 1:]))

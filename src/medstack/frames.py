@@ -15,6 +15,8 @@ from .core.run import run
 from .errors import InputError, OutputError, ParameterError
 from .executors.threads import ThreadExecutor
 from .io.framestore import FrameStore
+from .kernels import choose_kernel
+from .kernels.framemedian import footprint
 from .options import run_options
 from .params import parse_size
 
@@ -99,6 +101,7 @@ class FrameStack:
         self._n_closed = self._peak_closed = 0
         self._executor = ThreadExecutor(workers if workers is not None else default_workers())
         self._options = run_options(keep_data=True, kernel=kernel)
+        self._kernel = choose_kernel(kernel)
         self.read_bytes = parse_size(read_bytes, "read_bytes") or DEFAULT_READ_BYTES
         budget = parse_size(max_memory, "max_memory")
         frame_bytes = ny * nx * np.dtype(self.dtype).itemsize
@@ -184,20 +187,21 @@ class FrameStack:
         arr = self._plane(index, "frame", frame, "f")
         if (weight is None) != (threshold is None):
             raise InputError(f"frame {index}: weight and threshold go together")
-        valid = ~np.isnan(arr)
+        valid = None  # where a weight or mask says no data: a boolean plane of valid pixels
         if weight is not None:
-            valid &= ~(self._plane(index, "weight", weight, "any") < np.float64(threshold))
+            valid = ~(self._plane(index, "weight", weight, "any") < np.float64(threshold))
         if mask is not None:
-            valid &= ~self._plane(index, "mask", mask, "b")
-        rows = np.flatnonzero(valid.any(axis=1))
-        if rows.size == 0:
+            bad = self._plane(index, "mask", mask, "b")
+            valid = ~bad if valid is None else np.logical_and(valid, ~bad, out=valid)
+        if valid is not None:
+            valid &= ~np.isnan(arr)
+        box = footprint(arr if valid is None else valid, self._kernel)
+        if box is None:
             store.add(None, None)
             return
-        y0, y1 = int(rows[0]), int(rows[-1]) + 1
-        cols = np.flatnonzero(valid[y0:y1].any(axis=0))
-        x0, x1 = int(cols[0]), int(cols[-1]) + 1
+        y0, y1, x0, x1 = box
         crop = np.array(arr[y0:y1, x0:x1], dtype=self.dtype, order="C")
-        if weight is not None or mask is not None:
+        if valid is not None:
             crop[~valid[y0:y1, x0:x1]] = np.nan
         del valid
         try:

@@ -1777,3 +1777,35 @@ KERNEL int medstack_nanmedian_net_##SFX(const i64 *ptrs, const i64 *strides, int
 
 NANMEDIAN_NET_KERNEL(float, f32, 0x7fc00000u, uint32_t)
 NANMEDIAN_NET_KERNEL(double, f64, 0x7ff8000000000000ull, uint64_t)
+
+/* A frame's footprint for the frames door: the bounding box [y0, y1) x [x0, x1) of its
+   non-NaN values (rows of nx values, row stride in values); box = {0, 0, 0, 0} when it has
+   none. Chunks of 64 values are tested whole (vectorised), so NaN rows stream at memory speed. */
+#define FOOTPRINT_KERNEL(T, SFX)                                                               \
+static inline int fp_any_##SFX(const T *restrict p, i64 n) {                                   \
+    int any = 0;                                                                               \
+    for (i64 x = 0; x < n; x++) any |= p[x] == p[x];                                           \
+    return any;                                                                                \
+}                                                                                              \
+KERNEL int medstack_footprint_##SFX(const T *data, i64 ny, i64 nx, i64 stride, i64 *box) {     \
+    i64 y0 = -1, y1 = 0, x0 = nx, x1 = 0;                                                      \
+    for (i64 y = 0; y < ny; y++) {                                                             \
+        const T *row = data + y * stride;                                                      \
+        i64 lo = 0, hi = nx;                                                                   \
+        while (lo < hi && !fp_any_##SFX(row + lo, hi - lo < 64 ? hi - lo : 64)) lo += 64;      \
+        if (lo >= hi) continue;                                                                \
+        while (row[lo] != row[lo]) lo++;                                                       \
+        while (hi - lo > 64 && !fp_any_##SFX(row + hi - 64, 64)) hi -= 64;                     \
+        while (row[hi - 1] != row[hi - 1]) hi--;                                               \
+        if (y0 < 0) y0 = y;                                                                    \
+        y1 = y + 1;                                                                            \
+        x0 = lo < x0 ? lo : x0;                                                                \
+        x1 = hi > x1 ? hi : x1;                                                                \
+    }                                                                                          \
+    if (y0 < 0) y0 = 0, x0 = 0;                                                                \
+    box[0] = y0, box[1] = y1, box[2] = x0, box[3] = x1;                                        \
+    return 0;                                                                                  \
+}
+
+FOOTPRINT_KERNEL(float, f32)
+FOOTPRINT_KERNEL(double, f64)

@@ -22,7 +22,7 @@ import numpy as np
 from . import reference
 from .networks import median_network
 
-__all__ = ["BIG_STACK", "FrameRows", "combine_frames"]
+__all__ = ["BIG_STACK", "FrameRows", "combine_frames", "footprint"]
 
 #: From this many frames on, NumPy's ``nanmedian`` takes its other path (``np.median`` per
 #: pixel instead of the masked median), which rounds an odd count's middle value differently.
@@ -91,6 +91,39 @@ def _kernel(dtype: str, network: bool) -> Any:
     name = f"medstack_nanmedian_{'net_' if network else ''}{dtype.replace('float', 'f')}"
     fn = getattr(fast._lib, name)
     fn.argtypes = (p, p, i, q, q, p, q, p, q, i, i) + ((p, i) if network else ())
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def footprint(valid: np.ndarray, kernel: str = "fast") -> tuple[int, int, int, int] | None:
+    """The bounding box ``(y0, y1, x0, x1)`` of a frame's valid pixels, or None when it has
+    none. ``valid`` is a boolean array (True: valid) or the frame itself, float32/float64 with
+    unit column stride (valid: not NaN; the compiled kernel scans it without a copy)."""
+    if valid.dtype != bool and kernel == "fast" and valid.strides[1] == valid.itemsize:
+        box = np.zeros(4, dtype=np.int64)
+        fn = _footprint_kernel(valid.dtype.name)
+        fn(valid.ctypes.data, valid.shape[0], valid.shape[1], valid.strides[0] // valid.itemsize,
+           box.ctypes.data)
+        y0, y1, x0, x1 = (int(v) for v in box)
+        return (y0, y1, x0, x1) if y1 > y0 else None
+    if valid.dtype != bool:
+        valid = np.isnan(valid)
+        np.logical_not(valid, out=valid)
+    rows = np.flatnonzero(valid.any(axis=1))
+    if rows.size == 0:
+        return None
+    y0, y1 = int(rows[0]), int(rows[-1]) + 1
+    cols = np.flatnonzero(valid[y0:y1].any(axis=0))
+    return y0, y1, int(cols[0]), int(cols[-1]) + 1
+
+
+@lru_cache(maxsize=2)
+def _footprint_kernel(dtype: str) -> Any:
+    from . import fast
+
+    p, q = ctypes.c_void_p, ctypes.c_int64
+    fn = getattr(fast._lib, f"medstack_footprint_{dtype.replace('float', 'f')}")
+    fn.argtypes = (p, q, q, q, p)
     fn.restype = ctypes.c_int
     return fn
 
