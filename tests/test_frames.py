@@ -95,8 +95,8 @@ def test_weight_threshold_and_mask_as_stcal_callers() -> None:
 
 
 def test_all_nan_frames_count() -> None:
-    frames = [np.full((5, 5), np.nan, np.float32), np.arange(25, dtype=np.float32).reshape(5, 5),
-              np.full((5, 5), np.nan, np.float32)]
+    frames = [np.full((5, 5), np.nan, np.float32), np.arange(25, dtype=">f4").reshape(5, 5),
+              np.full((5, 5), np.nan, np.float32)]  # a big-endian frame is read as it is
     with FrameStack((5, 5), in_memory=False) as stack:
         for f in frames:
             stack.add(f)

@@ -146,3 +146,4 @@ def test_footprint(dtype: type) -> None:
         for kernel in KERNELS:
             assert footprint(frame, kernel) == want
             assert footprint(frame[:, 1:], kernel) == footprint(~np.isnan(frame[:, 1:]))
+            assert footprint(frame.astype(frame.dtype.newbyteorder(">")), kernel) == want

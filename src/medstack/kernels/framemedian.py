@@ -99,7 +99,8 @@ def footprint(valid: np.ndarray, kernel: str = "fast") -> tuple[int, int, int, i
     """The bounding box ``(y0, y1, x0, x1)`` of a frame's valid pixels, or None when it has
     none. ``valid`` is a boolean array (True: valid) or the frame itself, float32/float64 with
     unit column stride (valid: not NaN; the compiled kernel scans it without a copy)."""
-    if valid.dtype != bool and kernel == "fast" and valid.strides[1] == valid.itemsize:
+    if (valid.dtype != bool and kernel == "fast" and valid.dtype.isnative
+            and valid.strides[1] == valid.itemsize):
         box = np.zeros(4, dtype=np.int64)
         fn = _footprint_kernel(valid.dtype.name)
         fn(valid.ctypes.data, valid.shape[0], valid.shape[1], valid.strides[0] // valid.itemsize,
