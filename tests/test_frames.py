@@ -62,6 +62,28 @@ def test_mosaic_matches_numpy(kernel: str, how: dict, tmp_path: Path) -> None:
     assert spill_folders(tmp_path) == []
 
 
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_frames_at_an_angle_are_tiled(in_memory: bool) -> None:
+    """Diamonds (frames at 45°) keep about their own pixels, not their bounding boxes."""
+    ny, nx = 700, 500
+    yy, xx = np.mgrid[:ny, :nx]
+    rng = np.random.default_rng(4)
+    frames, valid = [], 0
+    for i in range(6):
+        cy, cx = 300 + 20 * i, 200 + 15 * i
+        inside = np.abs(yy - cy) + np.abs(xx - cx) < 250
+        f = np.where(inside, np.round(rng.normal(size=(ny, nx)), 1), np.nan).astype(np.float32)
+        frames.append(f)
+        valid += int(inside.sum()) * 4
+    with FrameStack((ny, nx), in_memory=in_memory) as stack:
+        for f in frames:
+            stack.add(f)
+        held = stack.stored_bytes + stack.spilled_bytes
+        assert valid < held < 1.5 * valid  # the bounding boxes: 2 x valid
+        got = stack.median()
+    assert np.array_equal(bits(got), bits(numpy_median(frames)))
+
+
 @pytest.mark.parametrize("n", [1, 2, 601])
 def test_float64_and_the_600_frame_path(n: int) -> None:
     frames = mosaic(n, shape=(6, 7), block=(3, 4), dtype=np.float64, seed=n)
@@ -183,7 +205,7 @@ def test_current_folder(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_full_disk_and_unwritable_tempdir(tmp_path: Path, monkeypatch) -> None:
-    def full(path: str, values: np.ndarray) -> None:
+    def full(path: str, arrays: list) -> None:
         with open(path, "xb") as f:
             f.write(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")

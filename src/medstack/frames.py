@@ -20,12 +20,15 @@ from .kernels.framemedian import footprint
 from .options import run_options
 from .params import parse_size
 
-__all__ = ["DEFAULT_READ_BYTES", "FrameStack"]
+__all__ = ["DEFAULT_READ_BYTES", "TILE_ROWS", "FrameStack"]
 
 log = logging.getLogger(__name__)
 
 #: Bytes of stored frame values and output rows one section holds, by default.
 DEFAULT_READ_BYTES = 4 << 20
+#: Rows of a frame's tiles: each band of rows is kept cut to the bounding box of its valid
+#: pixels, so a frame at an angle to the image holds little more than its own pixels.
+TILE_ROWS = 64
 
 
 class FrameStack:
@@ -33,9 +36,10 @@ class FrameStack:
     the cube of every frame added, as stcal's ``nanmedian3D`` computes it, bit for bit, without
     ever holding the cube.
 
-    Each frame is kept cropped to its footprint (the bounding box of its valid pixels), in
-    memory while ``max_memory`` allows and spilled beyond it to a private temporary folder; the
-    median combines, for each pixel, only the frames whose footprints cover it.
+    Each frame is kept cropped to its footprint (bands of :data:`TILE_ROWS` rows, each cut to
+    the bounding box of its valid pixels), in memory while ``max_memory`` allows and spilled
+    beyond it to a private temporary folder; the median combines, for each pixel, only the
+    frames whose footprints cover it.
 
     Parameters
     ----------
@@ -195,17 +199,26 @@ class FrameStack:
             valid = ~bad if valid is None else np.logical_and(valid, ~bad, out=valid)
         if valid is not None:
             valid &= ~np.isnan(arr)
-        box = footprint(arr if valid is None else valid, self._kernel)
-        if box is None:
-            store.add(None, None)
-            return
-        y0, y1, x0, x1 = box
-        crop = np.array(arr[y0:y1, x0:x1], dtype=self.dtype, order="C")
-        if valid is not None:
-            crop[~valid[y0:y1, x0:x1]] = np.nan
+        boxes: list[list[int]] = []  # per band of rows; bands of equal columns merged
+        for t0 in range(0, self.shape[0], TILE_ROWS):
+            band = slice(t0, min(t0 + TILE_ROWS, self.shape[0]))
+            box = footprint(arr[band] if valid is None else valid[band], self._kernel)
+            if box is None:
+                continue
+            y0, y1, x0, x1 = box[0] + t0, box[1] + t0, box[2], box[3]
+            if boxes and boxes[-1][1] == y0 and boxes[-1][2:] == [x0, x1]:
+                boxes[-1][1] = y1
+            else:
+                boxes.append([y0, y1, x0, x1])
+        tiles = []
+        for y0, y1, x0, x1 in boxes:
+            crop = np.array(arr[y0:y1, x0:x1], dtype=self.dtype, order="C")
+            if valid is not None:
+                crop[~valid[y0:y1, x0:x1]] = np.nan
+            tiles.append(((y0, y1, x0, x1), crop))
         del valid
         try:
-            store.add((y0, y1, x0, x1), crop)
+            store.add(tiles)
         except OutputError:
             self.close()
             raise
