@@ -66,7 +66,7 @@ def test_parity_with_numpy_every_size(dtype: type) -> None:
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n", [3, 600])
+@pytest.mark.parametrize("n", [3, 40, 600])
 def test_overlapping_footprints(dtype: type, n: int) -> None:
     """Frames cut to boxes (NaN outside) give what the dense cube gives."""
     rng = np.random.default_rng(n)
