@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .core.plan import default_workers, prepare_frames
+from .core.plan import prepare_frames
 from .core.run import run
 from .errors import InputError, OutputError, ParameterError
 from .executors.threads import ThreadExecutor
@@ -102,8 +102,7 @@ class FrameStack:
         self.shape = (ny, nx)
         self.dtype = np.dtype(dtype).name
         self.max_frames = max_frames
-        self._n_closed = self._peak_closed = 0
-        self._executor = ThreadExecutor(workers if workers is not None else default_workers())
+        self._executor = ThreadExecutor(workers)
         self._options = run_options(keep_data=True, kernel=kernel)
         self._kernel = choose_kernel(kernel)
         self.read_bytes = parse_size(read_bytes, "read_bytes") or DEFAULT_READ_BYTES
@@ -118,36 +117,36 @@ class FrameStack:
                                      f"frames of {ny}x{nx}; it needs at least "
                                      f"{reserve / 2**20:.4g} MiB")
             budget -= reserve
-        self._store: FrameStore | None = FrameStore(
-            self.shape, self.dtype, memory_bytes=0 if in_memory is False else (
-                None if in_memory else budget), spill=in_memory is False, tempdir=tempdir)
+        self._store = FrameStore(self.shape, self.dtype, memory_bytes=None if in_memory else budget,
+                                 spill=in_memory is False, tempdir=tempdir)
+        self._closed = False
 
     # -- what the stack holds
 
     def _open_store(self, what: str) -> FrameStore:
-        if self._store is None:
+        if self._closed:
             raise InputError(f"{what}: the frame stack is closed (median() closes it)")
         return self._store
 
     @property
     def n_frames(self) -> int:
         """Frames added so far."""
-        return self._store.n_frames if self._store is not None else self._n_closed
+        return self._store.n_frames
 
     @property
     def stored_bytes(self) -> int:
         """Bytes of frame values held in memory now."""
-        return self._store.stored_bytes if self._store is not None else 0
+        return self._store.stored_bytes
 
     @property
     def spilled_bytes(self) -> int:
         """Bytes of frame values in the spill folder now."""
-        return self._store.spilled_bytes if self._store is not None else 0
+        return self._store.spilled_bytes
 
     @property
     def peak_spilled_bytes(self) -> int:
         """The most bytes of frame values the spill folder held."""
-        return self._store.peak_spilled_bytes if self._store is not None else self._peak_closed
+        return self._store.peak_spilled_bytes
 
     # -- adding frames and the median
 
@@ -244,11 +243,8 @@ class FrameStack:
 
     def close(self) -> None:
         """Drop every frame and remove the spill folder (idempotent)."""
-        if self._store is not None:
-            self._n_closed = self._store.n_frames
-            self._peak_closed = self._store.peak_spilled_bytes
-            self._store.close()
-            self._store = None
+        self._closed = True
+        self._store.close()
 
     def __enter__(self) -> FrameStack:
         return self
@@ -258,5 +254,5 @@ class FrameStack:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._store is None else f"{self.n_frames} frames"
+        state = "closed" if self._closed else f"{self.n_frames} frames"
         return f"<FrameStack {self.shape[0]}x{self.shape[1]} {self.dtype}, {state}>"

@@ -174,7 +174,8 @@ class FrameStore:
         return np.cumsum(diff[:-1])
 
     def close(self) -> None:
-        """Drop every frame and remove the spill folder (idempotent)."""
+        """Drop every frame and remove the spill folder (idempotent; the counts of frames and
+        the peak of spilled bytes stay)."""
         self.frames = []
         self.stored_bytes = self.spilled_bytes = 0
         if self._cleanup is not None:
