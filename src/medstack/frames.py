@@ -117,8 +117,8 @@ class FrameStack:
                                      f"frames of {ny}x{nx}; it needs at least "
                                      f"{reserve / 2**20:.4g} MiB")
             budget -= reserve
-        self._store = FrameStore(self.shape, self.dtype, memory_bytes=None if in_memory else budget,
-                                 spill=in_memory is False, tempdir=tempdir)
+        self._store = FrameStore(self.shape, self.dtype, spill=in_memory is False,
+                                 memory_bytes=None if in_memory else budget, tempdir=tempdir)
         self._closed = False
 
     # -- what the stack holds
