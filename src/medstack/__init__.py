@@ -17,7 +17,8 @@ from .errors import InputError, MedstackError, OutputError, ParameterError
 #: command (:mod:`medstack._entry`) catches Ctrl-C from its very first moments, before even
 #: its own modules are imported.
 _LAZY = {"MedianResult": "core.products", "median_image": "api", "COMBINE_TYPES": "params",
-         "PARAMETERS": "params", "MedianParams": "params", "validate": "params"}
+         "PARAMETERS": "params", "MedianParams": "params", "validate": "params",
+         "FrameStack": "frames"}
 
 
 def __getattr__(name: str) -> object:
@@ -35,6 +36,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "COMBINE_TYPES",
+    "FrameStack",
     "PARAMETERS",
     "InputError",
     "MedianParams",

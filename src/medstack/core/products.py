@@ -74,6 +74,8 @@ def median_header(plan: StackPlan) -> OutputHeader:
     the provenance (:func:`provenance`). Its cards are copied as they lie in the file where
     every one is plain (:meth:`OutputHeader.from_cards`: astropy is not imported), else taken
     as astropy writes them (:meth:`OutputHeader.from_astropy`)."""
+    if plan.frames is not None:  # frames in memory carry no header
+        return OutputHeader()
     cards, history = provenance(plan)
     first = plan.images[0]
     template = None
@@ -199,7 +201,7 @@ class OutputSinks:
         minmed = plan.spec.kind == "minmed"
         map_types = {k: PRODUCT_DTYPES[k] for k in ("ngood", "minchosen")[:1 + minmed]}
         files = {"median": products.median, **products.maps}
-        arrays = {"median": PRODUCT_DTYPES["median"], **(map_types if maps or keep_maps else {})}
+        arrays = {"median": np.dtype(plan.spec.dtype).type, **(map_types if maps or keep_maps else {})}
         try:
             for key, path in files.items():
                 if path is not None:
