@@ -59,7 +59,7 @@ from ..errors import MedstackError, ParameterError
 from ..io.inputs import is_compressed
 from ..io.readers import Reader, image_reader, open_reader
 from ..io.writer import RowTarget
-from ..kernels import SectionResult
+from ..kernels import Kernels, SectionResult
 
 __all__ = [
     "BANDS_PER_THREAD",
@@ -509,7 +509,7 @@ def _open_readers(plan: StackPlan) -> Readers:
     return opened[:n], (opened[n:] if plan.needs_weights else None)
 
 
-def _weight_task(files: list[tuple[str, int]], rows: int, kernel: str = "fast"
+def _weight_task(files: list[tuple[str, int]], rows: int, kernel: Kernels | str = "fast"
                  ) -> list[WeightStats]:
     """On a worker: the mean weight of each image of ``files`` (name, HDU), each read ``rows``
     rows at a time, in order (as the thread executor does)."""
@@ -524,7 +524,7 @@ def _weight_task(files: list[tuple[str, int]], rows: int, kernel: str = "fast"
 
 
 def _band_task(plan: StackPlan, first: int, stop: int, thresholds: np.ndarray | None,
-               kernel: str, keys: tuple[str, ...],
+               kernel: Kernels, keys: tuple[str, ...],
                targets: dict[str, RowTarget] | None, count_masked: bool = False) -> _BandOutput:
     """On a worker: compute sections ``[first, stop)`` and return or write their rows.
 
@@ -552,7 +552,7 @@ def _band_task(plan: StackPlan, first: int, stop: int, thresholds: np.ndarray | 
             nonfinite += bad
             no_good += int(result.ngood.size - np.count_nonzero(result.ngood))
             if masked is not None:
-                masked += getattr(result, "masked", 0)
+                masked += result.masked if result.masked is not None else 0
             parts = {"median": result.median, "ngood": result.ngood,
                      "minchosen": result.minchosen}
             a, b = section.out
@@ -638,12 +638,12 @@ class DaskExecutor(Executor):
         self.sections_per_band = sections_per_band
         self._dask: Any = None
         self._plan: StackPlan | None = None
-        self._kernel = "fast"
+        self._kernel: Kernels | None = None
         self._out_path: Path | None = None
         self._run_id = ""
 
     @contextmanager
-    def open(self, plan: StackPlan, *, kernel: str, out_path: Path | None
+    def open(self, plan: StackPlan, *, kernel: Kernels, out_path: Path | None
              ) -> Iterator[DaskExecutor]:
         if any(img.memory is not None for img in plan.images):
             raise ParameterError("scheduler: in-memory inputs (AstroDrizzle's in_memory=True) "

@@ -17,9 +17,11 @@ Deliberate differences from drizzlepac (docs/deviations.md):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from .spec import MIN_WEIGHT, CombineSpec, ImageScalars, SectionResult
+from .spec import MIN_WEIGHT, CombineSpec, ImageScalars, Planes, SectionResult, WeightSums
 
 __all__ = ["combine_section", "count_nonfinite", "minimum_as_numpy", "one_pixel_sum",
            "weight_mask", "weight_sums"]
@@ -31,7 +33,7 @@ def weight_mask(wht: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return (wht.astype(np.float64) < thr) | ~np.isfinite(wht)
 
 
-def weight_sums(blocks, totals) -> tuple[list[float], list[int], list[int]]:  # type: ignore[no-untyped-def]
+def weight_sums(blocks: Sequence[np.ndarray], totals: Sequence[float]) -> WeightSums:
     """Accumulate blocks of weights as drizzlepac's ImageStats mean does: per image, the
     sequential float64 sum, from its running total, of its finite weights >= float32(1e-8)
     (``np.cumsum`` is sequential), how many they are and how many weights are NaN or ±inf.
@@ -258,18 +260,19 @@ def _minmed(sci, bad, spec, wht, scalars):  # type: ignore[no-untyped-def]
 
 
 def combine_section(
-    sci: np.ndarray,
-    wht: np.ndarray | None,
+    sci_planes: Planes,
+    wht: Planes | None,
     spec: CombineSpec,
     *,
     thresholds: np.ndarray | None,
     scalars: ImageScalars | None,
     rows: tuple[int, int],
 ) -> SectionResult:
-    """See :func:`medstack.kernels.combine_section`."""
-    sci = np.asarray(sci, dtype=np.float32)
+    """See :meth:`medstack.kernels.Kernels.combine_section`."""
+    sci = np.asarray(sci_planes, dtype=np.float32)
     bad = None if thresholds is None else weight_mask(np.asarray(wht), thresholds)
     lo, hi = rows
+    nonfinite = (~np.isfinite(sci[:, lo:hi])).sum(axis=(1, 2), dtype=np.int64)
     minchosen = None
     if spec.kind == "minmed":
         if sci.shape[0] < 2:
@@ -285,4 +288,5 @@ def combine_section(
     else:
         raise ValueError(f"unknown combine kind {spec.kind!r}")
     ngood = np.minimum(ngood, np.iinfo(np.uint16).max).astype(np.uint16)
-    return SectionResult(median=out[lo:hi], ngood=ngood[lo:hi], minchosen=minchosen)
+    return SectionResult(median=out[lo:hi], ngood=ngood[lo:hi], minchosen=minchosen,
+                         nonfinite=nonfinite)

@@ -1,0 +1,195 @@
+"""The compiled kernels' library (``_fast.c``, built at installation): each kernel's C
+parameter list declared once (:data:`PROTOTYPES`), the library loaded and checked against its
+source (:func:`load`), and the kernels called with every argument named (:meth:`Library.call`).
+
+:mod:`.fast` loads the library when it is imported and plans each call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import KernelsNotBuilt, _build
+
+__all__ = ["PROTOTYPES", "Library", "Parameter", "load", "parse_parameters"]
+
+#: Each kernel of ``_fast.c`` by its C parameter list, as the C source declares it (without
+#: ``restrict``; tests/test_fast.py holds the two to each other). Both the ctypes argument
+#: types and the order of each call's values are built from it, and every call names each
+#: argument (:meth:`Library.call`), so the Python side cannot pass values in another order.
+PROTOTYPES: dict[str, str] = {
+    "medstack_count_nonfinite":
+        "const i64 *sp, const uint8_t *ss, int n, i64 p_lo, i64 p_hi, i64 *counts",
+    "medstack_gather_first": "const i64 *ptrs, const uint8_t *swaps, int n, float *out",
+    "medstack_sum":
+        "const i64 *sp, const uint8_t *ss, int n, i64 p_lo, i64 p_hi, float fillval, int block, "
+        "float *out, uint16_t *ngood, i64 *nonfinite",
+    "medstack_numcombine":
+        "const i64 *sp, const uint8_t *ss, const i64 *wp, const uint8_t *ws, int n, int use_w, "
+        "const float *wlim, float vlo, float vhi, int is_median, int fill, const int32_t *k_of, "
+        "const uint8_t *even, int mid, int nlow, int nhigh, float fillval, const int32_t *net, "
+        "int ncomp, i64 p_lo, i64 p_hi, int block, float *out, uint16_t *ngood, "
+        "i64 *nonfinite",
+    "medstack_minmed":
+        "const i64 *sp, const uint8_t *ss, const i64 *wp, const uint8_t *ws, int n, int use_w, "
+        "const float *wlim, const double *sps, const double *rn2, int rn_masks, "
+        "double rn_const, double n1, double n2, int fill, const int32_t *k_of, "
+        "const uint8_t *even, int mid, const int32_t *net, int ncomp, const i64 *fw_pos, "
+        "i64 n_fw, const float *mn_fix, i64 n_fix, i64 p_lo, i64 p_hi, int block, "
+        "float *mn_out, float *med_out, uint8_t *f1, uint8_t *f2, int32_t *gcount, "
+        "i64 *nonfinite",
+    "medstack_minmed_decide":
+        "const float *mn, const float *med, const uint8_t *f1, const uint8_t *f2, "
+        "const int32_t *gcount, i64 nx, i64 y0c, i64 y1c, i64 lo, i64 hi, i64 grow, "
+        "float fillval, float *out, uint16_t *ngood, uint8_t *minchosen",
+    "medstack_weight_sums":
+        "const i64 *ptrs, const uint8_t *swaps, int k, i64 m, float min_weight, double *totals, "
+        "i64 *counts, i64 *nans",
+}
+
+#: The C types of the kernels' scalar arguments, and of their arrays' elements.
+_C_SCALARS: dict[str, type[ctypes._SimpleCData[Any]]] = {
+    "int": ctypes.c_int, "i64": ctypes.c_int64, "float": ctypes.c_float,
+    "double": ctypes.c_double}
+_C_ARRAYS: dict[str, type[np.generic]] = {
+    "i64": np.int64, "int32_t": np.int32, "uint16_t": np.uint16, "uint8_t": np.uint8,
+    "float": np.float32, "double": np.float64}
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter of a kernel: its name, its C base type, whether it is an array (a
+    pointer) and whether the kernel only reads it (``const``)."""
+
+    name: str
+    ctype: str
+    array: bool
+    const: bool
+
+
+def parse_parameters(c_list: str) -> tuple[Parameter, ...]:
+    """The parameters of a C parameter list such as ``"const float *restrict v, int n"``
+    (only the types of :data:`PROTOTYPES`: scalars, or pointers to their elements)."""
+    params = []
+    for text in c_list.split(","):
+        words = text.replace("*", " * ").split()
+        words = [w for w in words if w != "restrict"]
+        const = words[0] == "const"
+        words = words[1:] if const else words
+        array = "*" in words
+        base, name = words[0], words[-1]
+        known = _C_ARRAYS if array else _C_SCALARS
+        if len(words) != (3 if array else 2) or base not in known:
+            raise ValueError(f"unsupported C parameter: {text.strip()!r}")
+        params.append(Parameter(name, base, array, const))
+    return tuple(params)
+
+
+#: A kernel argument: an array (passed by its address) or a scalar.
+Arg = np.ndarray | float | int | np.number[Any]
+
+
+class _Kernel:
+    """A kernel of the library, called with every argument named (as in :data:`PROTOTYPES`);
+    arrays are checked against their C element type (and against ``const``: an array the
+    kernel writes must be writable), since the kernel trusts them."""
+
+    def __init__(self, lib: ctypes.CDLL, name: str) -> None:
+        self.name = name
+        self.params = parse_parameters(PROTOTYPES[name])
+        self._fn = getattr(lib, name)
+        self._fn.argtypes = [ctypes.c_void_p if p.array else _C_SCALARS[p.ctype]
+                             for p in self.params]
+        self._fn.restype = ctypes.c_int
+
+    def __call__(self, **args: Arg) -> None:
+        values: list[int | float] = []
+        for p in self.params:
+            if p.name not in args:
+                raise TypeError(f"{self.name}: missing argument {p.name!r}")
+            value = args.pop(p.name)
+            if p.array:
+                values.append(self._address(p, value))
+            elif isinstance(value, np.ndarray):
+                raise TypeError(f"{self.name}: {p.name} is a {p.ctype}, not an array")
+            else:
+                values.append(float(value) if p.ctype in ("float", "double") else int(value))
+        if args:
+            raise TypeError(f"{self.name}: unexpected arguments {sorted(args)}")
+        if self._fn(*values) != 0:
+            raise MemoryError(f"{self.name}: no memory for the kernel's scratch buffers")
+
+    def _address(self, p: Parameter, array: Arg) -> int:
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"{self.name}: {p.name} must be an array")
+        dtype = np.dtype(_C_ARRAYS[p.ctype])
+        if array.dtype != dtype or not array.flags.c_contiguous:
+            raise TypeError(f"{self.name}: {p.name} is a {array.dtype} array, C-contiguous "
+                            f"{array.flags.c_contiguous}; expected {dtype}")
+        if not p.const and not array.flags.writeable:
+            raise TypeError(f"{self.name}: {p.name} is read-only")
+        return int(array.ctypes.data)
+
+
+class Library:
+    """The compiled kernels' library, loaded and checked (:func:`load`).
+
+    Attributes
+    ----------
+    path : Path
+        The library file.
+    cdll : ctypes.CDLL
+        The library itself.
+    """
+
+    def __init__(self, path: Path, cdll: ctypes.CDLL) -> None:
+        self.path, self.cdll = path, cdll
+        self._kernels = {name: _Kernel(cdll, name) for name in PROTOTYPES}
+
+    def call(self, name: str, **args: Arg) -> None:
+        """Run kernel ``name`` of :data:`PROTOTYPES` with its arguments by name (the GIL
+        released, as ctypes does for every call).
+
+        Raises
+        ------
+        TypeError
+            An argument missing, unknown, or an array of another element type, not
+            C-contiguous or (one the kernel writes) read-only.
+        MemoryError
+            The kernel could not allocate its scratch memory.
+        """
+        self._kernels[name](**args)
+
+
+def load() -> Library:
+    """The library built beside :data:`~medstack.kernels._build.SOURCE`, loaded.
+
+    Raises
+    ------
+    KernelsNotBuilt
+        It is not built, cannot be loaded, or was built from another version of the source.
+    """
+    path = _build.library_path()  # (looked up at each load: tests replace it)
+    if path is None:
+        raise KernelsNotBuilt(
+            f"the compiled kernels are not built (no _fast library in {_build.SOURCE.parent}); "
+            "run medstack-compile, or reinstall with a C compiler present")
+    try:
+        lib = ctypes.CDLL(str(path))
+        lib.medstack_source_sha256.restype = ctypes.c_char_p
+        built_from = lib.medstack_source_sha256().decode("ascii")
+        library = Library(path, lib)
+    except (OSError, AttributeError, UnicodeDecodeError) as err:
+        raise KernelsNotBuilt(f"{path}: cannot be loaded ({err}); run medstack-compile "
+                              "--force to rebuild it") from err
+    if _build.SOURCE.is_file() and built_from != _build.source_sha256():
+        raise KernelsNotBuilt(f"{path}: built from another version of {_build.SOURCE.name}; run "
+                              "medstack-compile --force to rebuild it")
+    return library
+
+
