@@ -73,10 +73,10 @@ def compute_section(
     Returns
     -------
     result : SectionResult
-        The output rows of the section, with ``nonfinite`` (and ``masked``, when asked for).
+        The output rows of the section, with their ``nonfinite`` and ``masked`` counts.
     nonfinite : list of int
-        ``result.nonfinite``: per image, how many NaN/inf science values the section's output
-        rows hold (they are masked).
+        Per image, how many NaN/inf science values the section's output rows hold (they are
+        masked).
     """
     r0, r1 = section.read
     n = plan.n_images
