@@ -147,7 +147,7 @@ def prepare(images: Sequence[InputImage], params: MedianParams, *, workers: int 
             if img.readnoise is None:
                 log.warning("%s: READNSE* missing; readnoise taken as 0", img.sci)
         scalars = ImageScalars.of(
-            [img.exptime for img in images],
+            [img.exptime or 0.0 for img in images],  # (checked > 0 above)
             [img.sky or 0.0 for img in images],
             [img.readnoise or 0.0 for img in images],
         )

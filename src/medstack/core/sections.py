@@ -82,7 +82,7 @@ def plan_sections(ny: int, rows: int, grow: int = 0) -> list[Section]:
     step = rows - 2 * grow
     if step < 1:
         raise ValueError(f"section of {rows} rows cannot hold grow={grow} (needs {2 * grow + 1})")
-    sections = []
+    sections: list[Section] = []
     start = 0
     while start < ny:
         stop = min(start + step, ny)

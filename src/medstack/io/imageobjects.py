@@ -158,7 +158,7 @@ def _in_memory(obj: Any, sci: str, wht: str, ext: int, scalars: dict[str, float]
         sci=sci, wht=wht, sci_hdu=ext, wht_hdu=ext,
         shape=(int(sci_data.shape[0]), int(sci_data.shape[1])),
         memory=InMemory(sci=np.asarray(sci_data), wht=np.asarray(wht_data), header=header),
-        **scalars,
+        exptime=scalars["exptime"], sky=scalars["sky"], readnoise=scalars["readnoise"],
     )
 
 

@@ -160,7 +160,7 @@ class RawReader:
         InputError
             If the file is shorter than its header says or cannot be read.
         """
-        view = memoryview(out).cast("B")
+        view = out.data.cast("B")
         pos = self._offset + y0 * self._row_bytes
         want = (y1 - y0) * self._row_bytes
         done = 0

@@ -260,7 +260,7 @@ def _minmed(sci, bad, spec, wht, scalars):  # type: ignore[no-untyped-def]
 
 
 def combine_section(
-    sci_planes: Planes,
+    sci: Planes,
     wht: Planes | None,
     spec: CombineSpec,
     *,
@@ -268,11 +268,28 @@ def combine_section(
     scalars: ImageScalars | None,
     rows: tuple[int, int],
 ) -> SectionResult:
-    """See :meth:`medstack.kernels.Kernels.combine_section`."""
-    sci = np.asarray(sci_planes, dtype=np.float32)
+    """See :meth:`medstack.kernels.Kernels.combine_section`: :func:`combine_rows`, and the
+    NaN/±inf science values of the output rows counted per image."""
+    result = combine_rows(sci, wht, spec, thresholds=thresholds, scalars=scalars, rows=rows)
+    lo, hi = rows
+    nonfinite = ~np.isfinite(np.asarray(sci, dtype=np.float32)[:, lo:hi])
+    result.nonfinite = nonfinite.sum(axis=(1, 2), dtype=np.int64)
+    return result
+
+
+def combine_rows(
+    sci: Planes,
+    wht: Planes | None,
+    spec: CombineSpec,
+    *,
+    thresholds: np.ndarray | None,
+    scalars: ImageScalars | None,
+    rows: tuple[int, int],
+) -> SectionResult:
+    """The output rows ``rows`` of one section (without ``nonfinite``)."""
+    sci = np.asarray(sci, dtype=np.float32)
     bad = None if thresholds is None else weight_mask(np.asarray(wht), thresholds)
     lo, hi = rows
-    nonfinite = (~np.isfinite(sci[:, lo:hi])).sum(axis=(1, 2), dtype=np.int64)
     minchosen = None
     if spec.kind == "minmed":
         if sci.shape[0] < 2:
@@ -288,5 +305,4 @@ def combine_section(
     else:
         raise ValueError(f"unknown combine kind {spec.kind!r}")
     ngood = np.minimum(ngood, np.iinfo(np.uint16).max).astype(np.uint16)
-    return SectionResult(median=out[lo:hi], ngood=ngood[lo:hi], minchosen=minchosen,
-                         nonfinite=nonfinite)
+    return SectionResult(median=out[lo:hi], ngood=ngood[lo:hi], minchosen=minchosen)
