@@ -135,8 +135,8 @@ def weight_stats_many(readers: Sequence[Reader], rows: int, kernel: Kernels | st
     Plain float32 files (a mappable :class:`RawReader` each) are read where they lie: each
     chunk of rows is mapped, summed as it lies (big-endian) and unmapped, and the kernel is
     asked to read the next chunk meanwhile (when it is not in the page cache). That costs
-    less than copying the rows into a buffer (``pread``), which took a third of the pass's
-    time. Other inputs are read into a buffer."""
+    less than copying the rows into a buffer (``pread``): the data are read once, from the
+    page cache, by the sums themselves. Other inputs are read into a buffer."""
     accs = [WeightMean() for _ in readers]
     ny, nx = readers[0].shape
     # the sums are sequential, so no chunk size changes a bit

@@ -286,8 +286,8 @@ def _connect(scheduler: str, client: Any, workers: int | None,
         log.info("starting a Dask LocalCluster of %d worker process(es)", n)
         # distributed starts workers with MALLOC_TRIM_THRESHOLD_ set, which also fixes glibc's
         # mmap threshold: every large NumPy temporary is then a fresh mmap, page-faulted in
-        # again each time (the step ran ~20 % slower here). Our own cluster's workers go
-        # without it.
+        # again for every section, which costs the step more than the trimming saves. Our own
+        # cluster's workers go without it.
         key = "distributed.nanny.pre-spawn-environ"
         environ = {k: v for k, v in (dask.config.get(key, default=None) or {}).items()
                    if k != "MALLOC_TRIM_THRESHOLD_"}

@@ -150,7 +150,8 @@ def _mean(v: np.ndarray, g: np.ndarray, nlow: int, nhigh: int, empty: float) -> 
     return out
 
 
-def _numcombine(sci, good, kind, fill, nlow, nhigh, empty):  # type: ignore[no-untyped-def]
+def _numcombine(sci: np.ndarray, good: np.ndarray, kind: str, fill: bool, nlow: int,
+                nhigh: int, empty: float) -> np.ndarray:
     """median/mean of the good values (after the ``i`` fill)."""
     if fill:
         good = _fill(sci, good)
@@ -206,8 +207,11 @@ def _dilate(flag: np.ndarray, grow: int) -> np.ndarray:
     return out
 
 
-def _minmed(sci, bad, spec, wht, scalars):  # type: ignore[no-untyped-def]
+def _minmed(sci: np.ndarray, bad: np.ndarray | None, spec: CombineSpec, wht: np.ndarray,
+            scalars: ImageScalars | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """docs/spec.md §7 ``min_med`` on one section; returns (out, ngood, minchosen)."""
+    if scalars is None:
+        raise ValueError("minmed needs weights and per-image scalars")
     n = sci.shape[0]
     finite = np.isfinite(sci)
     masked = ~finite if bad is None else (bad | ~finite)
