@@ -8,13 +8,13 @@ Two implementations share one contract, :class:`Kernels`:
 
 A run picks one implementation once (:func:`choose_kernel`) and hands the :class:`Kernels`
 object to every work unit; it pickles as its name, so a Dask worker resolves the name where it
-runs. The module functions :func:`combine_section`, :func:`weight_sums` and
-:func:`count_nonfinite` take the implementation by name, for one-off calls.
+runs. The module functions :func:`combine_section` and :func:`weight_sums` take the
+implementation by name, for one-off calls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -23,8 +23,7 @@ from ..errors import MedstackError
 from .spec import CombineSpec, ImageScalars, Planes, SectionResult, WeightSums
 
 __all__ = ["CombineSpec", "ImageScalars", "Kernels", "KernelsNotBuilt", "SectionResult",
-           "choose_kernel", "combine_section", "count_nonfinite", "fast_unavailable",
-           "weight_sums"]
+           "choose_kernel", "combine_section", "fast_unavailable", "weight_sums"]
 
 KERNELS = ("fast", "reference")
 
@@ -43,15 +42,6 @@ class _Combine(Protocol):
                  rows: tuple[int, int]) -> SectionResult: ...
 
 
-class _WeightSums(Protocol):
-    def __call__(self, blocks: Sequence[np.ndarray], totals: Sequence[float], /
-                 ) -> WeightSums: ...
-
-
-class _CountNonfinite(Protocol):
-    def __call__(self, values: np.ndarray, /) -> int: ...
-
-
 class Kernels:
     """One implementation of the kernels, by name: ``"fast"`` or ``"reference"`` (the same
     bits either way).
@@ -67,23 +57,20 @@ class Kernels:
         Another name.
     """
 
-    __slots__ = ("name", "_combine", "_weight_sums", "_count_nonfinite")
+    __slots__ = ("name", "_combine", "_weight_sums")
     name: str
     _combine: _Combine
-    _weight_sums: _WeightSums
-    _count_nonfinite: _CountNonfinite
+    _weight_sums: Callable[[Sequence[np.ndarray], Sequence[float]], WeightSums]
 
     def __init__(self, name: str) -> None:
         if name == "fast":
             from . import fast
 
             self._combine, self._weight_sums = fast.combine_section, fast.weight_sums
-            self._count_nonfinite = fast.count_nonfinite
         elif name == "reference":
             from . import reference
 
             self._combine, self._weight_sums = reference.combine_section, reference.weight_sums
-            self._count_nonfinite = reference.count_nonfinite
         else:
             raise ValueError(f"kernel: unknown value {name!r}; choose one of: "
                              f"{', '.join(KERNELS)}")
@@ -147,10 +134,6 @@ class Kernels:
         :func:`medstack.kernels.fast.weight_sums`); the same bits with either kernel."""
         return self._weight_sums(blocks, totals)
 
-    def count_nonfinite(self, values: np.ndarray) -> int:
-        """How many NaN/±inf values a float32 array (either byte order) holds."""
-        return int(self._count_nonfinite(values))
-
 
 def fast_unavailable() -> str | None:
     """Why the compiled kernels cannot run here (one line), or None when they can."""
@@ -193,11 +176,6 @@ def weight_sums(blocks: Sequence[np.ndarray], totals: Sequence[float],
                 kernel: str | Kernels = "fast") -> WeightSums:
     """:meth:`Kernels.weight_sums` of the implementation ``kernel``."""
     return _kernels(kernel).weight_sums(blocks, totals)
-
-
-def count_nonfinite(values: np.ndarray, kernel: str | Kernels = "fast") -> int:
-    """:meth:`Kernels.count_nonfinite` of the implementation ``kernel``."""
-    return _kernels(kernel).count_nonfinite(values)
 
 
 def combine_section(

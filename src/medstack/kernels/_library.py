@@ -19,7 +19,7 @@ from . import KernelsNotBuilt, _build
 __all__ = ["PROTOTYPES", "Library", "Parameter", "load", "parse_parameters"]
 
 #: Each kernel of ``_fast.c`` by its C parameter list, as the C source declares it (without
-#: ``restrict``; tests/test_fast.py holds the two to each other). Both the ctypes argument
+#: ``restrict``; tests/test_compile.py holds the two to each other). Both the ctypes argument
 #: types and the order of each call's values are built from it, and every call names each
 #: argument (:meth:`Library.call`), so the Python side cannot pass values in another order.
 PROTOTYPES: dict[str, str] = {

@@ -58,7 +58,7 @@ from ._library import load
 from .networks import _middle, median_network, sorting_network
 from .spec import MIN_WEIGHT, CombineSpec, ImageScalars, Planes, SectionResult, WeightSums
 
-__all__ = ["combine_section", "count_nonfinite", "sorting_network", "weight_sums"]
+__all__ = ["combine_section", "sorting_network", "weight_sums"]
 
 #: Bytes of the (N, B) float32 block of sorted values (L2-sized; B a multiple of 8).
 _BLOCK_BYTES = 65536
@@ -234,15 +234,6 @@ def weight_sums(blocks: Sequence[np.ndarray], totals: Sequence[float]) -> Weight
         out_c += [int(v) for v in c]
         out_n += [int(v) for v in nn]
     return out_t, out_c, out_n
-
-
-def count_nonfinite(values: np.ndarray) -> int:
-    """How many NaN/±inf values a float32 array (either byte order) holds."""
-    stack = _planes(np.asarray(values).reshape(1, 1, -1))
-    counts = np.zeros(1, dtype=np.int64)
-    _call("medstack_count_nonfinite", sp=stack.ptrs, ss=stack.swaps, n=1, p_lo=0,
-          p_hi=stack.shape[1], counts=counts)
-    return int(counts[0])
 
 
 # ---------------------------------------------------------------------------------------------

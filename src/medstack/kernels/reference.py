@@ -23,7 +23,7 @@ import numpy as np
 
 from .spec import MIN_WEIGHT, CombineSpec, ImageScalars, Planes, SectionResult, WeightSums
 
-__all__ = ["combine_section", "count_nonfinite", "minimum_as_numpy", "one_pixel_sum",
+__all__ = ["combine_rows", "combine_section", "minimum_as_numpy", "one_pixel_sum",
            "weight_mask", "weight_sums"]
 
 
@@ -50,12 +50,6 @@ def weight_sums(blocks: Sequence[np.ndarray], totals: Sequence[float]) -> Weight
         out_c.append(int(kept.size))
         out_n.append(int(w.size - np.count_nonzero(np.isfinite(w))))
     return out_t, out_c, out_n
-
-
-def count_nonfinite(values: np.ndarray) -> int:
-    """How many NaN/±inf values an array holds."""
-    values = np.asarray(values)
-    return int(values.size - np.count_nonzero(np.isfinite(values)))
 
 
 def _seq_sum(stack: np.ndarray) -> np.ndarray:
