@@ -70,10 +70,11 @@ def test_a_kernel_call_names_every_argument_and_checks_every_array():
         fast._call("medstack_count_nonfinite", **args)
     with pytest.raises(TypeError, match=r"unexpected arguments \['count'\]"):
         fast._call("medstack_count_nonfinite", **args, counts=counts, count=counts)
-    with pytest.raises(TypeError, match="counts is a int32 array.*expected int64"):
+    with pytest.raises(TypeError, match="counts: a int32 array; expected a C-contiguous, "
+                                        "writable int64 array"):
         fast._call("medstack_count_nonfinite", **args, counts=np.zeros(1, np.int32))
     counts.flags.writeable = False
-    with pytest.raises(TypeError, match="counts is read-only"):
+    with pytest.raises(TypeError, match="counts: a read-only int64 array"):
         fast._call("medstack_count_nonfinite", **args, counts=counts)
     with pytest.raises(TypeError, match="n is a int, not an array"):
         fast._call("medstack_count_nonfinite", **{**args, "n": counts}, counts=counts)

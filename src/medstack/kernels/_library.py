@@ -106,34 +106,39 @@ class _Kernel:
         self._fn.argtypes = [ctypes.c_void_p if p.array else _C_SCALARS[p.ctype]
                              for p in self.params]
         self._fn.restype = ctypes.c_int
+        self._names = {p.name for p in self.params}
+        # per parameter: its name, the array dtype (None for a scalar) or the scalar's type
+        self._plan = [(p, np.dtype(_C_ARRAYS[p.ctype]) if p.array else None,
+                       float if p.ctype in ("float", "double") else int) for p in self.params]
 
     def __call__(self, **args: Arg) -> None:
+        if args.keys() != self._names:
+            missing = [p.name for p in self.params if p.name not in args]
+            if missing:
+                raise TypeError(f"{self.name}: missing argument {missing[0]!r}")
+            raise TypeError(f"{self.name}: unexpected arguments {sorted(set(args) - self._names)}")
         values: list[int | float] = []
-        for p in self.params:
-            if p.name not in args:
-                raise TypeError(f"{self.name}: missing argument {p.name!r}")
-            value = args.pop(p.name)
-            if p.array:
-                values.append(self._address(p, value))
-            elif isinstance(value, np.ndarray):
-                raise TypeError(f"{self.name}: {p.name} is a {p.ctype}, not an array")
+        for p, dtype, scalar in self._plan:
+            value = args[p.name]
+            if dtype is None:
+                if isinstance(value, np.ndarray):
+                    raise TypeError(f"{self.name}: {p.name} is a {p.ctype}, not an array")
+                values.append(scalar(value))
+            elif (isinstance(value, np.ndarray) and value.dtype == dtype
+                  and value.flags.c_contiguous and (p.const or value.flags.writeable)):
+                values.append(value.ctypes.data)
             else:
-                values.append(float(value) if p.ctype in ("float", "double") else int(value))
-        if args:
-            raise TypeError(f"{self.name}: unexpected arguments {sorted(args)}")
+                raise TypeError(f"{self.name}: {p.name}: {_array_text(value)}; expected a "
+                                f"C-contiguous{'' if p.const else ', writable'} {dtype} array")
         if self._fn(*values) != 0:
             raise MemoryError(f"{self.name}: no memory for the kernel's scratch buffers")
 
-    def _address(self, p: Parameter, array: Arg) -> int:
-        if not isinstance(array, np.ndarray):
-            raise TypeError(f"{self.name}: {p.name} must be an array")
-        dtype = np.dtype(_C_ARRAYS[p.ctype])
-        if array.dtype != dtype or not array.flags.c_contiguous:
-            raise TypeError(f"{self.name}: {p.name} is a {array.dtype} array, C-contiguous "
-                            f"{array.flags.c_contiguous}; expected {dtype}")
-        if not p.const and not array.flags.writeable:
-            raise TypeError(f"{self.name}: {p.name} is read-only")
-        return int(array.ctypes.data)
+
+def _array_text(value: Arg) -> str:
+    if not isinstance(value, np.ndarray):
+        return f"a {type(value).__name__}"
+    return (f"a {'' if value.flags.c_contiguous else 'non-contiguous '}"
+            f"{'' if value.flags.writeable else 'read-only '}{value.dtype} array")
 
 
 class Library:
