@@ -346,7 +346,7 @@ def test_the_chosen_kernels_pickle_as_their_name(name):
     data = pickle.dumps(choose_kernel(name))
     assert len(data) < 100 and name.encode() in data
     again = pickle.loads(data)
-    assert isinstance(again, Kernels) and again.name == name
+    assert isinstance(again, Kernels) and again.name == str(again) == name
     sci, wht = random_stack(np.random.default_rng(5), 4, 6, 7)
     spec = CombineSpec(kind="median")
     got = again.combine_section(sci, wht, spec, thresholds=np.zeros(4))

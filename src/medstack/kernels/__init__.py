@@ -82,6 +82,9 @@ class Kernels:
     def __repr__(self) -> str:
         return f"Kernels({self.name!r})"
 
+    def __str__(self) -> str:  # (as a log line names it: "fast kernels")
+        return self.name
+
     def combine_section(
         self,
         sci: Planes,
