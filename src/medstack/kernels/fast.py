@@ -148,8 +148,8 @@ def _block(n: int) -> int:
 # ---------------------------------------------------------------------------------------------
 # the compiled library (_fast.c, built by pip install; see setup.py), loaded on import
 
-_lib = load()
-_call = _lib.call
+_library = load()
+_lib, _call = _library.cdll, _library.call
 
 
 @dataclass
