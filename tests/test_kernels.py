@@ -336,6 +336,23 @@ def test_auto_takes_the_compiled_kernels():
         choose_kernel("gpu")
 
 
+def test_a_section_result_carries_only_its_declared_fields():
+    import dataclasses
+    import pickle
+
+    from medstack.kernels import SectionResult
+
+    sci, wht = random_stack(np.random.default_rng(6), 3, 5, 4)
+    result = combine_section(sci, wht, CombineSpec(kind="median"), thresholds=np.zeros(3))
+    assert [f.name for f in dataclasses.fields(SectionResult)] == [
+        "median", "ngood", "minchosen", "nonfinite", "masked"]
+    assert result.masked is None and result.nonfinite.shape == (3,)
+    with pytest.raises(AttributeError):
+        result.counted = 1
+    again = pickle.loads(pickle.dumps(result))
+    assert again.median.tobytes() == result.median.tobytes()
+
+
 @pytest.mark.parametrize("name", ["fast", "reference"])
 def test_the_chosen_kernels_pickle_as_their_name(name):
     """What a Dask task carries: the name, resolved again where it is unpickled."""

@@ -103,9 +103,10 @@ class ImageScalars:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class SectionResult:
-    """Output rows of one section, and what was counted on the way.
+    """Output rows of one section, and what was counted on the way (every field declared:
+    slots, so no other attribute can be set on one).
 
     Attributes
     ----------
