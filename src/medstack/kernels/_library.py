@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import ctypes
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
@@ -92,46 +91,60 @@ def parse_parameters(c_list: str) -> tuple[Parameter, ...]:
 
 #: A kernel argument: an array (passed by its address) or a scalar.
 Arg = np.ndarray | float | int | np.number[Any]
+#: How a call passes one parameter: the array's dtype (None for a scalar), the scalar's type.
+_Step: TypeAlias = "tuple[Parameter, np.dtype[Any] | None, type[float] | type[int]]"
 
 
-class _Kernel:
-    """A kernel of the library, called with every argument named (as in :data:`PROTOTYPES`);
-    arrays are checked against their C element type (and against ``const``: an array the
-    kernel writes must be writable), since the kernel trusts them."""
+class Library:
+    """The compiled kernels' library, loaded and checked (:func:`load`): ``cdll``, the ctypes
+    library, and :meth:`call`, which runs the kernels of :data:`PROTOTYPES`."""
 
-    def __init__(self, lib: ctypes.CDLL, name: str) -> None:
-        self.name = name
-        self.params = parse_parameters(PROTOTYPES[name])
-        self._fn = getattr(lib, name)
-        self._fn.argtypes = [ctypes.c_void_p if p.array else _C_SCALARS[p.ctype]
-                             for p in self.params]
-        self._fn.restype = ctypes.c_int
-        self._names = {p.name for p in self.params}
-        # per parameter: its name, the array dtype (None for a scalar) or the scalar's type
-        self._plan = [(p, np.dtype(_C_ARRAYS[p.ctype]) if p.array else None,
-                       float if p.ctype in ("float", "double") else int) for p in self.params]
+    def __init__(self, cdll: ctypes.CDLL) -> None:
+        self.cdll = cdll
+        self._kernels: dict[str, tuple[Any, set[str], list[_Step]]] = {}
+        for name, c_list in PROTOTYPES.items():
+            params = parse_parameters(c_list)
+            fn = getattr(cdll, name)
+            fn.argtypes = [ctypes.c_void_p if p.array else _C_SCALARS[p.ctype] for p in params]
+            fn.restype = ctypes.c_int
+            plan: list[_Step] = [(p, np.dtype(_C_ARRAYS[p.ctype]) if p.array else None,
+                                  float if p.ctype in ("float", "double") else int)
+                                 for p in params]
+            self._kernels[name] = (fn, {p.name for p in params}, plan)
 
-    def __call__(self, **args: Arg) -> None:
-        if args.keys() != self._names:
-            missing = [p.name for p in self.params if p.name not in args]
+    def call(self, name: str, **args: Arg) -> None:
+        """Run kernel ``name`` with every argument named (the GIL released, as ctypes does for
+        every call). Arrays go by their address, checked first, since the kernel trusts them.
+
+        Raises
+        ------
+        TypeError
+            An argument missing or unknown, an array for a scalar, or an array of another
+            element type, not C-contiguous or (one the kernel writes, not ``const``) read-only.
+        MemoryError
+            The kernel could not allocate its scratch memory.
+        """
+        fn, names, plan = self._kernels[name]
+        if args.keys() != names:
+            missing = [p.name for p, _, _ in plan if p.name not in args]
             if missing:
-                raise TypeError(f"{self.name}: missing argument {missing[0]!r}")
-            raise TypeError(f"{self.name}: unexpected arguments {sorted(set(args) - self._names)}")
+                raise TypeError(f"{name}: missing argument {missing[0]!r}")
+            raise TypeError(f"{name}: unexpected arguments {sorted(set(args) - names)}")
         values: list[int | float] = []
-        for p, dtype, scalar in self._plan:
+        for p, dtype, scalar in plan:
             value = args[p.name]
             if dtype is None:
                 if isinstance(value, np.ndarray):
-                    raise TypeError(f"{self.name}: {p.name} is a {p.ctype}, not an array")
+                    raise TypeError(f"{name}: {p.name} is a {p.ctype}, not an array")
                 values.append(scalar(value))
             elif (isinstance(value, np.ndarray) and value.dtype == dtype
                   and value.flags.c_contiguous and (p.const or value.flags.writeable)):
                 values.append(value.ctypes.data)
             else:
-                raise TypeError(f"{self.name}: {p.name}: {_array_text(value)}; expected a "
+                raise TypeError(f"{name}: {p.name}: {_array_text(value)}; expected a "
                                 f"C-contiguous{'' if p.const else ', writable'} {dtype} array")
-        if self._fn(*values) != 0:
-            raise MemoryError(f"{self.name}: no memory for the kernel's scratch buffers")
+        if fn(*values) != 0:
+            raise MemoryError(f"{name}: no memory for the kernel's scratch buffers")
 
 
 def _array_text(value: Arg) -> str:
@@ -139,36 +152,6 @@ def _array_text(value: Arg) -> str:
         return f"a {type(value).__name__}"
     return (f"a {'' if value.flags.c_contiguous else 'non-contiguous '}"
             f"{'' if value.flags.writeable else 'read-only '}{value.dtype} array")
-
-
-class Library:
-    """The compiled kernels' library, loaded and checked (:func:`load`).
-
-    Attributes
-    ----------
-    path : Path
-        The library file.
-    cdll : ctypes.CDLL
-        The library itself.
-    """
-
-    def __init__(self, path: Path, cdll: ctypes.CDLL) -> None:
-        self.path, self.cdll = path, cdll
-        self._kernels = {name: _Kernel(cdll, name) for name in PROTOTYPES}
-
-    def call(self, name: str, **args: Arg) -> None:
-        """Run kernel ``name`` of :data:`PROTOTYPES` with its arguments by name (the GIL
-        released, as ctypes does for every call).
-
-        Raises
-        ------
-        TypeError
-            An argument missing, unknown, or an array of another element type, not
-            C-contiguous or (one the kernel writes) read-only.
-        MemoryError
-            The kernel could not allocate its scratch memory.
-        """
-        self._kernels[name](**args)
 
 
 def load() -> Library:
@@ -188,7 +171,7 @@ def load() -> Library:
         lib = ctypes.CDLL(str(path))
         lib.medstack_source_sha256.restype = ctypes.c_char_p
         built_from = lib.medstack_source_sha256().decode("ascii")
-        library = Library(path, lib)
+        library = Library(lib)
     except (OSError, AttributeError, UnicodeDecodeError) as err:
         raise KernelsNotBuilt(f"{path}: cannot be loaded ({err}); run medstack-compile "
                               "--force to rebuild it") from err
