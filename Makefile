@@ -34,12 +34,13 @@ venv: $(STAMP) $(KSTAMP)
 demo: venv
 	$(VENV)/bin/medstack-demo --outdir demo
 
-test: venv
-	$(VENV)/bin/ruff check src tests $(wildcard benchmarks)
+test: lint
 	$(PY) -m pytest -q
 
+# ruff, and mypy on src/medstack (pyproject.toml's [tool.mypy])
 lint: venv
 	$(VENV)/bin/ruff check src tests $(wildcard benchmarks)
+	$(VENV)/bin/mypy
 
 bench: venv
 	$(MAKE) -C benchmarks bench

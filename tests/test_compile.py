@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import re
 import subprocess
 import sys
 
@@ -19,14 +20,64 @@ def _digest(path) -> str:
 
 
 def test_the_installation_built_the_library():
-    from medstack.kernels import _build, fast, fast_unavailable
+    from medstack.kernels import _build, fast_unavailable
+    from medstack.kernels._library import PROTOTYPES
 
     assert fast_unavailable() is None
     path = _build.library_path()
     assert path is not None
     lib = ctypes.CDLL(str(path))
-    for name in fast._SIGNATURES:
+    for name in PROTOTYPES:
         assert getattr(lib, name)  # every kernel the module calls is exported
+
+
+def _c_prototypes() -> dict[str, str]:
+    """Every function ``_fast.c`` exports (``int medstack_...(...) {``): its parameter list."""
+    from medstack.kernels import _build
+
+    found = re.findall(r"^(?:KERNEL )?int (medstack_\w+)\(([^)]*)\)\s*\{",
+                       _build.SOURCE.read_text(), flags=re.MULTILINE)
+    return {name: " ".join(params.split()) for name, params in found}
+
+
+def test_each_kernel_is_declared_as_the_c_source_declares_it():
+    """The Python declaration of every kernel (from which its ctypes argument types and each
+    call's order are built) has the C prototype's names, types, const and order."""
+    from medstack.kernels._library import PROTOTYPES, parse_parameters
+
+    in_c = _c_prototypes()
+    assert len(in_c) >= 7 and set(in_c) == set(PROTOTYPES)
+    for name, params in in_c.items():
+        assert parse_parameters(params) == parse_parameters(PROTOTYPES[name]), name
+    # what the comparison catches: two arguments of one type swapped, a const dropped
+    swapped = in_c["medstack_sum"].replace("i64 p_lo, i64 p_hi", "i64 p_hi, i64 p_lo")
+    assert parse_parameters(swapped) != parse_parameters(PROTOTYPES["medstack_sum"])
+    writable = in_c["medstack_sum"].replace("const uint8_t *ss", "uint8_t *ss")
+    assert parse_parameters(writable) != parse_parameters(PROTOTYPES["medstack_sum"])
+    with pytest.raises(ValueError, match="unsupported C parameter: 'long n'"):
+        parse_parameters("const float *v, long n")
+
+
+def test_a_kernel_call_names_every_argument_and_checks_every_array():
+    from medstack.kernels import fast
+
+    stack = fast._planes(np.array([[[1.0, np.nan, np.inf]]], np.float32))
+    args = dict(sp=stack.ptrs, ss=stack.swaps, n=1, p_lo=0, p_hi=3)
+    counts = np.zeros(1, np.int64)
+    fast._call("medstack_count_nonfinite", **args, counts=counts)
+    assert counts.tolist() == [2]
+    with pytest.raises(TypeError, match="medstack_count_nonfinite: missing argument 'counts'"):
+        fast._call("medstack_count_nonfinite", **args)
+    with pytest.raises(TypeError, match=r"unexpected arguments \['count'\]"):
+        fast._call("medstack_count_nonfinite", **args, counts=counts, count=counts)
+    with pytest.raises(TypeError, match="counts: a int32 array; expected a C-contiguous, "
+                                        "writable int64 array"):
+        fast._call("medstack_count_nonfinite", **args, counts=np.zeros(1, np.int32))
+    counts.flags.writeable = False
+    with pytest.raises(TypeError, match="counts: a read-only int64 array"):
+        fast._call("medstack_count_nonfinite", **args, counts=counts)
+    with pytest.raises(TypeError, match="n is a int, not an array"):
+        fast._call("medstack_count_nonfinite", **{**args, "n": counts}, counts=counts)
 
 
 def test_a_library_built_by_build_gives_the_reference_bits(tmp_path, monkeypatch):
@@ -67,7 +118,7 @@ def test_a_library_built_from_another_source_is_refused(tmp_path, monkeypatch):
     why = fast_unavailable()
     assert why == (f"{stale}: built from another version of _fast.c; run medstack-compile "
                    "--force to rebuild it")
-    assert choose_kernel("auto") == "reference"
+    assert choose_kernel("auto").name == "reference"
     assert ctypes.CDLL(str(stale)).medstack_source_sha256  # it does load as a library
 
 

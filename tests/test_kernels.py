@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import same_bits
+from conftest import random_stack, same_bits
 
 from medstack.kernels import CombineSpec, ImageScalars, combine_section
 
@@ -329,11 +329,47 @@ def test_auto_takes_the_compiled_kernels():
     from medstack.kernels import choose_kernel, fast_unavailable
 
     assert fast_unavailable() is None
-    assert choose_kernel("auto") == "fast"
-    assert choose_kernel("fast") == "fast"
-    assert choose_kernel("reference") == "reference"
+    assert choose_kernel("auto").name == "fast"
+    assert choose_kernel("fast").name == "fast"
+    assert choose_kernel("reference").name == "reference"
     with pytest.raises(ValueError, match="choose one of: auto, fast, reference"):
         choose_kernel("gpu")
+
+
+def test_a_section_result_carries_only_its_declared_fields():
+    import dataclasses
+    import pickle
+
+    from medstack.kernels import SectionResult
+
+    sci, wht = random_stack(np.random.default_rng(6), 3, 5, 4)
+    result = combine_section(sci, wht, CombineSpec(kind="median"), thresholds=np.zeros(3))
+    assert [f.name for f in dataclasses.fields(SectionResult)] == [
+        "median", "ngood", "minchosen", "nonfinite", "masked"]
+    assert result.masked is None and result.nonfinite.shape == (3,)
+    with pytest.raises(AttributeError):
+        result.counted = 1
+    again = pickle.loads(pickle.dumps(result))
+    assert again.median.tobytes() == result.median.tobytes()
+
+
+@pytest.mark.parametrize("name", ["fast", "reference"])
+def test_the_chosen_kernels_pickle_as_their_name(name):
+    """What a Dask task carries: the name, resolved again where it is unpickled."""
+    import pickle
+
+    from medstack.kernels import Kernels, choose_kernel
+
+    data = pickle.dumps(choose_kernel(name))
+    assert len(data) < 100 and name.encode() in data
+    again = pickle.loads(data)
+    assert isinstance(again, Kernels) and again.name == str(again) == name
+    sci, wht = random_stack(np.random.default_rng(5), 4, 6, 7)
+    spec = CombineSpec(kind="median")
+    got = again.combine_section(sci, wht, spec, thresholds=np.zeros(4))
+    want = combine_section(sci, wht, spec, thresholds=np.zeros(4), kernel="reference")
+    assert got.median.tobytes() == want.median.tobytes()
+    assert got.nonfinite.tolist() == want.nonfinite.tolist()
 
 
 def test_the_library_is_found_beside_its_source():
@@ -351,8 +387,8 @@ def test_without_the_library_auto_takes_the_reference_kernels(not_built):
     why = fast_unavailable()
     assert why is not None and "compiled kernels are not built" in why
     assert "medstack-compile" in why
-    assert choose_kernel("auto") == "reference"
-    assert choose_kernel("reference") == "reference"
+    assert choose_kernel("auto").name == "reference"
+    assert choose_kernel("reference").name == "reference"
     with pytest.raises(KernelsNotBuilt, match="^kernel: fast: the compiled kernels are not built"):
         choose_kernel("fast")
     assert "medstack.kernels.fast" not in sys.modules
@@ -367,7 +403,7 @@ def test_a_library_that_cannot_be_loaded_says_so(monkeypatch, tmp_path):
     monkeypatch.setattr(_build, "library_path", lambda: broken)
     why = fast_unavailable()
     assert why is not None and why.startswith(f"{broken}: cannot be loaded")
-    assert choose_kernel("auto") == "reference"
+    assert choose_kernel("auto").name == "reference"
 
 
 @pytest.mark.parametrize("kind", ["minmed", "imedian", "mean", "sum"])

@@ -22,7 +22,7 @@ MiB = 1 << 20
 @pytest.mark.parametrize("shape,bufsize,grow", [((4096, 4096), 1, 1), ((1000, 333), 0.01, 2),
                                                 ((50, 4096), 16, 0), ((7, 100), 0.0001, 5)])
 def test_without_a_budget_the_rows_are_drizzlepacs(shape, bufsize, grow):
-    plan = plan_memory(10, shape, workers=2, grow=grow, budget_bytes=int(bufsize * MiB))
+    plan = plan_memory(10, shape, workers=2, grow=grow, bufsize_bytes=int(bufsize * MiB))
     assert plan.section_rows == section_rows(*shape, int(bufsize * MiB), grow)
     assert (plan.workers, plan.in_flight) == (2, 3)
 
@@ -37,7 +37,7 @@ def test_a_budget_gives_the_most_rows_that_fit():
 
 
 def test_the_per_input_cap_still_holds_under_a_budget():
-    plan = plan_memory(4, (4096, 4096), workers=2, budget_bytes=MiB, max_memory_bytes=2 << 30)
+    plan = plan_memory(4, (4096, 4096), workers=2, bufsize_bytes=MiB, max_memory_bytes=2 << 30)
     assert plan.section_rows == 64  # 1 MiB of float32 rows at nx = 4096
 
 

@@ -17,8 +17,7 @@ from .executors.threads import ThreadExecutor
 from .io.framestore import FrameStore
 from .kernels import choose_kernel
 from .kernels.framemedian import footprint
-from .options import run_options
-from .options import parse_size
+from .options import parse_size, run_options
 
 __all__ = ["DEFAULT_READ_BYTES", "TILE_ROWS", "FrameStack"]
 
@@ -201,7 +200,7 @@ class FrameStack:
         boxes: list[list[int]] = []  # per band of rows; bands of equal columns merged
         for t0 in range(0, self.shape[0], TILE_ROWS):
             band = slice(t0, min(t0 + TILE_ROWS, self.shape[0]))
-            box = footprint(arr[band] if valid is None else valid[band], self._kernel)
+            box = footprint(arr[band] if valid is None else valid[band], self._kernel.name)
             if box is None:
                 continue
             y0, y1, x0, x1 = box[0] + t0, box[1] + t0, box[2], box[3]

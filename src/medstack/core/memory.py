@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from ..errors import ParameterError
 from ..params import DEFAULT_BUFSIZE_MIB, MIB
+from .sections import section_rows
 
 __all__ = ["MemoryPlan", "peak_bytes", "plan_memory", "section_bytes", "weight_chunk_rows",
            "weight_pass_bytes"]
@@ -80,15 +81,15 @@ class MemoryPlan:
     peak_bytes : int
         The model's peak for this plan: the larger of the weight pass and the sections in
         flight, plus the kept arrays.
-    budget_bytes : int or None
-        The run's total budget (``max_memory``), if it has one.
+    max_memory_bytes : int or None
+        The run's total budget (``max_memory``), if it has one. Default is None.
     """
 
     section_rows: int
     workers: int
     in_flight: int
     peak_bytes: int
-    budget_bytes: int | None = None
+    max_memory_bytes: int | None = None
 
 
 def _fixed_bytes(n_images: int, shape: tuple[int, int], keep_data: bool, maps: bool) -> int:
@@ -103,7 +104,7 @@ def plan_memory(
     *,
     workers: int,
     grow: int = 0,
-    budget_bytes: int | None = None,
+    bufsize_bytes: int | None = None,
     max_memory_bytes: int | None = None,
     keep_data: bool = False,
     maps: bool = False,
@@ -120,7 +121,7 @@ def plan_memory(
         Worker threads wanted (fewer are planned when the budget needs it).
     grow : int
         minmed's grow radius: a section holds at least ``2·grow + 1`` rows. Default is 0.
-    budget_bytes : int, optional
+    bufsize_bytes : int, optional
         ``combine_bufsize`` in bytes: the science rows of one input per section. Default is
         4 MiB (:data:`medstack.params.DEFAULT_BUFSIZE_MIB`) when ``max_memory_bytes`` is not
         given, else no per-input cap.
@@ -141,9 +142,9 @@ def plan_memory(
     """
     ny, nx = shape
     least = min(ny, max(1, 2 * grow + 1))
-    if budget_bytes is None and max_memory_bytes is None:
-        budget_bytes = int(DEFAULT_BUFSIZE_MIB * MIB)
-    cap = ny if budget_bytes is None else max(least, min(ny, budget_bytes // (4 * nx)))
+    if bufsize_bytes is None and max_memory_bytes is None:
+        bufsize_bytes = int(DEFAULT_BUFSIZE_MIB * MIB)
+    cap = ny if bufsize_bytes is None else section_rows(ny, nx, bufsize_bytes, grow)
     workers = max(1, int(workers))
     fixed = _fixed_bytes(n_images, shape, keep_data, maps)
     if max_memory_bytes is None:
@@ -168,4 +169,4 @@ def plan_memory(
     n_sections = -(-ny // max(1, rows - 2 * grow)) if rows < ny else 1
     peak = max(weight, peak_bytes(n_images, rows, nx, min(in_flight, n_sections))) + fixed
     return MemoryPlan(section_rows=int(rows), workers=workers, in_flight=in_flight,
-                      peak_bytes=int(peak), budget_bytes=max_memory_bytes)
+                      peak_bytes=int(peak), max_memory_bytes=max_memory_bytes)

@@ -122,15 +122,15 @@ def prepare(images: Sequence[InputImage], params: MedianParams, *, workers: int 
             if img.readnoise is None:
                 log.warning("%s: READNSE* missing; readnoise taken as 0", img.sci)
         scalars = ImageScalars.of(
-            [img.exptime for img in images],
+            [img.exptime or 0.0 for img in images],  # (checked > 0 above)
             [img.sky or 0.0 for img in images],
             [img.readnoise or 0.0 for img in images],
         )
     ny, nx = images[0].shape
-    budget = None if params.combine_bufsize is None and max_memory_bytes is not None else \
-        params.budget_bytes  # combine_bufsize stays drizzlepac's per-input cap when given
+    bufsize_bytes = None if params.combine_bufsize is None and max_memory_bytes is not None \
+        else params.budget_bytes  # combine_bufsize stays drizzlepac's per-input cap when given
     memory = plan_memory(n, (ny, nx), workers=default_workers() if workers is None else workers,
-                         grow=params.grow_px, budget_bytes=budget,
+                         grow=params.grow_px, bufsize_bytes=bufsize_bytes,
                          max_memory_bytes=max_memory_bytes, keep_data=keep_data, maps=maps)
     rows = memory.section_rows
     sections = tuple(plan_sections(ny, rows, params.grow_px))

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.outputs import Products
-from ..kernels import SectionResult, choose_kernel, fast_unavailable
+from ..kernels import Kernels, SectionResult, choose_kernel, fast_unavailable
 from ..options import RunOptions
 from .plan import StackPlan
 from .products import MedianResult, OutputSinks, median_header, pending_result
@@ -76,7 +76,7 @@ class Executor:
     threads and readers, or a Dask client), :meth:`weight_stats` and :meth:`sections`.
     """
 
-    def open(self, plan: StackPlan, *, kernel: str, out_path: Path | None
+    def open(self, plan: StackPlan, *, kernel: Kernels, out_path: Path | None
              ) -> AbstractContextManager[Executor]:
         """Start: open the inputs or connect; the context closes everything."""
         raise NotImplementedError
@@ -126,7 +126,7 @@ def run(
     keep_data = o.keep_data
     # the implementation, chosen once for the whole run (the same bits either way)
     kernel = choose_kernel(o.kernel)
-    if kernel != o.kernel and kernel == "reference":
+    if kernel.name != o.kernel and kernel.name == "reference":
         log.warning("%s: the NumPy reference kernels run instead (the same image, several "
                     "times slower)", fast_unavailable())
     products = path if isinstance(path, Products) else Products(path)

@@ -49,22 +49,22 @@ class Section:
         return self.read[1] - self.read[0]
 
 
-def section_rows(ny: int, nx: int, budget_bytes: int, grow: int = 0, itemsize: int = 4) -> int:
-    """Rows per section: as many as fit in ``budget_bytes`` per input, at least 1 and at least
+def section_rows(ny: int, nx: int, bufsize_bytes: int, grow: int = 0, itemsize: int = 4) -> int:
+    """Rows per section: as many as fit in ``bufsize_bytes`` per input, at least 1 and at least
     ``2·grow + 1``, at most ``ny``.
 
     Parameters
     ----------
     ny, nx : int
         Image shape.
-    budget_bytes : int
+    bufsize_bytes : int
         Buffer per input image, in bytes (``combine_bufsize`` × 1 MiB).
     grow : int
         minmed grow radius in pixels (0 for other types).
     itemsize : int
         Bytes per science pixel (4 for float32). Default is 4.
     """
-    rows = budget_bytes // (nx * itemsize)
+    rows = bufsize_bytes // (nx * itemsize)
     rows = max(rows, 1, 2 * grow + 1)
     return min(rows, ny)
 
@@ -82,7 +82,7 @@ def plan_sections(ny: int, rows: int, grow: int = 0) -> list[Section]:
     step = rows - 2 * grow
     if step < 1:
         raise ValueError(f"section of {rows} rows cannot hold grow={grow} (needs {2 * grow + 1})")
-    sections = []
+    sections: list[Section] = []
     start = 0
     while start < ny:
         stop = min(start + step, ny)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..io.readers import RawReader, Reader
-from ..kernels import SectionResult, combine_section, count_nonfinite
+from ..kernels import Kernels, SectionResult, combine_section
 from ..kernels.framemedian import FrameRows, combine_frames
 from .plan import StackPlan
 from .sections import Section
@@ -50,7 +50,7 @@ def compute_section(
     sci_readers: Sequence[Reader],
     wht_readers: Sequence[Reader] | None,
     thresholds: np.ndarray | None,
-    kernel: str = "fast",
+    kernel: Kernels,
     buffers: SectionBuffers | None = None,
     count_masked: bool = False,
 ) -> tuple[SectionResult, list[int]]:
@@ -63,16 +63,18 @@ def compute_section(
 
     Parameters
     ----------
+    kernel : Kernels
+        The implementation the run chose (:func:`medstack.kernels.choose_kernel`).
     buffers : SectionBuffers, optional
         Read buffers to reuse (for inputs that are not memory-mapped). Default is fresh ones.
     count_masked : bool, optional
-        Also count, per image, the output-row pixels its weight mask rejects (``result.masked``,
-        a list of int; an extra pass over the weights, for ``-v``). Default is False.
+        Also count, per image, the output-row pixels its weight mask rejects (``result.masked``;
+        an extra pass over the weights, for ``-v``). Default is False.
 
     Returns
     -------
     result : SectionResult
-        The output rows of the section.
+        The output rows of the section, with their ``nonfinite`` and ``masked`` counts.
     nonfinite : list of int
         Per image, how many NaN/inf science values the section's output rows hold (they are
         masked).
@@ -102,23 +104,19 @@ def compute_section(
         wht = planes(wht_readers, "wht") if wht_readers is not None else None
         result = combine_section(sci, wht, plan.spec, thresholds=thresholds,
                                  scalars=plan.scalars, rows=(lo, hi), kernel=kernel)
-        counts = getattr(result, "nonfinite", None)  # the fast kernel counts them on its way
-        if counts is None:
-            counts = [count_nonfinite(plane[lo:hi], kernel) for plane in sci]
-        nonfinite = [int(c) for c in counts]
         if count_masked and thresholds is not None and wht is not None:
             # the mask's own test: bad where not float64(w) >= threshold (NaN weights too)
-            result.masked = [int(plane[lo:hi].size - np.count_nonzero(
-                plane[lo:hi] >= np.float64(t))) for plane, t in zip(wht, thresholds)]
+            result.masked = np.array([plane[lo:hi].size - np.count_nonzero(
+                plane[lo:hi] >= np.float64(t)) for plane, t in zip(wht, thresholds)], np.int64)
     finally:
-        sci = wht = None  # the mapped rows go with their views
+        sci, wht = [], None  # the mapped rows go with their views
         if buffers is not None:
             buffers.give(bufs)
+    nonfinite = [int(c) for c in result.nonfinite]
     return result, nonfinite
 
 
-
-def compute_frames_section(plan: StackPlan, section: Section, kernel: str = "fast"
+def compute_frames_section(plan: StackPlan, section: Section, kernel: Kernels
                            ) -> tuple[SectionResult, list[int]]:
     """One section of a frames plan: the rows of the frames that cover it (views of frames in
     memory, spilled ones read), combined by :func:`medstack.kernels.framemedian.combine_frames`
@@ -129,5 +127,5 @@ def compute_frames_section(plan: StackPlan, section: Section, kernel: str = "fas
              for f in plan.frames.covering(r0, r1)]
     out = np.empty((r1 - r0, plan.shape[1]), dtype=plan.spec.dtype)
     ngood = np.empty(out.shape, dtype=np.uint16)
-    combine_frames(parts, out, ngood, plan.frames.n_frames, kernel)
+    combine_frames(parts, out, ngood, plan.frames.n_frames, kernel.name)
     return SectionResult(median=out, ngood=ngood), [0] * plan.n_images

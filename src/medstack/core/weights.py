@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..io.readers import RawReader, Reader
-from ..kernels import WEIGHT_LANES, reference, weight_sums
+from ..kernels import WEIGHT_LANES, Kernels, reference, weight_sums
 from ..kernels.spec import MIN_WEIGHT
 from .memory import weight_chunk_rows
 from .plan import StackPlan
@@ -49,13 +49,13 @@ class WeightMean:
     count: int = 0
     nan_count: int = 0
 
-    def add(self, weights: np.ndarray, kernel: str = "fast") -> None:
+    def add(self, weights: np.ndarray, kernel: Kernels | str = "fast") -> None:
         """Add a block of weights (any shape, float32 of either byte order), in C order."""
         WeightMean.add_blocks([self], [weights], kernel)
 
     @staticmethod
-    def add_blocks(accs: list[WeightMean], blocks: list[np.ndarray], kernel: str = "fast"
-                   ) -> None:
+    def add_blocks(accs: list[WeightMean], blocks: list[np.ndarray],
+                   kernel: Kernels | str = "fast") -> None:
         """Add one block of weights to each accumulator: a sequential pass per image (the fast
         kernel: compiled, up to six images side by side, reading float32 of either byte order
         where it lies; the same bits with the reference one)."""
@@ -121,12 +121,12 @@ def weight_mask(weights: np.ndarray, thresholds: Iterable[float] | np.ndarray) -
     return reference.weight_mask(weights, np.asarray(list(thresholds), dtype=np.float64))
 
 
-def weight_stats(reader: Reader, rows: int, kernel: str = "fast") -> WeightStats:
+def weight_stats(reader: Reader, rows: int, kernel: Kernels | str = "fast") -> WeightStats:
     """One image's mean weight, reading ``rows`` rows at a time, in order."""
     return weight_stats_many([reader], rows, kernel)[0]
 
 
-def weight_stats_many(readers: Sequence[Reader], rows: int, kernel: str = "fast"
+def weight_stats_many(readers: Sequence[Reader], rows: int, kernel: Kernels | str = "fast"
                       ) -> list[WeightStats]:
     """The mean weights of several images of one shape, read together ``rows`` rows at a time
     (their sequential sums run side by side, see :meth:`WeightMean.add_blocks`), with the
@@ -135,8 +135,8 @@ def weight_stats_many(readers: Sequence[Reader], rows: int, kernel: str = "fast"
     Plain float32 files (a mappable :class:`RawReader` each) are read where they lie: each
     chunk of rows is mapped, summed as it lies (big-endian) and unmapped, and the kernel is
     asked to read the next chunk meanwhile (when it is not in the page cache). That costs
-    less than copying the rows into a buffer (``pread``), which took a third of the pass's
-    time. Other inputs are read into a buffer."""
+    less than copying the rows into a buffer (``pread``): the data are read once, from the
+    page cache, by the sums themselves. Other inputs are read into a buffer."""
     accs = [WeightMean() for _ in readers]
     ny, nx = readers[0].shape
     # the sums are sequential, so no chunk size changes a bit

@@ -60,7 +60,7 @@ from ..errors import MedstackError, ParameterError
 from ..io.inputs import is_compressed
 from ..io.readers import Reader, image_reader, open_reader
 from ..io.writer import RowTarget
-from ..kernels import SectionResult
+from ..kernels import Kernels, SectionResult
 
 __all__ = [
     "BANDS_PER_THREAD",
@@ -285,8 +285,8 @@ def _connect(scheduler: str, client: Any, workers: int | None,
         log.info("starting a Dask LocalCluster of %d worker process(es)", n)
         # distributed starts workers with MALLOC_TRIM_THRESHOLD_ set, which also fixes glibc's
         # mmap threshold: every large NumPy temporary is then a fresh mmap, page-faulted in
-        # again each time (the step ran ~20 % slower here). Our own cluster's workers go
-        # without it.
+        # again for every section, which costs the step more than the trimming saves. Our own
+        # cluster's workers go without it.
         key = "distributed.nanny.pre-spawn-environ"
         environ = {k: v for k, v in (dask.config.get(key, default=None) or {}).items()
                    if k != "MALLOC_TRIM_THRESHOLD_"}
@@ -508,7 +508,7 @@ def _open_readers(plan: StackPlan) -> Readers:
     return opened[:n], (opened[n:] if plan.needs_weights else None)
 
 
-def _weight_task(files: list[tuple[str, int]], rows: int, kernel: str = "fast"
+def _weight_task(files: list[tuple[str, int]], rows: int, kernel: Kernels | str = "fast"
                  ) -> list[WeightStats]:
     """On a worker: the mean weight of each image of ``files`` (name, HDU), each read ``rows``
     rows at a time, in order (as the thread executor does)."""
@@ -523,7 +523,7 @@ def _weight_task(files: list[tuple[str, int]], rows: int, kernel: str = "fast"
 
 
 def _band_task(plan: StackPlan, first: int, stop: int, thresholds: np.ndarray | None,
-               kernel: str, keys: tuple[str, ...],
+               kernel: Kernels, keys: tuple[str, ...],
                targets: dict[str, RowTarget] | None, count_masked: bool = False) -> _BandOutput:
     """On a worker: compute sections ``[first, stop)`` and return or write their rows.
 
@@ -551,7 +551,7 @@ def _band_task(plan: StackPlan, first: int, stop: int, thresholds: np.ndarray | 
             nonfinite += bad
             no_good += int(result.ngood.size - np.count_nonzero(result.ngood))
             if masked is not None:
-                masked += getattr(result, "masked", 0)
+                masked += result.masked if result.masked is not None else 0
             parts = {"median": result.median, "ngood": result.ngood,
                      "minchosen": result.minchosen}
             a, b = section.out
@@ -637,12 +637,12 @@ class DaskExecutor(Executor):
         self.sections_per_band = sections_per_band
         self._dask: Any = None
         self._plan: StackPlan | None = None
-        self._kernel = "fast"
+        self._kernel: Kernels | None = None
         self._out_path: Path | None = None
         self._run_id = ""
 
     @contextmanager
-    def open(self, plan: StackPlan, *, kernel: str, out_path: Path | None
+    def open(self, plan: StackPlan, *, kernel: Kernels, out_path: Path | None
              ) -> Iterator[DaskExecutor]:
         if any(img.memory is not None for img in plan.images):
             raise ParameterError("scheduler: in-memory inputs (AstroDrizzle's in_memory=True) "

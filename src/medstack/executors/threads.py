@@ -27,6 +27,7 @@ from ..core.weights import WeightStats, weight_groups, weight_stats_many
 from ..errors import ParameterError
 from ..io.openfiles import descriptors_needed, ensure_open_files
 from ..io.readers import ArrayReader, RawReader, Reader, image_reader
+from ..kernels import Kernels
 
 __all__ = ["ThreadExecutor"]
 
@@ -52,13 +53,13 @@ class ThreadExecutor(Executor):
         self.workers = workers
         self.in_flight = workers + 1
         self._plan: StackPlan | None = None
-        self._kernel = "fast"
+        self._kernel: Kernels | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._sci: list[Reader] = []
         self._wht: list[Reader] | None = None
 
     @contextmanager
-    def open(self, plan: StackPlan, *, kernel: str, out_path: Path | None
+    def open(self, plan: StackPlan, *, kernel: Kernels, out_path: Path | None
              ) -> Iterator[ThreadExecutor]:
         self._plan, self._kernel = plan, kernel
         if plan.memory is not None:  # a memory budget may allow fewer sections in flight
@@ -107,6 +108,7 @@ class ThreadExecutor(Executor):
 
     def weight_stats(self) -> list[WeightStats]:
         assert self._pool is not None and self._plan is not None and self._wht is not None
+        assert self._kernel is not None
         wht, rows, kernel = self._wht, self._plan.section_rows, self._kernel
         groups = weight_groups(len(wht), self.workers)
         return [st for part in self._pool.map(
@@ -115,7 +117,7 @@ class ThreadExecutor(Executor):
 
     def sections(self, thresholds: np.ndarray | None, sinks: OutputSinks,
                  count_masked: bool) -> Iterator[Piece]:
-        assert self._pool is not None and self._plan is not None
+        assert self._pool is not None and self._plan is not None and self._kernel is not None
         plan, pool = self._plan, self._pool
         integer = tuple(r.path for r in self._readers() if r.integer)
         buffers = SectionBuffers()
@@ -147,12 +149,11 @@ class ThreadExecutor(Executor):
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     result, bad_counts = fut.result()
-                    masked = getattr(result, "masked", None)
                     yield Piece(
                         section=futures.pop(fut), result=result, sections=1,
                         nonfinite=np.asarray(bad_counts, dtype=np.int64),
                         no_good=int(result.ngood.size - np.count_nonzero(result.ngood)),
-                        masked=None if masked is None else np.asarray(masked, np.int64),
+                        masked=result.masked,
                         integer=integer,
                     )
                     integer = ()

@@ -133,7 +133,8 @@ def check_kernels(runs: Sequence[tuple[str, bool]] = RUNS) -> list[str]:
             got = [median_image(names, combine_type=kind, median_newmasks=masks, workers=1,
                                 combine_bufsize=0.002, kernel=kernel, save_maps=True)
                    for kernel in ("fast", "reference")]
-            same = all(np.array_equal(a.view(np.uint8), b.view(np.uint8))
+            same = all(a is not None and b is not None
+                       and np.array_equal(a.view(np.uint8), b.view(np.uint8))
                        for a, b in ((got[0].data, got[1].data), (got[0].ngood, got[1].ngood)))
             if not same:
                 differ.append(f"{kind}, median_newmasks={masks}")

@@ -156,7 +156,8 @@ class InputImage:
 
     def with_scalars(self, **values: float | None) -> InputImage:
         """Return a copy with some of ``exptime``, ``sky``, ``readnoise`` replaced."""
-        return replace(self, **{k: v for k, v in values.items() if v is not None})
+        changes: dict[str, Any] = {k: v for k, v in values.items() if v is not None}
+        return replace(self, **changes)
 
 
 def _image_hdu(path: str, hdul: fits.HDUList) -> int:

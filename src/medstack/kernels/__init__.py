@@ -1,25 +1,29 @@
 """Combine kernels: pure numerics on one row section of the stack (no I/O, no logging).
 
-Two implementations share one contract, :func:`combine_section`:
+Two implementations share one contract, :class:`Kernels`:
 
 - :mod:`.reference` — plain, readable NumPy, written from docs/spec.md §6–§7; the yardstick.
 - :mod:`.fast` — compiled C (``_fast.c``, built at installation, loaded with ctypes), fused
   per section; bit-identical to the reference.
 
-Use :func:`combine_section` (or ``kernel="reference"``/``"fast"``) rather than the modules.
+A run picks one implementation once (:func:`choose_kernel`) and hands the :class:`Kernels`
+object to every work unit; it pickles as its name, so a Dask worker resolves the name where it
+runs. The module functions :func:`combine_section` and :func:`weight_sums` take the
+implementation by name, for one-off calls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 
 from ..errors import MedstackError
-from .spec import CombineSpec, ImageScalars, SectionResult
+from .spec import CombineSpec, ImageScalars, Planes, SectionResult, WeightSums
 
-__all__ = ["CombineSpec", "ImageScalars", "KernelsNotBuilt", "SectionResult", "choose_kernel",
-           "combine_section", "count_nonfinite", "fast_unavailable", "weight_sums"]
+__all__ = ["CombineSpec", "ImageScalars", "Kernels", "KernelsNotBuilt", "SectionResult",
+           "choose_kernel", "combine_section", "fast_unavailable", "weight_sums"]
 
 KERNELS = ("fast", "reference")
 
@@ -32,6 +36,108 @@ class KernelsNotBuilt(MedstackError):
     is installed with a C compiler present; ``medstack-compile`` builds it later)."""
 
 
+class _Combine(Protocol):
+    def __call__(self, sci: Planes, wht: Planes | None, spec: CombineSpec, /, *,
+                 thresholds: np.ndarray | None, scalars: ImageScalars | None,
+                 rows: tuple[int, int]) -> SectionResult: ...
+
+
+class Kernels:
+    """One implementation of the kernels, by name: ``"fast"`` or ``"reference"`` (the same
+    bits either way).
+
+    Pickles as its name (a Dask task carries a few bytes; the worker imports the
+    implementation when it unpickles it).
+
+    Raises
+    ------
+    KernelsNotBuilt
+        ``"fast"`` where the compiled library is not built.
+    ValueError
+        Another name.
+    """
+
+    __slots__ = ("name", "_combine", "_weight_sums")
+    name: str
+    _combine: _Combine
+    _weight_sums: Callable[[Sequence[np.ndarray], Sequence[float]], WeightSums]
+
+    def __init__(self, name: str) -> None:
+        if name == "fast":
+            from . import fast
+
+            self._combine, self._weight_sums = fast.combine_section, fast.weight_sums
+        elif name == "reference":
+            from . import reference
+
+            self._combine, self._weight_sums = reference.combine_section, reference.weight_sums
+        else:
+            raise ValueError(f"kernel: unknown value {name!r}; choose one of: "
+                             f"{', '.join(KERNELS)}")
+        self.name = name
+
+    def __reduce__(self) -> tuple[type[Kernels], tuple[str]]:
+        return (Kernels, (self.name,))
+
+    def __repr__(self) -> str:
+        return f"Kernels({self.name!r})"
+
+    def __str__(self) -> str:  # (as a log line names it: "fast kernels")
+        return self.name
+
+    def combine_section(
+        self,
+        sci: Planes,
+        wht: Planes | None,
+        spec: CombineSpec,
+        *,
+        thresholds: np.ndarray | None = None,
+        scalars: ImageScalars | None = None,
+        rows: tuple[int, int] | None = None,
+    ) -> SectionResult:
+        """Combine one section of the stack.
+
+        Parameters
+        ----------
+        sci : ndarray, shape (N, r, nx), or sequence of N ndarrays of shape (r, nx); float32
+            Science rows of the N images, electrons/s, native or big-endian (FITS) byte order;
+            a sequence lets the planes be views of N different files. NaN and ±inf are
+            treated as masked.
+        wht : same layout as ``sci``, or None
+            Weight rows. Needed for weight masks and for minmed; NaN and ±inf weights are bad
+            pixels and count as 0 in minmed's noise model.
+        spec : CombineSpec
+            What to compute.
+        thresholds : ndarray, shape (N,), float64, optional
+            Per-image weight thresholds (``combine_maskpt × mean weight``); a pixel is bad
+            where its weight is below its image's threshold (compared in float64). Default is
+            None: no weight masks.
+        scalars : ImageScalars, optional
+            Per-image exptime/sky/readnoise (minmed only). Default is None.
+        rows : (int, int), optional
+            Local rows ``[lo, hi)`` to return (the rest is grow halo). Default is all rows.
+
+        Returns
+        -------
+        SectionResult
+            With ``nonfinite`` counted; ``masked`` is None.
+        """
+        n_rows = sci.shape[1] if isinstance(sci, np.ndarray) else np.shape(sci[0])[0]
+        lo, hi = (0, n_rows) if rows is None else rows
+        if spec.kind == "minmed" and (wht is None or scalars is None):
+            raise ValueError("minmed needs weights and per-image scalars")
+        if thresholds is not None and wht is None:
+            raise ValueError("weight masks need weights")
+        return self._combine(sci, wht, spec, thresholds=thresholds, scalars=scalars,
+                             rows=(lo, hi))
+
+    def weight_sums(self, blocks: Sequence[np.ndarray], totals: Sequence[float]) -> WeightSums:
+        """Per image: the running sequential float64 sum of its finite weights >=
+        float32(1e-8) from ``totals``, how many it added, how many were NaN/±inf (see
+        :func:`medstack.kernels.fast.weight_sums`); the same bits with either kernel."""
+        return self._weight_sums(blocks, totals)
+
+
 def fast_unavailable() -> str | None:
     """Why the compiled kernels cannot run here (one line), or None when they can."""
     try:
@@ -41,7 +147,7 @@ def fast_unavailable() -> str | None:
     return None
 
 
-def choose_kernel(kernel: str) -> str:
+def choose_kernel(kernel: str) -> Kernels:
     """The implementation a run uses: ``kernel`` itself, or for ``"auto"`` the compiled
     kernels, and the reference ones where the compiled library is not built (the same bits,
     several times slower).
@@ -50,9 +156,11 @@ def choose_kernel(kernel: str) -> str:
     ------
     KernelsNotBuilt
         ``kernel="fast"`` where the compiled library is not built.
+    ValueError
+        An unknown name.
     """
     if kernel == "auto":
-        return "fast" if fast_unavailable() is None else "reference"
+        return Kernels("fast" if fast_unavailable() is None else "reference")
     if kernel not in KERNELS:
         raise ValueError(f"kernel: unknown value {kernel!r}; choose one of: auto, "
                          f"{', '.join(KERNELS)}")
@@ -60,76 +168,30 @@ def choose_kernel(kernel: str) -> str:
         why = fast_unavailable()
         if why is not None:
             raise KernelsNotBuilt(f"kernel: fast: {why}")
-    return kernel
+    return Kernels(kernel)
 
 
-def _impl(kernel: str):  # type: ignore[no-untyped-def]
-    if kernel == "reference":
-        from . import reference as impl
-    elif kernel == "fast":
-        from . import fast as impl  # type: ignore[no-redef]
-    else:
-        raise ValueError(f"kernel: unknown value {kernel!r}; choose one of: {', '.join(KERNELS)}")
-    return impl
+def _kernels(kernel: str | Kernels) -> Kernels:
+    return kernel if isinstance(kernel, Kernels) else Kernels(kernel)
 
 
-def weight_sums(blocks: Sequence[np.ndarray], totals: Sequence[float], kernel: str = "fast"
-                ) -> tuple[list[float], list[int], list[int]]:
-    """Per image: the running sequential float64 sum of its finite weights >= float32(1e-8)
-    from ``totals``, how many it added, how many were NaN/±inf (see
-    :func:`medstack.kernels.fast.weight_sums`); the same bits with either kernel."""
-    return _impl(kernel).weight_sums(blocks, totals)
-
-
-def count_nonfinite(values: np.ndarray, kernel: str = "fast") -> int:
-    """How many NaN/±inf values a float32 array (either byte order) holds."""
-    return int(_impl(kernel).count_nonfinite(values))
+def weight_sums(blocks: Sequence[np.ndarray], totals: Sequence[float],
+                kernel: str | Kernels = "fast") -> WeightSums:
+    """:meth:`Kernels.weight_sums` of the implementation ``kernel``."""
+    return _kernels(kernel).weight_sums(blocks, totals)
 
 
 def combine_section(
-    sci: np.ndarray | Sequence[np.ndarray],
-    wht: np.ndarray | Sequence[np.ndarray] | None,
+    sci: Planes,
+    wht: Planes | None,
     spec: CombineSpec,
     *,
     thresholds: np.ndarray | None = None,
     scalars: ImageScalars | None = None,
     rows: tuple[int, int] | None = None,
-    kernel: str = "fast",
+    kernel: str | Kernels = "fast",
 ) -> SectionResult:
-    """Combine one section of the stack.
-
-    Parameters
-    ----------
-    sci : ndarray, shape (N, r, nx), or sequence of N ndarrays of shape (r, nx); float32
-        Science rows of the N images, electrons/s, native or big-endian (FITS) byte order; a
-        sequence lets the planes be views of N different files. NaN and ±inf are treated as
-        masked.
-    wht : same layout as ``sci``, or None
-        Weight rows. Needed for weight masks and for minmed; NaN and ±inf weights are bad
-        pixels and count as 0 in minmed's noise model.
-    spec : CombineSpec
-        What to compute.
-    thresholds : ndarray, shape (N,), float64, optional
-        Per-image weight thresholds (``combine_maskpt × mean weight``); a pixel is bad where its
-        weight is below its image's threshold (compared in float64). None: no weight masks.
-    scalars : ImageScalars, optional
-        Per-image exptime/sky/readnoise (minmed only).
-    rows : (int, int), optional
-        Local rows ``[lo, hi)`` to return (the rest is grow halo). Default is all rows.
-    kernel : {"fast", "reference"}
-        Implementation. Both give the same bits.
-
-    Returns
-    -------
-    SectionResult
-    """
-    impl = _impl(kernel)
-    n_rows = sci.shape[1] if isinstance(sci, np.ndarray) else np.shape(sci[0])[0]
-    lo, hi = (0, n_rows) if rows is None else rows
-    if spec.kind == "minmed" and (wht is None or scalars is None):
-        raise ValueError("minmed needs weights and per-image scalars")
-    if thresholds is not None and wht is None:
-        raise ValueError("weight masks need weights")
-    return impl.combine_section(
-        sci, wht, spec, thresholds=thresholds, scalars=scalars, rows=(lo, hi)
-    )
+    """:meth:`Kernels.combine_section` of the implementation ``kernel`` (``"fast"`` or
+    ``"reference"``; the same bits either way). Default is ``"fast"``."""
+    return _kernels(kernel).combine_section(sci, wht, spec, thresholds=thresholds,
+                                            scalars=scalars, rows=rows)

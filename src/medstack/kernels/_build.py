@@ -23,7 +23,7 @@ from pathlib import Path
 
 #: Compiler flags of the kernels (after any the environment sets, so that these win: Python's
 #: own build flags, which setuptools passes first, usually hold ``-fwrapv``, which keeps gcc
-#: from vectorising the kernels' loops and made them 2-2.5x slower).
+#: from vectorising the kernels' loops).
 CFLAGS = ["-O3", "-std=c99", "-fno-wrapv", "-fstrict-aliasing", "-fno-fast-math",
           "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]
 

@@ -1523,8 +1523,8 @@ KERNEL int medstack_minmed_decide(const float *restrict mn, const float *restric
     return status;
 }
 
-/* values per plane converted at a time: the six planes' float64 chunks (3 KiB) stay in L1;
-   64 took a third less time than 256 and 2048 (mapped 10 x 4096^2 weights, 5 planes) */
+/* values per plane converted at a time: the six planes' float64 chunks (3 KiB) stay in L1
+   between their conversion and their sums */
 #define WEIGHT_CHUNK 64
 
 /* vals[:m] = weights [x0, x0 + m) of a plane as float64, 0.0 for one left out (< min_weight,

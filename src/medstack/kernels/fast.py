@@ -45,22 +45,20 @@ thread executor (:mod:`medstack.executors.threads`) runs sections on several thr
 
 from __future__ import annotations
 
-import ctypes
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-from . import WEIGHT_LANES, KernelsNotBuilt, reference
-from ._build import SOURCE, library_path, source_sha256
+from . import WEIGHT_LANES, reference
+from ._library import load
 from .networks import _middle, median_network, sorting_network
-from .spec import MIN_WEIGHT, CombineSpec, ImageScalars, SectionResult
+from .spec import MIN_WEIGHT, CombineSpec, ImageScalars, Planes, SectionResult, WeightSums
 
-__all__ = [
-    "FastSectionResult", "combine_section", "count_nonfinite", "sorting_network", "weight_sums",
-]
+__all__ = ["combine_section", "sorting_network", "weight_sums"]
 
 #: Bytes of the (N, B) float32 block of sorted values (L2-sized; B a multiple of 8).
 _BLOCK_BYTES = 65536
@@ -148,73 +146,63 @@ def _block(n: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# the compiled library (_fast.c, built by pip install; see setup.py)
+# the compiled library (_fast.c, built by pip install; see setup.py), loaded on import
 
-_P, _I, _L = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64
-_F, _D = ctypes.c_float, ctypes.c_double
-
-#: Each kernel of _fast.c and its argument types (addresses of planes and arrays are _P).
-_SIGNATURES: dict[str, tuple] = {
-    "medstack_count_nonfinite": (_P, _P, _I, _L, _L, _P),
-    "medstack_gather_first": (_P, _P, _I, _P),
-    "medstack_sum": (_P, _P, _I, _L, _L, _F, _I, _P, _P, _P),
-    "medstack_numcombine": (_P, _P, _P, _P, _I, _I, _P, _F, _F, _I, _I, _P, _P, _I, _I, _I, _F,
-                            _P, _I, _L, _L, _I, _P, _P, _P),
-    "medstack_minmed": (_P, _P, _P, _P, _I, _I, _P, _P, _P, _I, _D, _D, _D, _I, _P, _P, _I, _P,
-                        _I, _P, _L, _P, _L, _L, _L, _I, _P, _P, _P, _P, _P, _P),
-    "medstack_minmed_decide": (_P, _P, _P, _P, _P, _L, _L, _L, _L, _L, _L, _F, _P, _P, _P),
-    "medstack_weight_sums": (_P, _P, _I, _L, _F, _P, _P, _P),
-}
+_library = load()
+_lib, _call = _library.cdll, _library.call
 
 
-def _load() -> ctypes.CDLL:
-    path = library_path()
-    if path is None:
-        raise KernelsNotBuilt(
-            f"the compiled kernels are not built (no _fast library in {SOURCE.parent}); "
-            "run medstack-compile, or reinstall with a C compiler present")
-    try:
-        lib = ctypes.CDLL(str(path))
-        lib.medstack_source_sha256.restype = ctypes.c_char_p
-        built_from = lib.medstack_source_sha256().decode("ascii")
-        for name, argtypes in _SIGNATURES.items():
-            fn = getattr(lib, name)
-            fn.argtypes = argtypes
-            fn.restype = ctypes.c_int
-    except (OSError, AttributeError, UnicodeDecodeError) as err:
-        raise KernelsNotBuilt(f"{path}: cannot be loaded ({err}); run medstack-compile "
-                              "--force to rebuild it") from err
-    if SOURCE.is_file() and built_from != source_sha256():
-        raise KernelsNotBuilt(f"{path}: built from another version of {SOURCE.name}; run "
-                              "medstack-compile --force to rebuild it")
-    return lib
+@dataclass
+class _Planes:
+    """The planes of a stack as the kernels take them.
+
+    Attributes
+    ----------
+    ptrs : ndarray (N,) int64
+        The address of each plane's first value.
+    swaps : ndarray (N,) uint8
+        1 where a plane is big-endian.
+    keep : list of ndarray
+        The arrays behind the addresses, held until the kernels are done with them.
+    shape : (int, int)
+        The shape of every plane.
+    """
+
+    ptrs: np.ndarray
+    swaps: np.ndarray
+    keep: list[np.ndarray]
+    shape: tuple[int, int]
 
 
-_lib = _load()
+def _planes(stack: Planes, n_expected: int | None = None) -> _Planes:
+    """``stack``, an (N, r, nx) array or a sequence of N (r, nx) arrays, float32 of either byte
+    order (FITS data as read, or native), as the kernels take it; anything else is converted to
+    native float32."""
+    planes = [stack[i] for i in range(stack.shape[0])] if isinstance(stack, np.ndarray) \
+        else list(stack)
+    if n_expected is not None and len(planes) != n_expected:
+        raise ValueError(f"{len(planes)} weight planes for {n_expected} science planes")
+    keep: list[np.ndarray] = []
+    shape: tuple[int, ...] | None = None
+    for plane in planes:
+        plane = np.asarray(plane)
+        if plane.dtype.kind != "f" or plane.dtype.itemsize != 4 or not plane.flags.c_contiguous:
+            plane = np.ascontiguousarray(plane, dtype=np.float32)
+        if plane.ndim != 2:
+            raise ValueError(f"planes must be 2-D, got shape {plane.shape}")
+        if shape is None:
+            shape = plane.shape
+        elif plane.shape != shape:
+            raise ValueError(f"planes of different shapes: {shape} and {plane.shape}")
+        keep.append(plane)
+    if shape is None:
+        raise ValueError("no input planes")
+    return _Planes(np.array([p.ctypes.data for p in keep], dtype=np.int64),
+                   np.array([0 if p.dtype.isnative else 1 for p in keep], dtype=np.uint8),
+                   keep, (int(shape[0]), int(shape[1])))
 
 
-def _call(name: str, *args: object) -> None:
-    """Run kernel ``name`` (the GIL released, as ctypes does for every call)."""
-    if getattr(_lib, name)(*args) != 0:
-        raise MemoryError(f"{name}: no memory for the kernel's scratch buffers")
-
-
-def _a(array: np.ndarray, dtype: type) -> int:
-    """The address of a C-contiguous array of ``dtype`` (checked: the kernels trust it)."""
-    if array.dtype != dtype or not array.flags.c_contiguous:
-        raise TypeError(f"kernel argument: {array.dtype} array, C-contiguous "
-                        f"{array.flags.c_contiguous}; expected {np.dtype(dtype)}")
-    return array.ctypes.data
-
-
-def _w(array: np.ndarray, dtype: type) -> int:
-    """As :func:`_a`, for an array the kernel writes."""
-    if not array.flags.writeable:
-        raise TypeError("kernel output array is read-only")
-    return _a(array, dtype)
-
-
-def weight_sums(blocks, totals) -> tuple[list[float], list[int], list[int]]:
+def weight_sums(blocks: Sequence[np.ndarray], totals: Sequence[float]) -> WeightSums:
     """Accumulate blocks of weights as drizzlepac's ImageStats mean does (see
     :class:`medstack.core.weights.WeightMean`), up to :data:`WEIGHT_LANES` images at once.
 
@@ -235,14 +223,13 @@ def weight_sums(blocks, totals) -> tuple[list[float], list[int], list[int]]:
     out_c: list[int] = []
     out_n: list[int] = []
     for g0 in range(0, len(blocks), WEIGHT_LANES):
-        group = [np.asarray(b) for b in blocks[g0:g0 + WEIGHT_LANES]]
-        ptrs, swaps, keep, (r, nx) = _planes([b.reshape(1, -1) for b in group])
+        group = _planes([np.asarray(b).reshape(1, -1) for b in blocks[g0:g0 + WEIGHT_LANES]])
+        k = group.ptrs.shape[0]
         t = np.array(totals[g0:g0 + WEIGHT_LANES], dtype=np.float64)
-        c = np.zeros(len(group), dtype=np.int64)
-        nn = np.zeros(len(group), dtype=np.int64)
-        _call("medstack_weight_sums", _a(ptrs, np.int64), _a(swaps, np.uint8), len(group),
-              r * nx, float(MIN_WEIGHT), _w(t, np.float64), _w(c, np.int64), _w(nn, np.int64))
-        del keep
+        c = np.zeros(k, dtype=np.int64)
+        nn = np.zeros(k, dtype=np.int64)
+        _call("medstack_weight_sums", ptrs=group.ptrs, swaps=group.swaps, k=k,
+              m=group.shape[1], min_weight=MIN_WEIGHT, totals=t, counts=c, nans=nn)
         out_t += [float(v) for v in t]
         out_c += [int(v) for v in c]
         out_n += [int(v) for v in nn]
@@ -253,61 +240,16 @@ def weight_sums(blocks, totals) -> tuple[list[float], list[int], list[int]]:
 # the contract
 
 
-@dataclass
-class FastSectionResult(SectionResult):
-    """:class:`~medstack.kernels.SectionResult` plus what the compiled pass counts on the way.
-
-    Attributes
-    ----------
-    nonfinite : ndarray (N,) int64 or None
-        Per image, the NaN/±inf science values in the output rows (they are masked).
-    """
-
-    nonfinite: np.ndarray | None = None
-
-
-def _planes(stack, n_expected: int | None = None) -> tuple[np.ndarray, np.ndarray, list, tuple]:
-    """The planes of a stack as the kernels take them: the address of each plane's first value
-    (int64), whether it is big-endian (uint8), the arrays to keep alive, and the plane shape.
-
-    ``stack`` is an (N, r, nx) array or a sequence of N (r, nx) arrays, float32 of either byte
-    order (FITS data as read, or native); anything else is converted to native float32.
-    """
-    planes = [stack[i] for i in range(stack.shape[0])] if isinstance(stack, np.ndarray) \
-        else list(stack)
-    if n_expected is not None and len(planes) != n_expected:
-        raise ValueError(f"{len(planes)} weight planes for {n_expected} science planes")
-    keep, ptrs, swaps = [], [], []
-    shape = None
-    for plane in planes:
-        plane = np.asarray(plane)
-        if plane.dtype.kind != "f" or plane.dtype.itemsize != 4 or not plane.flags.c_contiguous:
-            plane = np.ascontiguousarray(plane, dtype=np.float32)
-        if plane.ndim != 2:
-            raise ValueError(f"planes must be 2-D, got shape {plane.shape}")
-        if shape is None:
-            shape = plane.shape
-        elif plane.shape != shape:
-            raise ValueError(f"planes of different shapes: {shape} and {plane.shape}")
-        keep.append(plane)
-        ptrs.append(plane.ctypes.data)
-        swaps.append(0 if plane.dtype.isnative else 1)
-    if shape is None:
-        raise ValueError("no input planes")
-    return (np.array(ptrs, dtype=np.int64), np.array(swaps, dtype=np.uint8), keep,
-            (int(shape[0]), int(shape[1])))
-
-
 def combine_section(
-    sci,
-    wht,
+    sci: Planes,
+    wht: Planes | None,
     spec: CombineSpec,
     *,
     thresholds: np.ndarray | None,
     scalars: ImageScalars | None,
     rows: tuple[int, int],
-) -> FastSectionResult:
-    """See :func:`medstack.kernels.combine_section`.
+) -> SectionResult:
+    """See :meth:`medstack.kernels.Kernels.combine_section`.
 
     Parameters
     ----------
@@ -318,11 +260,12 @@ def combine_section(
 
     Returns
     -------
-    FastSectionResult
+    SectionResult
         The section result, with the per-image NaN/inf counts of the output rows.
     """
-    sp, ss, keep_s, (r, nx) = _planes(sci)
-    n = sp.shape[0]
+    s = _planes(sci)
+    n = s.ptrs.shape[0]
+    r, nx = s.shape
     lo, hi = rows
     if not 0 <= lo <= hi <= r:
         raise ValueError(f"rows {rows} outside the section's {r} rows")
@@ -335,20 +278,19 @@ def combine_section(
     block = _block(n)
     minchosen = None
     use_w = thresholds is not None or kind == "minmed"
-    if use_w and wht is None:
-        raise ValueError("weight masks and minmed need weights")
+    w = s
     if use_w:
-        wp, ws, keep_w, wshape = _planes(wht, n)
-        if wshape != (r, nx):
-            raise ValueError(f"weights {wshape} and science {(r, nx)} differ in shape")
-    else:
-        wp, ws, keep_w = sp, ss, []
+        if wht is None:
+            raise ValueError("weight masks and minmed need weights")
+        w = _planes(wht, n)
+        if w.shape != s.shape:
+            raise ValueError(f"weights {w.shape} and science {s.shape} differ in shape")
     wlim = _weight_limits(thresholds, n)
     if kind == "sum" and r * nx == 1 and hi > lo:
-        _one_pixel_sum(sp, ss, fillval, flat_out, flat_ngood, counts)
+        _one_pixel_sum(s, fillval, flat_out, flat_ngood, counts)
     elif kind == "sum":
-        _call("medstack_sum", _a(sp, np.int64), _a(ss, np.uint8), n, lo * nx, hi * nx, float(fillval),
-              block, _w(flat_out, np.float32), _w(flat_ngood, np.uint16), _w(counts, np.int64))
+        _call("medstack_sum", sp=s.ptrs, ss=s.swaps, n=n, p_lo=lo * nx, p_hi=hi * nx,
+              fillval=fillval, block=block, out=flat_out, ngood=flat_ngood, nonfinite=counts)
     elif kind in ("median", "mean"):
         vlo, vhi = _value_limits(spec)
         is_median = kind == "median"
@@ -357,31 +299,34 @@ def combine_section(
         mid = _middle(n, nlow, nhigh)
         net = median_network(n, mid) if is_median else \
             sorting_network(n, tuple(range(min(nlow, n), max(n - nhigh, 0))))
-        _call("medstack_numcombine", _a(sp, np.int64), _a(ss, np.uint8), _a(wp, np.int64),
-              _a(ws, np.uint8), n, thresholds is not None, _a(wlim, np.float32), float(vlo), float(vhi),
-              is_median, bool(spec.fill), _a(k_of, np.int32), _a(even, np.uint8), mid, nlow,
-              nhigh, float(fillval), _a(net, np.int32), net.shape[0], lo * nx, hi * nx, block,
-              _w(flat_out, np.float32), _w(flat_ngood, np.uint16), _w(counts, np.int64))
+        _call("medstack_numcombine", sp=s.ptrs, ss=s.swaps, wp=w.ptrs, ws=w.swaps, n=n,
+              use_w=thresholds is not None, wlim=wlim, vlo=vlo, vhi=vhi, is_median=is_median,
+              fill=spec.fill, k_of=k_of, even=even, mid=mid, nlow=nlow, nhigh=nhigh,
+              fillval=fillval, net=net, ncomp=net.shape[0], p_lo=lo * nx, p_hi=hi * nx,
+              block=block, out=flat_out, ngood=flat_ngood, nonfinite=counts)
     elif kind == "minmed":
-        minchosen = _minmed(sp, ss, wp, ws, thresholds, wlim, spec, scalars, r, nx, lo, hi,
-                            block, fillval, flat_out, flat_ngood, counts)
+        if scalars is None:
+            raise ValueError("minmed needs weights and per-image scalars")
+        minchosen = _minmed(s, w, thresholds, wlim, spec, scalars, rows, block, flat_out,
+                            flat_ngood, counts)
     else:
         raise ValueError(f"unknown combine kind {kind!r}")
-    del keep_s, keep_w  # (held until the kernels are done with the addresses)
-    return FastSectionResult(median=out, ngood=ngood, minchosen=minchosen, nonfinite=counts)
+    del s, w  # (the planes are held until the kernels are done with their addresses)
+    return SectionResult(median=out, ngood=ngood, minchosen=minchosen, nonfinite=counts)
 
 
-def _pixel_values(ptrs: np.ndarray, swaps: np.ndarray) -> np.ndarray:
-    """The first value of each plane (native float32), from the kernels' plane addresses."""
-    out = np.empty(ptrs.shape[0], dtype=np.float32)
-    _call("medstack_gather_first", _a(ptrs, np.int64), _a(swaps, np.uint8), ptrs.shape[0],
-          _w(out, np.float32))
+def _pixel_values(stack: _Planes) -> np.ndarray:
+    """The first value of each plane (native float32)."""
+    out = np.empty(stack.ptrs.shape[0], dtype=np.float32)
+    _call("medstack_gather_first", ptrs=stack.ptrs, swaps=stack.swaps, n=stack.ptrs.shape[0],
+          out=out)
     return out
 
 
-def _one_pixel_sum(sp, ss, fillval, flat_out, flat_ngood, counts) -> None:
+def _one_pixel_sum(s: _Planes, fillval: np.float32, flat_out: np.ndarray,
+                   flat_ngood: np.ndarray, counts: np.ndarray) -> None:
     """``sum`` of a one-pixel section: NumPy's pairwise sum (see the module notes)."""
-    vals = _pixel_values(sp, ss)
+    vals = _pixel_values(s)
     finite = np.isfinite(vals)
     total = reference.one_pixel_sum(np.where(finite, vals, np.float32(0)).reshape(-1, 1, 1))
     flat_out[0] = total[0, 0] if finite.any() else fillval
@@ -389,42 +334,35 @@ def _one_pixel_sum(sp, ss, fillval, flat_out, flat_ngood, counts) -> None:
     counts += ~finite
 
 
-def _one_pixel_minimum(sp, ss, wp, ws, thresholds) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _one_pixel_minimum(s: _Planes, w: _Planes, thresholds: np.ndarray | None) -> np.ndarray:
     """minmed's minimum of a one-pixel section, as drizzlepac's NumPy call makes it."""
-    vals = _pixel_values(sp, ss)
+    vals = _pixel_values(s)
     masked = ~np.isfinite(vals)
     if thresholds is not None:
-        w = _pixel_values(wp, ws)
-        masked |= (w.astype(np.float64) < np.asarray(thresholds, np.float64)) | ~np.isfinite(w)
+        wv = _pixel_values(w)
+        masked |= (wv.astype(np.float64) < np.asarray(thresholds, np.float64)) | ~np.isfinite(wv)
     vals = np.where(masked, np.float32(np.nan if thresholds is not None else np.inf), vals)
     if masked.all():
         vals[:] = 0
     return reference.minimum_as_numpy(vals.reshape(-1, 1, 1), thresholds is not None).ravel()
 
 
-def count_nonfinite(values: np.ndarray) -> int:
-    """How many NaN/±inf values a float32 array (either byte order) holds."""
-    sp, ss, keep, (r, nx) = _planes(np.asarray(values).reshape(1, -1, values.shape[-1]))
-    counts = np.zeros(1, dtype=np.int64)
-    _call("medstack_count_nonfinite", _a(sp, np.int64), _a(ss, np.uint8), 1, 0, r * nx,
-          _w(counts, np.int64))
-    del keep
-    return int(counts[0])
-
-
-def _minmed(sp, ss, wp, ws, thresholds, wlim, spec, scalars, r, nx, lo, hi, block, fillval,
-            flat_out, flat_ngood, counts):  # type: ignore[no-untyped-def]
-    n = sp.shape[0]
+def _minmed(s: _Planes, w: _Planes, thresholds: np.ndarray | None, wlim: np.ndarray,
+            spec: CombineSpec, scalars: ImageScalars, rows: tuple[int, int], block: int,
+            flat_out: np.ndarray, flat_ngood: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """minmed of output rows ``rows``: the per-pixel part over the rows the grow box sees, then
+    the dilation and the decision; returns the minchosen rows."""
+    n = s.ptrs.shape[0]
+    r, nx = s.shape
+    lo, hi = rows
     if n < 2:
         raise ValueError("minmed needs two or more images")
-    if scalars is None:
-        raise ValueError("minmed needs weights and per-image scalars")
     grow = int(spec.grow)
     if grow < 0:
         raise ValueError(f"grow must be >= 0, got {grow}")
     # rows whose flags the grow box of the output rows can see
     y0c, y1c = (max(0, lo - grow), min(r, hi + grow)) if grow else (lo, hi)
-    sps = np.array([float(s) / float(t) for s, t in zip(scalars.sky, scalars.exptime)],
+    sps = np.array([float(sky) / float(t) for sky, t in zip(scalars.sky, scalars.exptime)],
                    dtype=np.float64)
     rn2 = scalars.readnoise.astype(np.float64) ** 2
     rn_const = float(np.float32(sum(float(v) ** 2 for v in scalars.readnoise)))
@@ -434,29 +372,27 @@ def _minmed(sp, ss, wp, ws, thresholds, wlim, spec, scalars, r, nx, lo, hi, bloc
     fw_pos = _fmin_first_positions(r, nx, masks=thresholds is not None)
     mn_fix = np.empty(0, np.float32)
     if r * nx == 1:  # NumPy reduces along a contiguous axis there: its own result
-        mn_fix = _one_pixel_minimum(sp, ss, wp, ws, thresholds)
+        mn_fix = _one_pixel_minimum(s, w, thresholds)
     m = (y1c - y0c) * nx
     mn = np.empty(m, np.float32)
     med = np.empty(m, np.float32)
     f1 = np.empty(m, np.uint8)
     f2 = np.empty(m, np.uint8)
     gcount = np.empty(m, np.int32)
-    _call("medstack_minmed", _a(sp, np.int64), _a(ss, np.uint8), _a(wp, np.int64),
-          _a(ws, np.uint8), n, thresholds is not None, _a(wlim, np.float32), _a(sps, np.float64),
-          _a(rn2, np.float64), bool(spec.weight_masks), rn_const, float(spec.nsigma1),
-          float(spec.nsigma2), bool(spec.fill), _a(k_of, np.int32), _a(even, np.uint8), mid,
-          _a(net, np.int32), net.shape[0], _a(fw_pos, np.int64), fw_pos.shape[0],
-          _a(mn_fix, np.float32), mn_fix.shape[0], y0c * nx, y1c * nx, block,
-          _w(mn, np.float32), _w(med, np.float32), _w(f1, np.uint8), _w(f2, np.uint8),
-          _w(gcount, np.int32), _w(counts, np.int64))
+    _call("medstack_minmed", sp=s.ptrs, ss=s.swaps, wp=w.ptrs, ws=w.swaps, n=n,
+          use_w=thresholds is not None, wlim=wlim, sps=sps, rn2=rn2, rn_masks=spec.weight_masks,
+          rn_const=rn_const, n1=spec.nsigma1, n2=spec.nsigma2, fill=spec.fill, k_of=k_of,
+          even=even, mid=mid, net=net, ncomp=net.shape[0], fw_pos=fw_pos, n_fw=fw_pos.shape[0],
+          mn_fix=mn_fix, n_fix=mn_fix.shape[0], p_lo=y0c * nx, p_hi=y1c * nx, block=block,
+          mn_out=mn, med_out=med, f1=f1, f2=f2, gcount=gcount, nonfinite=counts)
     # the halo rows belong to the neighbouring sections' counts
     halo = np.zeros(n, dtype=np.int64)
     for p_lo, p_hi in ((y0c * nx, lo * nx), (hi * nx, y1c * nx)):
-        _call("medstack_count_nonfinite", _a(sp, np.int64), _a(ss, np.uint8), n, p_lo, p_hi,
-              _w(halo, np.int64))
+        _call("medstack_count_nonfinite", sp=s.ptrs, ss=s.swaps, n=n, p_lo=p_lo, p_hi=p_hi,
+              counts=halo)
     counts -= halo
     minchosen = np.empty((hi - lo, nx), dtype=np.uint8)
-    _call("medstack_minmed_decide", _a(mn, np.float32), _a(med, np.float32), _a(f1, np.uint8),
-          _a(f2, np.uint8), _a(gcount, np.int32), nx, y0c, y1c, lo, hi, grow, float(fillval),
-          _w(flat_out, np.float32), _w(flat_ngood, np.uint16), _w(minchosen, np.uint8))
+    _call("medstack_minmed_decide", mn=mn, med=med, f1=f1, f2=f2, gcount=gcount, nx=nx, y0c=y0c,
+          y1c=y1c, lo=lo, hi=hi, grow=grow, fillval=np.float32(spec.fillval), out=flat_out,
+          ngood=flat_ngood, minchosen=minchosen)
     return minchosen

@@ -17,11 +17,13 @@ Deliberate differences from drizzlepac (docs/deviations.md):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from .spec import MIN_WEIGHT, CombineSpec, ImageScalars, SectionResult
+from .spec import MIN_WEIGHT, CombineSpec, ImageScalars, Planes, SectionResult, WeightSums
 
-__all__ = ["combine_section", "count_nonfinite", "minimum_as_numpy", "one_pixel_sum",
+__all__ = ["combine_rows", "combine_section", "minimum_as_numpy", "one_pixel_sum",
            "weight_mask", "weight_sums"]
 
 
@@ -31,7 +33,7 @@ def weight_mask(wht: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return (wht.astype(np.float64) < thr) | ~np.isfinite(wht)
 
 
-def weight_sums(blocks, totals) -> tuple[list[float], list[int], list[int]]:  # type: ignore[no-untyped-def]
+def weight_sums(blocks: Sequence[np.ndarray], totals: Sequence[float]) -> WeightSums:
     """Accumulate blocks of weights as drizzlepac's ImageStats mean does: per image, the
     sequential float64 sum, from its running total, of its finite weights >= float32(1e-8)
     (``np.cumsum`` is sequential), how many they are and how many weights are NaN or ±inf.
@@ -48,12 +50,6 @@ def weight_sums(blocks, totals) -> tuple[list[float], list[int], list[int]]:  # 
         out_c.append(int(kept.size))
         out_n.append(int(w.size - np.count_nonzero(np.isfinite(w))))
     return out_t, out_c, out_n
-
-
-def count_nonfinite(values: np.ndarray) -> int:
-    """How many NaN/±inf values an array holds."""
-    values = np.asarray(values)
-    return int(values.size - np.count_nonzero(np.isfinite(values)))
 
 
 def _seq_sum(stack: np.ndarray) -> np.ndarray:
@@ -148,7 +144,8 @@ def _mean(v: np.ndarray, g: np.ndarray, nlow: int, nhigh: int, empty: float) -> 
     return out
 
 
-def _numcombine(sci, good, kind, fill, nlow, nhigh, empty):  # type: ignore[no-untyped-def]
+def _numcombine(sci: np.ndarray, good: np.ndarray, kind: str, fill: bool, nlow: int,
+                nhigh: int, empty: float) -> np.ndarray:
     """median/mean of the good values (after the ``i`` fill)."""
     if fill:
         good = _fill(sci, good)
@@ -204,8 +201,11 @@ def _dilate(flag: np.ndarray, grow: int) -> np.ndarray:
     return out
 
 
-def _minmed(sci, bad, spec, wht, scalars):  # type: ignore[no-untyped-def]
+def _minmed(sci: np.ndarray, bad: np.ndarray | None, spec: CombineSpec, wht: np.ndarray,
+            scalars: ImageScalars | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """docs/spec.md §7 ``min_med`` on one section; returns (out, ngood, minchosen)."""
+    if scalars is None:
+        raise ValueError("minmed needs weights and per-image scalars")
     n = sci.shape[0]
     finite = np.isfinite(sci)
     masked = ~finite if bad is None else (bad | ~finite)
@@ -258,15 +258,33 @@ def _minmed(sci, bad, spec, wht, scalars):  # type: ignore[no-untyped-def]
 
 
 def combine_section(
-    sci: np.ndarray,
-    wht: np.ndarray | None,
+    sci: Planes,
+    wht: Planes | None,
     spec: CombineSpec,
     *,
     thresholds: np.ndarray | None,
     scalars: ImageScalars | None,
     rows: tuple[int, int],
 ) -> SectionResult:
-    """See :func:`medstack.kernels.combine_section`."""
+    """See :meth:`medstack.kernels.Kernels.combine_section`: :func:`combine_rows`, and the
+    NaN/±inf science values of the output rows counted per image."""
+    result = combine_rows(sci, wht, spec, thresholds=thresholds, scalars=scalars, rows=rows)
+    lo, hi = rows
+    nonfinite = ~np.isfinite(np.asarray(sci, dtype=np.float32)[:, lo:hi])
+    result.nonfinite = nonfinite.sum(axis=(1, 2), dtype=np.int64)
+    return result
+
+
+def combine_rows(
+    sci: Planes,
+    wht: Planes | None,
+    spec: CombineSpec,
+    *,
+    thresholds: np.ndarray | None,
+    scalars: ImageScalars | None,
+    rows: tuple[int, int],
+) -> SectionResult:
+    """The output rows ``rows`` of one section (without ``nonfinite``)."""
     sci = np.asarray(sci, dtype=np.float32)
     bad = None if thresholds is None else weight_mask(np.asarray(wht), thresholds)
     lo, hi = rows

@@ -4,15 +4,25 @@ minmed's noise model (:class:`ImageScalars`) and one section's output rows
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..params import MedianParams
 
 #: Weights below this do not count in an image's mean weight (drizzlepac's ImageStats
 #: ``lower=1e-8``), in every implementation of the weight pass.
 MIN_WEIGHT = np.float32(1e-8)
 
-__all__ = ["CombineSpec", "ImageScalars", "SectionResult"]
+__all__ = ["CombineSpec", "ImageScalars", "Planes", "SectionResult", "WeightSums"]
+
+#: A stack of float32 planes: an (N, r, nx) array, or N arrays of shape (r, nx).
+Planes: TypeAlias = "np.ndarray | Sequence[np.ndarray]"
+#: What a weight pass returns: per image, the running sum, the weights added, the NaN/±inf.
+WeightSums: TypeAlias = "tuple[list[float], list[int], list[int]]"
 
 
 @dataclass(frozen=True)
@@ -58,7 +68,7 @@ class CombineSpec:
     dtype: str = "float32"
 
     @classmethod
-    def from_params(cls, params) -> CombineSpec:  # type: ignore[no-untyped-def]
+    def from_params(cls, params: MedianParams) -> CombineSpec:
         """Build from :class:`medstack.params.MedianParams`."""
         return cls(
             kind=params.kind,
@@ -87,7 +97,8 @@ class ImageScalars:
     readnoise: np.ndarray
 
     @classmethod
-    def of(cls, exptime, sky, readnoise) -> ImageScalars:  # type: ignore[no-untyped-def]
+    def of(cls, exptime: Sequence[float] | np.ndarray, sky: Sequence[float] | np.ndarray,
+           readnoise: Sequence[float] | np.ndarray) -> ImageScalars:
         """Build from three sequences."""
         return cls(
             np.asarray(exptime, dtype=np.float64),
@@ -96,9 +107,10 @@ class ImageScalars:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class SectionResult:
-    """Output rows of one section.
+    """Output rows of one section, and what was counted on the way (every field declared:
+    slots, so no other attribute can be set on one).
 
     Attributes
     ----------
@@ -107,9 +119,17 @@ class SectionResult:
     ngood : ndarray (rows, nx) uint16
         Number of good inputs per pixel (after masks, NaN and thresholds).
     minchosen : ndarray (rows, nx) uint8 or None
-        minmed only: 1 where the minimum was chosen over the median.
+        minmed only: 1 where the minimum was chosen over the median. Default is None.
+    nonfinite : ndarray (N,) int64
+        Per image, the NaN/±inf science values in the output rows (they are masked); both
+        kernels count them. Default is empty (not counted: rows put together from pieces).
+    masked : ndarray (N,) int64 or None
+        Per image, the output-row pixels its weight mask rejects, counted only when asked for
+        (:func:`medstack.core.unit.compute_section`, ``count_masked``). Default is None.
     """
 
     median: np.ndarray
     ngood: np.ndarray
     minchosen: np.ndarray | None = None
+    nonfinite: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    masked: np.ndarray | None = None
