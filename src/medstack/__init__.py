@@ -16,7 +16,7 @@ from .errors import InputError, MedstackError, OutputError, ParameterError
 #: Names loaded on first use (PEP 562), so that ``import medstack`` takes a millisecond: the
 #: command (:mod:`medstack._entry`) catches Ctrl-C from its very first moments, before even
 #: its own modules are imported.
-_LAZY = {"MedianResult": "core.products", "median_image": "api", "COMBINE_TYPES": "params",
+_LAZY = {"FrameStack": "frames", "MedianResult": "core.products", "median_image": "api", "COMBINE_TYPES": "params",
          "PARAMETERS": "params", "MedianParams": "params", "validate": "params"}
 
 
@@ -35,6 +35,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "COMBINE_TYPES",
+    "FrameStack",
     "PARAMETERS",
     "InputError",
     "MedianParams",

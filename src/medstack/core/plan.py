@@ -9,14 +9,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import InputError, OutputError, ParameterError, StepAbortedError
+from ..io.framestore import FrameStore
 from ..io.inputs import InputImage
 from ..kernels import CombineSpec, ImageScalars
-from ..params import MedianParams
+from ..params import MedianParams, validate
 from .memory import MemoryPlan, plan_memory
 from .sections import Section, plan_sections
 
-__all__ = ["StackPlan", "default_workers", "output_name", "prepare", "rootname"]
+__all__ = ["StackPlan", "default_workers", "output_name", "prepare", "prepare_frames", "rootname"]
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +76,12 @@ class StackPlan:
     sections: tuple[Section, ...]
     needs_weights: bool
     memory: MemoryPlan | None = None
+    frames: FrameStore | None = None  # the frames door's inputs (then ``images`` is empty)
 
     @property
     def n_images(self) -> int:
         """Number of inputs."""
-        return len(self.images)
+        return len(self.images) if self.frames is None else self.frames.n_frames
 
 
 def prepare(images: Sequence[InputImage], params: MedianParams, *, workers: int | None = None,
@@ -171,3 +175,29 @@ def prepare(images: Sequence[InputImage], params: MedianParams, *, workers: int 
         memory=memory,
     )
 
+
+
+def prepare_frames(store: FrameStore, *, workers: int, read_bytes: int) -> StackPlan:
+    """Plan NumPy's ``nanmedian`` of a frame store (the frames door): row sections that each
+    hold at most ``read_bytes`` of stored frame values and output rows (at least one row).
+
+    Raises
+    ------
+    InputError
+        No frame added.
+    """
+    if store.n_frames == 0:
+        raise InputError("no frames added")
+    ny, nx = store.shape
+    out_row = nx * (np.dtype(store.dtype).itemsize + 2)  # the median and its count
+    peak_row = int(store.row_bytes().max(initial=0)) + out_row
+    rows = max(1, min(ny, read_bytes // peak_row))
+    memory = MemoryPlan(section_rows=rows, workers=workers, in_flight=workers + 1,
+                        peak_bytes=(workers + 1) * rows * peak_row)
+    return StackPlan(
+        images=(), params=validate({"median_newmasks": False}),
+        spec=CombineSpec(kind="nanmedian", weight_masks=False, fillval=float("nan"),
+                         dtype=store.dtype),
+        scalars=None, shape=(ny, nx), section_rows=rows,
+        sections=tuple(plan_sections(ny, rows)), needs_weights=False, memory=memory,
+        frames=store)

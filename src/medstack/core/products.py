@@ -67,6 +67,8 @@ def median_header(plan: StackPlan) -> fits.Header | RawHeader:
     (:func:`provenance`), as :func:`medstack.io.writer.output_header` builds it. Built from the
     raw cards, without astropy, where the first input's header is plain enough
     (:func:`medstack.io.rawheader.raw_output_header`: the same bytes); else with astropy."""
+    if plan.frames is not None:  # frames in memory carry no header
+        return RawHeader([], [])
     cards, history = provenance(plan)
     first = plan.images[0]
     raw = image_header_cards(first)
@@ -198,8 +200,9 @@ class OutputSinks:
         map_types: dict[str, type] = {"ngood": np.uint16}
         if minmed:
             map_types["minchosen"] = np.uint8
-        files: dict[str, type] = {"median": np.float32, **(map_types if maps else {})}
-        arrays: dict[str, type] = {"median": np.float32,
+        out = np.dtype(plan.spec.dtype).type
+        files: dict[str, type] = {"median": out, **(map_types if maps else {})}
+        arrays: dict[str, type] = {"median": out,
                                    **(map_types if maps or keep_maps else {})}
         try:
             if path is not None:

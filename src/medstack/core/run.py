@@ -192,7 +192,8 @@ def run(
     if log.isEnabledFor(logging.INFO):
         log.info("per-image values:\n%s", image_table(plan, stats, masked if count_masked
                                                       else None))
-    check_coverage(plan, no_good)
+    if plan.frames is None:  # a mosaic's frames need not cover it
+        check_coverage(plan, no_good)
     arrays = sinks.arrays
     return MedianResult(
         data=arrays.get("median"),

@@ -12,10 +12,11 @@ import numpy as np
 
 from ..io.readers import RawReader, Reader
 from ..kernels import SectionResult, combine_section, count_nonfinite
+from ..kernels.framemedian import FrameRows, combine_frames
 from .plan import StackPlan
 from .sections import Section
 
-__all__ = ["SectionBuffers", "compute_section"]
+__all__ = ["SectionBuffers", "compute_frames_section", "compute_section"]
 
 
 class SectionBuffers:
@@ -76,6 +77,8 @@ def compute_section(
         Per image, how many NaN/inf science values the section's output rows hold (they are
         masked).
     """
+    if plan.frames is not None:
+        return compute_frames_section(plan, section, kernel)
     r0, r1 = section.read
     n = plan.n_images
     nx = plan.shape[1]
@@ -113,3 +116,18 @@ def compute_section(
             buffers.give(bufs)
     return result, nonfinite
 
+
+
+def compute_frames_section(plan: StackPlan, section: Section, kernel: str = "fast"
+                           ) -> tuple[SectionResult, list[int]]:
+    """One section of a frames plan: the rows of the frames that cover it (views of frames in
+    memory, spilled ones read), combined by :func:`medstack.kernels.framemedian.combine_frames`
+    rectangle by rectangle of constant cover, so the work follows the covered pixels."""
+    assert plan.frames is not None
+    r0, r1 = section.out
+    parts = [FrameRows(f.index, f.rows(r0, r1), max(f.box[0], r0) - r0, f.box[2])
+             for f in plan.frames.covering(r0, r1)]
+    out = np.empty((r1 - r0, plan.shape[1]), dtype=plan.spec.dtype)
+    ngood = np.empty(out.shape, dtype=np.uint16)
+    combine_frames(parts, out, ngood, plan.frames.n_frames, kernel)
+    return SectionResult(median=out, ngood=ngood), [0] * plan.n_images

@@ -1618,3 +1618,91 @@ KERNEL int medstack_weight_sums(const i64 *ptrs, const uint8_t *swaps, int k, i6
     free(vals);
     return 0;
 }
+
+/* ---------------------------------------------------------------------------------------------
+   NumPy's nanmedian over frames (the frames door, kernels/framemedian.py; reference:
+   reference.nanmedian). One rectangle of the output whose covering frames are the same for
+   every pixel: frame i's value at (r, x) is ((T *)ptrs[i])[r * strides[i] + x]. NaN is no data.
+   Per pixel, with c non-NaN values v sorted: c = 0 gives NaN (canonical, or with big and
+   nan_last the last frame's own NaN, as NumPy's 600-frame path returns it); an even c gives
+   ((0 + v[c/2-1]) + v[c/2]) / 2 in T; an odd c gives ((0 + v) + v) / 2 (under 600 frames:
+   NumPy's masked median sums the middle value with itself) or 0 + v (big). The leading +0
+   gives NumPy's +0.0 for every zero result; the order of equal values never matters. */
+
+#define NANMEDIAN_KERNEL(T, SFX, CANON_BITS, UINT)                                             \
+static void nm_select_##SFX(T *v, int c, int k) {                                              \
+    int lo = 0, hi = c - 1;                                                                    \
+    while (hi - lo > 16) {                                                                     \
+        int mid = lo + (hi - lo) / 2;                                                          \
+        T a = v[lo], b = v[mid], d = v[hi];                                                    \
+        T pivot = a < b ? (b < d ? b : (a < d ? d : a)) : (a < d ? a : (b < d ? d : b));       \
+        int i = lo, j = hi;                                                                    \
+        while (i <= j) {                                                                       \
+            while (v[i] < pivot) i++;                                                          \
+            while (v[j] > pivot) j--;                                                          \
+            if (i <= j) {                                                                      \
+                T t = v[i];                                                                    \
+                v[i] = v[j], v[j] = t;                                                         \
+                i++, j--;                                                                      \
+            }                                                                                  \
+        }                                                                                      \
+        if (k <= j) hi = j;                                                                    \
+        else if (k >= i) lo = i;                                                               \
+        else return;                                                                           \
+    }                                                                                          \
+    for (int i = lo + 1; i <= hi; i++) {                                                       \
+        T x = v[i];                                                                            \
+        int j = i - 1;                                                                         \
+        while (j >= lo && v[j] > x) {                                                          \
+            v[j + 1] = v[j];                                                                   \
+            j--;                                                                               \
+        }                                                                                      \
+        v[j + 1] = x;                                                                          \
+    }                                                                                          \
+}                                                                                              \
+KERNEL int medstack_nanmedian_##SFX(const i64 *ptrs, const i64 *strides, int k, i64 rows,     \
+                                    i64 cols, T *restrict out, i64 out_stride,                 \
+                                    uint16_t *restrict ngood, i64 ngood_stride, int big,       \
+                                    int nan_last) {                                            \
+    T *v = malloc(sizeof(T) * (size_t)(k > 0 ? k : 1));                                        \
+    if (!v) return -1;                                                                         \
+    UINT canon_bits = CANON_BITS;                                                              \
+    T canon;                                                                                   \
+    memcpy(&canon, &canon_bits, sizeof canon);                                                 \
+    const T zero = 0;                                                                          \
+    for (i64 r = 0; r < rows; r++) {                                                           \
+        T *orow = out + r * out_stride;                                                        \
+        uint16_t *nrow = ngood + r * ngood_stride;                                             \
+        for (i64 x = 0; x < cols; x++) {                                                       \
+            int c = 0;                                                                         \
+            T last = canon;                                                                    \
+            for (int i = 0; i < k; i++) {                                                      \
+                T a = ((const T *)(intptr_t)ptrs[i])[r * strides[i] + x];                      \
+                last = a;                                                                      \
+                if (a == a) v[c++] = a;                                                        \
+            }                                                                                  \
+            T m;                                                                               \
+            if (c == 0) {                                                                      \
+                m = (big && nan_last) ? last : canon;                                          \
+            } else {                                                                           \
+                int h = c / 2;                                                                 \
+                nm_select_##SFX(v, c, h);                                                      \
+                T hi = v[h];                                                                   \
+                if (c & 1) {                                                                   \
+                    m = big ? zero + hi : ((zero + hi) + hi) / (T)2;                           \
+                } else {                                                                       \
+                    T lo = v[0];                                                               \
+                    for (int i = 1; i < h; i++) lo = v[i] > lo ? v[i] : lo;                    \
+                    m = ((zero + lo) + hi) / (T)2;                                             \
+                }                                                                              \
+            }                                                                                  \
+            orow[x] = m;                                                                       \
+            nrow[x] = (uint16_t)(c > 65535 ? 65535 : c);                                       \
+        }                                                                                      \
+    }                                                                                          \
+    free(v);                                                                                   \
+    return 0;                                                                                  \
+}
+
+NANMEDIAN_KERNEL(float, f32, 0x7fc00000u, uint32_t)
+NANMEDIAN_KERNEL(double, f64, 0x7ff8000000000000ull, uint64_t)

@@ -286,3 +286,50 @@ def combine_section(
         raise ValueError(f"unknown combine kind {spec.kind!r}")
     ngood = np.minimum(ngood, np.iinfo(np.uint16).max).astype(np.uint16)
     return SectionResult(median=out[lo:hi], ngood=ngood[lo:hi], minchosen=minchosen)
+
+
+def nanmedian(block: np.ndarray, n_frames: int, last: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """NumPy's ``np.nanmedian(cube, axis=0)`` (numpy 2.x), bit for bit, for pixels where only
+    the frames of ``block`` hold data and the other frames of the cube are NaN.
+
+    Parameters
+    ----------
+    block : ndarray, shape (k, ...), float32 or float64
+        The values of the k frames that cover these pixels, in frame order; NaN is no data.
+    n_frames : int
+        The cube's length along its axis (every frame added, covering or not): at 600 or more
+        NumPy takes another path.
+    last : ndarray, optional
+        At 600 frames or more, what a pixel with no data gets: NumPy returns the cube's last
+        value there (a NaN with its payload). Default is the canonical NaN.
+
+    Returns
+    -------
+    median : ndarray, block.shape[1:], block.dtype
+    count : ndarray of int
+        Non-NaN values per pixel.
+
+    Notes
+    -----
+    Under 600 frames NumPy's masked median sums the two middle values (an odd count: the middle
+    value with itself) in the input dtype and halves the sum; from 600 on it takes the mean of
+    the two middle values with an accumulator of the input dtype, or the middle value itself.
+    Every reduction starts from +0.0, so a zero result is always +0.0 (whatever the sort does
+    with equal values of either sign), written here as the leading ``zero +``.
+    """
+    dtype = block.dtype.type
+    count = np.count_nonzero(~np.isnan(block), axis=0)
+    ordered = np.sort(block, axis=0)  # NaN last
+    half = count // 2
+    hi = np.take_along_axis(ordered, np.minimum(half, block.shape[0] - 1)[None], 0)[0]
+    lo = np.take_along_axis(ordered, np.maximum(half - 1, 0)[None], 0)[0]
+    zero, two = dtype(0), dtype(2)
+    with np.errstate(all="ignore"):
+        even = ((zero + lo) + hi) / two
+        odd = zero + hi if n_frames >= 600 else ((zero + hi) + hi) / two
+    out = np.where(count % 2 == 1, odd, even)
+    out[count == 0] = dtype(np.nan)
+    if n_frames >= 600 and last is not None:
+        out[count == 0] = last[count == 0]
+    return out, count

@@ -22,7 +22,7 @@ class CombineSpec:
     Attributes
     ----------
     kind : str
-        ``minmed``, ``median``, ``mean`` or ``sum``.
+        ``minmed``, ``median``, ``mean``, ``sum`` or ``nanmedian``.
     fill : bool
         ``i`` types: where no input is good, use the first non-zero value in stack order.
     nlow, nhigh : int
@@ -39,6 +39,9 @@ class CombineSpec:
         good images with masks, a float32 constant without).
     fillval : float
         Output where no input is good.
+    dtype : str
+        The output's dtype: ``float32``, or for ``nanmedian`` (the frames door: NumPy's
+        ``nanmedian``) the frames' own. Default is float32.
     """
 
     kind: str
@@ -52,6 +55,7 @@ class CombineSpec:
     grow: int = 1
     weight_masks: bool = True
     fillval: float = 0.0
+    dtype: str = "float32"
 
     @classmethod
     def from_params(cls, params) -> CombineSpec:  # type: ignore[no-untyped-def]

@@ -1,0 +1,245 @@
+"""The frames door: the NaN-skipping median of frames handed over one at a time, in memory,
+as JWST's and Roman's outlier detection builds it (stcal's ``MedianComputer``):
+:class:`FrameStack`."""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from .core.plan import default_workers, prepare_frames
+from .core.run import run
+from .errors import InputError, OutputError, ParameterError
+from .executors.threads import ThreadExecutor
+from .io.framestore import FrameStore
+from .options import run_options
+from .params import parse_size
+
+__all__ = ["DEFAULT_READ_BYTES", "FrameStack"]
+
+log = logging.getLogger(__name__)
+
+#: Bytes of stored frame values and output rows one section holds, by default.
+DEFAULT_READ_BYTES = 16 << 20
+
+
+class FrameStack:
+    """The median of frames added one at a time: NumPy's ``np.nanmedian(cube, axis=0)`` of
+    the cube of every frame added, as stcal's ``nanmedian3D`` computes it, bit for bit, without
+    ever holding the cube.
+
+    Each frame is kept cropped to its footprint (the bounding box of its valid pixels), in
+    memory while ``max_memory`` allows and spilled beyond it to a private temporary folder; the
+    median combines, for each pixel, only the frames whose footprints cover it.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        ``(ny, nx)`` of every frame, pixels.
+    dtype : {"float32", "float64"}, optional
+        The frames' and the median's dtype. Default is "float32".
+    max_memory : int or str, optional
+        Bytes (or a size such as ``"2GiB"``) the stack may hold: the median, the sections in
+        flight and one frame's transients come first, the stored frames get the rest.
+        Default is no limit.
+    in_memory : bool, optional
+        True: never spill; False: spill every frame; None: spill what ``max_memory`` cannot
+        hold. Default is None.
+    tempdir : str, optional
+        Where the private spill folder is made (``""``: the current folder, as stcal).
+        Default is the system's temporary folder.
+    read_bytes : int or str, optional
+        Bytes of stored frame values (and output rows) one section of the median holds (stcal's
+        ``buffer_size``). Default is 16 MiB.
+    max_frames : int, optional
+        Frames the stack accepts at most. Default is no limit.
+    workers : int, optional
+        Threads the median runs on. Default is all cores this process may use.
+    kernel : {"auto", "fast", "reference"}, optional
+        The compiled or the NumPy reference kernel (the same bits). Default is "auto".
+
+    Notes
+    -----
+    Deviations from ``np.nanmedian`` on the full cube (docs/deviations.md): NaN payloads
+    outside a frame's footprint are not kept, so with 600 frames or more a pixel with no data
+    that lies outside the last frame's footprint is the canonical NaN where NumPy returns the
+    last frame's own NaN there; pixels masked by ``weight``/``threshold`` or ``mask`` become the
+    canonical NaN, as stcal's callers set them.
+    """
+
+    def __init__(self, shape: tuple[int, int], dtype: str = "float32", *,
+                 max_memory: int | str | None = None, in_memory: bool | None = None,
+                 tempdir: str | None = None, read_bytes: int | str | None = None,
+                 max_frames: int | None = None, workers: int | None = None,
+                 kernel: str = "auto") -> None:
+        try:
+            ny, nx = (int(v) for v in shape)
+            if ny < 1 or nx < 1 or (ny, nx) != tuple(shape):
+                raise ValueError
+        except (TypeError, ValueError) as err:
+            raise ParameterError(f"shape: expected (ny, nx), two whole numbers >= 1, got "
+                                 f"{shape!r}") from err
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            name = ""
+        if name not in ("float32", "float64"):
+            raise ParameterError(f"dtype: expected float32 or float64, got {dtype!r}")
+        if in_memory not in (None, True, False):
+            raise ParameterError(f"in_memory: expected True, False or None, got {in_memory!r}")
+        if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(
+                max_frames, (int, np.integer)) or max_frames < 1):
+            raise ParameterError(f"max_frames: expected a whole number >= 1, got {max_frames!r}")
+        self.shape = (ny, nx)
+        self.dtype = np.dtype(dtype).name
+        self.max_frames = max_frames
+        self._n_closed = self._peak_closed = 0
+        self._executor = ThreadExecutor(workers if workers is not None else default_workers())
+        self._options = run_options(keep_data=True, kernel=kernel)
+        self.read_bytes = parse_size(read_bytes, "read_bytes") or DEFAULT_READ_BYTES
+        budget = parse_size(max_memory, "max_memory")
+        frame_bytes = ny * nx * np.dtype(self.dtype).itemsize
+        if budget is not None:
+            # the median, the sections in flight, one frame's mask and crop while added
+            reserve = (frame_bytes + ny * nx + frame_bytes
+                       + (self._executor.workers + 1) * self.read_bytes)
+            if budget < reserve:
+                raise ParameterError(f"max_memory: {budget / 2**20:.4g} MiB is too small for "
+                                     f"frames of {ny}x{nx}; it needs at least "
+                                     f"{reserve / 2**20:.4g} MiB")
+            budget -= reserve
+        self._store: FrameStore | None = FrameStore(
+            self.shape, self.dtype, memory_bytes=0 if in_memory is False else (
+                None if in_memory else budget), spill=in_memory is False, tempdir=tempdir)
+
+    # -- what the stack holds
+
+    def _open_store(self, what: str) -> FrameStore:
+        if self._store is None:
+            raise InputError(f"{what}: the frame stack is closed (median() closes it)")
+        return self._store
+
+    @property
+    def n_frames(self) -> int:
+        """Frames added so far."""
+        return self._store.n_frames if self._store is not None else self._n_closed
+
+    @property
+    def stored_bytes(self) -> int:
+        """Bytes of frame values held in memory now."""
+        return self._store.stored_bytes if self._store is not None else 0
+
+    @property
+    def spilled_bytes(self) -> int:
+        """Bytes of frame values in the spill folder now."""
+        return self._store.spilled_bytes if self._store is not None else 0
+
+    @property
+    def peak_spilled_bytes(self) -> int:
+        """The most bytes of frame values the spill folder held."""
+        return self._store.peak_spilled_bytes if self._store is not None else self._peak_closed
+
+    # -- adding frames and the median
+
+    def _plane(self, index: int, name: str, value: Any, kind: str) -> np.ndarray:
+        arr = np.asarray(value)
+        if arr.ndim != 2 or arr.shape != self.shape:
+            raise InputError(f"frame {index}: {name} has shape {arr.shape}, expected "
+                             f"{self.shape}")
+        if kind == "f" and (arr.dtype.kind != "f" or arr.dtype.itemsize != np.dtype(
+                self.dtype).itemsize) or kind == "b" and arr.dtype != bool:
+            want = self.dtype if kind == "f" else "bool"
+            raise InputError(f"frame {index}: {name} has dtype {arr.dtype}, expected {want}")
+        return arr
+
+    def add(self, frame: np.ndarray, *, weight: np.ndarray | None = None,
+            threshold: float | None = None, mask: np.ndarray | None = None) -> None:
+        """Add the next frame (the caller's arrays are not modified).
+
+        Parameters
+        ----------
+        frame : ndarray, shape ``shape``, the stack's dtype
+            NaN is no data.
+        weight, threshold : ndarray and float, optional
+            Pixels where ``weight < threshold`` (compared in float64) are no data. Default is
+            none.
+        mask : ndarray of bool, optional
+            True where there is no data. Default is none.
+
+        Raises
+        ------
+        InputError
+            A frame (or weight, mask) of the wrong shape or dtype, more than ``max_frames``
+            frames, or a closed stack; one line naming the frame by its 0-based index.
+        OutputError
+            A spilled frame cannot be written (the stack is then closed: nothing is left).
+        """
+        store = self._open_store("add")
+        index = store.n_frames
+        if self.max_frames is not None and index >= self.max_frames:
+            raise InputError(f"frame {index}: more than max_frames = {self.max_frames} frames")
+        arr = self._plane(index, "frame", frame, "f")
+        if (weight is None) != (threshold is None):
+            raise InputError(f"frame {index}: weight and threshold go together")
+        valid = ~np.isnan(arr)
+        if weight is not None:
+            valid &= ~(self._plane(index, "weight", weight, "any") < np.float64(threshold))
+        if mask is not None:
+            valid &= ~self._plane(index, "mask", mask, "b")
+        rows = np.flatnonzero(valid.any(axis=1))
+        if rows.size == 0:
+            store.add(None, None)
+            return
+        y0, y1 = int(rows[0]), int(rows[-1]) + 1
+        cols = np.flatnonzero(valid[y0:y1].any(axis=0))
+        x0, x1 = int(cols[0]), int(cols[-1]) + 1
+        crop = np.array(arr[y0:y1, x0:x1], dtype=self.dtype, order="C")
+        if weight is not None or mask is not None:
+            crop[~valid[y0:y1, x0:x1]] = np.nan
+        del valid
+        try:
+            store.add((y0, y1, x0, x1), crop)
+        except OutputError:
+            self.close()
+            raise
+
+    def median(self) -> np.ndarray:
+        """NumPy's ``np.nanmedian`` over every frame added, shape ``shape``, the stack's dtype;
+        then the stack is closed (its spilled files removed), whatever happens.
+
+        Raises
+        ------
+        InputError
+            No frame added, or a closed stack.
+        """
+        store = self._open_store("median")
+        try:
+            plan = prepare_frames(store, workers=self._executor.workers,
+                                  read_bytes=self.read_bytes)
+            data = run(plan, self._executor, self._options).data
+            assert data is not None
+            return data
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Drop every frame and remove the spill folder (idempotent)."""
+        if self._store is not None:
+            self._n_closed = self._store.n_frames
+            self._peak_closed = self._store.peak_spilled_bytes
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> FrameStack:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._store is None else f"{self.n_frames} frames"
+        return f"<FrameStack {self.shape[0]}x{self.shape[1]} {self.dtype}, {state}>"

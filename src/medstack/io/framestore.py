@@ -1,0 +1,174 @@
+"""The frames' store: each frame cropped to its footprint, held in memory or spilled as a raw
+file to a private temporary folder, and read back by rows (:class:`FrameStore`).
+
+A spilled frame is read by its file's name, offset, dtype and shape alone
+(:meth:`StoredFrame.rows`), so a reader needs no pixels handed to it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import OutputError
+
+__all__ = ["FrameStore", "StoredFrame"]
+
+
+@dataclass(frozen=True)
+class StoredFrame:
+    """One frame's footprint and where its values are.
+
+    Attributes
+    ----------
+    index : int
+        The frame's number, from 0.
+    box : (int, int, int, int)
+        Its footprint ``(y0, y1, x0, x1)`` in the image (rows ``[y0, y1)``, columns
+        ``[x0, x1)``): the bounding box of its valid pixels.
+    dtype : str
+        ``float32`` or ``float64`` (native byte order).
+    values : ndarray or None
+        The footprint's values, in memory; None when spilled.
+    path : str or None
+        The raw file holding them (C order, native byte order), when spilled.
+    offset : int
+        Where in that file they start, bytes. Default is 0.
+    """
+
+    index: int
+    box: tuple[int, int, int, int]
+    dtype: str
+    values: np.ndarray | None = None
+    path: str | None = None
+    offset: int = 0
+
+    @property
+    def nbytes(self) -> int:
+        y0, y1, x0, x1 = self.box
+        return (y1 - y0) * (x1 - x0) * np.dtype(self.dtype).itemsize
+
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        """Its values in the image rows ``[r0, r1)`` (clipped to its footprint): a view of the
+        values in memory, or read from the spilled file."""
+        y0, y1, x0, x1 = self.box
+        a, b = max(r0, y0), min(r1, y1)
+        if self.values is not None:
+            return self.values[a - y0:b - y0]
+        width = x1 - x0
+        start = self.offset + (a - y0) * width * np.dtype(self.dtype).itemsize
+        return np.fromfile(self.path or "", dtype=self.dtype, count=(b - a) * width,
+                           offset=start).reshape(b - a, width)
+
+
+def _write(path: str, values: np.ndarray) -> None:
+    """Write ``values`` raw to a new file ``path``."""
+    with open(path, "xb") as f:
+        f.write(memoryview(np.ascontiguousarray(values)).cast("B"))
+
+
+class FrameStore:
+    """Frames cropped to their footprints, in memory or spilled.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        ``(ny, nx)`` of every frame.
+    dtype : str
+        ``float32`` or ``float64``.
+    memory_bytes : int, optional
+        Frame bytes kept in memory at most; frames beyond it are spilled. Default is no limit.
+    spill : bool, optional
+        True: spill every frame. Default is False (spill only beyond ``memory_bytes``).
+    tempdir : str, optional
+        Where the private spill folder is made (``""``: the current folder). Default is the
+        system's temporary folder.
+    """
+
+    def __init__(self, shape: tuple[int, int], dtype: str, *, memory_bytes: int | None = None,
+                 spill: bool = False, tempdir: str | None = None) -> None:
+        self.shape = shape
+        self.dtype = dtype
+        self.memory_bytes = memory_bytes
+        self.spill = spill
+        self.tempdir = tempdir
+        self.frames: list[StoredFrame] = []
+        self.n_frames = 0
+        self.stored_bytes = 0
+        self.spilled_bytes = 0
+        self.peak_spilled_bytes = 0
+        self.folder: str | None = None
+        self._cleanup: weakref.finalize | None = None
+
+    def _spill_folder(self) -> str:
+        if self.folder is None:
+            where = self.tempdir if self.tempdir is not None else tempfile.gettempdir()
+            try:
+                self.folder = tempfile.mkdtemp(prefix="medstack-frames-", dir=where or ".")
+            except OSError as err:
+                raise OutputError(f"{where or os.getcwd()}: cannot make the frames' spill "
+                                  f"folder there ({err.strerror or err})") from err
+            # removed with the store at the latest, even when nobody closes it
+            self._cleanup = weakref.finalize(self, shutil.rmtree, self.folder, True)
+        return self.folder
+
+    def add(self, box: tuple[int, int, int, int] | None, values: np.ndarray | None) -> None:
+        """Add the next frame: its footprint's values (C-contiguous, the store's dtype), or
+        None for a frame with no valid pixel (it still counts).
+
+        Raises
+        ------
+        OutputError
+            The spill folder cannot be made or written (full disk), naming it; the frame's
+            partial file is removed.
+        """
+        index = self.n_frames
+        if box is None or values is None:
+            self.n_frames += 1
+            return
+        nbytes = values.nbytes
+        fits_memory = self.memory_bytes is None or self.stored_bytes + nbytes <= self.memory_bytes
+        if not self.spill and fits_memory:
+            self.frames.append(StoredFrame(index, box, self.dtype, values=values))
+            self.stored_bytes += nbytes
+        else:
+            path = os.path.join(self._spill_folder(), f"frame-{index:06d}.raw")
+            try:
+                _write(path, values)
+            except BaseException as err:
+                if os.path.exists(path):
+                    os.unlink(path)
+                if isinstance(err, OSError):
+                    raise OutputError(f"{self.folder}: cannot spill frame {index} there "
+                                      f"({err.strerror or err})") from err
+                raise
+            self.frames.append(StoredFrame(index, box, self.dtype, path=path))
+            self.spilled_bytes += nbytes
+            self.peak_spilled_bytes = max(self.peak_spilled_bytes, self.spilled_bytes)
+        self.n_frames += 1
+
+    def covering(self, r0: int, r1: int) -> list[StoredFrame]:
+        """The frames whose footprints meet the image rows ``[r0, r1)``, in frame order."""
+        return [f for f in self.frames if f.box[0] < r1 and f.box[1] > r0]
+
+    def row_bytes(self) -> np.ndarray:
+        """Per image row, the bytes of frame values stored there (int64, length ny)."""
+        diff = np.zeros(self.shape[0] + 1, dtype=np.int64)
+        item = np.dtype(self.dtype).itemsize
+        for f in self.frames:
+            y0, y1, x0, x1 = f.box
+            diff[y0] += (x1 - x0) * item
+            diff[y1] -= (x1 - x0) * item
+        return np.cumsum(diff[:-1])
+
+    def close(self) -> None:
+        """Drop every frame and remove the spill folder (idempotent)."""
+        self.frames = []
+        self.stored_bytes = self.spilled_bytes = 0
+        if self._cleanup is not None:
+            self._cleanup()
