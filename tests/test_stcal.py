@@ -296,3 +296,39 @@ def test_installed_names_reach_the_callers(restore):
     assert ju.nanmedian3D is ms.nanmedian3D
     got = ju.create_cube_median(cube, 0.7)
     assert np.array_equal(_bits(got), _bits(expected))
+
+
+# ------------------------------------------------------------------------------------------
+# documented deviations (docs/deviations.md)
+
+
+def test_fewer_frames_than_full_shape(tmp_path):
+    """Fewer appends than ``full_shape[0]``: the median of the frames appended, in memory as
+    stcal gives on disk (stcal in memory medians uninitialised memory there)."""
+    frames = _frames(n=6)
+    theirs = STCAL["MedianComputer"]((9, *frames.shape[1:]), False, tempdir=str(tmp_path))
+    for f in frames:
+        theirs.append(f)
+    expected = theirs.evaluate()
+    assert np.array_equal(_bits(expected), _bits(STCAL["nanmedian3D"](frames.copy())))
+    for in_memory in (True, False):
+        ours = ms.MedianComputer((9, *frames.shape[1:]), in_memory, tempdir=str(tmp_path))
+        for i, f in enumerate(frames):
+            ours.append(f, i)
+        assert np.array_equal(_bits(ours.evaluate()), _bits(expected))
+    none = ms.MedianComputer((3, 2, 2), True)
+    assert np.isnan(none.evaluate()).all()
+
+
+def test_idx_twice_is_an_error():
+    """stcal's cube silently replaces the frame at an ``idx`` given twice; medstack refuses."""
+    frame = np.ones((3, 4), np.float32)
+    theirs = STCAL["MedianComputer"]((2, 3, 4), True)
+    theirs.append(frame, 0)
+    theirs.append(frame * 2, 0)
+    ours = ms.MedianComputer((2, 3, 4), True)
+    ours.append(frame, 0)
+    with pytest.raises(ValueError, match="idx 0"):
+        ours.append(frame * 2, -2)
+    ours.append(frame * 3, 1)
+    assert np.array_equal(ours.evaluate(), frame * 2)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .core.plan import default_workers
 from .errors import MedstackError, OutputError
 from .frames import FrameStack
 
@@ -33,6 +34,9 @@ __all__ = ["MedianComputer", "compute_weight_threshold", "install", "installed",
 _DOOR_DTYPES = (np.dtype("float32"), np.dtype("float64"))
 #: Bytes of frame data per band of rows in :func:`nanmedian3D` (it holds one band's copy).
 _BAND_BYTES = 64 << 20
+#: Bytes one section of the median holds in memory: small sections cost no speed, and the
+#: sections in flight stay a few MiB above the frames, within stcal's cube.
+_IN_MEMORY_READ_BYTES = 2 << 20
 
 
 def _numpy_nanmedian3D(cube: np.ndarray, overwrite_input: bool) -> np.ndarray:  # noqa: N802
@@ -158,17 +162,18 @@ class MedianComputer:
             self._cube = np.empty(shape, dtype=self._dtype)
             self._stack = None
             return
-        read_bytes = None
+        workers = default_workers()
+        read_bytes = _IN_MEMORY_READ_BYTES
         if not in_memory:
             # stcal's folder, so that a missing or unwritable tempdir raises what stcal raises
             self._tmp = tempfile.TemporaryDirectory(dir=tempdir)
-            row_bytes = self._frame_shape[1] * self._dtype.itemsize
-            read_bytes = max(self.buffer_size or self._frame_shape[0] * row_bytes,
-                             row_bytes * max(1, self._n_frames))
+            frame_bytes = self._frame_shape[0] * self._frame_shape[1] * self._dtype.itemsize
+            # the sections in flight together within stcal's buffer (the door keeps >= 1 row)
+            read_bytes = max(1, (self.buffer_size or frame_bytes) // (workers + 1))
         self._stack: FrameStack | None = FrameStack(
             self._frame_shape, dtype=self._dtype.name, in_memory=bool(in_memory),
             tempdir=None if self._tmp is None else self._tmp.name, read_bytes=read_bytes,
-            max_frames=self._n_frames)
+            max_frames=self._n_frames, workers=workers)
 
     def append(self, data: np.ndarray, idx: int | None = None) -> None:
         """Add one frame.
