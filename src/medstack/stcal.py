@@ -35,8 +35,8 @@ _DOOR_DTYPES = (np.dtype("float32"), np.dtype("float64"))
 #: Bytes of frame data per band of rows in :func:`nanmedian3D` (it holds one band's copy).
 _BAND_BYTES = 64 << 20
 #: Bytes one section of the median holds in memory: small sections cost no speed, and the
-#: sections in flight stay a few MiB above the frames, within stcal's cube.
-_IN_MEMORY_READ_BYTES = 2 << 20
+#: sections in flight add only a few MiB to the frames and the median.
+_IN_MEMORY_READ_BYTES = 512 << 10
 
 
 def _numpy_nanmedian3D(cube: np.ndarray, overwrite_input: bool) -> np.ndarray:  # noqa: N802
@@ -123,8 +123,8 @@ class MedianComputer:
         True: the frames are held in memory. False: they are written to a temporary folder made
         inside ``tempdir`` and read back one band of rows at a time.
     buffer_size : int, optional
-        Bytes read per band of rows for all frames together (on disk only). Default is None:
-        one frame's bytes, as stcal; at least one row of every frame.
+        Bytes the bands of rows read back at once hold together (on disk only). Default is
+        None: one frame's bytes, as stcal; at least one row.
     dtype : str or numpy.dtype, optional
         The frames' dtype. Default is "float32".
     tempdir : str, optional
@@ -168,8 +168,8 @@ class MedianComputer:
             # stcal's folder, so that a missing or unwritable tempdir raises what stcal raises
             self._tmp = tempfile.TemporaryDirectory(dir=tempdir)
             frame_bytes = self._frame_shape[0] * self._frame_shape[1] * self._dtype.itemsize
-            # the sections in flight together within stcal's buffer (the door keeps >= 1 row)
-            read_bytes = max(1, (self.buffer_size or frame_bytes) // (workers + 1))
+            # the sections in flight (each read, then gathered) within stcal's buffer together
+            read_bytes = max(1, (self.buffer_size or frame_bytes) // (2 * (workers + 1)))
         self._stack: FrameStack | None = FrameStack(
             self._frame_shape, dtype=self._dtype.name, in_memory=bool(in_memory),
             tempdir=None if self._tmp is None else self._tmp.name, read_bytes=read_bytes,
