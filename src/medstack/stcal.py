@@ -237,24 +237,24 @@ class MedianComputer:
             (ny, nx), ``dtype``: bit for bit stcal's ``nanmedian3D`` over the frames (see the
             class Notes); NaN where no frame has a value, all NaN if none was appended.
         """
-        if self._result is None:
-            try:
-                if self._cube is not None:
-                    frames = self._cube[sorted(self._seen)]
-                    self._result = _numpy_nanmedian3D(frames, True)
-                elif self._n_adds == 0:
-                    self._result = np.full(self._frame_shape, np.nan, dtype=self._dtype)
-                else:
-                    assert self._stack is not None
-                    try:
-                        self._result = self._stack.median()
-                    except OutputError as err:
-                        cause = err.__cause__
-                        raise (cause if isinstance(cause, OSError) else OSError(str(err))) \
-                            from err
-            finally:
-                self.close()
-        return self._result.copy()
+        if self._result is not None:  # a second call: the same values, a new array
+            return self._result.copy()
+        try:
+            if self._cube is not None:
+                frames = self._cube[sorted(self._seen)]
+                self._result = _numpy_nanmedian3D(frames, True)
+            elif self._n_adds == 0:
+                self._result = np.full(self._frame_shape, np.nan, dtype=self._dtype)
+            else:
+                assert self._stack is not None
+                try:
+                    self._result = self._stack.median()
+                except OutputError as err:
+                    cause = err.__cause__
+                    raise (cause if isinstance(cause, OSError) else OSError(str(err))) from err
+        finally:
+            self.close()
+        return self._result
 
     def close(self) -> None:
         """Free the frames and remove the temporary folder (idempotent)."""
