@@ -14,6 +14,7 @@ Importing this module imports none of stcal, jwst or romancal.
 
 from __future__ import annotations
 
+import importlib.abc
 import operator
 import sys
 import tempfile
@@ -102,7 +103,7 @@ def compute_weight_threshold(weight: np.ndarray, maskpt: float) -> float:
         ``maskpt`` times the mean (float64) of the weights after astropy's ``sigma_clip``
         (3 sigma about the median, 5 iterations): the same float64 bits as stcal.
     """
-    from astropy.stats import sigma_clip
+    from astropy.stats import sigma_clip  # type: ignore[import-untyped]
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
@@ -158,9 +159,9 @@ class MedianComputer:
         self._result: np.ndarray | None = None
         self._cube: np.ndarray | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._stack: FrameStack | None = None
         if self._dtype not in _DOOR_DTYPES:  # stcal's cube, for dtypes medstack does not take
             self._cube = np.empty(shape, dtype=self._dtype)
-            self._stack = None
             return
         workers = default_workers()
         read_bytes = _IN_MEMORY_READ_BYTES
@@ -170,7 +171,7 @@ class MedianComputer:
             frame_bytes = self._frame_shape[0] * self._frame_shape[1] * self._dtype.itemsize
             # the sections in flight (each read, then gathered) within stcal's buffer together
             read_bytes = max(1, (self.buffer_size or frame_bytes) // (2 * (workers + 1)))
-        self._stack: FrameStack | None = FrameStack(
+        self._stack = FrameStack(
             self._frame_shape, dtype=self._dtype.name, in_memory=bool(in_memory),
             tempdir=None if self._tmp is None else self._tmp.name, read_bytes=read_bytes,
             max_frames=self._n_frames, workers=workers)
@@ -303,7 +304,7 @@ def _patch(module: Any) -> None:
         setattr(module, name, ours[name])
 
 
-class _Loader:
+class _Loader(importlib.abc.Loader):
     """The module's own loader, then :func:`_patch` (while installed)."""
 
     def __init__(self, loader: Any) -> None:
