@@ -113,6 +113,14 @@ def compute_weight_threshold(weight: np.ndarray, maskpt: float) -> float:
         return np.mean(clipped, dtype="f8") * maskpt  # type: ignore[no-any-return]
 
 
+def _os_error(err: OutputError) -> OSError:
+    """The OSError stcal would raise where the frames door raised ``err`` (a full disk)."""
+    cause = err.__cause__
+    if isinstance(cause, OSError) and cause.errno is not None:
+        return type(cause)(cause.errno, cause.strerror, cause.filename)
+    return OSError(str(err))
+
+
 class MedianComputer:
     """stcal 1.20.0's ``MedianComputer``: frames appended one at a time, then their median.
 
@@ -222,8 +230,7 @@ class MedianComputer:
                 self._stack.add(frame)
             except OutputError as err:  # stcal's tofile raises the OSError itself
                 self.close()
-                raise (err.__cause__ if isinstance(err.__cause__, OSError) else OSError(
-                    str(err))) from err
+                raise _os_error(err) from err
             except MedstackError as err:
                 raise ValueError(str(err)) from err
         self._seen.add(place)
@@ -251,8 +258,7 @@ class MedianComputer:
                 try:
                     self._result = self._stack.median()
                 except OutputError as err:
-                    cause = err.__cause__
-                    raise (cause if isinstance(cause, OSError) else OSError(str(err))) from err
+                    raise _os_error(err) from err
         finally:
             self.close()
         return self._result
