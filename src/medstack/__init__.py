@@ -16,8 +16,9 @@ from .errors import InputError, MedstackError, OutputError, ParameterError
 #: Names loaded on first use (PEP 562), so that ``import medstack`` takes a millisecond: the
 #: command (:mod:`medstack._entry`) catches Ctrl-C from its very first moments, before even
 #: its own modules are imported.
-_LAZY = {"FrameStack": "frames", "MedianResult": "core.products", "median_image": "api", "COMBINE_TYPES": "params",
-         "PARAMETERS": "params", "MedianParams": "params", "validate": "params"}
+_LAZY = {"MedianResult": "core.products", "median_image": "api", "COMBINE_TYPES": "params",
+         "PARAMETERS": "params", "MedianParams": "params", "validate": "params",
+         "FrameStack": "frames"}
 
 
 def __getattr__(name: str) -> object:

@@ -10,20 +10,25 @@ from typing import Any
 
 import numpy as np
 
-from .core.plan import default_workers, prepare_frames
+from .core.plan import prepare_frames
 from .core.run import run
 from .errors import InputError, OutputError, ParameterError
 from .executors.threads import ThreadExecutor
 from .io.framestore import FrameStore
+from .kernels import choose_kernel
+from .kernels.framemedian import footprint
 from .options import run_options
 from .params import parse_size
 
-__all__ = ["DEFAULT_READ_BYTES", "FrameStack"]
+__all__ = ["DEFAULT_READ_BYTES", "TILE_ROWS", "FrameStack"]
 
 log = logging.getLogger(__name__)
 
 #: Bytes of stored frame values and output rows one section holds, by default.
-DEFAULT_READ_BYTES = 16 << 20
+DEFAULT_READ_BYTES = 4 << 20
+#: Rows of a frame's tiles: each band of rows is kept cut to the bounding box of its valid
+#: pixels, so a frame at an angle to the image holds little more than its own pixels.
+TILE_ROWS = 64
 
 
 class FrameStack:
@@ -31,9 +36,10 @@ class FrameStack:
     the cube of every frame added, as stcal's ``nanmedian3D`` computes it, bit for bit, without
     ever holding the cube.
 
-    Each frame is kept cropped to its footprint (the bounding box of its valid pixels), in
-    memory while ``max_memory`` allows and spilled beyond it to a private temporary folder; the
-    median combines, for each pixel, only the frames whose footprints cover it.
+    Each frame is kept cropped to its footprint (bands of :data:`TILE_ROWS` rows, each cut to
+    the bounding box of its valid pixels), in memory while ``max_memory`` allows and spilled
+    beyond it to a private temporary folder; the median combines, for each pixel, only the
+    frames whose footprints cover it.
 
     Parameters
     ----------
@@ -53,7 +59,7 @@ class FrameStack:
         Default is the system's temporary folder.
     read_bytes : int or str, optional
         Bytes of stored frame values (and output rows) one section of the median holds (stcal's
-        ``buffer_size``). Default is 16 MiB.
+        ``buffer_size``). Default is 4 MiB.
     max_frames : int, optional
         Frames the stack accepts at most. Default is no limit.
     workers : int, optional
@@ -96,9 +102,9 @@ class FrameStack:
         self.shape = (ny, nx)
         self.dtype = np.dtype(dtype).name
         self.max_frames = max_frames
-        self._n_closed = self._peak_closed = 0
-        self._executor = ThreadExecutor(workers if workers is not None else default_workers())
+        self._executor = ThreadExecutor(workers)
         self._options = run_options(keep_data=True, kernel=kernel)
+        self._kernel = choose_kernel(kernel)
         self.read_bytes = parse_size(read_bytes, "read_bytes") or DEFAULT_READ_BYTES
         budget = parse_size(max_memory, "max_memory")
         frame_bytes = ny * nx * np.dtype(self.dtype).itemsize
@@ -111,36 +117,36 @@ class FrameStack:
                                      f"frames of {ny}x{nx}; it needs at least "
                                      f"{reserve / 2**20:.4g} MiB")
             budget -= reserve
-        self._store: FrameStore | None = FrameStore(
-            self.shape, self.dtype, memory_bytes=0 if in_memory is False else (
-                None if in_memory else budget), spill=in_memory is False, tempdir=tempdir)
+        self._store = FrameStore(self.shape, self.dtype, spill=in_memory is False,
+                                 memory_bytes=None if in_memory else budget, tempdir=tempdir)
+        self._closed = False
 
     # -- what the stack holds
 
     def _open_store(self, what: str) -> FrameStore:
-        if self._store is None:
+        if self._closed:
             raise InputError(f"{what}: the frame stack is closed (median() closes it)")
         return self._store
 
     @property
     def n_frames(self) -> int:
         """Frames added so far."""
-        return self._store.n_frames if self._store is not None else self._n_closed
+        return self._store.n_frames
 
     @property
     def stored_bytes(self) -> int:
         """Bytes of frame values held in memory now."""
-        return self._store.stored_bytes if self._store is not None else 0
+        return self._store.stored_bytes
 
     @property
     def spilled_bytes(self) -> int:
         """Bytes of frame values in the spill folder now."""
-        return self._store.spilled_bytes if self._store is not None else 0
+        return self._store.spilled_bytes
 
     @property
     def peak_spilled_bytes(self) -> int:
         """The most bytes of frame values the spill folder held."""
-        return self._store.peak_spilled_bytes if self._store is not None else self._peak_closed
+        return self._store.peak_spilled_bytes
 
     # -- adding frames and the median
 
@@ -184,24 +190,34 @@ class FrameStack:
         arr = self._plane(index, "frame", frame, "f")
         if (weight is None) != (threshold is None):
             raise InputError(f"frame {index}: weight and threshold go together")
-        valid = ~np.isnan(arr)
+        valid = None  # where a weight or mask says no data: a boolean plane of valid pixels
         if weight is not None:
-            valid &= ~(self._plane(index, "weight", weight, "any") < np.float64(threshold))
+            valid = ~(self._plane(index, "weight", weight, "any") < np.float64(threshold))
         if mask is not None:
-            valid &= ~self._plane(index, "mask", mask, "b")
-        rows = np.flatnonzero(valid.any(axis=1))
-        if rows.size == 0:
-            store.add(None, None)
-            return
-        y0, y1 = int(rows[0]), int(rows[-1]) + 1
-        cols = np.flatnonzero(valid[y0:y1].any(axis=0))
-        x0, x1 = int(cols[0]), int(cols[-1]) + 1
-        crop = np.array(arr[y0:y1, x0:x1], dtype=self.dtype, order="C")
-        if weight is not None or mask is not None:
-            crop[~valid[y0:y1, x0:x1]] = np.nan
+            bad = self._plane(index, "mask", mask, "b")
+            valid = ~bad if valid is None else np.logical_and(valid, ~bad, out=valid)
+        if valid is not None:
+            valid &= ~np.isnan(arr)
+        boxes: list[list[int]] = []  # per band of rows; bands of equal columns merged
+        for t0 in range(0, self.shape[0], TILE_ROWS):
+            band = slice(t0, min(t0 + TILE_ROWS, self.shape[0]))
+            box = footprint(arr[band] if valid is None else valid[band], self._kernel)
+            if box is None:
+                continue
+            y0, y1, x0, x1 = box[0] + t0, box[1] + t0, box[2], box[3]
+            if boxes and boxes[-1][1] == y0 and boxes[-1][2:] == [x0, x1]:
+                boxes[-1][1] = y1
+            else:
+                boxes.append([y0, y1, x0, x1])
+        tiles = []
+        for y0, y1, x0, x1 in boxes:
+            crop = np.array(arr[y0:y1, x0:x1], dtype=self.dtype, order="C")
+            if valid is not None:
+                crop[~valid[y0:y1, x0:x1]] = np.nan
+            tiles.append(((y0, y1, x0, x1), crop))
         del valid
         try:
-            store.add((y0, y1, x0, x1), crop)
+            store.add(tiles)
         except OutputError:
             self.close()
             raise
@@ -227,11 +243,8 @@ class FrameStack:
 
     def close(self) -> None:
         """Drop every frame and remove the spill folder (idempotent)."""
-        if self._store is not None:
-            self._n_closed = self._store.n_frames
-            self._peak_closed = self._store.peak_spilled_bytes
-            self._store.close()
-            self._store = None
+        self._closed = True
+        self._store.close()
 
     def __enter__(self) -> FrameStack:
         return self
@@ -241,5 +254,5 @@ class FrameStack:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._store is None else f"{self.n_frames} frames"
+        state = "closed" if self._closed else f"{self.n_frames} frames"
         return f"<FrameStack {self.shape[0]}x{self.shape[1]} {self.dtype}, {state}>"

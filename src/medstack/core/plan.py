@@ -19,7 +19,8 @@ from ..params import MedianParams, validate
 from .memory import MemoryPlan, plan_memory
 from .sections import Section, plan_sections
 
-__all__ = ["StackPlan", "default_workers", "output_name", "prepare", "prepare_frames", "rootname"]
+__all__ = ["StackPlan", "default_workers", "output_name", "prepare", "prepare_frames",
+           "rootname"]
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,6 @@ def prepare(images: Sequence[InputImage], params: MedianParams, *, workers: int 
         needs_weights=params.median_newmasks or kind == "minmed",
         memory=memory,
     )
-
 
 
 def prepare_frames(store: FrameStore, *, workers: int, read_bytes: int) -> StackPlan:

@@ -1,5 +1,6 @@
-"""The frames' store: each frame cropped to its footprint, held in memory or spilled as a raw
-file to a private temporary folder, and read back by rows (:class:`FrameStore`).
+"""The frames' store: each frame cropped to its footprint (tiles: bands of rows, each cut to
+the bounding box of its valid pixels), held in memory or spilled as a raw file to a private
+temporary folder, and read back by rows (:class:`FrameStore`).
 
 A spilled frame is read by its file's name, offset, dtype and shape alone
 (:meth:`StoredFrame.rows`), so a reader needs no pixels handed to it.
@@ -11,6 +12,7 @@ import os
 import shutil
 import tempfile
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +24,7 @@ __all__ = ["FrameStore", "StoredFrame"]
 
 @dataclass(frozen=True)
 class StoredFrame:
-    """One frame's footprint and where its values are.
+    """One tile of a frame: its footprint and where its values are.
 
     Attributes
     ----------
@@ -30,7 +32,7 @@ class StoredFrame:
         The frame's number, from 0.
     box : (int, int, int, int)
         Its footprint ``(y0, y1, x0, x1)`` in the image (rows ``[y0, y1)``, columns
-        ``[x0, x1)``): the bounding box of its valid pixels.
+        ``[x0, x1)``): the bounding box of the frame's valid pixels in a band of rows.
     dtype : str
         ``float32`` or ``float64`` (native byte order).
     values : ndarray or None
@@ -66,14 +68,15 @@ class StoredFrame:
                            offset=start).reshape(b - a, width)
 
 
-def _write(path: str, values: np.ndarray) -> None:
-    """Write ``values`` raw to a new file ``path``."""
+def _write(path: str, arrays: Sequence[np.ndarray]) -> None:
+    """Write ``arrays`` raw, one after the other, to a new file ``path``."""
     with open(path, "xb") as f:
-        f.write(memoryview(np.ascontiguousarray(values)).cast("B"))
+        for values in arrays:
+            f.write(np.ascontiguousarray(values).data)
 
 
 class FrameStore:
-    """Frames cropped to their footprints, in memory or spilled.
+    """Frames cropped to their footprints, in memory or spilled (``frames``: their tiles).
 
     Parameters
     ----------
@@ -117,9 +120,10 @@ class FrameStore:
             self._cleanup = weakref.finalize(self, shutil.rmtree, self.folder, True)
         return self.folder
 
-    def add(self, box: tuple[int, int, int, int] | None, values: np.ndarray | None) -> None:
-        """Add the next frame: its footprint's values (C-contiguous, the store's dtype), or
-        None for a frame with no valid pixel (it still counts).
+    def add(self, tiles: Sequence[tuple[tuple[int, int, int, int], np.ndarray]]) -> None:
+        """Add the next frame: its tiles, each a footprint ``(y0, y1, x0, x1)`` and its values
+        (C-contiguous, the store's dtype); none for a frame with no valid pixel (it still
+        counts). A spilled frame's tiles go to one file, one after the other.
 
         Raises
         ------
@@ -128,18 +132,18 @@ class FrameStore:
             partial file is removed.
         """
         index = self.n_frames
-        if box is None or values is None:
-            self.n_frames += 1
-            return
-        nbytes = values.nbytes
+        nbytes = sum(values.nbytes for _, values in tiles)
         fits_memory = self.memory_bytes is None or self.stored_bytes + nbytes <= self.memory_bytes
-        if not self.spill and fits_memory:
-            self.frames.append(StoredFrame(index, box, self.dtype, values=values))
+        if not tiles:
+            pass
+        elif not self.spill and fits_memory:
+            self.frames += [StoredFrame(index, box, self.dtype, values=values)
+                            for box, values in tiles]
             self.stored_bytes += nbytes
         else:
             path = os.path.join(self._spill_folder(), f"frame-{index:06d}.raw")
             try:
-                _write(path, values)
+                _write(path, [values for _, values in tiles])
             except BaseException as err:
                 if os.path.exists(path):
                     os.unlink(path)
@@ -147,13 +151,16 @@ class FrameStore:
                     raise OutputError(f"{self.folder}: cannot spill frame {index} there "
                                       f"({err.strerror or err})") from err
                 raise
-            self.frames.append(StoredFrame(index, box, self.dtype, path=path))
+            offset = 0
+            for box, values in tiles:
+                self.frames.append(StoredFrame(index, box, self.dtype, path=path, offset=offset))
+                offset += values.nbytes
             self.spilled_bytes += nbytes
             self.peak_spilled_bytes = max(self.peak_spilled_bytes, self.spilled_bytes)
         self.n_frames += 1
 
     def covering(self, r0: int, r1: int) -> list[StoredFrame]:
-        """The frames whose footprints meet the image rows ``[r0, r1)``, in frame order."""
+        """The tiles that meet the image rows ``[r0, r1)``, in frame order."""
         return [f for f in self.frames if f.box[0] < r1 and f.box[1] > r0]
 
     def row_bytes(self) -> np.ndarray:
@@ -167,7 +174,8 @@ class FrameStore:
         return np.cumsum(diff[:-1])
 
     def close(self) -> None:
-        """Drop every frame and remove the spill folder (idempotent)."""
+        """Drop every frame and remove the spill folder (idempotent; the counts of frames and
+        the peak of spilled bytes stay)."""
         self.frames = []
         self.stored_bytes = self.spilled_bytes = 0
         if self._cleanup is not None:

@@ -1621,88 +1621,219 @@ KERNEL int medstack_weight_sums(const i64 *ptrs, const uint8_t *swaps, int k, i6
 
 /* ---------------------------------------------------------------------------------------------
    NumPy's nanmedian over frames (the frames door, kernels/framemedian.py; reference:
-   reference.nanmedian). One rectangle of the output whose covering frames are the same for
-   every pixel: frame i's value at (r, x) is ((T *)ptrs[i])[r * strides[i] + x]. NaN is no data.
-   Per pixel, with c non-NaN values v sorted: c = 0 gives NaN (canonical, or with big and
-   nan_last the last frame's own NaN, as NumPy's 600-frame path returns it); an even c gives
-   ((0 + v[c/2-1]) + v[c/2]) / 2 in T; an odd c gives ((0 + v) + v) / 2 (under 600 frames:
-   NumPy's masked median sums the middle value with itself) or 0 + v (big). The leading +0
-   gives NumPy's +0.0 for every zero result; the order of equal values never matters. */
+   reference.nanmedian), one row section at a time from the tiles that cover it. Tile t lies
+   over the section-local rows [box[4t], box[4t+1]) and columns [box[4t+2], box[4t+3]); its
+   value at (r, x) is ((T *)ptrs[t])[(r - box[4t]) * strides[t] + x - box[4t+2]]. Tiles come in
+   frame order and no two tiles of one frame overlap. NaN is no data. Each row is cut into
+   spans over which the same tiles hold data, and each span is combined from those alone.
+   Per pixel, with c non-NaN values v sorted: c = 0 gives NaN (canonical, or with big and the
+   last frame covering, that frame's own NaN, as NumPy's 600-frame path returns it); an even c
+   gives ((0 + v[c/2-1]) + v[c/2]) / 2 in T; an odd c gives ((0 + v) + v) / 2 (under 600
+   frames: NumPy's masked median sums the middle value with itself) or 0 + v (big). The
+   leading +0 gives NumPy's +0.0 for every zero result; the order of equal values never
+   matters.
+   Up to NM_NET_MAX covering tiles, NMB pixels at a time: each pixel's NaNs padded -inf, +inf,
+   -inf, ... in frame order (ceil(u/2) of its u NaNs at -inf, which puts its median at the
+   sorted positions mid - 1 or mid, mid = ceil(k/2); a padding value and a frame's own infinity
+   are the same bits), then the comparator network for k values (nets[2 * offs[k]] ...,
+   offs[k + 1] - offs[k] pairs, sorting those positions: kernels/networks.py) run on whole
+   rows of pixels, and each pixel's middle values read at their positions. Beyond, each
+   pixel's middle values are selected one pixel at a time. */
+#define NMB 64
+#define NM_NET_MAX 64
 
-#define NANMEDIAN_KERNEL(T, SFX, CANON_BITS, UINT)                                             \
-static void nm_select_##SFX(T *v, int c, int k) {                                              \
-    int lo = 0, hi = c - 1;                                                                    \
-    while (hi - lo > 16) {                                                                     \
-        int mid = lo + (hi - lo) / 2;                                                          \
-        T a = v[lo], b = v[mid], d = v[hi];                                                    \
-        T pivot = a < b ? (b < d ? b : (a < d ? d : a)) : (a < d ? a : (b < d ? d : b));       \
-        int i = lo, j = hi;                                                                    \
-        while (i <= j) {                                                                       \
-            while (v[i] < pivot) i++;                                                          \
-            while (v[j] > pivot) j--;                                                          \
-            if (i <= j) {                                                                      \
-                T t = v[i];                                                                    \
-                v[i] = v[j], v[j] = t;                                                         \
-                i++, j--;                                                                      \
-            }                                                                                  \
-        }                                                                                      \
-        if (k <= j) hi = j;                                                                    \
-        else if (k >= i) lo = i;                                                               \
-        else return;                                                                           \
-    }                                                                                          \
-    for (int i = lo + 1; i <= hi; i++) {                                                       \
-        T x = v[i];                                                                            \
-        int j = i - 1;                                                                         \
-        while (j >= lo && v[j] > x) {                                                          \
-            v[j + 1] = v[j];                                                                   \
-            j--;                                                                               \
-        }                                                                                      \
-        v[j + 1] = x;                                                                          \
-    }                                                                                          \
-}                                                                                              \
-KERNEL int medstack_nanmedian_##SFX(const i64 *ptrs, const i64 *strides, int k, i64 rows,     \
-                                    i64 cols, T *restrict out, i64 out_stride,                 \
-                                    uint16_t *restrict ngood, i64 ngood_stride, int big,       \
-                                    int nan_last) {                                            \
-    T *v = malloc(sizeof(T) * (size_t)(k > 0 ? k : 1));                                        \
-    if (!v) return -1;                                                                         \
-    UINT canon_bits = CANON_BITS;                                                              \
-    T canon;                                                                                   \
-    memcpy(&canon, &canon_bits, sizeof canon);                                                 \
-    const T zero = 0;                                                                          \
-    for (i64 r = 0; r < rows; r++) {                                                           \
-        T *orow = out + r * out_stride;                                                        \
-        uint16_t *nrow = ngood + r * ngood_stride;                                             \
-        for (i64 x = 0; x < cols; x++) {                                                       \
-            int c = 0;                                                                         \
-            T last = canon;                                                                    \
-            for (int i = 0; i < k; i++) {                                                      \
-                T a = ((const T *)(intptr_t)ptrs[i])[r * strides[i] + x];                      \
-                last = a;                                                                      \
-                if (a == a) v[c++] = a;                                                        \
-            }                                                                                  \
-            T m;                                                                               \
-            if (c == 0) {                                                                      \
-                m = (big && nan_last) ? last : canon;                                          \
-            } else {                                                                           \
-                int h = c / 2;                                                                 \
-                nm_select_##SFX(v, c, h);                                                      \
-                T hi = v[h];                                                                   \
-                if (c & 1) {                                                                   \
-                    m = big ? zero + hi : ((zero + hi) + hi) / (T)2;                           \
-                } else {                                                                       \
-                    T lo = v[0];                                                               \
-                    for (int i = 1; i < h; i++) lo = v[i] > lo ? v[i] : lo;                    \
-                    m = ((zero + lo) + hi) / (T)2;                                             \
-                }                                                                              \
-            }                                                                                  \
-            orow[x] = m;                                                                       \
-            nrow[x] = (uint16_t)(c > 65535 ? 65535 : c);                                       \
-        }                                                                                      \
-    }                                                                                          \
-    free(v);                                                                                   \
-    return 0;                                                                                  \
+static int nm_cmp_i64(const void *a, const void *b) {
+    i64 x = *(const i64 *)a, y = *(const i64 *)b;
+    return (x > y) - (x < y);
+}
+
+#define NANMEDIAN_KERNEL(T, SFX, CANON_BITS, UINT)                                              \
+static inline FIXED_INLINE void nm_select_##SFX(T *v, int c, int k) {                           \
+    int lo = 0, hi = c - 1;                                                                     \
+    while (hi - lo > 16) {                                                                      \
+        int mid = lo + (hi - lo) / 2;                                                           \
+        T a = v[lo], b = v[mid], d = v[hi];                                                     \
+        T pivot = a < b ? (b < d ? b : (a < d ? d : a)) : (a < d ? a : (b < d ? d : b));        \
+        int i = lo, j = hi;                                                                     \
+        while (i <= j) {                                                                        \
+            while (v[i] < pivot) i++;                                                           \
+            while (v[j] > pivot) j--;                                                           \
+            if (i <= j) {                                                                       \
+                T t = v[i];                                                                     \
+                v[i] = v[j], v[j] = t;                                                          \
+                i++, j--;                                                                       \
+            }                                                                                   \
+        }                                                                                       \
+        if (k <= j) hi = j;                                                                     \
+        else if (k >= i) lo = i;                                                                \
+        else return;                                                                            \
+    }                                                                                           \
+    for (int i = lo + 1; i <= hi; i++) {                                                        \
+        T x = v[i];                                                                             \
+        int j = i - 1;                                                                          \
+        while (j >= lo && v[j] > x) {                                                           \
+            v[j + 1] = v[j];                                                                    \
+            j--;                                                                                \
+        }                                                                                       \
+        v[j + 1] = x;                                                                           \
+    }                                                                                           \
+}                                                                                               \
+static inline FIXED_INLINE T nm_middle_##SFX(T lo, T hi, int c, int big) {                      \
+    const T zero = 0;                                                                           \
+    if (c & 1) return big ? zero + hi : ((zero + hi) + hi) / (T)2;                              \
+    return ((zero + lo) + hi) / (T)2;                                                           \
+}                                                                                               \
+/* One span of n pixels from k tiles (src[i]: tile i's first value in it), by selection. */     \
+static FIXED_INLINE inline void nm_span_select_##SFX(const T **src, int k, i64 n,             \
+                                                     T *restrict out, uint16_t *restrict ng,   \
+                                                     int big, int nan_last, T canon, T *v) {   \
+    for (i64 x = 0; x < n; x++) {                                                               \
+        int c = 0;                                                                              \
+        T last = canon;                                                                         \
+        for (int i = 0; i < k; i++) {                                                           \
+            T a = src[i][x];                                                                    \
+            last = a;                                                                           \
+            if (a == a) v[c++] = a;                                                             \
+        }                                                                                       \
+        T m = (big && nan_last) ? last : canon;                                                 \
+        if (c > 0) {                                                                            \
+            int h = c / 2;                                                                      \
+            nm_select_##SFX(v, c, h);                                                           \
+            T lo = v[0];                                                                        \
+            for (int i = 1; i < h; i++) lo = v[i] > lo ? v[i] : lo;                             \
+            m = nm_middle_##SFX(lo, v[h], c, big);                                              \
+        }                                                                                       \
+        out[x] = m;                                                                             \
+        ng[x] = (uint16_t)(c > 65535 ? 65535 : c);                                              \
+    }                                                                                           \
+}                                                                                               \
+/* The same, NMB pixels at a time through the comparator network net (ncomp pairs). */          \
+static FIXED_INLINE inline void nm_span_network_##SFX(const T **src, int k, i64 n,            \
+                                                      T *restrict out, uint16_t *restrict ng,  \
+                                                      int big, int nan_last, T canon, T *buf,  \
+                                                      const int32_t *net, int ncomp) {         \
+    int32_t nan_seen[NMB];                                                                      \
+    T last[NMB];                                                                                \
+    const T pinf = (T)INFINITY, ninf = -(T)INFINITY;                                            \
+    for (i64 x0 = 0; x0 < n; x0 += NMB) {                                                       \
+        int nb = (int)(n - x0 < NMB ? n - x0 : NMB);                                            \
+        for (int j = 0; j < nb; j++) nan_seen[j] = 0;                                           \
+        for (int i = 0; i < k; i++) {                                                           \
+            const T *restrict s = src[i] + x0;                                                  \
+            T *restrict row = buf + (i64)i * NMB;                                               \
+            for (int j = 0; j < nb; j++) {                                                      \
+                T a = s[j];                                                                     \
+                int bad = a != a;                                                               \
+                row[j] = bad ? ((nan_seen[j] & 1) ? pinf : ninf) : a;                           \
+                nan_seen[j] += bad;                                                             \
+            }                                                                                   \
+            if (i == k - 1)                                                                     \
+                for (int j = 0; j < nb; j++) last[j] = s[j];                                    \
+        }                                                                                       \
+        for (int c = 0; c < ncomp; c++) {                                                       \
+            T *restrict ra = buf + (i64)net[2 * c] * NMB;                                       \
+            T *restrict rb = buf + (i64)net[2 * c + 1] * NMB;                                   \
+            for (int j = 0; j < nb; j++) {                                                      \
+                T a = ra[j], b = rb[j];                                                         \
+                int lt = a < b;                                                                 \
+                ra[j] = lt ? a : b;                                                             \
+                rb[j] = lt ? b : a;                                                             \
+            }                                                                                   \
+        }                                                                                       \
+        for (int j = 0; j < nb; j++) {                                                          \
+            int c = k - nan_seen[j], pl = (nan_seen[j] + 1) / 2;                                \
+            T m = (big && nan_last) ? last[j] : canon;                                          \
+            if (c > 0)                                                                          \
+                m = nm_middle_##SFX(buf[(i64)(pl + (c - 1) / 2) * NMB + j],                     \
+                                    buf[(i64)(pl + c / 2) * NMB + j], c, big);                  \
+            out[x0 + j] = m;                                                                    \
+            ng[x0 + j] = (uint16_t)c;                                                           \
+        }                                                                                       \
+    }                                                                                           \
+}                                                                                               \
+KERNEL int medstack_nanmedian_tiles_##SFX(const i64 *ptrs, const i64 *strides, const i64 *box,  \
+                                          const uint8_t *last_frame, int ntiles, i64 rows,      \
+                                          i64 cols, T *restrict out, uint16_t *restrict ngood,  \
+                                          int big, const int32_t *nets, const int32_t *offs) {  \
+    int nt = ntiles > 0 ? ntiles : 1;                                                           \
+    T *buf = malloc(sizeof(T) * (size_t)nt * NMB);                                              \
+    int *active = malloc(sizeof(int) * (size_t)nt);                                             \
+    i64 *edges = malloc(sizeof(i64) * (size_t)(2 * nt + 2));                                    \
+    const T **src = malloc(sizeof(T *) * (size_t)nt);                                           \
+    if (!buf || !active || !edges || !src) {                                                    \
+        free(buf), free(active), free(edges), free(src);                                        \
+        return -1;                                                                              \
+    }                                                                                           \
+    UINT canon_bits = CANON_BITS;                                                               \
+    T canon;                                                                                    \
+    memcpy(&canon, &canon_bits, sizeof canon);                                                  \
+    for (i64 r = 0; r < rows; r++) {                                                            \
+        T *orow = out + r * cols;                                                               \
+        uint16_t *nrow = ngood + r * cols;                                                      \
+        for (i64 x = 0; x < cols; x++) orow[x] = canon, nrow[x] = 0;                            \
+        int na = 0, ne = 0;                                                                     \
+        for (int t = 0; t < ntiles; t++)                                                        \
+            if (box[4 * t] <= r && r < box[4 * t + 1]) {                                        \
+                active[na++] = t;                                                               \
+                edges[ne++] = box[4 * t + 2], edges[ne++] = box[4 * t + 3];                     \
+            }                                                                                   \
+        qsort(edges, (size_t)ne, sizeof(i64), nm_cmp_i64);                                      \
+        for (int e = 0; e + 1 < ne; e++) {                                                      \
+            i64 x0 = edges[e], x1 = edges[e + 1];                                               \
+            if (x1 <= x0) continue;                                                             \
+            int k = 0, nan_last = 0;                                                            \
+            for (int a = 0; a < na; a++) {                                                      \
+                int t = active[a];                                                              \
+                if (box[4 * t + 2] <= x0 && box[4 * t + 3] >= x1) {                             \
+                    src[k++] = (const T *)(intptr_t)ptrs[t] + (r - box[4 * t]) * strides[t]     \
+                               + (x0 - box[4 * t + 2]);                                         \
+                    nan_last = last_frame[t];                                                   \
+                }                                                                               \
+            }                                                                                   \
+            if (k == 0) continue;                                                               \
+            if (k <= NM_NET_MAX)                                                                \
+                nm_span_network_##SFX(src, k, x1 - x0, orow + x0, nrow + x0, big, nan_last,     \
+                                      canon, buf, nets + 2 * offs[k], offs[k + 1] - offs[k]);   \
+            else                                                                                \
+                nm_span_select_##SFX(src, k, x1 - x0, orow + x0, nrow + x0, big, nan_last,      \
+                                     canon, buf);                                               \
+        }                                                                                       \
+    }                                                                                           \
+    free(buf), free(active), free(edges), free(src);                                            \
+    return 0;                                                                                   \
 }
 
 NANMEDIAN_KERNEL(float, f32, 0x7fc00000u, uint32_t)
 NANMEDIAN_KERNEL(double, f64, 0x7ff8000000000000ull, uint64_t)
+
+/* A frame's footprint for the frames door: the bounding box [y0, y1) x [x0, x1) of its
+   non-NaN values (rows of nx values, row stride in values); box = {0, 0, 0, 0} when it has
+   none. Chunks of 64 values are tested whole (vectorised), so NaN rows stream at memory speed. */
+#define FOOTPRINT_KERNEL(T, SFX)                                                                \
+static inline int fp_any_##SFX(const T *restrict p, i64 n) {                                    \
+    int any = 0;                                                                                \
+    for (i64 x = 0; x < n; x++) any |= p[x] == p[x];                                            \
+    return any;                                                                                 \
+}                                                                                               \
+KERNEL int medstack_footprint_##SFX(const T *data, i64 ny, i64 nx, i64 stride, i64 *box) {      \
+    i64 y0 = -1, y1 = 0, x0 = nx, x1 = 0;                                                       \
+    for (i64 y = 0; y < ny; y++) {                                                              \
+        const T *row = data + y * stride;                                                       \
+        i64 lo = 0, hi = nx;                                                                    \
+        while (lo < hi && !fp_any_##SFX(row + lo, hi - lo < 64 ? hi - lo : 64)) lo += 64;       \
+        if (lo >= hi) continue;                                                                 \
+        while (row[lo] != row[lo]) lo++;                                                        \
+        while (hi - lo > 64 && !fp_any_##SFX(row + hi - 64, 64)) hi -= 64;                      \
+        while (row[hi - 1] != row[hi - 1]) hi--;                                                \
+        if (y0 < 0) y0 = y;                                                                     \
+        y1 = y + 1;                                                                             \
+        x0 = lo < x0 ? lo : x0;                                                                 \
+        x1 = hi > x1 ? hi : x1;                                                                 \
+    }                                                                                           \
+    if (y0 < 0) y0 = 0, x0 = 0;                                                                 \
+    box[0] = y0, box[1] = y1, box[2] = x0, box[3] = x1;                                         \
+    return 0;                                                                                   \
+}
+
+FOOTPRINT_KERNEL(float, f32)
+FOOTPRINT_KERNEL(double, f64)

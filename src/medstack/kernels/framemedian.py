@@ -1,12 +1,12 @@
 """The frames' median: NumPy's ``nanmedian`` over a cube of frames, computed from the frames
 that cover each pixel (pure numerics, no I/O).
 
-A section's rows are cut into rectangles over which the same frames hold data; each
-rectangle is combined from those frames alone (the others are NaN there, and NaN is no data),
-so the work follows the covered pixels, not the number of frames times the mosaic. The
-compiled kernel (``medstack_nanmedian_f32``/``_f64`` in ``_fast.c``) reads each frame where it
-lies; the reference (:func:`medstack.kernels.reference.nanmedian`) stacks them into a dense
-block. Both give the same bits.
+A section's rows are cut into pieces over which the same frames hold data, each combined
+from those frames alone (the others are NaN there, and NaN is no data), so the work follows
+the covered pixels, not the number of frames times the mosaic. The compiled kernel
+(``medstack_nanmedian_tiles_f32``/``_f64`` in ``_fast.c``: one call per section, row spans)
+reads each frame where it lies; the reference (:func:`medstack.kernels.reference.nanmedian`)
+stacks them into a dense block per rectangle (:func:`rectangles`). Both give the same bits.
 """
 
 from __future__ import annotations
@@ -20,12 +20,17 @@ from typing import Any
 import numpy as np
 
 from . import reference
+from .networks import median_network
 
-__all__ = ["BIG_STACK", "FrameRows", "combine_frames"]
+__all__ = ["BIG_STACK", "FrameRows", "combine_frames", "footprint"]
 
 #: From this many frames on, NumPy's ``nanmedian`` takes its other path (``np.median`` per
 #: pixel instead of the masked median), which rounds an odd count's middle value differently.
 BIG_STACK = 600
+#: Up to this many covering frames the compiled kernel sorts blocks of pixels with a comparator
+#: network; beyond, it selects each pixel's middle values one pixel at a time (``NM_NET_MAX``
+#: in ``_fast.c``).
+NETWORK_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -84,8 +89,54 @@ def _kernel(dtype: str) -> Any:
     from . import fast  # raises KernelsNotBuilt where the library is not built
 
     p, i, q = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64
-    fn = getattr(fast._lib, f"medstack_nanmedian_{'f32' if dtype == 'float32' else 'f64'}")
-    fn.argtypes = (p, p, i, q, q, p, q, p, q, i, i)
+    fn = getattr(fast._lib, f"medstack_nanmedian_tiles_{dtype.replace('float', 'f')}")
+    fn.argtypes = (p, p, p, p, i, q, q, p, p, i, p, p)
+    fn.restype = ctypes.c_int
+    return fn
+
+
+@lru_cache(maxsize=1)
+def _networks() -> tuple[np.ndarray, np.ndarray]:
+    """For k = 0 … NETWORK_MAX values, the comparators that sort the positions of a padded
+    median (:func:`medstack.kernels.networks.median_network`), end to end, and where each
+    network starts (pairs; ``offsets[k + 1] - offsets[k]`` of them)."""
+    nets = [np.zeros((0, 2), np.int32)] + [median_network(k, (k + 1) // 2)
+                                           for k in range(1, NETWORK_MAX + 1)]
+    offsets = np.cumsum([0] + [len(n) for n in nets]).astype(np.int32)
+    return np.ascontiguousarray(np.concatenate(nets), dtype=np.int32), offsets
+
+
+def footprint(valid: np.ndarray, kernel: str = "fast") -> tuple[int, int, int, int] | None:
+    """The bounding box ``(y0, y1, x0, x1)`` of a frame's valid pixels, or None when it has
+    none. ``valid`` is a boolean array (True: valid) or the frame itself, float32/float64 (valid:
+    not NaN; in native byte order with unit column stride, the compiled kernel scans it where it
+    lies)."""
+    if (valid.dtype != bool and kernel == "fast" and valid.dtype.isnative
+            and valid.strides[1] == valid.itemsize):
+        box = np.zeros(4, dtype=np.int64)
+        fn = _footprint_kernel(valid.dtype.name)
+        fn(valid.ctypes.data, valid.shape[0], valid.shape[1], valid.strides[0] // valid.itemsize,
+           box.ctypes.data)
+        y0, y1, x0, x1 = (int(v) for v in box)
+        return (y0, y1, x0, x1) if y1 > y0 else None
+    if valid.dtype != bool:
+        valid = np.isnan(valid)
+        np.logical_not(valid, out=valid)
+    rows = np.flatnonzero(valid.any(axis=1))
+    if rows.size == 0:
+        return None
+    y0, y1 = int(rows[0]), int(rows[-1]) + 1
+    cols = np.flatnonzero(valid[y0:y1].any(axis=0))
+    return y0, y1, int(cols[0]), int(cols[-1]) + 1
+
+
+@lru_cache(maxsize=2)
+def _footprint_kernel(dtype: str) -> Any:
+    from . import fast
+
+    p, q = ctypes.c_void_p, ctypes.c_int64
+    fn = getattr(fast._lib, f"medstack_footprint_{dtype.replace('float', 'f')}")
+    fn.argtypes = (p, q, q, q, p)
     fn.restype = ctypes.c_int
     return fn
 
@@ -107,28 +158,39 @@ def combine_frames(parts: Sequence[FrameRows], out: np.ndarray, ngood: np.ndarra
     kernel : {"fast", "reference"}
         Implementation; the same bits. Default is "fast".
     """
-    out.fill(np.nan)  # the canonical NaN, as NumPy gives where no frame has data
-    ngood.fill(0)
     big = n_frames >= BIG_STACK
-    item = out.itemsize
-    for r0, r1, c0, c1, cover in rectangles(parts, out.shape[0], out.shape[1]):
-        nan_last = big and cover[-1].index == n_frames - 1
-        views = [p.values[r0 - p.row0:r1 - p.row0, c0 - p.col0:c1 - p.col0] for p in cover]
-        if kernel == "reference":
-            block = np.stack(views)
-            med, count = reference.nanmedian(block, n_frames, block[-1] if nan_last else None)
-            out[r0:r1, c0:c1] = med
-            ngood[r0:r1, c0:c1] = np.minimum(count, 65535)
-            continue
-        for v in views:
+    parts = sorted(parts, key=lambda p: p.index)
+    if kernel != "reference":
+        item = out.itemsize
+        for p in parts:
+            v = p.values
             if v.dtype != out.dtype or v.strides[1] != item or v.strides[0] % item:
                 raise TypeError(f"frame rows: {v.dtype} with strides {v.strides}; expected "
                                 f"{out.dtype} with unit column stride")
-        ptrs = np.array([v.ctypes.data for v in views], dtype=np.int64)
-        strides = np.array([v.strides[0] // item for v in views], dtype=np.int64)
+        if out.dtype not in (np.float32, np.float64) or not out.flags.c_contiguous or \
+                ngood.shape != out.shape or ngood.dtype != np.uint16 or \
+                not ngood.flags.c_contiguous:
+            raise TypeError("combine_frames: out and ngood must be C-contiguous float and uint16 "
+                            "arrays of one shape")
+        ptrs = np.array([p.values.ctypes.data for p in parts], dtype=np.int64)
+        strides = np.array([p.values.strides[0] // item for p in parts], dtype=np.int64)
+        boxes = np.array([(p.row0, p.row1, p.col0, p.col1) for p in parts],
+                         dtype=np.int64).reshape(-1, 4)
+        last = np.array([p.index == n_frames - 1 for p in parts], dtype=np.uint8)
+        nets, offsets = _networks()
         status = _kernel(out.dtype.name)(
-            ptrs.ctypes.data, strides.ctypes.data, len(views), r1 - r0, c1 - c0,
-            out[r0:, c0:].ctypes.data, out.shape[1], ngood[r0:, c0:].ctypes.data,
-            ngood.shape[1], int(big), int(nan_last))
+            ptrs.ctypes.data, strides.ctypes.data, boxes.ctypes.data, last.ctypes.data,
+            len(parts), out.shape[0], out.shape[1], out.ctypes.data, ngood.ctypes.data,
+            int(big), nets.ctypes.data, offsets.ctypes.data)
         if status != 0:
-            raise MemoryError("medstack_nanmedian: no memory for the kernel's scratch buffer")
+            raise MemoryError("medstack_nanmedian_tiles: no memory for its scratch buffers")
+        return
+    out.fill(np.nan)  # the canonical NaN, as NumPy gives where no frame has data
+    ngood.fill(0)
+    for r0, r1, c0, c1, cover in rectangles(parts, out.shape[0], out.shape[1]):
+        nan_last = big and cover[-1].index == n_frames - 1
+        views = [p.values[r0 - p.row0:r1 - p.row0, c0 - p.col0:c1 - p.col0] for p in cover]
+        block = np.stack(views)
+        med, count = reference.nanmedian(block, n_frames, block[-1] if nan_last else None)
+        out[r0:r1, c0:c1] = med
+        ngood[r0:r1, c0:c1] = np.minimum(count, 65535)
