@@ -38,7 +38,7 @@ STCAL_NANMEDIAN3D = stcal_median.nanmedian3D
 #: numpy's nanmedian switches algorithm at 600 frames; the sweep goes past it.
 NS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 33, 64, 101, 256, 599, 600, 601, 640]
 DTYPES = ["float32", "float64"]
-SHAPE = (10, 48)
+SHAPE = (70, 48)  # two bands of tiles (64 rows each)
 #: ``buffer_size`` values, as functions of (n, ny, nx, itemsize): None, one row per frame, three
 #: rows per frame, the whole cube (one section), and one byte (raised to a row by stcal).
 BUFFERS = {"none": lambda n, ny, nx, s: None, "1 row": lambda n, ny, nx, s: n * nx * s,
