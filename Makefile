@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
-# Optional extras installed with the package: the test tools, and drizzlepac for the
-# AstroDrizzle tests (tests/test_astrodrizzle.py, which skip without it): `make test EXTRAS=test`
-# leaves drizzlepac out.
-EXTRAS ?= test,drizzlepac
+# Optional extras installed with the package: the test tools, drizzlepac for the AstroDrizzle
+# tests (tests/test_astrodrizzle.py) and stcal, jwst and romancal for the JWST/Roman tests
+# (tests/test_stcal*.py, tests/test_jwst*.py); those tests skip without their packages:
+# `make test EXTRAS=test` leaves both out.
+EXTRAS ?= test,drizzlepac,pipelines
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
