@@ -55,8 +55,9 @@ def _wcs_cards(shape: tuple[int, int], ra: float, dec: float) -> list[tuple]:
     w.wcs.crpix = [(nx + 1) / 2.0, (ny + 1) / 2.0]
     w.wcs.cd = np.diag([-1.0, 1.0]) * PIXEL_SCALE / 3600.0
     wh = w.to_header()  # the CD matrix comes out as PC, with CDELT = 1
-    cards = [(k, wh[k], wh.comments[k]) for k in ("WCSAXES", "CRPIX1", "CRPIX2", "CRVAL1",
-                                                    "CRVAL2", "CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2")]
+    keys = ("WCSAXES", "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CTYPE1", "CTYPE2", "CUNIT1",
+            "CUNIT2")
+    cards = [(k, wh[k], wh.comments[k]) for k in keys]
     cards += [(f"CD{ij}", wh.get(f"PC{ij}", 0.0), "partial of coordinate wrt pixel axis")
               for ij in ("1_1", "1_2", "2_1", "2_2")]
     return [*cards, *((k, wh[k], wh.comments[k]) for k in ("LONPOLE", "LATPOLE")),
