@@ -30,8 +30,8 @@ from .synthetic import (
     DITHER_Y,
     READNOISE,
     Exposure,
+    chip_gap,
     exposure_images,
-    geometry,
     render_scene,
 )
 
@@ -183,7 +183,7 @@ def make_stack(outdir: str | Path, n_images: int = 6, shape: tuple[int, int] = (
     scene = render_scene(np.random.default_rng(scene_seq), (ny, nx))
 
     visit = np.random.default_rng(visit_seq)
-    geom = geometry((ny, nx))
+    gap = chip_gap((ny, nx))
     theta = math.radians(visit.uniform(0.5, 1.5) * visit.choice([-1.0, 1.0]))
     ra = 150.1 + visit.uniform(-0.05, 0.05)
     dec = 2.2 + visit.uniform(-0.05, 0.05)
@@ -201,7 +201,7 @@ def make_stack(outdir: str | Path, n_images: int = 6, shape: tuple[int, int] = (
         rng = np.random.default_rng(seq)
         cycle = i // len(DITHER_X)
         dx = DITHER_X[i % len(DITHER_X)] + 0.4 * cycle + rng.normal(0.0, 0.08)
-        dy = (DITHER_Y[i % len(DITHER_Y)] + 0.15 * cycle) * geom["gap"] + rng.normal(0.0, 0.08)
+        dy = (DITHER_Y[i % len(DITHER_Y)] + 0.15 * cycle) * gap + rng.normal(0.0, 0.08)
         exptime = base_exptime + (13.0 if i % 6 == 3 else 0.0)  # one a little longer
         sky_rate = float(rng.uniform(0.08, 0.16))
         measured = sky_rate * exptime + rng.normal(0.0, 0.2)  # the sky estimate is not perfect
@@ -209,7 +209,7 @@ def make_stack(outdir: str | Path, n_images: int = 6, shape: tuple[int, int] = (
                         sky_rate=sky_rate, mdrizsky=float(np.float32(measured)),
                         dx=float(dx), dy=float(dy), expstart=clock)
         clock += (exptime + 120.0 + (2700.0 if i % 2 else 0.0)) / 86400.0
-        sci, wht = exposure_images(rng, scene, exp, theta, geom, bad_cols, cosmic_rays)
+        sci, wht = exposure_images(rng, scene, exp, theta, bad_cols, cosmic_rays)
         sci_name = f"{exp.root}_single_sci.fits"
         wht_name = f"{exp.root}_single_wht.fits"
         header = _primary_header(exp, wcs_cards, prefix=prefix, ra=ra, dec=dec,
