@@ -12,7 +12,6 @@ stack and runs the ``medstack`` command on it.
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 import sys
 import time
@@ -36,8 +35,6 @@ from .synthetic import (
 )
 
 __all__ = ["make_stack", "main"]
-
-log = logging.getLogger(__name__)
 
 #: ACS/WFC pixel scale, arcsec per pixel.
 PIXEL_SCALE = 0.05
@@ -68,8 +65,9 @@ def _wcs_cards(shape: tuple[int, int], ra: float, dec: float) -> list[tuple]:
 
 
 def _primary_header(exp: Exposure, wcs_cards: list[tuple], *, prefix: str, ra: float,
-                    dec: float, filename: str) -> fits.Header:
+                    dec: float) -> fits.Header:
     """A realistic primary header of an ACS/WFC single, as driz_separate writes it."""
+    filename = f"{exp.root}_single_sci.fits"
     iso = Time(exp.expstart, format="mjd", scale="utc").isot
     date_obs, time_obs = iso[:10], iso[11:19]
     h = fits.Header()
@@ -176,10 +174,7 @@ def make_stack(outdir: str | Path, n_images: int = 6, shape: tuple[int, int] = (
                              f"not {prefix!r}")
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-
-    root_seq = np.random.SeedSequence(int(seed))
-    scene_seq, visit_seq, *image_seqs = root_seq.spawn(2 + int(n_images))
+    scene_seq, visit_seq, *image_seqs = np.random.SeedSequence(int(seed)).spawn(2 + n_images)
     scene = render_scene(np.random.default_rng(scene_seq), (ny, nx))
 
     visit = np.random.default_rng(visit_seq)
@@ -188,7 +183,7 @@ def make_stack(outdir: str | Path, n_images: int = 6, shape: tuple[int, int] = (
     ra = 150.1 + visit.uniform(-0.05, 0.05)
     dec = 2.2 + visit.uniform(-0.05, 0.05)
     base_exptime = float(visit.choice([339.0, 400.0, 507.0, 560.0]))
-    mjd0 = 53000.0 + float(visit.integers(0, 3000)) + visit.uniform(0.1, 0.6)
+    clock = 53000.0 + float(visit.integers(0, 3000)) + visit.uniform(0.1, 0.6)  # MJD
     # Bad columns fixed on the detector (so they move with the dither), on the upper chip.
     n_bad = max(1, nx // 512)
     bad_cols = np.column_stack([visit.uniform(-0.8, 0.8, n_bad) * (nx / 2.0 - 20.0),
@@ -196,7 +191,6 @@ def make_stack(outdir: str | Path, n_images: int = 6, shape: tuple[int, int] = (
     wcs_cards = _wcs_cards((ny, nx), ra, dec)
 
     paths: list[Path] = []
-    clock = mjd0
     for i, seq in enumerate(image_seqs):
         rng = np.random.default_rng(seq)
         cycle = i // len(DITHER_X)
@@ -210,17 +204,12 @@ def make_stack(outdir: str | Path, n_images: int = 6, shape: tuple[int, int] = (
                         dx=float(dx), dy=float(dy), expstart=clock)
         clock += (exptime + 120.0 + (2700.0 if i % 2 else 0.0)) / 86400.0
         sci, wht = exposure_images(rng, scene, exp, theta, bad_cols, cosmic_rays)
-        sci_name = f"{exp.root}_single_sci.fits"
-        wht_name = f"{exp.root}_single_wht.fits"
-        header = _primary_header(exp, wcs_cards, prefix=prefix, ra=ra, dec=dec,
-                                 filename=sci_name)
-        fits.PrimaryHDU(sci, header=header).writeto(out / sci_name, overwrite=True)
-        header["FILENAME"] = wht_name
+        header = _primary_header(exp, wcs_cards, prefix=prefix, ra=ra, dec=dec)
+        paths.append(out / header["FILENAME"])
+        fits.PrimaryHDU(sci, header=header).writeto(paths[-1], overwrite=True)
+        header["FILENAME"] = header["D001OUWE"]
         del header["BUNIT"]
-        fits.PrimaryHDU(wht, header=header).writeto(out / wht_name, overwrite=True)
-        paths.append(out / sci_name)
-    log.info("wrote %d synthetic singles of %d x %d to %s in %.2f s", n_images, ny, nx, out,
-             time.perf_counter() - t0)
+        fits.PrimaryHDU(wht, header=header).writeto(out / header["FILENAME"], overwrite=True)
     return paths
 
 
