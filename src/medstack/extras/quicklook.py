@@ -46,13 +46,10 @@ def _bin_rows(rows: np.ndarray, f: int) -> np.ndarray:
 
 
 class QuickLook:
-    """What the quick-look shows of an image, built row block by row block, in any order.
-
-    Feed it the median (and count-map) rows with :meth:`add`, then write the PNG with
-    :meth:`save`. It keeps the image binned by :attr:`factor` (block mean of the finite
-    values, block minimum of the counts; the last partial block of rows and columns is not
-    shown), an even sample of at most 250 000 pixels for the stretch limits, the count of NaN
-    pixels and the largest count.
+    """What the quick-look shows of an image, fed row block by row block in any order with
+    :meth:`add`, written with :meth:`save`: the image binned by :attr:`factor` (block mean of
+    the finite values, block minimum of the counts; partial blocks at the end not shown), an
+    even sample of at most 250 000 pixels for the stretch limits, and the NaN count.
 
     Parameters
     ----------
@@ -223,9 +220,7 @@ def display_wcs(header: fits.Header | None, shape: tuple[int, int], f: int = 1):
     same sky as the full image. A WCS with distortion terms (SIP, lookup tables), which
     binning cannot carry, gives None.
     """
-    if header is None:
-        return None
-    try:
+    try:  # (no header gives a WCS without celestial axes)
         from astropy.wcs import WCS, FITSFixedWarning
 
         with warnings.catch_warnings():
@@ -234,17 +229,16 @@ def display_wcs(header: fits.Header | None, shape: tuple[int, int], f: int = 1):
         if not wcs.has_celestial or wcs.pixel_shape not in (None, (shape[1], shape[0])):
             return None
         wcs = wcs.celestial.deepcopy()
-        if f > 1:
-            if any(getattr(wcs, a) is not None
-                   for a in ("sip", "cpdis1", "cpdis2", "det2im1", "det2im2")):
-                log.debug("quick-look: no sky axes (a distorted WCS cannot be binned)")
-                return None
-            if wcs.wcs.has_cd():
-                wcs.wcs.cd = wcs.wcs.cd * f
-            else:
-                wcs.wcs.cdelt = wcs.wcs.cdelt * f
-            wcs.wcs.crpix = (wcs.wcs.crpix + (f - 1) / 2.0) / f
-            wcs.wcs.set()
+        if f > 1 and any(getattr(wcs, a) is not None
+                         for a in ("sip", "cpdis1", "cpdis2", "det2im1", "det2im2")):
+            log.debug("quick-look: no sky axes (a distorted WCS cannot be binned)")
+            return None
+        if wcs.wcs.has_cd():
+            wcs.wcs.cd = wcs.wcs.cd * f
+        else:
+            wcs.wcs.cdelt = wcs.wcs.cdelt * f
+        wcs.wcs.crpix = (wcs.wcs.crpix + (f - 1) / 2.0) / f
+        wcs.wcs.set()
         wcs.pixel_shape = (shape[1] // f, shape[0] // f)
         return wcs
     except Exception as err:  # a broken WCS only costs the sky axes
@@ -261,8 +255,8 @@ def save_quicklook(path: str | os.PathLike[str], median: np.ndarray,
     Parameters
     ----------
     path : str or path-like
-        The PNG to write. It is written to a temporary file in the same folder, then renamed,
-        so an earlier file of that name is replaced only by a complete one.
+        The PNG, written under a temporary name beside it then renamed: an earlier file of that
+        name is replaced only by a complete one.
     median : ndarray
         The median image (2-D). NaN pixels are drawn in red and left out of the stretch.
     ngood : ndarray, optional
