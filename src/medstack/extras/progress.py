@@ -13,24 +13,24 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-__all__ = ["DEFAULT_COLUMNS", "DEFAULT_ROWS", "make_progress", "terminal_size"]
+__all__ = ["DEFAULT_COLUMNS", "DEFAULT_ROWS", "columns", "make_progress"]
 
 #: Seconds a run takes before its bar appears (shorter runs draw nothing).
 DELAY = 1.0
-#: Columns and rows assumed where the terminal reports none or 0 (as some CI consoles and
-#: ``script`` do; tqdm would hide a bar below a terminal of 0 rows).
+#: Columns of a bar where the terminal reports none or 0 (as some CI consoles and ``script`` do).
 DEFAULT_COLUMNS = 80
+#: Rows told to tqdm, whatever the terminal reports: tqdm hides a bar below the last row, all of
+#: them where a terminal reports 0 rows (as ``script`` does).
 DEFAULT_ROWS = 24
 
 
-def terminal_size(stream: TextIO | None = None) -> tuple[int, int]:
-    """``(columns, rows)`` of the terminal behind ``stream`` (default: stderr), each replaced
-    by :data:`DEFAULT_COLUMNS` or :data:`DEFAULT_ROWS` where it reports none or 0."""
+def columns(stream: TextIO | None = None) -> int:
+    """The width of the terminal behind ``stream`` (default: stderr), in columns;
+    :data:`DEFAULT_COLUMNS` where it reports none or 0."""
     try:
-        size = os.get_terminal_size((stream or sys.stderr).fileno())
+        return os.get_terminal_size((stream or sys.stderr).fileno()).columns or DEFAULT_COLUMNS
     except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
-        size = os.terminal_size((0, 0))
-    return size.columns or DEFAULT_COLUMNS, size.lines or DEFAULT_ROWS
+        return DEFAULT_COLUMNS
 
 
 @contextmanager
@@ -63,10 +63,9 @@ def make_progress(enabled: bool = True, *, desc: str = "median", unit: str = "se
 
     def progress(done: int, total: int) -> None:
         if not bar:
-            ncols, nrows = terminal_size(stream)
             bar.append(tqdm(total=total, desc=desc, unit=unit, file=stream, leave=True,
                             delay=DELAY if delay is None else delay, mininterval=0.1,
-                            ncols=ncols, nrows=nrows))
+                            ncols=columns(stream), nrows=DEFAULT_ROWS))
         bar[0].update(done - bar[0].n)
 
     try:
