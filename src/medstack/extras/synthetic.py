@@ -103,7 +103,6 @@ def render_scene(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray
     pad = _PSF_HALF
     py, px = ny + 2 * pad, nx + 2 * pad
     area = ny * nx / 1024.0**2
-    scene = np.zeros((py, px))
 
     # Stars: a power-law luminosity function, from barely detected to nearly saturated.
     n_stars = max(3, int(round(350 * area)))
@@ -112,7 +111,7 @@ def render_scene(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray
     slope, fmin, fmax = -0.6, 0.5, 1500.0  # dN/dF ~ F^-1.6 between fmin and fmax (e-/s)
     u = rng.random(n_stars)
     flux = (fmin**slope + u * (fmax**slope - fmin**slope)) ** (1.0 / slope)
-    scene += _deposit(xs, ys, flux, (py, px))
+    scene = _deposit(xs, ys, flux, (py, px))
 
     # Galaxies: a few small ones, and one large spiral near the centre.
     n_gal = max(2, int(round(10 * area)))
@@ -132,9 +131,8 @@ def render_scene(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray
         stamp = _sersic_stamp(rng, gflux, reff, n, q, pa, (gx - cx, gy - cy), spiral)
         h = stamp.shape[0] // 2
         y0, y1 = max(cy - h, 0), min(cy + h + 1, py)
-        x0, x1 = max(cx - h, 0), min(cx + h + 1, px)
-        if y0 < y1 and x0 < x1:
-            scene[y0:y1, x0:x1] += stamp[y0 - cy + h : y1 - cy + h, x0 - cx + h : x1 - cx + h]
+        x0, x1 = max(cx - h, 0), min(cx + h + 1, px)  # (centres are inside: never empty)
+        scene[y0:y1, x0:x1] += stamp[y0 - cy + h : y1 - cy + h, x0 - cx + h : x1 - cx + h]
 
     # PSF convolution (FFT; the pad keeps the wrap-around outside the output grid).
     kernel = np.zeros((py, px))
