@@ -64,9 +64,9 @@ def _wcs_cards(shape: tuple[int, int], ra: float, dec: float) -> list[tuple]:
             ("ORIENTAT", 0.0, "position angle of image y axis (deg. e of n)")]
 
 
-def _primary_header(exp: Exposure, wcs_cards: list[tuple], *, prefix: str, ra: float,
-                    dec: float) -> fits.Header:
-    """A realistic primary header of an ACS/WFC single, as driz_separate writes it."""
+def _primary_header(exp: Exposure, wcs_cards: list[tuple], prefix: str) -> fits.Header:
+    """The primary header of an ACS/WFC single, with the keywords of driz_separate's that
+    readers use (exposure, sky, detector, amplifiers, units, WCS, drizzle parameters)."""
     filename = f"{exp.root}_single_sci.fits"
     iso = Time(exp.expstart, format="mjd", scale="utc").isot
     date_obs, time_obs = iso[:10], iso[11:19]
@@ -74,59 +74,35 @@ def _primary_header(exp: Exposure, wcs_cards: list[tuple], *, prefix: str, ra: f
     h["ORIGIN"] = ("medstack.demo", "synthetic data: medstack's demo generator")
     h["DATE"] = (date_obs, "date this file was written (yyyy-mm-dd)")
     h["FILENAME"] = (filename, "name of file")
-    h["FILETYPE"] = ("SCI", "type of data found in data file")
     h["TELESCOP"] = ("HST", "telescope used to acquire data")
     h["INSTRUME"] = ("ACS", "identifier for instrument used to acquire data")
     h["ROOTNAME"] = (exp.root, "rootname of the observation set")
-    h["PRIMESI"] = ("ACS", "instrument designated as prime")
     h["TARGNAME"] = (f"{prefix.upper()}-FIELD", "proposer's target name")
-    h["RA_TARG"] = (ra, "right ascension of the target (deg) (J2000)")
-    h["DEC_TARG"] = (dec, "declination of the target (deg) (J2000)")
-    h["PROPOSID"] = (99999, "PEP proposal identifier")
-    h["LINENUM"] = ("01.001", "proposal logsheet line number")
     h["DATE-OBS"] = (date_obs, "UT date of start of observation (yyyy-mm-dd)")
     h["TIME-OBS"] = (time_obs, "UT time of start of observation (hh:mm:ss)")
     h["EXPSTART"] = (exp.expstart, "exposure start time (Modified Julian Date)")
     h["EXPEND"] = (exp.expstart + exp.exptime / 86400.0, "exposure end time (MJD)")
     h["EXPTIME"] = (exp.exptime, "exposure duration (seconds)--calculated")
-    h["TEXPTIME"] = (exp.exptime, "total exposure time (seconds)")
-    h["OBSTYPE"] = ("IMAGING", "observation type - imaging or spectroscopic")
-    h["OBSMODE"] = ("ACCUM", "operating mode")
     h["DETECTOR"] = ("WFC", "detector in use: WFC, HRC, or SBC")
-    h["SUBARRAY"] = (False, "data from a subarray (T) or full frame (F)")
-    h["APERTURE"] = ("WFC", "aperture name")
     h["FILTER1"] = ("F606W", "element selected from filter wheel 1")
-    h["FILTER2"] = ("CLEAR2L", "element selected from filter wheel 2")
     h["CCDAMP"] = ("ABCD", "CCD amplifier read out configuration")
-    h["CCDGAIN"] = (2.0, "commanded gain of CCD")
     h.extend([(f"ATODGN{a}", GAIN[a], f"calibrated gain for amplifier {a}") for a in "ABCD"])
     h.extend([(f"READNSE{a}", READNOISE[a], f"calibrated read noise for amplifier {a}")
               for a in "ABCD"])
-    h["PHOTMODE"] = ("ACS WFC1 F606W MJD#", "observation configuration for photometry")
     h["PHOTFLAM"] = (7.8624e-20, "inverse sensitivity, ergs/cm2/Ang/electron")
-    h["PHOTZPT"] = (-21.1, "ST magnitude zero point")
-    h["PHOTPLAM"] = (5921.1, "pivot wavelength (Angstroms)")
-    h["PHOTBW"] = (672.3, "RMS bandwidth of filter plus detector")
     h["BUNIT"] = ("ELECTRONS/S", "units of the data")
     h["MDRIZSKY"] = (exp.mdrizsky, "Sky value computed by AstroDrizzle")
     h.extend(wcs_cards)
     h["NDRIZIM"] = (1, "Drizzle, No. images drizzled onto output")
-    h["D001VER"] = ("WCS-based drizzle", "Drizzle, task version")
-    h["D001GEOM"] = ("Header WCS", "Drizzle, source of geometric information")
     h["D001DATA"] = (f"{exp.root}_flt.fits[sci,1]", "Drizzle, input data image")
     h["D001DEXP"] = (exp.exptime, "Drizzle, input image exposure time (s)")
     h["D001OUDA"] = (filename, "Drizzle, output data image")
     h["D001OUWE"] = (filename.replace("_single_sci", "_single_wht"),
                      "Drizzle, output weighting image")
-    h["D001OUCO"] = ("", "Drizzle, output context image")
-    h["D001MASK"] = (f"{exp.root}_sci1_single_mask.fits", "Drizzle, input weighting image")
-    h["D001WTSC"] = (1.0, "Drizzle, weighting factor for input image")
     h["D001KERN"] = ("square", "Drizzle, form of weight distribution kernel")
     h["D001PIXF"] = (1.0, "Drizzle, linear size of drop")
-    h["D001COEF"] = ("SIP", "Drizzle, source of coefficients")
     h["D001OUUN"] = ("cps", "Drizzle, units of output image - counts or cps")
     h["D001FVAL"] = ("INDEF", "Drizzle, fill value for zero weight output pix")
-    h["D001WKEY"] = ("", "Input image WCS Version used")
     return h
 
 
@@ -204,7 +180,7 @@ def make_stack(outdir: str | Path, n_images: int = 6, shape: tuple[int, int] = (
                         dx=float(dx), dy=float(dy), expstart=clock)
         clock += (exptime + 120.0 + (2700.0 if i % 2 else 0.0)) / 86400.0
         sci, wht = exposure_images(rng, scene, exp, theta, bad_cols, cosmic_rays)
-        header = _primary_header(exp, wcs_cards, prefix=prefix, ra=ra, dec=dec)
+        header = _primary_header(exp, wcs_cards, prefix)
         paths.append(out / header["FILENAME"])
         fits.PrimaryHDU(sci, header=header).writeto(paths[-1], overwrite=True)
         header["FILENAME"] = header["D001OUWE"]
