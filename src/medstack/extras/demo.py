@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 from astropy.time import Time
-from astropy.wcs import WCS
 
 from ..errors import MedstackError, ParameterError
 from .synthetic import (
@@ -43,21 +42,19 @@ GAIN = {"A": 2.02, "B": 1.886, "C": 2.017, "D": 2.0109}
 
 
 def _wcs_cards(shape: tuple[int, int], ra: float, dec: float) -> list[tuple]:
-    """Header cards of a north-up TAN WCS with a CD matrix, reference pixel at the grid centre,
-    as AstroDrizzle writes them."""
+    """Header cards of a north-up TAN WCS with a CD matrix, reference pixel at the grid centre
+    (ra, dec in degrees)."""
     ny, nx = shape
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [ra, dec]
-    w.wcs.crpix = [(nx + 1) / 2.0, (ny + 1) / 2.0]
-    w.wcs.cd = np.diag([-1.0, 1.0]) * PIXEL_SCALE / 3600.0
-    wh = w.to_header()  # the CD matrix comes out as PC, with CDELT = 1
-    keys = ("WCSAXES", "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CTYPE1", "CTYPE2", "CUNIT1",
-            "CUNIT2")
-    cards = [(k, wh[k], wh.comments[k]) for k in keys]
-    cards += [(f"CD{ij}", wh.get(f"PC{ij}", 0.0), "partial of coordinate wrt pixel axis")
-              for ij in ("1_1", "1_2", "2_1", "2_2")]
-    return [*cards, *((k, wh[k], wh.comments[k]) for k in ("LONPOLE", "LATPOLE")),
+    scale = PIXEL_SCALE / 3600.0  # degrees per pixel
+    cd = "partial of coordinate wrt pixel axis"
+    return [("CTYPE1", "RA---TAN", "Right ascension, gnomonic projection"),
+            ("CTYPE2", "DEC--TAN", "Declination, gnomonic projection"),
+            ("CRVAL1", ra, "[deg] Coordinate value at reference point"),
+            ("CRVAL2", dec, "[deg] Coordinate value at reference point"),
+            ("CRPIX1", (nx + 1) / 2.0, "Pixel coordinate of reference point"),
+            ("CRPIX2", (ny + 1) / 2.0, "Pixel coordinate of reference point"),
+            ("CD1_1", -scale, cd), ("CD1_2", 0.0, cd),
+            ("CD2_1", 0.0, cd), ("CD2_2", scale, cd),
             ("RADESYS", "ICRS", "equatorial coordinate system"),
             ("EQUINOX", 2000.0, "equinox of celestial coordinate system"),
             ("WCSNAME", "DRZWCS", "coordinate system title"),
