@@ -84,10 +84,7 @@ class QuickLook:
         sample = rows.ravel()[first :: self._step]
         self._samples[y0] = sample[np.isfinite(sample)].astype(np.float64)
         if self.counts is not None:
-            counts = np.asarray(ngood)
-            if counts.dtype.kind == "f":
-                counts = np.where(np.isfinite(counts), counts, 0)
-            counts = counts.astype(np.int32, copy=False)
+            counts = np.nan_to_num(np.asarray(ngood), nan=0).astype(np.int32, copy=False)
             self.max_count = max(self.max_count, int(counts.max()))
         k = min(rows.shape[0], self._binned[0] * f - y0)  # the rows in whole blocks
         if k <= 0:
@@ -115,8 +112,7 @@ class QuickLook:
 
     def sample(self) -> np.ndarray:
         """The finite pixels of the even sample, in image order."""
-        parts = [self._samples[y] for y in sorted(self._samples)]
-        return np.concatenate(parts) if parts else np.empty(0)
+        return np.concatenate([np.empty(0), *(self._samples[y] for y in sorted(self._samples))])
 
     def save(self, path: str | os.PathLike[str], *, title: str | None = None,
              stretch: str = "zscale", header: fits.Header | None = None,
@@ -167,12 +163,8 @@ class QuickLook:
             cim = axes[1].imshow(counts, origin="lower", cmap=cmap, norm=cnorm,
                                  interpolation="nearest")
             axes[1].set_title(f"good inputs per pixel (of {n_inputs})", fontsize=10)
-            cbar = fig.colorbar(cim, ax=axes[1], fraction=0.046, pad=0.03, label="good inputs")
-            if top <= 20:
-                cbar.set_ticks(range(top + 1))
-            else:
-                cbar.locator = MaxNLocator(integer=True)
-                cbar.update_ticks()
+            fig.colorbar(cim, ax=axes[1], fraction=0.046, pad=0.03, label="good inputs",
+                         ticks=range(top + 1) if top <= 20 else MaxNLocator(integer=True))
         for ax in axes:
             if wcs is not None:
                 ax.coords[0].set_axislabel("RA")
