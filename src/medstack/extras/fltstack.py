@@ -22,38 +22,12 @@ from astropy.io import fits
 
 from ..errors import InputError
 
-__all__ = ["DITHERS", "default_exposure", "make_flt_stack"]
+__all__ = ["DITHERS", "make_flt_stack"]
 
 #: Whole-pixel dithers ``(dy, dx)`` of the copies, in order (repeated beyond eight).
 DITHERS: tuple[tuple[int, int], ...] = (
     (0, 0), (3, 2), (-2, 5), (4, -3), (-5, -4), (6, 1), (1, -6), (-3, 3),
 )
-
-
-def default_exposure() -> Path:
-    """The ACS/HRC exposure ``j8bt06nyq_flt.fits`` (F606W, 60 s, 1024 × 1024) shipped by
-    spherical-geometry.
-
-    Raises
-    ------
-    InputError
-        spherical-geometry is not installed.
-    """
-    try:
-        data = importlib.resources.files("spherical_geometry") / "tests" / "data"
-    except ModuleNotFoundError as err:
-        raise InputError("spherical-geometry is not installed (it ships the default exposure "
-                         "j8bt06nyq_flt.fits; pip install 'medstack[drizzlepac]')") from err
-    path = Path(str(data / "j8bt06nyq_flt.fits"))
-    if not path.is_file():
-        raise InputError(f"{path}: not found in the installed spherical-geometry")
-    return path
-
-
-def _names(n: int) -> list[str]:
-    """``j8bt06naq``, ``j8bt06nbq``, ... (a rootname AstroDrizzle accepts per copy)."""
-    a_z = string.ascii_lowercase
-    return [f"j8bt06{a_z[i // 26] if n > 26 else 'n'}{a_z[i % 26]}q" for i in range(n)]
 
 
 def make_flt_stack(outdir: str | os.PathLike[str], n: int = 4, *,
@@ -70,7 +44,8 @@ def make_flt_stack(outdir: str | os.PathLike[str], n: int = 4, *,
         Number of copies (1 to 676). Default is 4.
     exposure : path-like, optional
         A calibrated exposure (``*_flt.fits``, data in electrons, chips as ``SCI``/``ERR``/
-        ``DQ`` extensions). Default is :func:`default_exposure`.
+        ``DQ`` extensions). Default is spherical-geometry's ``j8bt06nyq_flt.fits`` (ACS/HRC,
+        F606W, 60 s, 1024 × 1024).
     seed : int
         Random seed: the same seed gives the same files. Default is 1.
     noise_e : float
@@ -84,18 +59,33 @@ def make_flt_stack(outdir: str | os.PathLike[str], n: int = 4, *,
     -------
     list of str
         The copies' paths, ``<outdir>/j8bt06n?q_flt.fits``.
+
+    Raises
+    ------
+    InputError
+        ``n`` is out of range, or no exposure is given and spherical-geometry is missing.
     """
     if not 1 <= n <= 26 * 26:
         raise InputError(f"n: must be 1 to {26 * 26}, got {n}")
-    source = Path(exposure) if exposure is not None else default_exposure()
+    if exposure is None:
+        try:
+            data = importlib.resources.files("spherical_geometry") / "tests" / "data"
+        except ModuleNotFoundError as err:
+            raise InputError("spherical-geometry is not installed (it ships the default "
+                             "exposure; pip install 'medstack[drizzlepac]')") from err
+        exposure = Path(str(data / "j8bt06nyq_flt.fits"))
+        if not exposure.is_file():
+            raise InputError(f"{exposure}: not found in the installed spherical-geometry")
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
+    a_z = string.ascii_lowercase
     paths = []
-    for i, root in enumerate(_names(n)):
+    for i in range(n):  # a rootname AstroDrizzle accepts per copy: j8bt06naq, j8bt06nbq, ...
+        root = f"j8bt06{a_z[i // 26] if n > 26 else 'n'}{a_z[i % 26]}q"
         dy, dx = dithers[i % len(dithers)]
         name = f"{root}_flt.fits"
-        with fits.open(source) as hdul:
+        with fits.open(exposure) as hdul:
             for hdu in hdul:
                 if hdu.name not in ("SCI", "ERR", "DQ") or hdu.data is None:
                     continue
