@@ -40,14 +40,6 @@ class Exposure:
     expstart: float  # MJD
 
 
-def _moffat_kernel(fwhm: float = 2.1, beta: float = 2.5, half: int = _PSF_HALF) -> np.ndarray:
-    """A normalised Moffat PSF on a (2 half + 1)² grid."""
-    alpha = fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0))
-    y, x = np.mgrid[-half : half + 1, -half : half + 1]
-    psf = (1.0 + (x * x + y * y) / alpha**2) ** (-beta)
-    return psf / psf.sum()
-
-
 def _sersic_stamp(rng: np.random.Generator, flux: float, reff: float, n: float, q: float,
                   pa: float, frac: tuple[float, float], spiral: bool = False) -> np.ndarray:
     """An elliptical Sérsic profile of total ``flux`` on a square stamp, centred ``frac``
@@ -134,10 +126,14 @@ def render_scene(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray
         x0, x1 = max(cx - h, 0), min(cx + h + 1, px)  # (centres are inside: never empty)
         scene[y0:y1, x0:x1] += stamp[y0 - cy + h : y1 - cy + h, x0 - cx + h : x1 - cx + h]
 
-    # PSF convolution (FFT; the pad keeps the wrap-around outside the output grid).
+    # PSF convolution (FFT; the pad keeps the wrap-around outside the output grid) with a
+    # Moffat profile of FWHM 2.1 pixels, beta 2.5.
+    fwhm, beta = 2.1, 2.5
+    alpha = fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    y, x = np.mgrid[-pad : pad + 1, -pad : pad + 1]
+    psf = (1.0 + (x * x + y * y) / alpha**2) ** (-beta)
     kernel = np.zeros((py, px))
-    psf = _moffat_kernel()
-    kernel[: psf.shape[0], : psf.shape[1]] = psf
+    kernel[: 2 * pad + 1, : 2 * pad + 1] = psf / psf.sum()
     kernel = np.roll(kernel, (-pad, -pad), axis=(0, 1))
     conv = np.fft.irfft2(np.fft.rfft2(scene) * np.fft.rfft2(kernel), s=(py, px))
     return np.maximum(conv[pad : pad + ny, pad : pad + nx], 0.0)
