@@ -156,10 +156,8 @@ def _coverage(shape: tuple[int, int], dx: float, dy: float, theta: float,
     ny, nx = shape
     gap, margin = chip_gap(shape), max(3.0, round(0.025 * min(ny, nx)))
     sin_t, cos_t = math.sin(theta), math.cos(theta)
-    dmax_x = max(DITHER_X) + 1.0
-    dmax_y = max(DITHER_Y) * gap + 1.0
-    half_w = (nx - 2 * margin - dmax_x - ny * abs(sin_t)) / 2.0
-    half_h = (ny - 2 * margin - dmax_y - nx * abs(sin_t)) / 2.0
+    half_w = (nx - 2 * margin - max(DITHER_X) - 1.0 - ny * abs(sin_t)) / 2.0
+    half_h = (ny - 2 * margin - max(DITHER_Y) * gap - 1.0 - nx * abs(sin_t)) / 2.0
     cx = (nx - 1) / 2.0 - (max(DITHER_X) / 2.0) + dx
     cy = (ny - 1) / 2.0 - (max(DITHER_Y) * gap / 2.0) + dy
     x = np.arange(nx, dtype=np.float64)[None, :] - cx
@@ -191,8 +189,6 @@ def _cosmic_rays(rng: np.random.Generator, shape: tuple[int, int], exptime: floa
     """Cosmic-ray charge (electrons) on the grid: single pixels, small blobs and tracks."""
     ny, nx = shape
     n_hits = int(rng.poisson(CR_RATE * ny * nx * exptime))
-    if n_hits == 0:
-        return np.zeros(shape)
     kind = rng.random(n_hits)  # < 0.3 single pixel, < 0.6 blob, else track
     length = np.where(kind >= 0.6, np.minimum(rng.exponential(7.0, n_hits) + 2.0, 60.0), 0.0)
     npts = np.where(kind >= 0.6, np.ceil(2.0 * length).astype(int) + 1, 1)
@@ -231,6 +227,5 @@ def exposure_images(rng: np.random.Generator, scene: np.ndarray, exp: Exposure, 
     fx, fy = exp.dx % 1.0, exp.dy % 1.0
     electrons = lam + _bilinear(noise, fx, fy)
     sci = (electrons - exp.mdrizsky) / exp.exptime
-    sci[wht <= 0] = 0.0
-    wht[wht < 0] = 0.0
+    sci[wht <= 0] = 0.0  # (the pixel-area factor is positive: weights are never below 0)
     return sci.astype(np.float32), wht
