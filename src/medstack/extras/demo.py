@@ -192,26 +192,6 @@ def size(text: str) -> tuple[int, ...]:
     return values * 2 if len(values) == 1 else values
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``medstack-demo`` argument parser."""
-    parser = argparse.ArgumentParser(
-        prog="medstack-demo",
-        description="Write a synthetic HST-like stack of singly drizzled images (ACS/WFC: "
-        "stars, galaxies, sky noise, cosmic rays, chip gap, dithers) and run medstack on it: "
-        "writes OUTDIR/demo_med.fits and the quick-look OUTDIR/demo_med.png.",
-    )
-    parser.add_argument("--outdir", default="demo", metavar="DIR",
-                        help="folder for the stack and the results (default: demo)")
-    parser.add_argument("--n-images", type=int, default=6, metavar="N",
-                        help="number of exposures (default: 6)")
-    parser.add_argument("--size", type=size, default=(1024, 1024), metavar="N|NYxNX",
-                        help="output grid size (default: 1024)")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
-    parser.add_argument("--no-cosmic-rays", dest="cosmic_rays", action="store_false",
-                        help="leave the cosmic rays out")
-    return parser
-
-
 def main(argv: Sequence[str] | None = None, *, run_cli: bool = True) -> int:
     """Run ``medstack-demo``: write the stack, then run ``medstack`` on it.
 
@@ -228,7 +208,19 @@ def main(argv: Sequence[str] | None = None, *, run_cli: bool = True) -> int:
         Exit status: 0 on success, the ``medstack`` command's status if it failed, 2 if the
         stack could not be written (``SystemExit(2)`` for a bad option).
     """
-    parser = build_parser()
+    parser = argparse.ArgumentParser(prog="medstack-demo", description=(
+        "Write a synthetic HST-like stack of singly drizzled images (ACS/WFC: stars, galaxies, "
+        "sky noise, cosmic rays, chip gap, dithers) and run medstack on it: writes "
+        "OUTDIR/demo_med.fits and the quick-look OUTDIR/demo_med.png."))
+    parser.add_argument("--outdir", default="demo", metavar="DIR",
+                        help="folder for the stack and the results (default: demo)")
+    parser.add_argument("--n-images", type=int, default=6, metavar="N",
+                        help="number of exposures (default: 6)")
+    parser.add_argument("--size", type=size, default=(1024, 1024), metavar="N|NYxNX",
+                        help="output grid size (default: 1024)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    parser.add_argument("--no-cosmic-rays", dest="cosmic_rays", action="store_false",
+                        help="leave the cosmic rays out")
     args = parser.parse_args(argv)
     outdir = Path(args.outdir)
     t0 = time.perf_counter()
