@@ -116,7 +116,7 @@ class QuickLook:
 
     def save(self, path: str | os.PathLike[str], *, title: str | None = None,
              stretch: str = "zscale", header: fits.Header | None = None,
-             n_inputs: int | None = None, dpi: int = 100, into: Products | None = None) -> Path:
+             n_inputs: int | None = None, into: Products | None = None) -> Path:
         """Write the PNG; the parameters, return value and errors are those of
         :func:`save_quicklook`. With ``into``, the PNG is one of a run's products, named and
         checked with them: it is only staged, and renamed into place with them
@@ -143,7 +143,7 @@ class QuickLook:
         panels = 2 if counts is not None else 1
         ny, nx = shown.shape
         panel_w = min(max(5.2 * nx / ny, 3.5), 10.0)
-        fig = Figure(figsize=((panel_w + 1.6) * panels, 6.2), dpi=dpi, layout="constrained")
+        fig = Figure(figsize=((panel_w + 1.6) * panels, 6.2), dpi=100, layout="constrained")
         kwargs = {"projection": wcs} if wcs is not None else {}
         axes = [fig.add_subplot(1, panels, k + 1, **kwargs) for k in range(panels)]
 
@@ -182,7 +182,7 @@ class QuickLook:
         fig.suptitle(f"{title or 'median image'}\n{'; '.join(s for s in info if s)}", fontsize=11)
 
         with atomic_file(path, "the quick-look PNG", into=into) as fh:
-            fig.savefig(fh, format="png", dpi=dpi)
+            fig.savefig(fh, format="png", dpi=100)
         log.debug("wrote quick-look %s", path)
         return Path(path)
 
@@ -241,7 +241,7 @@ def display_wcs(header: fits.Header | None, shape: tuple[int, int], f: int = 1):
 def save_quicklook(path: str | os.PathLike[str], median: np.ndarray,
                    ngood: np.ndarray | None = None, *, title: str | None = None,
                    stretch: str = "zscale", header: fits.Header | None = None,
-                   n_inputs: int | None = None, dpi: int = 100) -> Path:
+                   n_inputs: int | None = None) -> Path:
     """Write a PNG of a median image and, beside it, its count-of-good-inputs map.
 
     Parameters
@@ -264,8 +264,6 @@ def save_quicklook(path: str | os.PathLike[str], median: np.ndarray,
         ``BUNIT`` labels the colour bar.
     n_inputs : int, optional
         Number of input images (default: the maximum of ``ngood``).
-    dpi : int, optional
-        Resolution of the PNG.
 
     Returns
     -------
@@ -287,5 +285,4 @@ def save_quicklook(path: str | os.PathLike[str], median: np.ndarray,
         raise ParameterError(f"ngood has shape {np.shape(ngood)}, the median {image.shape}")
     look = QuickLook(image.shape, counts=ngood is not None)
     look.add(0, image, ngood)
-    return look.save(path, title=title, stretch=stretch, header=header, n_inputs=n_inputs,
-                     dpi=dpi)
+    return look.save(path, title=title, stretch=stretch, header=header, n_inputs=n_inputs)
