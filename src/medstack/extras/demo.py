@@ -1,27 +1,17 @@
 """A synthetic, HST-like stack of singly drizzled images, and the ``medstack-demo`` command.
 
 :func:`make_stack` writes what AstroDrizzle's ``driz_separate`` step leaves behind for N
-dithered ACS/WFC exposures of one field: for each exposure ``<root>_single_sci.fits``
-(float32, electrons/s, sky-subtracted, data in the primary HDU) and ``<root>_single_wht.fits``
-(float32 drizzle weights: about the exposure time where the detector covered the pixel, 0
-where it did not, fractional along the edges).
-
-The scene (stars with a Moffat PSF, a few Sérsic galaxies, one of them a large spiral;
-:mod:`medstack.extras.synthetic`) is rendered once on the common output grid. Each exposure then gets its own detector footprint
-(a slightly rotated rectangle with a chip gap and a couple of bad columns, all moving with the
-dither), its own sky level, Poisson and read noise, and cosmic rays (single pixels, small
-blobs and tracks). The noise and the cosmic rays are resampled with the bilinear kernel of the
-exposure's sub-pixel dither phase, so they are correlated between neighbouring pixels as in
-real drizzled data. Everything is drawn from one seed: the same seed gives the same bytes.
-
-``medstack-demo`` (:func:`main`) writes such a stack and runs the ``medstack`` command on it:
-one line says where the stack went, the command's own line where the median went.
+dithered ACS/WFC exposures of one field: ``<root>_single_sci.fits`` (float32, electrons/s,
+sky-subtracted, data in the primary HDU) and ``<root>_single_wht.fits`` (drizzle weights: about
+the exposure time where the detector covered the pixel, 0 where not, fractional along the
+edges). The scene and the exposures are drawn by :mod:`medstack.extras.synthetic` from one
+seed: the same seed gives the same bytes. ``medstack-demo`` (:func:`main`) writes such a
+stack and runs the ``medstack`` command on it.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 import sys
 import time
@@ -30,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS
+from astropy.time import Time
 
 from ..errors import MedstackError, ParameterError
 from .synthetic import (
@@ -38,14 +28,12 @@ from .synthetic import (
     DITHER_Y,
     READNOISE,
     Exposure,
+    chip_gap,
     exposure_images,
-    geometry,
     render_scene,
 )
 
 __all__ = ["make_stack", "main"]
-
-log = logging.getLogger(__name__)
 
 #: ACS/WFC pixel scale, arcsec per pixel.
 PIXEL_SCALE = 0.05
@@ -53,105 +41,65 @@ PIXEL_SCALE = 0.05
 GAIN = {"A": 2.02, "B": 1.886, "C": 2.017, "D": 2.0109}
 
 
-def _wcs_header(shape: tuple[int, int], ra: float, dec: float) -> fits.Header:
-    """A north-up TAN WCS with a CD matrix, reference pixel at the grid centre."""
+def _wcs_cards(shape: tuple[int, int], ra: float, dec: float) -> list[tuple]:
+    """Header cards of a north-up TAN WCS with a CD matrix, reference pixel at the grid centre
+    (ra, dec in degrees)."""
     ny, nx = shape
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [ra, dec]
-    w.wcs.crpix = [(nx + 1) / 2.0, (ny + 1) / 2.0]
-    scale = PIXEL_SCALE / 3600.0
-    w.wcs.cd = np.array([[-scale, 0.0], [0.0, scale]])
-    w.wcs.radesys = "ICRS"
-    w.wcs.equinox = 2000.0
-    wh = w.to_header()
-    out = fits.Header()
-    for key in ("WCSAXES", "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CTYPE1", "CTYPE2",
-                "CUNIT1", "CUNIT2"):
-        out[key] = (wh[key], wh.comments[key])
-    for i in (1, 2):
-        for j in (1, 2):
-            cdelt = float(wh.get(f"CDELT{i}", 1.0))
-            out[f"CD{i}_{j}"] = (float(wh.get(f"PC{i}_{j}", 0.0)) * cdelt,
-                                 "partial of coordinate wrt pixel axis")
-    out["LONPOLE"] = (wh["LONPOLE"], wh.comments["LONPOLE"])
-    out["LATPOLE"] = (wh["LATPOLE"], wh.comments["LATPOLE"])
-    out["RADESYS"] = ("ICRS", "equatorial coordinate system")
-    out["EQUINOX"] = (2000.0, "equinox of celestial coordinate system")
-    out["WCSNAME"] = ("DRZWCS", "coordinate system title")
-    out["ORIENTAT"] = (0.0, "position angle of image y axis (deg. e of n)")
-    return out
+    scale = PIXEL_SCALE / 3600.0  # degrees per pixel
+    cd = "partial of coordinate wrt pixel axis"
+    return [("CTYPE1", "RA---TAN", "Right ascension, gnomonic projection"),
+            ("CTYPE2", "DEC--TAN", "Declination, gnomonic projection"),
+            ("CRVAL1", ra, "[deg] Coordinate value at reference point"),
+            ("CRVAL2", dec, "[deg] Coordinate value at reference point"),
+            ("CRPIX1", (nx + 1) / 2.0, "Pixel coordinate of reference point"),
+            ("CRPIX2", (ny + 1) / 2.0, "Pixel coordinate of reference point"),
+            ("CD1_1", -scale, cd), ("CD1_2", 0.0, cd),
+            ("CD2_1", 0.0, cd), ("CD2_2", scale, cd),
+            ("RADESYS", "ICRS", "equatorial coordinate system"),
+            ("EQUINOX", 2000.0, "equinox of celestial coordinate system"),
+            ("WCSNAME", "DRZWCS", "coordinate system title"),
+            ("ORIENTAT", 0.0, "position angle of image y axis (deg. e of n)")]
 
 
-def _mjd_to_iso(mjd: float) -> tuple[str, str]:
-    from astropy.time import Time
-
-    iso = Time(mjd, format="mjd", scale="utc").isot
-    return iso[:10], iso[11:19]
-
-
-def _primary_header(exp: Exposure, wcs_header: fits.Header, *, prefix: str, ra: float,
-                    dec: float, filename: str) -> fits.Header:
-    """A realistic primary header of an ACS/WFC single, as driz_separate writes it."""
-    date_obs, time_obs = _mjd_to_iso(exp.expstart)
+def _primary_header(exp: Exposure, wcs_cards: list[tuple], prefix: str) -> fits.Header:
+    """The primary header of an ACS/WFC single, with the keywords of driz_separate's that
+    readers use (exposure, sky, detector, amplifiers, units, WCS, drizzle parameters)."""
+    filename = f"{exp.root}_single_sci.fits"
+    iso = Time(exp.expstart, format="mjd", scale="utc").isot
+    date_obs, time_obs = iso[:10], iso[11:19]
     h = fits.Header()
     h["ORIGIN"] = ("medstack.demo", "synthetic data: medstack's demo generator")
     h["DATE"] = (date_obs, "date this file was written (yyyy-mm-dd)")
     h["FILENAME"] = (filename, "name of file")
-    h["FILETYPE"] = ("SCI", "type of data found in data file")
     h["TELESCOP"] = ("HST", "telescope used to acquire data")
     h["INSTRUME"] = ("ACS", "identifier for instrument used to acquire data")
     h["ROOTNAME"] = (exp.root, "rootname of the observation set")
-    h["PRIMESI"] = ("ACS", "instrument designated as prime")
     h["TARGNAME"] = (f"{prefix.upper()}-FIELD", "proposer's target name")
-    h["RA_TARG"] = (ra, "right ascension of the target (deg) (J2000)")
-    h["DEC_TARG"] = (dec, "declination of the target (deg) (J2000)")
-    h["PROPOSID"] = (99999, "PEP proposal identifier")
-    h["LINENUM"] = ("01.001", "proposal logsheet line number")
     h["DATE-OBS"] = (date_obs, "UT date of start of observation (yyyy-mm-dd)")
     h["TIME-OBS"] = (time_obs, "UT time of start of observation (hh:mm:ss)")
     h["EXPSTART"] = (exp.expstart, "exposure start time (Modified Julian Date)")
     h["EXPEND"] = (exp.expstart + exp.exptime / 86400.0, "exposure end time (MJD)")
     h["EXPTIME"] = (exp.exptime, "exposure duration (seconds)--calculated")
-    h["TEXPTIME"] = (exp.exptime, "total exposure time (seconds)")
-    h["OBSTYPE"] = ("IMAGING", "observation type - imaging or spectroscopic")
-    h["OBSMODE"] = ("ACCUM", "operating mode")
     h["DETECTOR"] = ("WFC", "detector in use: WFC, HRC, or SBC")
-    h["SUBARRAY"] = (False, "data from a subarray (T) or full frame (F)")
-    h["APERTURE"] = ("WFC", "aperture name")
     h["FILTER1"] = ("F606W", "element selected from filter wheel 1")
-    h["FILTER2"] = ("CLEAR2L", "element selected from filter wheel 2")
     h["CCDAMP"] = ("ABCD", "CCD amplifier read out configuration")
-    h["CCDGAIN"] = (2.0, "commanded gain of CCD")
-    for amp in "ABCD":
-        h[f"ATODGN{amp}"] = (GAIN[amp], f"calibrated gain for amplifier {amp}")
-    for amp in "ABCD":
-        h[f"READNSE{amp}"] = (READNOISE[amp], f"calibrated read noise for amplifier {amp}")
-    h["PHOTMODE"] = ("ACS WFC1 F606W MJD#", "observation configuration for photometry")
+    h.extend([(f"ATODGN{a}", GAIN[a], f"calibrated gain for amplifier {a}") for a in "ABCD"])
+    h.extend([(f"READNSE{a}", READNOISE[a], f"calibrated read noise for amplifier {a}")
+              for a in "ABCD"])
     h["PHOTFLAM"] = (7.8624e-20, "inverse sensitivity, ergs/cm2/Ang/electron")
-    h["PHOTZPT"] = (-21.1, "ST magnitude zero point")
-    h["PHOTPLAM"] = (5921.1, "pivot wavelength (Angstroms)")
-    h["PHOTBW"] = (672.3, "RMS bandwidth of filter plus detector")
     h["BUNIT"] = ("ELECTRONS/S", "units of the data")
     h["MDRIZSKY"] = (exp.mdrizsky, "Sky value computed by AstroDrizzle")
-    h.extend(wcs_header)
+    h.extend(wcs_cards)
     h["NDRIZIM"] = (1, "Drizzle, No. images drizzled onto output")
-    h["D001VER"] = ("WCS-based drizzle", "Drizzle, task version")
-    h["D001GEOM"] = ("Header WCS", "Drizzle, source of geometric information")
     h["D001DATA"] = (f"{exp.root}_flt.fits[sci,1]", "Drizzle, input data image")
     h["D001DEXP"] = (exp.exptime, "Drizzle, input image exposure time (s)")
     h["D001OUDA"] = (filename, "Drizzle, output data image")
     h["D001OUWE"] = (filename.replace("_single_sci", "_single_wht"),
                      "Drizzle, output weighting image")
-    h["D001OUCO"] = ("", "Drizzle, output context image")
-    h["D001MASK"] = (f"{exp.root}_sci1_single_mask.fits", "Drizzle, input weighting image")
-    h["D001WTSC"] = (1.0, "Drizzle, weighting factor for input image")
     h["D001KERN"] = ("square", "Drizzle, form of weight distribution kernel")
     h["D001PIXF"] = (1.0, "Drizzle, linear size of drop")
-    h["D001COEF"] = ("SIP", "Drizzle, source of coefficients")
     h["D001OUUN"] = ("cps", "Drizzle, units of output image - counts or cps")
     h["D001FVAL"] = ("INDEF", "Drizzle, fill value for zero weight output pix")
-    h["D001WKEY"] = ("", "Input image WCS Version used")
     return h
 
 
@@ -199,32 +147,28 @@ def make_stack(outdir: str | Path, n_images: int = 6, shape: tuple[int, int] = (
                              f"not {prefix!r}")
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-
-    root_seq = np.random.SeedSequence(int(seed))
-    scene_seq, visit_seq, *image_seqs = root_seq.spawn(2 + int(n_images))
+    scene_seq, visit_seq, *image_seqs = np.random.SeedSequence(int(seed)).spawn(2 + n_images)
     scene = render_scene(np.random.default_rng(scene_seq), (ny, nx))
 
     visit = np.random.default_rng(visit_seq)
-    geom = geometry((ny, nx))
+    gap = chip_gap((ny, nx))
     theta = math.radians(visit.uniform(0.5, 1.5) * visit.choice([-1.0, 1.0]))
     ra = 150.1 + visit.uniform(-0.05, 0.05)
     dec = 2.2 + visit.uniform(-0.05, 0.05)
     base_exptime = float(visit.choice([339.0, 400.0, 507.0, 560.0]))
-    mjd0 = 53000.0 + float(visit.integers(0, 3000)) + visit.uniform(0.1, 0.6)
+    clock = 53000.0 + float(visit.integers(0, 3000)) + visit.uniform(0.1, 0.6)  # MJD
     # Bad columns fixed on the detector (so they move with the dither), on the upper chip.
     n_bad = max(1, nx // 512)
     bad_cols = np.column_stack([visit.uniform(-0.8, 0.8, n_bad) * (nx / 2.0 - 20.0),
                                 visit.uniform(0.0, 0.6, n_bad) * ny / 2.0])
-    wcs_header = _wcs_header((ny, nx), ra, dec)
+    wcs_cards = _wcs_cards((ny, nx), ra, dec)
 
     paths: list[Path] = []
-    clock = mjd0
     for i, seq in enumerate(image_seqs):
         rng = np.random.default_rng(seq)
         cycle = i // len(DITHER_X)
         dx = DITHER_X[i % len(DITHER_X)] + 0.4 * cycle + rng.normal(0.0, 0.08)
-        dy = (DITHER_Y[i % len(DITHER_Y)] + 0.15 * cycle) * geom["gap"] + rng.normal(0.0, 0.08)
+        dy = (DITHER_Y[i % len(DITHER_Y)] + 0.15 * cycle) * gap + rng.normal(0.0, 0.08)
         exptime = base_exptime + (13.0 if i % 6 == 3 else 0.0)  # one a little longer
         sky_rate = float(rng.uniform(0.08, 0.16))
         measured = sky_rate * exptime + rng.normal(0.0, 0.2)  # the sky estimate is not perfect
@@ -232,73 +176,20 @@ def make_stack(outdir: str | Path, n_images: int = 6, shape: tuple[int, int] = (
                         sky_rate=sky_rate, mdrizsky=float(np.float32(measured)),
                         dx=float(dx), dy=float(dy), expstart=clock)
         clock += (exptime + 120.0 + (2700.0 if i % 2 else 0.0)) / 86400.0
-        sci, wht = exposure_images(rng, scene, exp, theta, geom, bad_cols, cosmic_rays)
-        sci_name = f"{exp.root}_single_sci.fits"
-        wht_name = f"{exp.root}_single_wht.fits"
-        header = _primary_header(exp, wcs_header, prefix=prefix, ra=ra, dec=dec,
-                                 filename=sci_name)
-        fits.PrimaryHDU(sci, header=header).writeto(out / sci_name, overwrite=True)
-        wheader = header.copy()
-        wheader["FILENAME"] = wht_name
-        del wheader["BUNIT"]
-        fits.PrimaryHDU(wht, header=wheader).writeto(out / wht_name, overwrite=True)
-        paths.append(out / sci_name)
-    log.info("wrote %d synthetic singles of %d x %d to %s in %.2f s", n_images, ny, nx, out,
-             time.perf_counter() - t0)
+        sci, wht = exposure_images(rng, scene, exp, theta, bad_cols, cosmic_rays)
+        header = _primary_header(exp, wcs_cards, prefix)
+        paths.append(out / header["FILENAME"])
+        fits.PrimaryHDU(sci, header=header).writeto(paths[-1], overwrite=True)
+        header["FILENAME"] = header["D001OUWE"]
+        del header["BUNIT"]
+        fits.PrimaryHDU(wht, header=header).writeto(out / header["FILENAME"], overwrite=True)
     return paths
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1: {text!r}")
-    return value
-
-
-def _size(text: str) -> tuple[int, int]:
-    parts = text.lower().replace("×", "x").split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not N or NYxNX: {text!r}") from None
-    if len(values) == 1:
-        values *= 2
-    if len(values) != 2 or min(values) < 32:
-        raise argparse.ArgumentTypeError(f"must be N or NYxNX with each >= 32: {text!r}")
-    return values[0], values[1]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``medstack-demo`` argument parser."""
-    parser = argparse.ArgumentParser(
-        prog="medstack-demo",
-        description="Write a synthetic HST-like stack of singly drizzled images (ACS/WFC: "
-        "stars, galaxies, sky noise, cosmic rays, chip gap, dithers) and run medstack on it: "
-        "writes OUTDIR/demo_med.fits and the quick-look OUTDIR/demo_med.png.",
-    )
-    parser.add_argument("--outdir", default="demo", metavar="DIR",
-                        help="folder for the stack and the results (default: demo)")
-    parser.add_argument("--n-images", type=_positive_int, default=6, metavar="N",
-                        help="number of exposures (default: 6)")
-    parser.add_argument("--size", type=_size, default=(1024, 1024), metavar="N|NYxNX",
-                        help="output grid size (default: 1024)")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
-    parser.add_argument("--no-cosmic-rays", dest="cosmic_rays", action="store_false",
-                        help="leave the cosmic rays out")
-    return parser
-
-
-def _printable(text: str) -> str:
-    """``text``, with ASCII stand-ins where stdout cannot encode it."""
-    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
-    try:
-        text.encode(encoding)
-    except (UnicodeEncodeError, LookupError):
-        text = text.replace("×", "x").replace("→", "->")
-    return text
+def size(text: str) -> tuple[int, ...]:
+    """``N`` or ``NYxNX`` as ``(ny, nx)``; argparse reports a ValueError as a bad --size."""
+    values = tuple(int(p) for p in text.lower().replace("×", "x").split("x"))
+    return values * 2 if len(values) == 1 else values
 
 
 def main(argv: Sequence[str] | None = None, *, run_cli: bool = True) -> int:
@@ -315,32 +206,45 @@ def main(argv: Sequence[str] | None = None, *, run_cli: bool = True) -> int:
     -------
     int
         Exit status: 0 on success, the ``medstack`` command's status if it failed, 2 if the
-        stack could not be written.
+        stack could not be written (``SystemExit(2)`` for a bad option).
     """
-    args = build_parser().parse_args(argv)
+    parser = argparse.ArgumentParser(prog="medstack-demo", description=(
+        "Write a synthetic HST-like stack of singly drizzled images (ACS/WFC: stars, galaxies, "
+        "sky noise, cosmic rays, chip gap, dithers) and run medstack on it: writes "
+        "OUTDIR/demo_med.fits and the quick-look OUTDIR/demo_med.png."))
+    parser.add_argument("--outdir", default="demo", metavar="DIR",
+                        help="folder for the stack and the results (default: demo)")
+    parser.add_argument("--n-images", type=int, default=6, metavar="N",
+                        help="number of exposures (default: 6)")
+    parser.add_argument("--size", type=size, default=(1024, 1024), metavar="N|NYxNX",
+                        help="output grid size (default: 1024)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    parser.add_argument("--no-cosmic-rays", dest="cosmic_rays", action="store_false",
+                        help="leave the cosmic rays out")
+    args = parser.parse_args(argv)
     outdir = Path(args.outdir)
-    ny, nx = args.size
     t0 = time.perf_counter()
     try:
-        sci_files = make_stack(outdir, n_images=args.n_images, shape=(ny, nx), seed=args.seed,
+        sci_files = make_stack(outdir, n_images=args.n_images, shape=args.size, seed=args.seed,
                                cosmic_rays=args.cosmic_rays)
+    except ParameterError as err:
+        parser.error(str(err))
     except (OSError, MedstackError) as err:
         print(f"medstack-demo: error: cannot write the stack in {outdir}: {err}",
               file=sys.stderr)
         return 2
-    t_gen = time.perf_counter() - t0
     plural = "" if len(sci_files) == 1 else "s"
-    print(_printable(f"demo: {len(sci_files)} image{plural} of {ny}×{nx} → {outdir} "
-                     f"(generated in {t_gen:.1f} s)"), flush=True)
+    ny, nx = args.size  # ASCII, as the medstack command's own line
+    print(f"demo: {len(sci_files)} image{plural} of {ny}x{nx} -> {outdir} "
+          f"(generated in {time.perf_counter() - t0:.1f} s)", flush=True)
     if not run_cli:
         return 0
 
     from ..cli import main as cli_main
 
-    root = outdir / "demo"
-    png = outdir / "demo_med.png"
     # the medstack command says what it wrote, in one line
-    return cli_main([*(str(p) for p in sci_files), "-o", str(root), "--png", str(png)])
+    return cli_main([*(str(p) for p in sci_files), "-o", str(outdir / "demo"),
+                     "--png", str(outdir / "demo_med.png")])
 
 
 if __name__ == "__main__":  # pragma: no cover

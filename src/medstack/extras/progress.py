@@ -13,41 +13,24 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-__all__ = ["DEFAULT_COLUMNS", "DEFAULT_ROWS", "columns", "make_progress", "rows"]
-
+__all__ = ["DEFAULT_COLUMNS", "DEFAULT_ROWS", "columns", "make_progress"]
 
 #: Seconds a run takes before its bar appears (shorter runs draw nothing).
 DELAY = 1.0
-
-#: Columns of a bar on a stream whose terminal does not say (or says 0, as some CI consoles and
-#: ``script`` do).
+#: Columns of a bar where the terminal reports none or 0 (as some CI consoles and ``script`` do).
 DEFAULT_COLUMNS = 80
-
-
-#: Rows assumed where the terminal reports 0 (tqdm would then hide the bar: it hides bars
-#: below the last row).
+#: Rows told to tqdm, whatever the terminal reports: tqdm hides a bar below the last row, all of
+#: them where a terminal reports 0 rows (as ``script`` does).
 DEFAULT_ROWS = 24
-
-
-def _size(stream: TextIO | None) -> os.terminal_size | None:
-    try:
-        return os.get_terminal_size((stream or sys.stderr).fileno())
-    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
-        return None
 
 
 def columns(stream: TextIO | None = None) -> int:
     """The width of the terminal behind ``stream`` (default: stderr), in columns;
     :data:`DEFAULT_COLUMNS` where it reports none or 0."""
-    size = _size(stream)
-    return size.columns if size is not None and size.columns > 0 else DEFAULT_COLUMNS
-
-
-def rows(stream: TextIO | None = None) -> int:
-    """The height of the terminal behind ``stream``, in rows; :data:`DEFAULT_ROWS` where it
-    reports none or 0 (as ``script`` does)."""
-    size = _size(stream)
-    return size.lines if size is not None and size.lines > 0 else DEFAULT_ROWS
+    try:
+        return os.get_terminal_size((stream or sys.stderr).fileno()).columns or DEFAULT_COLUMNS
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        return DEFAULT_COLUMNS
 
 
 @contextmanager
@@ -77,13 +60,12 @@ def make_progress(enabled: bool = True, *, desc: str = "median", unit: str = "se
 
     bar: list[tqdm] = []
     stream = file or sys.stderr
-    delay = DELAY if delay is None else float(delay)
 
     def progress(done: int, total: int) -> None:
         if not bar:
             bar.append(tqdm(total=total, desc=desc, unit=unit, file=stream, leave=True,
-                            delay=delay, mininterval=0.1, ncols=columns(stream),
-                            nrows=rows(stream)))
+                            delay=DELAY if delay is None else delay, mininterval=0.1,
+                            ncols=columns(stream), nrows=DEFAULT_ROWS))
         bar[0].update(done - bar[0].n)
 
     try:

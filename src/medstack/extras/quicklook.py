@@ -1,12 +1,9 @@
 """A quick-look PNG of a median image and of its count-of-good-inputs map.
 
-The picture is for a look, not a measurement: large images are binned for display (block
-mean of the median, block minimum of the count map, so that holes stay visible), and the
-stretch limits come from an even sample of at most 250 000 pixels. :class:`QuickLook`
-builds all that row block by row block, as a run produces them, so the PNG of an image of any
-size costs a few tens of MiB, never a copy of the image. The sky axes come from the header's
-WCS, rescaled to the binned pixels (:func:`display_wcs`). Matplotlib
-is used through :class:`matplotlib.figure.Figure` with the Agg canvas only, never through
+The picture is for a look, not a measurement: :class:`QuickLook` bins large images for display
+as a run produces their rows (block mean of the median, block minimum of the count map, so
+that holes stay visible) and samples them evenly for the stretch limits, so the PNG of an image
+of any size costs a few tens of MiB. Matplotlib is used through its Agg ``Figure`` only, never
 pyplot's global state, so this is safe in threads and in programs with their own backend.
 """
 
@@ -15,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,21 +38,18 @@ def _bin_factor(shape: tuple[int, ...]) -> int:
     return max(1, math.ceil(max(shape) / _MAX_DISPLAY))
 
 
-def _bin_rows(rows: np.ndarray, f: int, nx: int) -> np.ndarray:
+def _bin_rows(rows: np.ndarray, f: int) -> np.ndarray:
     """Rows ``(k, nx)`` binned by ``f`` along x (the last ``nx % f`` columns dropped), as
     ``(k, nx // f, f)``."""
-    bx = nx // f
+    bx = rows.shape[1] // f
     return rows[:, : bx * f].reshape(rows.shape[0], bx, f)
 
 
 class QuickLook:
-    """What the quick-look shows of an image, built row block by row block.
-
-    Feed it the median (and count-map) rows in any order with :meth:`add`, then write the PNG
-    with :meth:`save`. It keeps the image binned by :attr:`factor` (block mean of the finite
-    values, block minimum of the counts; the last partial block of rows and columns is not
-    shown), an even sample of at most 250 000 pixels for the stretch limits, and the count of
-    NaN pixels: a few tens of MiB whatever the image size.
+    """What the quick-look shows of an image, fed row block by row block in any order with
+    :meth:`add`, written with :meth:`save`: the image binned by :attr:`factor` (block mean of
+    the finite values, block minimum of the counts; partial blocks at the end not shown), an
+    even sample of at most 250 000 pixels for the stretch limits, and the NaN count.
 
     Parameters
     ----------
@@ -65,17 +60,15 @@ class QuickLook:
     """
 
     def __init__(self, shape: tuple[int, int], *, counts: bool = True) -> None:
-        ny, nx = (int(shape[0]), int(shape[1]))
-        if ny <= 0 or nx <= 0:
-            raise ParameterError(f"the median must be a non-empty 2-D image, not shape {shape}")
-        self.shape = (ny, nx)
+        ny, nx = self.shape = (int(shape[0]), int(shape[1]))
         self.factor = f = _bin_factor(self.shape)
         self._binned = (ny // f, nx // f)
         self._sum = np.zeros(self._binned)
         self._count = np.zeros(self._binned, dtype=np.int32)
-        self._min = (np.full(self._binned, np.iinfo(np.int32).max, dtype=np.int32) if counts
-                     else None)
-        self._max_count = 0
+        #: The binned count map as shown (block minimum), or None without one.
+        self.counts = (np.full(self._binned, np.iinfo(np.int32).max, dtype=np.int32)
+                       if counts else None)
+        self.max_count = 0  # of the full-resolution count map
         self._step = max(1, math.ceil(ny * nx / _MAX_SAMPLES))
         self._samples: dict[int, np.ndarray] = {}
         self.n_nan = 0
@@ -83,50 +76,32 @@ class QuickLook:
     def add(self, y0: int, median: np.ndarray, ngood: np.ndarray | None = None) -> None:
         """Add image rows ``[y0, y0 + k)``: ``median`` of shape ``(k, nx)`` and, when the
         quick-look has a count map, ``ngood`` of the same shape (NaN counts as 0)."""
-        ny, nx = self.shape
+        f, nx = self.factor, self.shape[1]
         rows = np.asarray(median)
-        if rows.ndim != 2 or rows.shape[1] != nx or not 0 <= y0 <= ny - rows.shape[0]:
-            raise ParameterError(f"rows of shape {rows.shape} do not fit at row {y0} of "
-                                 f"{self.shape}")
-        if rows.shape[0] == 0:
-            return
         finite = np.isfinite(rows)
         self.n_nan += int(rows.size - np.count_nonzero(finite))
         first = (-y0 * nx) % self._step  # the sample: every step-th pixel of the whole image
         sample = rows.ravel()[first :: self._step]
         self._samples[y0] = sample[np.isfinite(sample)].astype(np.float64)
-        f = self.factor
-        by = self._binned[0]
-        ys = np.arange(y0, y0 + rows.shape[0])
-        keep = ys < by * f
-        if not keep.any():
-            counts_rows = None
-        else:  # rows are consecutive: first sum each run of rows in one block, then bin in x
-            blocks = ys[keep] // f
-            starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]])
-            counts_rows = (blocks[starts], starts)
-            good = finite[keep]
-            values = np.where(good, rows[keep], np.float32(0.0))
-            sums = np.add.reduceat(values, starts, axis=0, dtype=np.float64)
-            n_ok = np.add.reduceat(good, starts, axis=0, dtype=np.int32)
-            self._sum[blocks[starts]] += _bin_rows(sums, f, nx).sum(axis=2)
-            self._count[blocks[starts]] += _bin_rows(n_ok, f, nx).sum(axis=2)
-        if self._min is not None:
-            if ngood is None:
-                raise ParameterError("this quick-look has a count map: give ngood rows too")
-            counts = np.asarray(ngood)
-            if counts.shape != rows.shape:
-                raise ParameterError(f"ngood has shape {counts.shape}, the median rows "
-                                     f"{rows.shape}")
-            if counts.dtype.kind == "f":
-                counts = np.where(np.isfinite(counts), counts, 0)
-            counts = counts.astype(np.int32, copy=False)
-            self._max_count = max(self._max_count, int(counts.max()))
-            if counts_rows is not None:
-                where, starts = counts_rows
-                least = _bin_rows(np.minimum.reduceat(counts[keep], starts, axis=0), f,
-                                  nx).min(axis=2)
-                self._min[where] = np.minimum(self._min[where], least)
+        if self.counts is not None:
+            counts = np.nan_to_num(np.asarray(ngood), nan=0).astype(np.int32, copy=False)
+            self.max_count = max(self.max_count, int(counts.max()))
+        k = min(rows.shape[0], self._binned[0] * f - y0)  # the rows in whole blocks
+        if k <= 0:
+            return
+        # the rows are consecutive: first reduce each run of rows in one block, then bin in x
+        blocks = np.arange(y0, y0 + k) // f
+        starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]])
+        where = blocks[starts]
+        good = finite[:k]
+        values = np.where(good, rows[:k], np.float32(0.0))
+        self._sum[where] += _bin_rows(np.add.reduceat(values, starts, axis=0, dtype=np.float64),
+                                      f).sum(axis=2)
+        self._count[where] += _bin_rows(np.add.reduceat(good, starts, axis=0, dtype=np.int32),
+                                        f).sum(axis=2)
+        if self.counts is not None:
+            least = _bin_rows(np.minimum.reduceat(counts[:k], starts, axis=0), f).min(axis=2)
+            self.counts[where] = np.minimum(self.counts[where], least)
 
     @property
     def median(self) -> np.ndarray:
@@ -135,30 +110,81 @@ class QuickLook:
         np.divide(self._sum, self._count, out=out, where=self._count > 0)
         return out
 
-    @property
-    def counts(self) -> np.ndarray | None:
-        """The binned count map as shown (block minimum), or None without one."""
-        return self._min
-
-    @property
-    def max_count(self) -> int:
-        """The largest count of the full-resolution count map (0 without one)."""
-        return self._max_count
-
     def sample(self) -> np.ndarray:
         """The finite pixels of the even sample, in image order."""
-        parts = [self._samples[y] for y in sorted(self._samples)]
-        return np.concatenate(parts) if parts else np.empty(0)
+        return np.concatenate([np.empty(0), *(self._samples[y] for y in sorted(self._samples))])
 
     def save(self, path: str | os.PathLike[str], *, title: str | None = None,
              stretch: str = "zscale", header: fits.Header | None = None,
-             n_inputs: int | None = None, dpi: int = 100, into: Products | None = None) -> Path:
+             n_inputs: int | None = None, into: Products | None = None) -> Path:
         """Write the PNG; the parameters, return value and errors are those of
         :func:`save_quicklook`. With ``into``, the PNG is one of a run's products, named and
         checked with them: it is only staged, and renamed into place with them
         (:meth:`medstack.io.outputs.Products.commit`)."""
-        return _save(self, path, title=title, stretch=stretch, header=header,
-                     n_inputs=n_inputs, dpi=dpi, into=into)
+        if stretch not in STRETCHES:
+            raise ParameterError(f"stretch must be one of {', '.join(STRETCHES)}, not {stretch!r}")
+        counts = self.counts
+        if n_inputs is None and counts is not None:
+            n_inputs = self.max_count
+
+        from astropy.visualization import AsinhStretch, ImageNormalize, LinearStretch
+        from matplotlib import colormaps
+        from matplotlib.colors import BoundaryNorm
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+        f, shown, n_nan = self.factor, self.median, self.n_nan
+        lo, hi = _limits(self.sample(), stretch)
+        scale = AsinhStretch(0.05) if stretch == "asinh" else LinearStretch()
+        norm = ImageNormalize(vmin=lo, vmax=hi, clip=False, stretch=scale)  # clip unmasks NaN
+        wcs = display_wcs(header, self.shape, f)
+        unit = str(header.get("BUNIT", "")).strip() if header is not None else ""
+
+        panels = 2 if counts is not None else 1
+        ny, nx = shown.shape
+        panel_w = min(max(5.2 * nx / ny, 3.5), 10.0)
+        fig = Figure(figsize=((panel_w + 1.6) * panels, 6.2), dpi=100, layout="constrained")
+        kwargs = {"projection": wcs} if wcs is not None else {}
+        axes = [fig.add_subplot(1, panels, k + 1, **kwargs) for k in range(panels)]
+
+        grey = colormaps["gray"].with_extremes(bad=_NAN_COLOUR)
+        im = axes[0].imshow(np.ma.masked_invalid(shown.astype(np.float32)), origin="lower",
+                            cmap=grey, norm=norm, interpolation="nearest")
+        axes[0].set_title(f"median ({stretch})", fontsize=10)
+        cbar = fig.colorbar(im, ax=axes[0], fraction=0.046, pad=0.03, label=unit or None)
+        if stretch == "asinh":  # ticks evenly spaced in the stretched scale, not all at the top
+            cbar.set_ticks(sorted({float(f"{v:.2g}") for v in norm.inverse(np.linspace(0, 1, 7))}))
+            cbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+
+        if counts is not None:
+            top = max(self.max_count, n_inputs or 0, 1)
+            cmap = colormaps["viridis"].resampled(top + 1)
+            cnorm = BoundaryNorm(np.arange(-0.5, top + 1.5), top + 1)
+            cim = axes[1].imshow(counts, origin="lower", cmap=cmap, norm=cnorm,
+                                 interpolation="nearest")
+            axes[1].set_title(f"good inputs per pixel (of {n_inputs})", fontsize=10)
+            fig.colorbar(cim, ax=axes[1], fraction=0.046, pad=0.03, label="good inputs",
+                         ticks=range(top + 1) if top <= 20 else MaxNLocator(integer=True))
+        for ax in axes:
+            if wcs is not None:
+                ax.coords[0].set_axislabel("RA")
+                ax.coords[1].set_axislabel("Dec")
+            else:
+                ax.set_xlabel("x (pixel)" if f == 1 else f"x (pixel / {f})")
+                ax.set_ylabel("y (pixel)" if f == 1 else f"y (pixel / {f})")
+
+        plural = "" if n_inputs == 1 else "s"
+        binned = f", shown binned {f}×{f}" if f > 1 else ""
+        info = [f"{n_inputs} input{plural}" if n_inputs is not None else None,
+                f"{self.shape[0]}×{self.shape[1]} px{binned}",
+                f"{stretch} [{lo:.4g}, {hi:.4g}]" + (f" {unit}" if unit else ""),
+                f"{n_nan} NaN pixels (red)" if n_nan else None]
+        fig.suptitle(f"{title or 'median image'}\n{'; '.join(s for s in info if s)}", fontsize=11)
+
+        with atomic_file(path, "the quick-look PNG", into=into) as fh:
+            fig.savefig(fh, format="png", dpi=100)
+        log.debug("wrote quick-look %s", path)
+        return Path(path)
 
 
 def _limits(values: np.ndarray, stretch: str) -> tuple[float, float]:
@@ -186,11 +212,7 @@ def display_wcs(header: fits.Header | None, shape: tuple[int, int], f: int = 1):
     same sky as the full image. A WCS with distortion terms (SIP, lookup tables), which
     binning cannot carry, gives None.
     """
-    if header is None:
-        return None
-    try:
-        import warnings
-
+    try:  # (no header gives a WCS without celestial axes)
         from astropy.wcs import WCS, FITSFixedWarning
 
         with warnings.catch_warnings():
@@ -199,17 +221,16 @@ def display_wcs(header: fits.Header | None, shape: tuple[int, int], f: int = 1):
         if not wcs.has_celestial or wcs.pixel_shape not in (None, (shape[1], shape[0])):
             return None
         wcs = wcs.celestial.deepcopy()
-        if f > 1:
-            if wcs.sip is not None or wcs.cpdis1 is not None or wcs.cpdis2 is not None or \
-                    wcs.det2im1 is not None or wcs.det2im2 is not None:
-                log.debug("quick-look: no sky axes (a distorted WCS cannot be binned)")
-                return None
-            if wcs.wcs.has_cd():
-                wcs.wcs.cd = wcs.wcs.cd * f
-            else:
-                wcs.wcs.cdelt = wcs.wcs.cdelt * f
-            wcs.wcs.crpix = (wcs.wcs.crpix + (f - 1) / 2.0) / f
-            wcs.wcs.set()
+        if f > 1 and any(getattr(wcs, a) is not None
+                         for a in ("sip", "cpdis1", "cpdis2", "det2im1", "det2im2")):
+            log.debug("quick-look: no sky axes (a distorted WCS cannot be binned)")
+            return None
+        if wcs.wcs.has_cd():
+            wcs.wcs.cd = wcs.wcs.cd * f
+        else:
+            wcs.wcs.cdelt = wcs.wcs.cdelt * f
+        wcs.wcs.crpix = (wcs.wcs.crpix + (f - 1) / 2.0) / f
+        wcs.wcs.set()
         wcs.pixel_shape = (shape[1] // f, shape[0] // f)
         return wcs
     except Exception as err:  # a broken WCS only costs the sky axes
@@ -220,14 +241,14 @@ def display_wcs(header: fits.Header | None, shape: tuple[int, int], f: int = 1):
 def save_quicklook(path: str | os.PathLike[str], median: np.ndarray,
                    ngood: np.ndarray | None = None, *, title: str | None = None,
                    stretch: str = "zscale", header: fits.Header | None = None,
-                   n_inputs: int | None = None, dpi: int = 100) -> Path:
+                   n_inputs: int | None = None) -> Path:
     """Write a PNG of a median image and, beside it, its count-of-good-inputs map.
 
     Parameters
     ----------
     path : str or path-like
-        The PNG to write. It is written to a temporary file in the same folder, then renamed,
-        so an earlier file of that name is replaced only by a complete one.
+        The PNG, written under a temporary name beside it then renamed: an earlier file of that
+        name is replaced only by a complete one.
     median : ndarray
         The median image (2-D). NaN pixels are drawn in red and left out of the stretch.
     ngood : ndarray, optional
@@ -243,8 +264,6 @@ def save_quicklook(path: str | os.PathLike[str], median: np.ndarray,
         ``BUNIT`` labels the colour bar.
     n_inputs : int, optional
         Number of input images (default: the maximum of ``ngood``).
-    dpi : int, optional
-        Resolution of the PNG.
 
     Returns
     -------
@@ -259,93 +278,11 @@ def save_quicklook(path: str | os.PathLike[str], median: np.ndarray,
         If the PNG cannot be written, or ``path`` is a special file (a device node such as
         ``/dev/null``): it is refused, never replaced by a regular file.
     """
-    if stretch not in STRETCHES:
-        raise ParameterError(f"stretch must be one of {', '.join(STRETCHES)}, not {stretch!r}")
     image = np.asarray(median)
     if image.ndim != 2 or 0 in image.shape:
-        raise ParameterError(f"the median must be a non-empty 2-D image, not shape {image.shape}")
+        raise ParameterError(f"the median must be a non-empty 2-D image, not {image.shape}")
     if ngood is not None and np.shape(ngood) != image.shape:
         raise ParameterError(f"ngood has shape {np.shape(ngood)}, the median {image.shape}")
     look = QuickLook(image.shape, counts=ngood is not None)
     look.add(0, image, ngood)
-    return _save(look, path, title=title, stretch=stretch, header=header, n_inputs=n_inputs,
-                 dpi=dpi, into=None)
-
-
-def _save(look: QuickLook, path: str | os.PathLike[str], *, title: str | None, stretch: str,
-          header: fits.Header | None, n_inputs: int | None, dpi: int,
-          into: Products | None) -> Path:
-    """Render ``look`` and write it to ``path`` (see :func:`save_quicklook`)."""
-    if stretch not in STRETCHES:
-        raise ParameterError(f"stretch must be one of {', '.join(STRETCHES)}, not {stretch!r}")
-    counts = look.counts
-    if n_inputs is None and counts is not None:
-        n_inputs = look.max_count
-    dest = Path(path)
-
-    from astropy.visualization import AsinhStretch, ImageNormalize, LinearStretch
-    from matplotlib import colormaps
-    from matplotlib.colors import BoundaryNorm
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
-
-    f = look.factor
-    shown = look.median
-    n_nan = look.n_nan
-    lo, hi = _limits(look.sample(), stretch)
-    norm = ImageNormalize(vmin=lo, vmax=hi, clip=False,  # clip=True would unmask NaN
-                          stretch=AsinhStretch(0.05) if stretch == "asinh" else LinearStretch())
-    wcs = display_wcs(header, look.shape, f)
-    unit = str(header.get("BUNIT", "")).strip() if header is not None else ""
-
-    panels = 2 if counts is not None else 1
-    ny, nx = shown.shape
-    panel_w = min(max(5.2 * nx / ny, 3.5), 10.0)
-    fig = Figure(figsize=(panel_w * panels + 1.6 * panels, 6.2), dpi=dpi, layout="constrained")
-    kwargs = {"projection": wcs} if wcs is not None else {}
-    axes = [fig.add_subplot(1, panels, k + 1, **kwargs) for k in range(panels)]
-
-    grey = colormaps["gray"].with_extremes(bad=_NAN_COLOUR)
-    ax = axes[0]
-    im = ax.imshow(np.ma.masked_invalid(shown.astype(np.float32)), origin="lower", cmap=grey,
-                   norm=norm, interpolation="nearest")
-    ax.set_title(f"median ({stretch})", fontsize=10)
-    cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label=unit or None)
-    if stretch == "asinh":  # ticks evenly spaced in the stretched scale, not crowded at the top
-        cbar.set_ticks(sorted({float(f"{v:.2g}") for v in norm.inverse(np.linspace(0, 1, 7))}))
-        cbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
-
-    if counts is not None:
-        cshown = counts
-        top = max(look.max_count, n_inputs or 0, 1)
-        cmap = colormaps["viridis"].resampled(top + 1)
-        cnorm = BoundaryNorm(np.arange(-0.5, top + 1.5), top + 1)
-        ax = axes[1]
-        cim = ax.imshow(cshown, origin="lower", cmap=cmap, norm=cnorm, interpolation="nearest")
-        ax.set_title(f"good inputs per pixel (of {n_inputs})", fontsize=10)
-        cbar = fig.colorbar(cim, ax=ax, fraction=0.046, pad=0.03, label="good inputs")
-        if top <= 20:
-            cbar.set_ticks(range(top + 1))
-        else:
-            cbar.locator = MaxNLocator(integer=True)
-            cbar.update_ticks()
-    for ax in axes:
-        if wcs is not None:
-            ax.coords[0].set_axislabel("RA")
-            ax.coords[1].set_axislabel("Dec")
-        else:
-            ax.set_xlabel("x (pixel)" if f == 1 else f"x (pixel / {f})")
-            ax.set_ylabel("y (pixel)" if f == 1 else f"y (pixel / {f})")
-
-    plural = "" if n_inputs == 1 else "s"
-    info = [f"{n_inputs} input{plural}" if n_inputs is not None else None,
-            f"{look.shape[0]}×{look.shape[1]} px" + (f", shown binned {f}×{f}" if f > 1 else ""),
-            f"{stretch} [{lo:.4g}, {hi:.4g}]" + (f" {unit}" if unit else ""),
-            f"{n_nan} NaN pixels (red)" if n_nan else None]
-    fig.suptitle(f"{title or 'median image'}\n{'; '.join(s for s in info if s)}", fontsize=11)
-
-    with atomic_file(dest, "the quick-look PNG", into=into) as fh:
-        fig.savefig(fh, format="png", dpi=dpi)
-    log.debug("wrote quick-look %s", dest)
-    return dest
-
+    return look.save(path, title=title, stretch=stretch, header=header, n_inputs=n_inputs)

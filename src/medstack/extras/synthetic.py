@@ -1,6 +1,10 @@
-"""The synthetic sky and exposures of :mod:`medstack.extras.demo`: an HST-like scene rendered
-once on the output grid, and each dithered exposure's singly drizzled science and weight
-images (detector footprint, sky, Poisson and read noise, cosmic rays).
+"""The synthetic sky and exposures of :mod:`medstack.extras.demo`.
+
+The scene (stars with a Moffat PSF, a few Sérsic galaxies, one of them a large spiral) is
+rendered once on the output grid. Each exposure gets its own detector footprint (a slightly
+rotated rectangle with a chip gap and bad columns, moving with the dither), sky level, Poisson
+and read noise, and cosmic rays; noise and cosmic rays are resampled with the bilinear kernel
+of the dither's sub-pixel phase, so neighbouring pixels are correlated as in drizzled data.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DITHER_X", "DITHER_Y", "READNOISE", "Exposure", "exposure_images", "geometry",
+__all__ = ["DITHER_X", "DITHER_Y", "READNOISE", "Exposure", "chip_gap", "exposure_images",
            "render_scene"]
 
 #: Cosmic-ray hits per pixel per second of exposure (ACS/WFC sees ~1-2 % of pixels per ks).
@@ -36,23 +40,14 @@ class Exposure:
     expstart: float  # MJD
 
 
-def _moffat_kernel(fwhm: float = 2.1, beta: float = 2.5, half: int = _PSF_HALF) -> np.ndarray:
-    """A normalised Moffat PSF on a (2 half + 1)² grid."""
-    alpha = fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0))
-    y, x = np.mgrid[-half : half + 1, -half : half + 1]
-    psf = (1.0 + (x * x + y * y) / alpha**2) ** (-beta)
-    return psf / psf.sum()
-
-
 def _sersic_stamp(rng: np.random.Generator, flux: float, reff: float, n: float, q: float,
                   pa: float, frac: tuple[float, float], spiral: bool = False) -> np.ndarray:
-    """An elliptical Sérsic profile of total ``flux`` on a square stamp centred on the stamp's
-    centre pixel plus the sub-pixel offset ``frac``; with ``spiral``, two logarithmic arms.
+    """An elliptical Sérsic profile of total ``flux`` on a square stamp, centred ``frac``
+    (pixels) off its centre pixel; with ``spiral``, two logarithmic arms and a bulge.
 
-    The stamp reaches 6 effective radii (more for a steep profile), at most 160 pixels or 3
+    The stamp reaches 6 effective radii (more for a steep profile), capped at 160 pixels or 3
     effective radii, whichever is more; the profile fades smoothly to 0 over the outer quarter
-    of a circle of that radius, so that no galaxy, however large, ends in the square edge of
-    its stamp (at 3 effective radii its surface brightness is a few percent of that at one)."""
+    of that radius, so that no galaxy, however large, ends in the square edge of its stamp."""
     half = int(min(max(6.0 * reff * (1.6 if n > 2 else 1.0), 8), max(160.0, 3.0 * reff)))
     y, x = np.mgrid[-half : half + 1, -half : half + 1].astype(float)
     x -= frac[0]
@@ -100,7 +95,6 @@ def render_scene(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray
     pad = _PSF_HALF
     py, px = ny + 2 * pad, nx + 2 * pad
     area = ny * nx / 1024.0**2
-    scene = np.zeros((py, px))
 
     # Stars: a power-law luminosity function, from barely detected to nearly saturated.
     n_stars = max(3, int(round(350 * area)))
@@ -109,53 +103,49 @@ def render_scene(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray
     slope, fmin, fmax = -0.6, 0.5, 1500.0  # dN/dF ~ F^-1.6 between fmin and fmax (e-/s)
     u = rng.random(n_stars)
     flux = (fmin**slope + u * (fmax**slope - fmin**slope)) ** (1.0 / slope)
-    scene += _deposit(xs, ys, flux, (py, px))
+    scene = _deposit(xs, ys, flux, (py, px))
 
     # Galaxies: a few small ones, and one large spiral near the centre.
     n_gal = max(2, int(round(10 * area)))
-    specs = []
-    for k in range(n_gal):
-        if k == 0:
-            gx = rng.uniform(0.35, 0.65) * nx + pad
-            gy = rng.uniform(0.35, 0.65) * ny + pad
-            reff = max(3.0, min(ny, nx) / rng.uniform(14.0, 20.0))
-            gflux = rng.uniform(1500, 3000) * reff / 40 + 200  # e-/s, scaled with its size
-            specs.append((gx, gy, gflux, reff, 1.0,
-                          rng.uniform(0.55, 0.8), rng.uniform(0, np.pi), True))
-        else:
-            n = float(rng.choice([1.0, 1.0, 2.0, 4.0]))
-            specs.append((rng.uniform(pad, nx + pad), rng.uniform(pad, ny + pad),
-                          float(np.exp(rng.uniform(np.log(30), np.log(1500)))),
-                          float(np.exp(rng.uniform(np.log(1.5), np.log(12.0)))), n,
-                          rng.uniform(0.3, 1.0), rng.uniform(0, np.pi), False))
+    gx = rng.uniform(0.35, 0.65) * nx + pad
+    gy = rng.uniform(0.35, 0.65) * ny + pad
+    reff = max(3.0, min(ny, nx) / rng.uniform(14.0, 20.0))
+    gflux = rng.uniform(1500, 3000) * reff / 40 + 200  # e-/s, scaled with its size
+    specs = [(gx, gy, gflux, reff, 1.0, rng.uniform(0.55, 0.8), rng.uniform(0, np.pi), True)]
+    for _ in range(n_gal - 1):
+        n = float(rng.choice([1.0, 1.0, 2.0, 4.0]))
+        specs.append((rng.uniform(pad, nx + pad), rng.uniform(pad, ny + pad),
+                      float(np.exp(rng.uniform(np.log(30), np.log(1500)))),
+                      float(np.exp(rng.uniform(np.log(1.5), np.log(12.0)))), n,
+                      rng.uniform(0.3, 1.0), rng.uniform(0, np.pi), False))
     for gx, gy, gflux, reff, n, q, pa, spiral in specs:
         cx, cy = int(gx), int(gy)
         stamp = _sersic_stamp(rng, gflux, reff, n, q, pa, (gx - cx, gy - cy), spiral)
         h = stamp.shape[0] // 2
         y0, y1 = max(cy - h, 0), min(cy + h + 1, py)
-        x0, x1 = max(cx - h, 0), min(cx + h + 1, px)
-        if y0 < y1 and x0 < x1:
-            scene[y0:y1, x0:x1] += stamp[y0 - cy + h : y1 - cy + h, x0 - cx + h : x1 - cx + h]
+        x0, x1 = max(cx - h, 0), min(cx + h + 1, px)  # (centres are inside: never empty)
+        scene[y0:y1, x0:x1] += stamp[y0 - cy + h : y1 - cy + h, x0 - cx + h : x1 - cx + h]
 
-    # PSF convolution (FFT; the pad keeps the wrap-around outside the output grid).
+    # PSF convolution (FFT; the pad keeps the wrap-around outside the output grid) with a
+    # Moffat profile of FWHM 2.1 pixels, beta 2.5.
+    fwhm, beta = 2.1, 2.5
+    alpha = fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    y, x = np.mgrid[-pad : pad + 1, -pad : pad + 1]
+    psf = (1.0 + (x * x + y * y) / alpha**2) ** (-beta)
     kernel = np.zeros((py, px))
-    psf = _moffat_kernel()
-    kernel[: psf.shape[0], : psf.shape[1]] = psf
+    kernel[: 2 * pad + 1, : 2 * pad + 1] = psf / psf.sum()
     kernel = np.roll(kernel, (-pad, -pad), axis=(0, 1))
     conv = np.fft.irfft2(np.fft.rfft2(scene) * np.fft.rfft2(kernel), s=(py, px))
     return np.maximum(conv[pad : pad + ny, pad : pad + nx], 0.0)
 
 
-def geometry(shape: tuple[int, int]) -> dict[str, float]:
-    """Footprint geometry common to all exposures: chip-gap width and edge margin, pixels."""
-    ny, nx = shape
-    gap = max(5.0, round(ny / 40.0))
-    margin = max(3.0, round(0.025 * min(ny, nx)))
-    return {"gap": gap, "margin": margin}
+def chip_gap(shape: tuple[int, int]) -> float:
+    """Width of the chip gap, in pixels (the unit of :data:`DITHER_Y`)."""
+    return max(5.0, round(shape[0] / 40.0))
 
 
-def _coverage(shape: tuple[int, int], dx: float, dy: float, theta: float, gap: float,
-              margin: float, bad_cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _coverage(shape: tuple[int, int], dx: float, dy: float, theta: float,
+              bad_cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fractional coverage of each output pixel by one exposure's detector, and the detector
     coordinates (u along the rows, v along the columns, origin at the detector centre).
 
@@ -164,11 +154,10 @@ def _coverage(shape: tuple[int, int], dx: float, dy: float, theta: float, gap: f
     upper chip. Each boundary is anti-aliased over one pixel, so edge weights are fractional.
     """
     ny, nx = shape
+    gap, margin = chip_gap(shape), max(3.0, round(0.025 * min(ny, nx)))
     sin_t, cos_t = math.sin(theta), math.cos(theta)
-    dmax_x = max(DITHER_X) + 1.0
-    dmax_y = max(DITHER_Y) * gap + 1.0
-    half_w = (nx - 2 * margin - dmax_x - ny * abs(sin_t)) / 2.0
-    half_h = (ny - 2 * margin - dmax_y - nx * abs(sin_t)) / 2.0
+    half_w = (nx - 2 * margin - max(DITHER_X) - 1.0 - ny * abs(sin_t)) / 2.0
+    half_h = (ny - 2 * margin - max(DITHER_Y) * gap - 1.0 - nx * abs(sin_t)) / 2.0
     cx = (nx - 1) / 2.0 - (max(DITHER_X) / 2.0) + dx
     cy = (ny - 1) / 2.0 - (max(DITHER_Y) * gap / 2.0) + dy
     x = np.arange(nx, dtype=np.float64)[None, :] - cx
@@ -200,8 +189,6 @@ def _cosmic_rays(rng: np.random.Generator, shape: tuple[int, int], exptime: floa
     """Cosmic-ray charge (electrons) on the grid: single pixels, small blobs and tracks."""
     ny, nx = shape
     n_hits = int(rng.poisson(CR_RATE * ny * nx * exptime))
-    if n_hits == 0:
-        return np.zeros(shape)
     kind = rng.random(n_hits)  # < 0.3 single pixel, < 0.6 blob, else track
     length = np.where(kind >= 0.6, np.minimum(rng.exponential(7.0, n_hits) + 2.0, 60.0), 0.0)
     npts = np.where(kind >= 0.6, np.ceil(2.0 * length).astype(int) + 1, 1)
@@ -220,13 +207,11 @@ def _cosmic_rays(rng: np.random.Generator, shape: tuple[int, int], exptime: floa
     return _deposit(xs, ys, q, shape)
 
 
-def exposure_images(rng: np.random.Generator, scene: np.ndarray, exp: Exposure,
-                     theta: float, geom: dict[str, float], bad_cols: np.ndarray,
-                     cosmic_rays: bool) -> tuple[np.ndarray, np.ndarray]:
+def exposure_images(rng: np.random.Generator, scene: np.ndarray, exp: Exposure, theta: float,
+                    bad_cols: np.ndarray, cosmic_rays: bool) -> tuple[np.ndarray, np.ndarray]:
     """Science (electrons/s, sky-subtracted) and weight images of one exposure, float32."""
     shape = scene.shape
-    cover, un, vn = _coverage(shape, exp.dx, exp.dy, theta, geom["gap"], geom["margin"],
-                              bad_cols)
+    cover, un, vn = _coverage(shape, exp.dx, exp.dy, theta, bad_cols)
     # Pixel-area variation of the distortion-corrected detector: a few per cent.
     pam = 1.0 + 0.025 * un - 0.015 * vn * vn + 0.01 * un * vn
     wht = (exp.exptime * cover * pam).astype(np.float32)
@@ -242,6 +227,5 @@ def exposure_images(rng: np.random.Generator, scene: np.ndarray, exp: Exposure,
     fx, fy = exp.dx % 1.0, exp.dy % 1.0
     electrons = lam + _bilinear(noise, fx, fy)
     sci = (electrons - exp.mdrizsky) / exp.exptime
-    sci[wht <= 0] = 0.0
-    wht[wht < 0] = 0.0
+    sci[wht <= 0] = 0.0  # (the pixel-area factor is positive: weights are never below 0)
     return sci.astype(np.float32), wht
