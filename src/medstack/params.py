@@ -30,6 +30,8 @@ COMBINE_TYPES: tuple[str, ...] = ("minmed", "iminmed", "median", "imedian", "mea
                                   "average", "iaverage", "sum")
 
 _ALIASES = {"average": "mean", "iaverage": "imean"}
+_BOOLS = {**dict.fromkeys(("true", "yes", "on", "1", "t"), True),
+          **dict.fromkeys(("false", "no", "off", "0", "f"), False)}
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,48 @@ class ParamSpec:
     def option(self) -> str:
         """The CLI option, e.g. ``--combine-type``."""
         return "--" + self.name.replace("_", "-")
+
+    def convert(self, value: Any) -> Any:
+        """``value`` converted to this parameter's type and checked (ParameterError naming
+        the parameter)."""
+        if self.optional and is_none(value):
+            return None
+        where = f"{self.name}: "
+        if self.kind == "bool":  # True/False, 0/1, or their text as a .cfg file holds it
+            text = str(value).strip().lower() if isinstance(value, (str, int)) else None
+            if text not in _BOOLS:
+                raise ParameterError(f"{where}expected True or False, got {value!r}")
+            return _BOOLS[text]
+        if self.kind == "nsigma":
+            return parse_nsigma(value)
+        if self.kind == "str":
+            if not isinstance(value, str):
+                raise ParameterError(f"{where}expected a string, got {value!r}")
+            text = value.strip().lower()
+            if self.choices is not None and text not in self.choices:
+                raise ParameterError(
+                    f"{where}unknown value {value!r}; choose one of: {', '.join(self.choices)}"
+                )
+            return text
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            number = float(value)
+            if self.kind == "int":
+                if not number.is_integer():
+                    raise ValueError
+                number = int(number)
+        except (TypeError, ValueError):
+            kind = "an integer" if self.kind == "int" else "a number"
+            extra = " or None" if self.optional else ""
+            raise ParameterError(f"{where}expected {kind}{extra}, got {value!r}") from None
+        if self.kind == "float" and not math.isfinite(number) and self.name != "fillval":
+            raise ParameterError(f"{where}expected a finite number, got {value!r}")
+        low = self.minimum
+        if low is not None and (number < low or (self.strict and number == low)):
+            rel = ">" if self.strict else ">="
+            raise ParameterError(f"{where}must be {rel} {low:g}, got {value!r}")
+        return number
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
@@ -177,51 +221,6 @@ def is_none(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip().lower() in ("none", ""))
 
 
-_BOOLS = {**dict.fromkeys(("true", "yes", "on", "1", "t"), True),
-          **dict.fromkeys(("false", "no", "off", "0", "f"), False)}
-
-
-def _coerce(p: ParamSpec, value: Any) -> Any:
-    """Convert ``value`` to the type of ``p`` and check its range; raise ParameterError."""
-    if p.optional and is_none(value):
-        return None
-    where = f"{p.name}: "
-    if p.kind == "bool":  # True/False, 0/1, or their text as a .cfg file holds it
-        text = str(value).strip().lower() if isinstance(value, (str, int)) else None
-        if text not in _BOOLS:
-            raise ParameterError(f"{where}expected True or False, got {value!r}")
-        return _BOOLS[text]
-    if p.kind == "nsigma":
-        return parse_nsigma(value)
-    if p.kind == "str":
-        if not isinstance(value, str):
-            raise ParameterError(f"{where}expected a string, got {value!r}")
-        text = value.strip().lower()
-        if p.choices is not None and text not in p.choices:
-            raise ParameterError(
-                f"{where}unknown value {value!r}; choose one of: {', '.join(p.choices)}"
-            )
-        return text
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = float(value)
-        if p.kind == "int":
-            if not number.is_integer():
-                raise ValueError
-            number = int(number)
-    except (TypeError, ValueError):
-        kind = "an integer" if p.kind == "int" else "a number"
-        extra = " or None" if p.optional else ""
-        raise ParameterError(f"{where}expected {kind}{extra}, got {value!r}") from None
-    if p.kind == "float" and not math.isfinite(number) and p.name != "fillval":
-        raise ParameterError(f"{where}expected a finite number, got {value!r}")
-    if p.minimum is not None and (number < p.minimum or (p.strict and number == p.minimum)):
-        rel = ">" if p.strict else ">="
-        raise ParameterError(f"{where}must be {rel} {p.minimum:g}, got {value!r}")
-    return number
-
-
 @dataclass(frozen=True)
 class MedianParams:
     """Validated parameters of the median step: one field per entry of :data:`PARAMETERS`
@@ -244,7 +243,7 @@ class MedianParams:
 
     def __post_init__(self) -> None:
         for p in PARAMETERS:
-            object.__setattr__(self, p.name, _coerce(p, getattr(self, p.name)))
+            object.__setattr__(self, p.name, p.convert(getattr(self, p.name)))
         lo, hi = self.combine_lthresh, self.combine_hthresh
         if lo is None or hi is None:
             return

@@ -19,8 +19,6 @@ __all__ = ["ASTRODRIZZLE_DEFAULTS", "IGNORED_KEYS", "STEP4", "TASK_KEYS", "TASK_
 
 #: The section of a drizzlepac ``.cfg`` that holds the median step's parameters.
 STEP4 = "STEP 4: CREATE MEDIAN IMAGE"
-STEP4_TAG = "STEP 4:"  # drizzlepac's util.getSectionName matches on this
-STEP3_TAG = "STEP 3:"  # the separate-drizzle step, which holds driz_sep_compress
 
 #: Task-level keys (outside the STEP 4 section in a drizzlepac file), with their meaning.
 TASK_KEYS: Mapping[str, str] = {
