@@ -1,9 +1,6 @@
 """Per-image values: the one rule for the lists ``exptime``, ``sky`` and ``readnoise`` (one
-entry per input image, overriding its header), and the per-image tables of ``--table`` that hold
-them with the input names.
-
-Names in a table are relative to the table's folder, as those in a ``.cfg`` file are relative
-to its folder (:mod:`medstack.config`).
+entry per input image, overriding its header), and the tables of ``--table`` that hold them
+with the input names (relative to the table's folder).
 """
 
 from __future__ import annotations
@@ -50,10 +47,10 @@ def per_image_values(name: str, values: Any, kind: str | None = "minmed"
     values : sequence of float or None, or None
         One value per input image; None entries (or ``'None'``) fall back to the header.
     kind : str or None
-        The combination the values are for (:attr:`medstack.params.MedianParams.kind`). Only
-        minmed uses them, so only for minmed must they be finite, the exposure times > 0 and
-        the read noise >= 0; None: not known yet (the values are only read as numbers; the
-        caller checks them once it is). Default is ``"minmed"``.
+        The combination the values are for (:attr:`medstack.params.MedianParams.kind`): only
+        for minmed, which uses them, must they be finite, the exposure times > 0 and the read
+        noise >= 0. None: not known yet (the caller checks them once it is). Default is
+        ``"minmed"``.
 
     Returns
     -------
@@ -73,12 +70,10 @@ def per_image_values(name: str, values: Any, kind: str | None = "minmed"
     """
     if values is None:
         return None
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        if isinstance(values, str) and values.strip():
-            values = values.replace(",", " ").split()
-        else:
-            raise ParameterError(f"{name}: expected a list with one value per image, "
-                                 f"got {values!r}")
+    if isinstance(values, str) and values.strip():
+        values = values.replace(",", " ").split()
+    elif isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ParameterError(f"{name}: expected a list with one value per image, got {values!r}")
     out: list[float | None] = []
     for value in values:
         if is_none(value):
@@ -99,8 +94,6 @@ def per_image_values(name: str, values: Any, kind: str | None = "minmed"
                 raise ParameterError(f"{name}: read noise must be >= 0, got {value!r}")
         out.append(number)
     return tuple(out)
-
-
 
 
 @dataclass(frozen=True)
@@ -124,19 +117,6 @@ class ImageTable:
     readnoise: tuple[float | None, ...] | None = None
 
 
-def _cells(column: Any) -> list[Any]:
-    mask = getattr(column, "mask", None)
-    out: list[Any] = []
-    for i, value in enumerate(column):
-        if mask is not None and bool(mask[i]):
-            out.append(None)
-        elif hasattr(value, "item"):
-            out.append(value.item())
-        else:
-            out.append(value)
-    return out
-
-
 def read_table(path: str | os.PathLike[str], kind: str | None = "minmed") -> ImageTable:
     """Read a per-image table (CSV, or ECSV when the file starts with ``# %ECSV``).
 
@@ -158,47 +138,41 @@ def read_table(path: str | os.PathLike[str], kind: str | None = "minmed") -> Ima
     if not path.is_file():
         raise InputError(f"{path}: table file not found")
     try:
-        with open(path, encoding="utf-8") as fh:
-            first = fh.readline()
-        fmt = "ascii.ecsv" if first.startswith("# %ECSV") else "ascii.csv"
-        table = Table.read(path, format=fmt)
+        ecsv = path.read_text(encoding="utf-8").startswith("# %ECSV")
+        table = Table.read(path, format="ascii.ecsv" if ecsv else "ascii.csv")
     except (OSError, ValueError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: cannot read table ({err})") from err
-    names = [str(n).strip() for n in table.colnames]
-    unknown = [n for n in names if n not in TABLE_COLUMNS]
+    # the cells as Python values, None where empty (masked)
+    columns = {str(n).strip(): column.tolist() for n, column in table.columns.items()}
+    unknown = [n for n in columns if n not in TABLE_COLUMNS]
     if unknown:
         raise ParameterError(f"{path}: unknown column {unknown[0]!r}; valid columns: "
                              f"{', '.join(TABLE_COLUMNS)}")
-    if "sci" not in names:
+    if "sci" not in columns:
         raise ParameterError(f"{path}: no 'sci' column (valid columns: "
                              f"{', '.join(TABLE_COLUMNS)})")
     if len(table) == 0:
         raise ParameterError(f"{path}: the table has no rows")
-    base = path.parent
 
-    def _name(value: Any, column: str, row: int) -> str | None:
-        if is_none(value) and column == "wht":
-            return None
-        if is_none(value):
-            raise ParameterError(f"{path}: row {row + 1}: empty {column!r}")
-        return os.path.join(base, str(value).strip())
+    def names(column: str) -> tuple[str | None, ...]:
+        """The column's names, relative to the table's folder (an empty ``wht``: None)."""
+        out: list[str | None] = []
+        for row, value in enumerate(columns[column], 1):
+            if is_none(value) and column == "sci":
+                raise ParameterError(f"{path}: row {row}: empty {column!r}")
+            out.append(None if is_none(value) else os.path.join(path.parent, str(value).strip()))
+        return tuple(out)
 
-    columns = dict(zip(names, table.columns.values()))
-    sci = tuple(str(_name(v, "sci", i)) for i, v in enumerate(_cells(columns["sci"])))
+    sci = tuple(str(name) for name in names("sci"))
     seen: set[str] = set()
-    for i, name in enumerate(sci):
-        key = os.path.realpath(name)
-        if key in seen:
-            raise ParameterError(f"{path}: row {i + 1}: {name} appears more than once")
-        seen.add(key)
-    wht = None
-    if "wht" in columns:
-        wht = tuple(_name(v, "wht", i) for i, v in enumerate(_cells(columns["wht"])))
+    for row, name in enumerate(sci, 1):
+        if os.path.realpath(name) in seen:
+            raise ParameterError(f"{path}: row {row}: {name} appears more than once")
+        seen.add(os.path.realpath(name))
     lists: dict[str, tuple[float | None, ...] | None] = {}
-    for key in PER_IMAGE_KEYS:
-        if key in columns:
-            try:
-                lists[key] = per_image_values(key, _cells(columns[key]), kind)
-            except ParameterError as err:
-                raise ParameterError(f"{path}: column {err}") from err
-    return ImageTable(sci=sci, wht=wht, **lists)
+    for key in [k for k in PER_IMAGE_KEYS if k in columns]:
+        try:
+            lists[key] = per_image_values(key, columns[key], kind)
+        except ParameterError as err:
+            raise ParameterError(f"{path}: column {err}") from err
+    return ImageTable(sci=sci, wht=names("wht") if "wht" in columns else None, **lists)
