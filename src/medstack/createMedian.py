@@ -15,22 +15,11 @@ createMedian task or of AstroDrizzle, a dict or a ConfigObj; see :mod:`medstack.
 
 Notes
 -----
-Differences from drizzlepac's module, on purpose (see also ``docs/deviations.md``):
-
-- ``configObj=None`` means the task defaults (drizzlepac loads the last file saved by its TEAL
-  GUI); ``'defaults'`` is accepted too.
-- ``editpars=True`` opens the parameters as a ``.cfg`` file in ``$VISUAL``/``$EDITOR`` (a
-  terminal stands in for the TEAL GUI) and then runs; drizzlepac runs only when the GUI's
-  Execute button is pressed.
-- ``median`` and ``createMedian`` return the :class:`~medstack.MedianResult` (the image itself
-  is not kept in memory), or None when the step is off; drizzlepac returns None.
-- ``combine_type`` accepts all seven AstroDrizzle types (and ``average``/``iaverage`` as
-  ``mean``/``imean``); the standalone drizzlepac task allows only minmed, median, sum.
-- Without ``output``, the median is named after the first input's rootname, in :func:`median`
-  (as drizzlepac's standalone task) and in :func:`createMedian` (AstroDrizzle names it
-  ``final_med.fits`` when it has several inputs and no ``output``).
-- ``getHelpAsString`` always returns text (drizzlepac returns a ``file://`` URL of an HTML page
-  when one is installed).
+Where this module differs from drizzlepac's on purpose is listed in ``docs/api.md``
+(DEVIATIONS): for example ``configObj=None`` means the task defaults (drizzlepac loads the last
+file saved by its TEAL GUI), ``editpars=True`` opens a ``.cfg`` file in ``$VISUAL``/``$EDITOR``,
+and ``median`` and ``createMedian`` return the :class:`~medstack.MedianResult` (drizzlepac:
+None).
 """
 
 from __future__ import annotations
@@ -244,24 +233,21 @@ def median(input: Any = None, configObj: Any = None, editpars: bool = False,
     ----------
     input : str or list of str
         A filename, a glob, an ``@file`` list, or a list of names: singly drizzled science
-        images (``*_single_sci.fits``) or exposure names (``*_flt.fits``, ``*_flc.fits``,
-        ``*_c0m.fits``, ...), which map to ``<rootname>_single_sci.fits`` beside them. Each
-        weight image is the science name with ``_single_sci`` → ``_single_wht``. Required.
+        images (``*_single_sci.fits``, weights ``*_single_wht.fits``) or exposure names
+        (``*_flt.fits``, ...), which map to ``<rootname>_single_sci.fits`` beside them.
     configObj : None, str, dict or configobj.ConfigObj
-        Parameters: None or ``'defaults'`` (the task defaults), the path of a ``.cfg`` file
-        (the createMedian task's, or a whole AstroDrizzle file, whose
-        ``[STEP 4: CREATE MEDIAN IMAGE]`` section is used), or a dict/ConfigObj of either
-        layout. Default is None.
+        None or ``'defaults'`` (the task defaults), a ``.cfg`` file of the createMedian task or
+        of AstroDrizzle (its ``[STEP 4: CREATE MEDIAN IMAGE]`` section), or a dict/ConfigObj
+        of either layout. Default is None.
     editpars : bool
-        Edit the parameters in ``$VISUAL``/``$EDITOR`` (a ``.cfg`` file) before running; they
-        are checked when the editor exits and the file is re-opened, with the error at its top,
-        while they are invalid. Needs a terminal. Default is False.
+        Edit the parameters in ``$VISUAL``/``$EDITOR`` (a ``.cfg`` file, re-opened with the
+        error at its top while they are invalid) before running. Needs a terminal. Default is
+        False.
     **inputDict
-        Parameters that override ``configObj``: any parameter below, ``output`` (AstroDrizzle's
-        output rootname: the median is ``<output>_med.fits``; default the first input's
-        rootname), ``num_cores`` (threads; default all cores) and the per-image lists
-        ``exptime`` (s), ``sky`` (electrons) and ``readnoise`` (electrons), which override the
-        singles' headers.
+        Override ``configObj``: any parameter below, ``output`` (the median is
+        ``<output>_med.fits``; default the first input's rootname), ``num_cores`` (threads;
+        default all cores) and the per-image lists ``exptime`` (s), ``sky`` and ``readnoise``
+        (electrons), which override the singles' headers.
 
     Other Parameters
     ----------------
@@ -270,17 +256,14 @@ def median(input: Any = None, configObj: Any = None, editpars: bool = False,
     Returns
     -------
     MedianResult or None
-        ``.path`` is the median file, ``.header`` its header; None when ``median`` is False
-        (the step is skipped, with a log message).
+        None when ``median`` is False (the step is skipped, with a log message).
 
     Raises
     ------
     ParameterError
-        No ``input``; an unknown key (listing the valid names); an invalid value (naming the
-        parameter and, for choices, listing them). Raised before any image is read.
+        No ``input``, an unknown key or an invalid value, before any image is read.
     InputError
-        A missing or inconsistent input, naming it (an exposure name whose single is missing
-        names both).
+        A missing or inconsistent input, naming it.
     OutputError
         The median file cannot be written.
 
@@ -331,9 +314,9 @@ def createMedian(imgObjList: Sequence[Any] | None, configObj: Any,
         As for :func:`median`; ``output`` and ``num_cores`` are read from its top level, and
         with image objects also ``proc_unit`` and STEP 3's ``driz_sep_compress``.
     procSteps : object, optional
-        drizzlepac's ``ProcSteps`` (or any object with the same methods): it gets
-        ``addStep('Create Median')`` and ``endStep('Create Median')`` (with
-        ``reason='off'``/``'aborted'`` and ``delay_msg=True`` when the step is off or fails).
+        drizzlepac's ``ProcSteps``: it gets ``addStep('Create Median')`` and
+        ``endStep('Create Median')`` (with ``reason='off'`` or ``'aborted'`` and
+        ``delay_msg=True`` when the step is off or fails).
 
     Returns
     -------
@@ -345,9 +328,8 @@ def createMedian(imgObjList: Sequence[Any] | None, configObj: Any,
     Raises
     ------
     StepAbortedError
-        ``combine_nlow + combine_nhigh`` rejects every image (a ParameterError; drizzlepac
-        aborts its step there, and :mod:`medstack.drizzlepac` turns it into drizzlepac's own
-        ``StepAbortedError`` inside AstroDrizzle).
+        ``combine_nlow + combine_nhigh`` rejects every image, where drizzlepac aborts its step
+        (:mod:`medstack.drizzlepac` raises drizzlepac's own ``StepAbortedError`` instead).
     ParameterError, InputError, OutputError
         As :func:`median`.
 
