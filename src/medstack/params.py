@@ -44,18 +44,12 @@ class ParamSpec:
         drizzlepac's name, also the ``.cfg`` key and (with ``_`` → ``-``) the CLI option.
     kind : {"bool", "int", "float", "str", "nsigma"}
         The type.
-    default : object
-        The default value, in its Python type.
-    help : str
-        One-paragraph help text (``--help``, ``getHelpAsString``, the docs).
+    default, help : object, str
+        The default (in its Python type) and a one-paragraph help text.
     optional : bool
         Whether ``None`` is accepted.
-    choices : tuple of str or None
-        Allowed values of a ``str`` parameter.
-    minimum : float or None
-        Smallest allowed value, excluded when ``strict``.
-    strict : bool
-        Whether ``minimum`` itself is excluded.
+    choices, minimum, strict
+        Allowed values of a ``str``; smallest allowed number, excluded when ``strict``.
     drizzlepac : bool
         Whether drizzlepac's ``createMedian`` has this parameter.
     keyword : str or None

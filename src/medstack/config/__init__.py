@@ -70,28 +70,11 @@ def _check_ignored(name: str, value: Any, source: str, announce: bool = True) ->
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything a configuration source says: median-step values and task-level inputs.
-
-    Attributes
-    ----------
-    values : dict
-        Checked median-step parameter values given explicitly, by drizzlepac name. The others
-        take the task defaults (see :attr:`params`).
-    input : str or list of str or None
-        The ``input`` key.
-    output : str or None
-        The ``output`` key (AstroDrizzle's output rootname).
-    num_cores : int or None
-        Threads (AstroDrizzle's ``num_cores``).
-    exptime, sky, readnoise : tuple of float or None, or None
-        Per-image values.
-    proc_unit, driz_sep_compress : str or None, bool or None
-        AstroDrizzle's ``proc_unit`` and (from STEP 3) ``driz_sep_compress``, when given.
-    task : str or None
-        ``createMedian`` or ``astrodrizzle`` when the source named its task.
-    source : str
-        Where the values came from, for messages.
-    """
+    """Everything a configuration source says: the median-step values it gives (checked, by
+    drizzlepac name; the others take the task defaults, see :attr:`params`), the task keys
+    (``input``, ``output``, ``num_cores``), the per-image lists, AstroDrizzle's ``proc_unit``
+    and (from STEP 3) ``driz_sep_compress`` when given, the ``task`` the source names, and the
+    ``source`` itself, for messages. A key not given is None."""
 
     values: dict[str, Any] = field(default_factory=dict)
     input: Any = None
@@ -116,9 +99,8 @@ class Settings:
         Parameters
         ----------
         overrides : mapping
-            Flat: median-step parameters, task keys (``input``, ``output``, ``num_cores``),
-            per-image lists (``exptime``, ``sky``, ``readnoise``) and the ignored drizzlepac
-            keys of :data:`IGNORED_KEYS`.
+            Flat: median-step parameters, task keys, per-image lists and the ignored
+            drizzlepac keys of :data:`IGNORED_KEYS`.
         source : str
             Name used in error messages. Default is ``"inputDict"``.
 
@@ -238,11 +220,9 @@ def read_config(config: Any = None) -> Settings:
     Parameters
     ----------
     config : None, str, path-like, mapping or configobj.ConfigObj
-        None or ``'defaults'``: the task defaults. A path: a ``.cfg`` file in either drizzlepac
-        layout (see the module notes) or a flat one; its relative ``input`` and ``output``
-        names are relative to its folder. A mapping (a dict or a ConfigObj, as ``teal.load``
-        returns it): the same structure in memory (names relative to the ConfigObj's file,
-        if it has one, else to the current directory).
+        None or ``'defaults'``: the task defaults. A path: a ``.cfg`` file, in either
+        drizzlepac layout or flat. A mapping (a dict or a ConfigObj, as ``teal.load`` returns
+        it): the same in memory (names relative to the ConfigObj's file, if it has one).
 
     Returns
     -------
@@ -281,12 +261,9 @@ def read_config(config: Any = None) -> Settings:
 
 
 def output_root(output: str | os.PathLike[str] | None) -> str | None:
-    """AstroDrizzle's median rootname for an ``output`` value.
-
-    ``final`` → ``final``; ``final_drz.fits`` / ``final_drc.fits`` → ``final``;
-    ``final.fits`` → ``final``; empty or None → None (the caller's default). The median file is
-    ``<root>_med.fits``.
-    """
+    """AstroDrizzle's median rootname (of ``<root>_med.fits``) for an ``output`` value:
+    ``final``, ``final.fits``, ``final_drz.fits`` and ``final_drc.fits`` give ``final``; empty
+    or None gives None (the caller's default)."""
     if output is None:
         return None
     text = os.fspath(output).strip()

@@ -49,19 +49,16 @@ def per_image_values(name: str, values: Any, kind: str | None = "minmed"
     kind : str or None
         The combination the values are for (:attr:`medstack.params.MedianParams.kind`): only
         for minmed, which uses them, must they be finite, the exposure times > 0 and the read
-        noise >= 0. None: not known yet (the caller checks them once it is). Default is
-        ``"minmed"``.
+        noise >= 0. None: not known yet. Default is ``"minmed"``.
 
     Returns
     -------
     tuple of float or None, or None
-        None when ``values`` is None.
 
     Raises
     ------
     ParameterError
-        Naming ``name``: not a list, a value that is not a number; for minmed a value that
-        is not finite, an exposure time not > 0, or a negative read noise.
+        Naming ``name``: not a list of numbers, or not valid for minmed.
 
     Notes
     -----

@@ -45,16 +45,14 @@ def config_text(params: MedianParams, *, input: Any = None, output: str | None =
     output : str, optional
         The ``output`` key; only the AstroDrizzle layout has it.
     task : {"createMedian", "astrodrizzle"}, optional
-        The layout. Default: ``createMedian`` (the standalone task's file) when its spec can
-        hold the values (``combine_type`` one of minmed, median, sum, and no ``output``),
-        else ``astrodrizzle`` (only the top-level keys and the STEP 4 section; drizzlepac's
-        loader fills in the other sections with its defaults).
+        The layout. Default: ``createMedian`` when its spec can hold the values
+        (``combine_type`` one of minmed, median, sum, and no ``output``), else ``astrodrizzle``
+        (the top-level keys and the STEP 4 section; drizzlepac's loader fills in the others).
     comments : bool
         Write each parameter's help text above it. Default is True.
     folder : path-like, optional
-        The folder the file will be in: relative ``input``/``output`` names (relative to the
-        current directory) are written relative to it where they lie in it, else absolute,
-        as :func:`read_config` reads them. Default is None: absolute names.
+        The folder the file will be in: ``input``/``output`` names are written relative to it
+        where they lie in it, else absolute. Default is None: absolute names.
 
     Returns
     -------
@@ -130,11 +128,9 @@ def config_text(params: MedianParams, *, input: Any = None, output: str | None =
 def write_config(path: str | os.PathLike[str], params: MedianParams, *, input: Any = None,
                  output: str | None = None, task: str | None = None,
                  into: Products | None = None) -> Path:
-    """Write :func:`config_text` to ``path``, replacing any earlier file (atomically; with
-    ``into``, together with the run's other products: see :func:`medstack.io.outputs.atomic_file`).
-
-    Input and output names are written relative to the file's folder when they lie in it,
-    else absolute, so that :func:`read_config` finds them from anywhere.
+    """Write :func:`config_text` to ``path`` (names relative to its folder where they lie in
+    it), replacing any earlier file atomically; with ``into``, together with the run's other
+    products (:func:`medstack.io.outputs.atomic_file`).
 
     Returns
     -------
