@@ -97,14 +97,11 @@ def _images(items: Any, settings: Settings) -> list[InputImage]:
     try:
         items = list(items)
     except TypeError:
-        raise ParameterError(
-            f"input: expected file names or InputImage objects, got {type(items).__name__}"
-        ) from None
-    for item in items:
-        if not isinstance(item, (str, os.PathLike, InputImage)):
-            raise ParameterError(
-                f"input: expected file names or InputImage objects, got {item!r}"
-            )
+        raise ParameterError("input: expected file names or InputImage objects, got "
+                             f"{type(items).__name__}") from None
+    bad = [item for item in items if not isinstance(item, (str, os.PathLike, InputImage))]
+    if bad:
+        raise ParameterError(f"input: expected file names or InputImage objects, got {bad[0]!r}")
     overrides = {k: getattr(settings, k) for k in PER_IMAGE_KEYS}
     if not any(isinstance(item, InputImage) for item in items):
         if not items:
@@ -119,10 +116,8 @@ def _images(items: Any, settings: Settings) -> list[InputImage]:
         if values is not None and len(values) != len(images):
             raise ParameterError(f"{key}: {len(values)} values given for {len(images)} "
                                  "input images")
-    return [
-        img.with_scalars(**{k: v[i] for k, v in overrides.items() if v is not None})
-        for i, img in enumerate(images)
-    ]
+    return [img.with_scalars(**{k: v[i] for k, v in overrides.items() if v is not None})
+            for i, img in enumerate(images)]
 
 
 def _log_params(params: MedianParams, **extra: Any) -> None:

@@ -291,23 +291,18 @@ def validate(values: Mapping[str, Any] | None = None, *, base: MedianParams | No
     Parameters
     ----------
     values : mapping, optional
-        Parameter values by drizzlepac name; strings are converted as a ``.cfg`` file
-        holds them (``'None'``, ``'4 3'``, ``'True'``).
+        Values by drizzlepac name; text is read as a ``.cfg`` file holds it (``'None'``,
+        ``'4 3'``, ``'True'``).
     base : MedianParams, optional
         Values for the names not given. Default is the task defaults.
     **kwargs
         More values; they win over ``values``.
 
-    Returns
-    -------
-    MedianParams
-
     Raises
     ------
     ParameterError
-        For an unknown name (listing the valid ones) or an invalid value (naming the parameter
-        and, for choices, listing them); for ``combine_lthresh >= combine_hthresh``, which
-        would reject every value.
+        For an unknown name (listing the valid ones), an invalid value (naming the parameter),
+        or ``combine_lthresh >= combine_hthresh``, which would reject every value.
     """
     merged = {**(values or {}), **kwargs}
     for name in merged:

@@ -95,17 +95,8 @@ def per_image_values(name: str, values: Any, kind: str | None = "minmed"
 
 @dataclass(frozen=True)
 class ImageTable:
-    """A per-image table: input names and the values that override their headers.
-
-    Attributes
-    ----------
-    sci : tuple of str
-        Science names (relative names are relative to the table's directory).
-    wht : tuple of str or None, or None
-        Weight names (None entries: derived from the science name).
-    exptime, sky, readnoise : tuple of float or None, or None
-        Per-image values (None entries: from the header).
-    """
+    """A per-image table: the science and weight names (a None weight name: derived from the
+    science name) and the values that override their headers (None entries: the header's)."""
 
     sci: tuple[str, ...]
     wht: tuple[str | None, ...] | None = None
@@ -151,25 +142,23 @@ def read_table(path: str | os.PathLike[str], kind: str | None = "minmed") -> Ima
     if len(table) == 0:
         raise ParameterError(f"{path}: the table has no rows")
 
-    def names(column: str) -> tuple[str | None, ...]:
-        """The column's names, relative to the table's folder (an empty ``wht``: None)."""
-        out: list[str | None] = []
-        for row, value in enumerate(columns[column], 1):
-            if is_none(value) and column == "sci":
-                raise ParameterError(f"{path}: row {row}: empty {column!r}")
-            out.append(None if is_none(value) else os.path.join(path.parent, str(value).strip()))
-        return tuple(out)
+    def names(column: str) -> list[str | None]:
+        """The column's names, relative to the table's folder (None where empty)."""
+        return [None if is_none(value) else os.path.join(path.parent, str(value).strip())
+                for value in columns[column]]
 
-    sci = tuple(str(name) for name in names("sci"))
-    seen: set[str] = set()
-    for row, name in enumerate(sci, 1):
-        if os.path.realpath(name) in seen:
-            raise ParameterError(f"{path}: row {row}: {name} appears more than once")
-        seen.add(os.path.realpath(name))
+    sci = [name for name in names("sci") if name is not None]
+    if len(sci) < len(table):
+        raise ParameterError(f"{path}: row {names('sci').index(None) + 1}: empty 'sci'")
+    real = [os.path.realpath(name) for name in sci]
+    for row, name in enumerate(sci):
+        if real.index(real[row]) != row:
+            raise ParameterError(f"{path}: row {row + 1}: {name} appears more than once")
     lists: dict[str, tuple[float | None, ...] | None] = {}
     for key in [k for k in PER_IMAGE_KEYS if k in columns]:
         try:
             lists[key] = per_image_values(key, columns[key], kind)
         except ParameterError as err:
             raise ParameterError(f"{path}: column {err}") from err
-    return ImageTable(sci=sci, wht=names("wht") if "wht" in columns else None, **lists)
+    return ImageTable(sci=tuple(sci), wht=tuple(names("wht")) if "wht" in columns else None,
+                      **lists)
