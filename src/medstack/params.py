@@ -310,18 +310,12 @@ def validate(values: Mapping[str, Any] | None = None, *, base: MedianParams | No
     return replace(base if base is not None else MedianParams(), **merged)
 
 
-def _number(value: float) -> str:
-    """The shortest text that reads back as ``value`` (``4``, ``2.5``, ``4.1234567``)."""
-    text = repr(float(value))
-    return text[:-2] if text.endswith(".0") else text
-
-
 def format_value(p: ParamSpec, value: Any) -> str:
     """Render a value as drizzlepac's ``.cfg`` files hold it (``None``, ``4 3``, ``True``)."""
     if value is None:
         return "None"
-    if p.kind == "nsigma":  # every digit kept: the string parses back to the same values
-        return " ".join(_number(n) for n in parse_nsigma(value))
+    if p.kind == "nsigma":  # the shortest text that parses back to the same values: "4 2.5"
+        return " ".join(repr(n).removesuffix(".0") for n in parse_nsigma(value))
     if p.kind == "bool":
         return str(bool(value))
     if p.kind == "float":

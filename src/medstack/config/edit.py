@@ -64,6 +64,7 @@ def edit_settings(settings: Settings, task: str) -> Settings:
                 if new.input is None:
                     raise ParameterError(f"{path}: input: no input images given")
                 _ = new.params  # validates the values
+                return replace(settings, values=new.values, input=new.input, output=new.output)
             except MedstackError as err:
                 if edited == failed_text:
                     raise ParameterError(f"editpars: {err} (file saved unchanged; giving up)"
@@ -72,5 +73,3 @@ def edit_settings(settings: Settings, task: str) -> Settings:
                 kept = [line for line in edited.splitlines() if not line.startswith(_ERROR_MARK)]
                 failed_text = "\n".join([f"{_ERROR_MARK}{err}", *kept]) + "\n"
                 path.write_text(failed_text, encoding="utf-8")
-                continue
-            return replace(settings, values=new.values, input=new.input, output=new.output)

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import textwrap
@@ -91,10 +90,8 @@ def config_text(params: MedianParams, *, input: Any = None, output: str | None =
         raise ParameterError(f"task: unknown value {task!r}; choose one of: createMedian, "
                              "astrodrizzle")
     if task == "createMedian" and (ctype not in TASK_TYPES or output is not None):
-        raise ParameterError(
-            f"task: the createMedian layout cannot hold combine_type={ctype} or output; "
-            "use astrodrizzle"
-        )
+        raise ParameterError(f"task: the createMedian layout cannot hold combine_type={ctype} "
+                             "or output; use astrodrizzle")
     cfg = ConfigObj(interpolation=False)
     cfg.initial_comment = [
         f"# Parameters of the median step, written by medstack {__version__}.",
@@ -120,9 +117,7 @@ def config_text(params: MedianParams, *, input: Any = None, output: str | None =
             f"{p.help}{choices} Default: {format_value(p, p.default)}.{only}")
     cfg["_RULES_"] = {}
     cfg.comments["_RULES_"] = [""]
-    buf = io.BytesIO()
-    cfg.write(buf)
-    return buf.getvalue().decode("utf-8")
+    return "\n".join(cfg.write()) + "\n"
 
 
 def write_config(path: str | os.PathLike[str], params: MedianParams, *, input: Any = None,
