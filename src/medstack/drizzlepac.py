@@ -6,22 +6,17 @@
 >>> astrodrizzle.AstroDrizzle('*flt.fits', output='final')   # step 4 now runs medstack
 ...                                          # doctest: +SKIP
 
-or, for one run only, ``with medstack.drizzlepac.installed(): ...``.
-
 :func:`install` replaces ``drizzlepac.createMedian.createMedian``, which AstroDrizzle calls for
-its "Create Median" step, with :func:`medstack.createMedian.createMedian`: the same values read
-from drizzlepac's image objects, the same median written (or, with ``in_memory=True``, handed
-back), bit for bit wherever drizzlepac is well defined. Every other step is drizzlepac's own.
-drizzlepac is imported when a function is called, never by medstack itself
-(``pip install "medstack[drizzlepac]"``).
+its "Create Median" step, with :func:`medstack.createMedian.createMedian`; every other step is
+drizzlepac's own. drizzlepac is imported when a function is called, never by medstack itself.
 
 Notes
 -----
-When the parameters reject every image (``combine_nlow + combine_nhigh`` not below the number
-of images, for median or mean), medstack raises drizzlepac's own ``StepAbortedError`` with the
-message drizzlepac's AstroDrizzle looks for ("Rejecting all pixels ..."), so that the pipeline
-turns blot and driz_cr off and goes on, as it does with drizzlepac. For ``sum`` medstack
-combines the images there (drizzlepac aborts: ``docs/deviations.md``).
+Where the parameters reject every image (``combine_nlow + combine_nhigh`` not below the number
+of images, for median or mean), drizzlepac's own ``StepAbortedError`` is raised with the message
+AstroDrizzle looks for ("Rejecting all pixels ..."), so that the pipeline turns blot and driz_cr
+off and goes on, as with drizzlepac. For ``sum`` medstack combines the images there
+(drizzlepac aborts: ``docs/deviations.md``).
 """
 
 from __future__ import annotations
@@ -44,10 +39,9 @@ def _drizzlepac_module(name: str) -> Any:
     try:
         return importlib.import_module(f"drizzlepac.{name}")
     except ImportError as err:
-        raise ParameterError(
-            "medstack.drizzlepac: drizzlepac is not installed (pip install "
-            "'medstack[drizzlepac]', or pip install 'drizzlepac>=3.11')"
-        ) from err
+        raise ParameterError("medstack.drizzlepac: drizzlepac is not installed (pip "
+                             "install 'medstack[drizzlepac]', or pip install "
+                             "'drizzlepac>=3.11')") from err
 
 
 def _step(imgObjList: Any, configObj: Any, procSteps: Any = None) -> Any:

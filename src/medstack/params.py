@@ -90,9 +90,8 @@ class ParamSpec:
                 raise ParameterError(f"{where}expected a string, got {value!r}")
             text = value.strip().lower()
             if self.choices is not None and text not in self.choices:
-                raise ParameterError(
-                    f"{where}unknown value {value!r}; choose one of: {', '.join(self.choices)}"
-                )
+                raise ParameterError(f"{where}unknown value {value!r}; choose one of: "
+                                     f"{', '.join(self.choices)}")
             return text
         try:
             if isinstance(value, bool):
@@ -182,9 +181,8 @@ def spec(name: str) -> ParamSpec:
     try:
         return _BY_NAME[name]
     except KeyError:
-        raise ParameterError(
-            f"unknown parameter {name!r}; valid names: {', '.join(_BY_NAME)}"
-        ) from None
+        raise ParameterError(f"unknown parameter {name!r}; valid names: "
+                             f"{', '.join(_BY_NAME)}") from None
 
 
 def parse_nsigma(value: Any) -> tuple[float, float]:
@@ -202,10 +200,8 @@ def parse_nsigma(value: Any) -> tuple[float, float]:
     except (TypeError, ValueError):
         numbers = []
     if not 1 <= len(numbers) <= 2 or not all(math.isfinite(n) and n >= 0 for n in numbers):
-        raise ParameterError(
-            f"combine_nsigma: expected one or two non-negative numbers such as '4 3', "
-            f"got {value!r}"
-        )
+        raise ParameterError("combine_nsigma: expected one or two non-negative numbers such "
+                             f"as '4 3', got {value!r}")
     return numbers[0], numbers[-1]
 
 
@@ -245,10 +241,9 @@ class MedianParams:
 
         with np.errstate(over="ignore"):  # compared as the kernels do: in float32, ±inf beyond
             if np.float32(lo) >= np.float32(hi):
-                raise ParameterError(
-                    f"combine_lthresh = {lo:g} is not below combine_hthresh = {hi:g}: no value "
-                    "can pass both (a value is kept where lthresh <= value < hthresh)"
-                )
+                raise ParameterError(f"combine_lthresh = {lo:g} is not below combine_hthresh "
+                                     f"= {hi:g}: no value can pass both (a value is kept where "
+                                     "lthresh <= value < hthresh)")
 
     @property
     def kind(self) -> str:

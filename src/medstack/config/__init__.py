@@ -1,26 +1,18 @@
-"""drizzlepac-style configuration: ``.cfg`` files, dicts and ConfigObj objects, read by
-:func:`read_config`; its parts are :mod:`.keys` (the keys besides the parameters of
-:data:`medstack.params.PARAMETERS`), :mod:`.write` (:func:`write_config`) and :mod:`.tables`
-(the per-image lists and ``--table``).
+"""drizzlepac-style configuration read by :func:`read_config`: ``.cfg`` files, dicts and
+ConfigObj objects, in either of drizzlepac's layouts (the standalone ``createMedian`` task's, or
+a whole AstroDrizzle file, of which the top-level ``input``, ``output``, ``num_cores``, the
+``[STEP 4: CREATE MEDIAN IMAGE]`` section and the keys of :data:`IGNORED_KEYS` are read, missing
+keys taking AstroDrizzle's defaults as drizzlepac's loader fills them in), or flat. Its parts:
+:mod:`.keys` (the keys besides :data:`medstack.params.PARAMETERS`), :mod:`.write` and
+:mod:`.tables` (the per-image lists and ``--table``).
 
-Two ``.cfg`` layouts are read, as drizzlepac writes them: the standalone ``createMedian`` task's
-(``_task_name_ = createMedian``, ``input`` and a ``[STEP 4: CREATE MEDIAN IMAGE]`` section), and
-a whole AstroDrizzle file, of which only the top-level ``input``, ``output`` and ``num_cores``,
-the STEP 4 section and the keys of :data:`IGNORED_KEYS` are read; keys missing from it take
-AstroDrizzle's defaults (``combine_maskpt = 0.3``), as drizzlepac's loader fills them in. A flat
-mapping or file (no sections) holds the names directly. Values may be typed or text as
-configobj reads it (``'None'``, ``'4 3'``, ``'True'``, ``['4', '3']``).
-
-A name is always relative to the file that names it: relative ``input`` and ``output`` names in
-a ``.cfg`` file to its folder (as :func:`write_config` writes them), those of a table or an
-``@list`` to theirs. Names given on the command line or as arguments are relative to the current
-directory.
+A name is always relative to the file that names it (a ``.cfg`` file, a table, an ``@list``);
+names given on the command line or as arguments are relative to the current directory.
 
 Notes
 -----
 drizzlepac's ``configObj=None`` loads the last ``.cfg`` saved by its TEAL GUI; medstack has no
-such store, so None means the task defaults. An unknown key is rejected, as by drizzlepac's
-strict loader, with the valid names.
+such store, so None means the task defaults.
 """
 
 from __future__ import annotations
@@ -59,10 +51,8 @@ def _check_ignored(name: str, value: Any, source: str, announce: bool = True) ->
     allowed, why = IGNORED_KEYS[name]
     matches = [a for a in allowed if str(a).lower() == str(value).strip().lower()]
     if not matches:
-        raise ParameterError(
-            f"{name}: unknown value {value!r}; choose one of: "
-            f"{', '.join(str(a) for a in allowed)}"
-        )
+        raise ParameterError(f"{name}: unknown value {value!r}; choose one of: "
+                             f"{', '.join(str(a) for a in allowed)}")
     if announce:
         log.info("%s: %s = %s accepted and ignored: %s", source, name, value, why)
     return matches[0]

@@ -38,11 +38,10 @@ def edit_settings(settings: Settings, task: str) -> Settings:
     except (AttributeError, ValueError):  # a closed or replaced stdin
         terminal = False
     if not terminal:
-        raise ParameterError(
-            "editpars=True needs an interactive terminal to run $VISUAL/$EDITOR, and stdin is "
-            "not one; write the parameters to a .cfg file (medstack --write-config FILE), edit "
-            "it, and pass configObj=FILE instead"
-        )
+        raise ParameterError("editpars=True needs an interactive terminal to run "
+                             "$VISUAL/$EDITOR, and stdin is not one; write the parameters to a "
+                             ".cfg file (medstack --write-config FILE), edit it, and pass "
+                             "configObj=FILE instead")
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     with tempfile.TemporaryDirectory(prefix="medstack-editpars-") as tmp:
         path = Path(tmp) / f"{task}.cfg"
@@ -67,8 +66,8 @@ def edit_settings(settings: Settings, task: str) -> Settings:
                 return replace(settings, values=new.values, input=new.input, output=new.output)
             except MedstackError as err:
                 if edited == failed_text:
-                    raise ParameterError(f"editpars: {err} (file saved unchanged; giving up)"
-                                         ) from err
+                    raise ParameterError(f"editpars: {err} (file saved unchanged; giving "
+                                         "up)") from err
                 log.error("editpars: %s; re-opening the editor", err)
                 kept = [line for line in edited.splitlines() if not line.startswith(_ERROR_MARK)]
                 failed_text = "\n".join([f"{_ERROR_MARK}{err}", *kept]) + "\n"
