@@ -154,20 +154,6 @@ def _run(items: Any, settings: Settings) -> MedianResult | None:
     return result
 
 
-def _remove_stale(stack: Any) -> None:
-    """After an aborted step inside AstroDrizzle, no median of an earlier run may be left for
-    blot to pick up (drizzlepac removes it before it starts)."""
-    path = output_name(stack.median_name)
-    if stack.in_memory or not path.exists():
-        return
-    try:
-        path.unlink()
-        log.warning("%s: the median of an earlier run removed, so that later steps cannot use "
-                    "it", path)
-    except OSError as err:
-        log.warning("%s: cannot remove the median of an earlier run (%s)", path, err.strerror)
-
-
 @contextmanager
 def _pipeline_voice() -> Iterator[None]:
     """Inside AstroDrizzle, its trailer file shows the step as drizzlepac logs it plus
@@ -205,7 +191,16 @@ def _run_objects(objects: Sequence[Any], settings: Settings) -> MedianResult:
         with _pipeline_voice():
             result = run_stack(stack.images, params, options, output=path)
     except StepAbortedError:
-        _remove_stale(stack)
+        # no median of an earlier run may be left for blot to pick up (drizzlepac removes it
+        # before it starts)
+        if path is not None and path.exists():
+            try:
+                path.unlink()
+                log.warning("%s: the median of an earlier run removed, so that later steps "
+                            "cannot use it", path)
+            except OSError as err:
+                log.warning("%s: cannot remove the median of an earlier run (%s)", path,
+                            err.strerror)
         raise
     if path is not None:
         log.info("Saving output median image to: '%s'", path)
