@@ -256,13 +256,6 @@ def median(input: Any = None, configObj: Any = None, editpars: bool = False,
         A missing or inconsistent input, naming it.
     OutputError
         The median file cannot be written.
-
-    Examples
-    --------
-    >>> from medstack import createMedian
-    >>> createMedian.median('*flt.fits')                                 # doctest: +SKIP
-    >>> createMedian.median('*flt.fits', configObj='my_astrodrizzle.cfg',
-    ...                     combine_type='median', combine_nhigh=1)     # doctest: +SKIP
     """
     if input is None:
         raise ParameterError("input: please supply an input image")

@@ -101,7 +101,7 @@ class Settings:
         """
         if not overrides:
             return self
-        other = _read_flat(overrides, source, task=None)
+        other = _read_flat(overrides, source)
         changes = {f.name: getattr(other, f.name) for f in fields(other)
                    if f.name not in ("values", "task", "source")
                    and getattr(other, f.name) is not None}
@@ -122,8 +122,7 @@ def _check_per_image(settings: Settings, sources: Mapping[str, str]) -> Settings
     return settings
 
 
-def _read_flat(mapping: Mapping[str, Any], source: str, task: str | None,
-               announce: bool = True) -> Settings:
+def _read_flat(mapping: Mapping[str, Any], source: str, announce: bool = True) -> Settings:
     """Settings from a mapping of names to values (no sections); ``announce``: log each
     ignored drizzlepac key."""
     values: dict[str, Any] = {}
@@ -149,7 +148,7 @@ def _read_flat(mapping: Mapping[str, Any], source: str, task: str | None,
                 raise ParameterError(f"unknown parameter {name!r}; valid names: {valid}")
     except ParameterError as err:
         raise ParameterError(f"{source}: {err}") from err
-    return Settings(values=values, task=task, source=source, **extra)
+    return Settings(values=values, source=source, **extra)
 
 
 def _relative_names(settings: Settings, base: str) -> Settings:
@@ -171,7 +170,7 @@ def _read_mapping(mapping: Mapping[str, Any], source: str) -> Settings:
     task = task_name.strip() if isinstance(task_name, str) and task_name.strip() else None
     sections = [k for k, v in mapping.items() if isinstance(v, Mapping)]
     if not sections and task is None:
-        return _check_per_image(_read_flat(mapping, source, task=None), {})
+        return _check_per_image(_read_flat(mapping, source), {})
     step4 = next((k for k in sections if _STEP4 in str(k)), None)
     if step4 is None:
         log.warning("%s: no [%s] section; the median step takes its defaults", source, STEP4)
@@ -201,7 +200,7 @@ def _read_mapping(mapping: Mapping[str, Any], source: str) -> Settings:
     given = {"proc_unit": mapping.get("proc_unit"),
              "driz_sep_compress": mapping[step3].get("driz_sep_compress") if step3 else None}
     top.update({k: v for k, v in given.items() if not is_none(v)})
-    return replace(_read_flat(top, source, task=task, announce=False), values=values)
+    return replace(_read_flat(top, source, announce=False), values=values, task=task)
 
 
 def read_config(config: Any = None) -> Settings:
