@@ -30,6 +30,7 @@ import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from itertools import groupby
+from pathlib import Path
 from typing import Any
 
 from ._version import __version__
@@ -85,8 +86,7 @@ def help(file: str | os.PathLike[str] | None = None) -> None:
     if file is None:
         print(text)
     else:
-        with open(file, mode="w", encoding="utf-8") as fh:
-            fh.write(text)
+        Path(file).write_text(text, encoding="utf-8")
 
 
 def _images(items: Any, settings: Settings) -> list[InputImage]:

@@ -270,9 +270,8 @@ class MedianParams:
 
     def as_dict(self) -> dict[str, Any]:
         """The parameters as a plain dict, ``combine_nsigma`` in drizzlepac's string form."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["combine_nsigma"] = format_value(spec("combine_nsigma"), self.combine_nsigma)
-        return out
+        return {**{f.name: getattr(self, f.name) for f in fields(self)},
+                "combine_nsigma": format_value(spec("combine_nsigma"), self.combine_nsigma)}
 
     def replace(self, **changes: Any) -> MedianParams:
         """Return a validated copy with some parameters changed."""

@@ -41,18 +41,14 @@ TASK_KEY_TYPES: Mapping[str, str] = {"input": "str or list of str", "output": "s
 #: drizzlepac keys that affect its median step but are accepted and ignored by medstack, with
 #: their allowed values and why they are ignored.
 IGNORED_KEYS: Mapping[str, tuple[tuple[Any, ...], str]] = {
-    "proc_unit": (
-        ("native", "electrons"),
-        "thresholds are in the units of the singles (electrons/s) and never rescaled "
-        "(drizzlepac rescales them cumulatively when proc_unit=native); inside AstroDrizzle "
-        "it only decides whether the images' native units are checked",
-    ),
-    "driz_sep_compress": (
-        (True, False),
-        "the image HDU of each single file is found by itself (primary HDU, or extension 1 "
-        "when the primary is empty); inside AstroDrizzle with in_memory=True it picks the "
-        "extension of the in-memory singles",
-    ),
+    "proc_unit": (("native", "electrons"),
+                  "thresholds are in the units of the singles (electrons/s) and never rescaled "
+                  "(drizzlepac rescales them cumulatively when proc_unit=native); inside "
+                  "AstroDrizzle it only decides whether the images' native units are checked"),
+    "driz_sep_compress": ((True, False),
+                          "the image HDU of each single file is found by itself (primary HDU, "
+                          "or extension 1 when the primary is empty); inside AstroDrizzle with "
+                          "in_memory=True it picks the extension of the in-memory singles"),
 }
 
 #: Keys missing from an AstroDrizzle ``.cfg`` take these values, as drizzlepac's loader fills

@@ -26,10 +26,6 @@ __all__ = ["config_text", "write_config"]
 log = logging.getLogger("medstack.config")
 
 
-def _comment(text: str) -> list[str]:
-    return ["#"] + ["# " + line for line in textwrap.wrap(text, 92)]
-
-
 def config_text(params: MedianParams, *, input: Any = None, output: str | None = None,
                 task: str | None = None, comments: bool = True,
                 folder: str | os.PathLike[str] | None = None) -> str:
@@ -73,8 +69,8 @@ def config_text(params: MedianParams, *, input: Any = None, output: str | None =
 
     def put(section: Any, key: str, value: str, comment: str) -> None:
         section[key] = value
-        if comments:
-            section.comments[key] = _comment(comment)
+        if comments:  # a blank comment line, then the text
+            section.comments[key] = ["#"] + ["# " + line for line in textwrap.wrap(comment, 92)]
 
     input_text = str(getattr(input, "sci", ""))  # None, or one InputImage
     if input is not None and not hasattr(input, "sci"):
