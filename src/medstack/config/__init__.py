@@ -45,19 +45,6 @@ _STEP4 = "STEP 4:"  # drizzlepac's util.getSectionName matches on this
 _NUM_CORES = ParamSpec("num_cores", "int", None, TASK_KEYS["num_cores"], optional=True)
 
 
-def _check_ignored(name: str, value: Any, source: str, announce: bool = True) -> Any:
-    """The checked value of a drizzlepac key that medstack's file-name doors ignore (logged
-    as ignored when ``announce``)."""
-    allowed, why = IGNORED_KEYS[name]
-    matches = [a for a in allowed if str(a).lower() == str(value).strip().lower()]
-    if not matches:
-        raise ParameterError(f"{name}: unknown value {value!r}; choose one of: "
-                             f"{', '.join(str(a) for a in allowed)}")
-    if announce:
-        log.info("%s: %s = %s accepted and ignored: %s", source, name, value, why)
-    return matches[0]
-
-
 @dataclass(frozen=True)
 class Settings:
     """Everything a configuration source says: the median-step values it gives (checked, by
@@ -124,7 +111,7 @@ def _check_per_image(settings: Settings, sources: Mapping[str, str]) -> Settings
 
 def _read_flat(mapping: Mapping[str, Any], source: str, announce: bool = True) -> Settings:
     """Settings from a mapping of names to values (no sections); ``announce``: log each
-    ignored drizzlepac key."""
+    drizzlepac key of :data:`IGNORED_KEYS` as ignored."""
     values: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     try:
@@ -142,7 +129,14 @@ def _read_flat(mapping: Mapping[str, Any], source: str, announce: bool = True) -
             elif name in PER_IMAGE_KEYS:
                 extra[name] = per_image_values(name, value, None)  # checked once merged
             elif name in IGNORED_KEYS:
-                extra[name] = _check_ignored(name, value, source, announce)
+                allowed, why = IGNORED_KEYS[name]
+                matches = [a for a in allowed if str(a).lower() == str(value).strip().lower()]
+                if not matches:
+                    raise ParameterError(f"{name}: unknown value {value!r}; choose one of: "
+                                         f"{', '.join(str(a) for a in allowed)}")
+                if announce:
+                    log.info("%s: %s = %s accepted and ignored: %s", source, name, value, why)
+                extra[name] = matches[0]
             elif not (name.startswith("_") and name.endswith("_")):  # _task_name_, _RULES_ ...
                 valid = ", ".join([*_PARAM_NAMES, *TASK_KEYS, *PER_IMAGE_KEYS])
                 raise ParameterError(f"unknown parameter {name!r}; valid names: {valid}")
@@ -225,19 +219,17 @@ def read_config(config: Any = None) -> Settings:
         A file configobj cannot parse, an unknown key (listing the valid names) or an invalid
         value (naming it), prefixed with the file name.
     """
-    if config is None:
+    named = isinstance(config, (str, os.PathLike))
+    if config is None or (named and os.fspath(config).strip().lower() == "defaults"):
         return Settings()
     if isinstance(config, Mapping):
         filename = getattr(config, "filename", None)  # a ConfigObj read from a file
         return _relative_names(_read_mapping(config, str(filename or "configObj")),
                                os.path.dirname(str(filename or "")))
-    if not isinstance(config, (str, os.PathLike)):
+    if not named:
         raise ParameterError("configObj: expected None, a .cfg file name, a dict or a ConfigObj, "
                              f"got {type(config).__name__}")
-    text = os.fspath(config)
-    if text.strip().lower() == "defaults":
-        return Settings()
-    path = Path(os.path.expandvars(os.path.expanduser(text)))
+    path = Path(os.path.expandvars(os.path.expanduser(os.fspath(config))))
     if not path.is_file():
         raise InputError(f"{path}: configuration file not found")
     try:
