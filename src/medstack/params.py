@@ -125,20 +125,17 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "Fraction (not percentage) of an image's mean weight below which its pixels are "
               "masked. 0.7 is the default of drizzlepac's createMedian task and of medstack; "
               "AstroDrizzle's own default is 0.3, so give 0.3 to compare with an AstroDrizzle "
-              "product.",
-              minimum=0.0, keyword="MEDMASKP"),
+              "product.", minimum=0.0, keyword="MEDMASKP"),
     ParamSpec("combine_type", "str", "minmed",
               "How the images are combined: minmed (median, or the minimum where the median is "
               "significantly higher; best for few images, N < ~5), median (N >= ~5), mean, sum, "
               "and the i-variants (iminmed, imedian, imean), which fill pixels with no good "
               "input with the first non-zero value in stack order. average/iaverage = "
-              "mean/imean.",
-              choices=COMBINE_TYPES, keyword="MEDCTYPE"),
+              "mean/imean.", choices=COMBINE_TYPES, keyword="MEDCTYPE"),
     ParamSpec("combine_nsigma", "nsigma", "4 3",
               "minmed only: significance of the median-minimum difference, as 'nsigma1 "
               "nsigma2'. nsigma1 flags pixels; nsigma2 applies within combine_grow of a flagged "
-              "pixel. One value is used for both.",
-              keyword="MEDNSIG"),
+              "pixel. One value is used for both.", keyword="MEDNSIG"),
     ParamSpec("combine_nlow", "int", 0,
               "median/mean only: number of lowest good values rejected at each pixel.",
               minimum=0, keyword="MEDNLOW"),
@@ -147,21 +144,17 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               minimum=0, keyword="MEDNHIGH"),
     ParamSpec("combine_lthresh", "float", None,
               "median/mean only: values below this (electrons/s, as the singles) are rejected. "
-              "None: no lower threshold.",
-              optional=True, keyword="MEDLTHR"),
+              "None: no lower threshold.", optional=True, keyword="MEDLTHR"),
     ParamSpec("combine_hthresh", "float", None,
               "median/mean only: values at or above this (electrons/s) are rejected. "
-              "None: no upper threshold.",
-              optional=True, keyword="MEDHTHR"),
+              "None: no upper threshold.", optional=True, keyword="MEDHTHR"),
     ParamSpec("combine_grow", "int", 1,
               "minmed only: radius in pixels around a pixel flagged by nsigma1 within which "
-              "nsigma2 applies.",
-              minimum=0, keyword="MEDGROW"),
+              "nsigma2 applies.", minimum=0, keyword="MEDGROW"),
     ParamSpec("combine_bufsize", "float", None,
               "Section buffer per input image, in MiB of science data (None: 4 MiB; 1 MiB in "
               "drizzlepac). Sections always hold at least 2*combine_grow+1 rows; the result "
-              "never depends on it.",
-              optional=True, minimum=0.0, strict=True, keyword="MEDBUFSZ"),
+              "never depends on it.", optional=True, minimum=0.0, strict=True, keyword="MEDBUFSZ"),
     ParamSpec("fillval", "float", 0.0,
               "Value of output pixels with no good input (drizzlepac: 0). 'nan' is accepted.",
               drizzlepac=False, keyword="MEDFILL"),
