@@ -54,6 +54,7 @@ __taskname__ = "createMedian"
 STEP_NUM = 4  # the STEP number of the section in drizzlepac's .cfg files
 PROCSTEPS_NAME = "Create Median"
 
+
 def getHelpAsString(docstring: bool = False, show_ver: bool = True) -> str:
     """Return the help text of the median step: every parameter with its type, default and
     meaning (from :data:`medstack.params.PARAMETERS`), then the task-level and per-image inputs.
@@ -109,8 +110,8 @@ def _images(items: Any, settings: Settings) -> list[InputImage]:
         return open_inputs([os.fspath(item) for item in items], **overrides)
     images: list[InputImage] = []
     for objects, group in groupby(items, key=lambda item: isinstance(item, InputImage)):
-        run = list(group)  # names between objects are opened together
-        images.extend(run if objects else open_inputs([os.fspath(name) for name in run]))
+        chunk = list(group)  # names between objects are opened together
+        images.extend(chunk if objects else open_inputs([os.fspath(name) for name in chunk]))
     check_shapes(images)
     for key, values in overrides.items():
         if values is not None and len(values) != len(images):

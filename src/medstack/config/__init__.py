@@ -1,13 +1,12 @@
-"""drizzlepac-style configuration read by :func:`read_config`: ``.cfg`` files, dicts and
-ConfigObj objects, in either of drizzlepac's layouts (the standalone ``createMedian`` task's, or
-a whole AstroDrizzle file, of which the top-level ``input``, ``output``, ``num_cores``, the
-``[STEP 4: CREATE MEDIAN IMAGE]`` section and the keys of :data:`IGNORED_KEYS` are read, missing
-keys taking AstroDrizzle's defaults as drizzlepac's loader fills them in), or flat. Its parts:
-:mod:`.keys` (the keys besides :data:`medstack.params.PARAMETERS`), :mod:`.write` and
-:mod:`.tables` (the per-image lists and ``--table``).
+"""drizzlepac-style configuration: ``.cfg`` files, dicts and ConfigObj objects, read by
+:func:`read_config`, in either of drizzlepac's layouts or flat (the names at the top level).
 
-A name is always relative to the file that names it (a ``.cfg`` file, a table, an ``@list``);
-names given on the command line or as arguments are relative to the current directory.
+Of a whole AstroDrizzle file only the top-level ``input``, ``output`` and ``num_cores``, the keys
+of :data:`IGNORED_KEYS` and the ``[STEP 4: CREATE MEDIAN IMAGE]`` section are read; keys missing
+from it take AstroDrizzle's defaults, as drizzlepac's loader fills them in. A name is relative to
+the file that names it (a ``.cfg`` file, a table, an ``@list``); names given on the command line
+or as arguments are relative to the current directory. The parts: :mod:`.keys` (the keys besides
+:data:`medstack.params.PARAMETERS`), :mod:`.write` and :mod:`.tables` (per-image values).
 
 Notes
 -----
