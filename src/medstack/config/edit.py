@@ -66,8 +66,8 @@ def edit_settings(settings: Settings, task: str) -> Settings:
                 return replace(settings, values=new.values, input=new.input, output=new.output)
             except MedstackError as err:
                 if edited == failed_text:
-                    raise ParameterError(f"editpars: {err} (file saved unchanged; giving "
-                                         "up)") from err
+                    raise ParameterError(f"editpars: {err} "
+                                         "(file saved unchanged; giving up)") from err
                 log.error("editpars: %s; re-opening the editor", err)
                 kept = [line for line in edited.splitlines() if not line.startswith(_ERROR_MARK)]
                 failed_text = "\n".join([f"{_ERROR_MARK}{err}", *kept]) + "\n"
