@@ -83,14 +83,12 @@ def test_median_params_fields_are_the_declaration():
     from dataclasses import fields
     from typing import get_type_hints
 
-    from medstack.params import _coerce
-
     types = {"bool": bool, "int": int, "float": float, "str": str, "nsigma": tuple[float, float]}
     hints = get_type_hints(MedianParams)
     assert [f.name for f in fields(MedianParams)] == [p.name for p in PARAMETERS]
     for f, p in zip(fields(MedianParams), PARAMETERS):
         assert hints[f.name] == (types[p.kind] | None if p.optional else types[p.kind]), p.name
-        assert f.default == _coerce(p, p.default), p.name
+        assert f.default == p.convert(p.default), p.name
 
 
 def test_median_params_check_themselves_when_made():

@@ -6,36 +6,20 @@
 ...                                             # doctest: +SKIP
 
 The singly drizzled science images (``<rootname>_single_sci.fits``, written by AstroDrizzle's
-driz_separate step, with their ``_single_wht.fits`` weights) are combined, section by section,
-into ``<output>_med.fits``. The functions have drizzlepac 3.11.0's names, signatures and
-parameter semantics; they run medstack's core (:mod:`medstack.core.run`), so the image equals
-drizzlepac's bit for bit wherever drizzlepac is well defined.
-
-Parameters are read, in increasing priority, from the task defaults, ``configObj`` (a ``.cfg``
-file of the createMedian task or of AstroDrizzle, a dict or a ConfigObj; see
-:mod:`medstack.config`) and ``inputDict`` (keyword arguments). All of them are checked before
-any work. The names, defaults and help text come from :data:`medstack.params.PARAMETERS`.
+driz_separate step, with their ``_single_wht.fits`` weights) are combined into
+``<output>_med.fits`` by medstack's core, with drizzlepac 3.11.0's function names, signatures
+and parameters, and its image bit for bit wherever drizzlepac is well defined. Parameters come,
+in increasing priority, from the task defaults, ``configObj`` (a ``.cfg`` file of the
+createMedian task or of AstroDrizzle, a dict or a ConfigObj; see :mod:`medstack.config`) and
+``inputDict`` (keyword arguments); all are checked before any work.
 
 Notes
 -----
-Differences from drizzlepac's module, on purpose:
-
-- ``configObj=None`` means the task defaults (drizzlepac loads the last file saved by its TEAL
-  GUI); ``'defaults'`` is accepted too.
-- ``editpars=True`` opens the parameters as a ``.cfg`` file in ``$VISUAL``/``$EDITOR`` (a
-  terminal stands in for the TEAL GUI) and then runs; drizzlepac runs only when the GUI's
-  Execute button is pressed.
-- ``median`` and ``createMedian`` return the :class:`~medstack.MedianResult` (its
-  ``path`` is the file written; the image itself is not kept in memory), or None when the step
-  is off; drizzlepac returns None.
-- ``combine_type`` accepts all seven AstroDrizzle types (and ``average``/``iaverage`` as
-  ``mean``/``imean``) here too; the standalone drizzlepac task allows only minmed, median, sum.
-- Without ``output``, the median is named after the first input's rootname, in
-  :func:`median` (as drizzlepac's standalone task) and in :func:`createMedian` (AstroDrizzle
-  names it ``final_med.fits`` when it has several inputs and no ``output``).
-- ``getHelpAsString`` always returns text (drizzlepac returns a ``file://`` URL of an HTML page
-  when one is installed).
-- See also DEVIATIONS in the documentation (``docs/api.md``).
+Where this module differs from drizzlepac's on purpose is listed in ``docs/api.md``
+(DEVIATIONS): for example ``configObj=None`` means the task defaults (drizzlepac loads the last
+file saved by its TEAL GUI), ``editpars=True`` opens a ``.cfg`` file in ``$VISUAL``/``$EDITOR``,
+and ``median`` and ``createMedian`` return the :class:`~medstack.MedianResult` (drizzlepac:
+None).
 """
 
 from __future__ import annotations
@@ -45,6 +29,8 @@ import os
 import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from itertools import groupby
+from pathlib import Path
 from typing import Any
 
 from ._version import __version__
@@ -68,22 +54,17 @@ __taskname__ = "createMedian"
 STEP_NUM = 4  # the STEP number of the section in drizzlepac's .cfg files
 PROCSTEPS_NAME = "Create Median"
 
+
 def getHelpAsString(docstring: bool = False, show_ver: bool = True) -> str:
-    """Return the help text of the median step.
+    """Return the help text of the median step: every parameter with its type, default and
+    meaning (from :data:`medstack.params.PARAMETERS`), then the task-level and per-image inputs.
 
     Parameters
     ----------
     docstring : bool
-        Start with the module's description (the text :func:`help` prints). Default is False:
-        the parameter reference only.
+        Start with the module's description (the text :func:`help` prints). Default is False.
     show_ver : bool
         Start with a line naming the task and the medstack version. Default is True.
-
-    Returns
-    -------
-    str
-        Every parameter with its type, default and meaning (from
-        :data:`medstack.params.PARAMETERS`), then the task-level and per-image inputs.
 
     Notes
     -----
@@ -100,20 +81,13 @@ def getHelpAsString(docstring: bool = False, show_ver: bool = True) -> str:
 
 
 def help(file: str | os.PathLike[str] | None = None) -> None:
-    """Print the help text of the median step, or write it to ``file``.
-
-    Parameters
-    ----------
-    file : str or path-like, optional
-        If given, the help is written to this file; any earlier file of that name is replaced.
-        Default is None: print it.
-    """
+    """Print the help text of the median step, or write it to ``file`` (replacing any earlier
+    file of that name). Default is None: print it."""
     text = getHelpAsString(docstring=True, show_ver=True)
     if file is None:
         print(text)
     else:
-        with open(file, mode="w", encoding="utf-8") as fh:
-            fh.write(text)
+        Path(file).write_text(text, encoding="utf-8")
 
 
 def _images(items: Any, settings: Settings) -> list[InputImage]:
@@ -124,39 +98,27 @@ def _images(items: Any, settings: Settings) -> list[InputImage]:
     try:
         items = list(items)
     except TypeError:
-        raise ParameterError(
-            f"input: expected file names or InputImage objects, got {type(items).__name__}"
-        ) from None
-    for item in items:
-        if not isinstance(item, (str, os.PathLike, InputImage)):
-            raise ParameterError(
-                f"input: expected file names or InputImage objects, got {item!r}"
-            )
+        raise ParameterError("input: expected file names or InputImage objects, got "
+                             f"{type(items).__name__}") from None
+    bad = [item for item in items if not isinstance(item, (str, os.PathLike, InputImage))]
+    if bad:
+        raise ParameterError(f"input: expected file names or InputImage objects, got {bad[0]!r}")
     overrides = {k: getattr(settings, k) for k in PER_IMAGE_KEYS}
     if not any(isinstance(item, InputImage) for item in items):
         if not items:
             raise InputError("no input images")
         return open_inputs([os.fspath(item) for item in items], **overrides)
     images: list[InputImage] = []
-    names: list[str] = []
-    for item in [*items, None]:  # names between objects are opened together
-        if isinstance(item, (str, os.PathLike)):
-            names.append(os.fspath(item))
-            continue
-        if names:
-            images.extend(open_inputs(names))
-            names = []
-        if item is not None:
-            images.append(item)
+    for objects, group in groupby(items, key=lambda item: isinstance(item, InputImage)):
+        chunk = list(group)  # names between objects are opened together
+        images.extend(chunk if objects else open_inputs([os.fspath(name) for name in chunk]))
     check_shapes(images)
     for key, values in overrides.items():
         if values is not None and len(values) != len(images):
             raise ParameterError(f"{key}: {len(values)} values given for {len(images)} "
                                  "input images")
-    return [
-        img.with_scalars(**{k: v[i] for k, v in overrides.items() if v is not None})
-        for i, img in enumerate(images)
-    ]
+    return [img.with_scalars(**{k: v[i] for k, v in overrides.items() if v is not None})
+            for i, img in enumerate(images)]
 
 
 def _log_params(params: MedianParams, **extra: Any) -> None:
@@ -172,13 +134,11 @@ def _log_params(params: MedianParams, **extra: Any) -> None:
 
 def _ran(result: MedianResult, workers: int | None) -> None:
     """The one line saying that medstack made the median."""
-    threads = workers if workers is not None else default_workers()
-    where = result.path if result.path is not None else "memory"
     plan = result.plan
-    n = plan.n_images if plan is not None else 0
-    kind = plan.params.combine_type if plan is not None else "?"
-    log.info("medstack %s: %s of %d images on %d thread(s) in %.2f s -> %s",
-             __version__, kind, n, threads, result.seconds, where)
+    assert plan is not None  # every run's result holds its plan
+    log.info("medstack %s: %s of %d images on %d thread(s) in %.2f s -> %s", __version__,
+             plan.params.combine_type, plan.n_images, workers or default_workers(),
+             result.seconds, result.path or "memory")
 
 
 def _run(items: Any, settings: Settings) -> MedianResult | None:
@@ -193,21 +153,6 @@ def _run(items: Any, settings: Settings) -> MedianResult | None:
     result = run_stack(images, params, options, output=output_name(root))
     _ran(result, settings.num_cores)
     return result
-
-
-def _remove_stale(stack: Any) -> None:
-    """After an aborted step inside AstroDrizzle, no median of an earlier run may be left for
-    blot to pick up (drizzlepac removes it before it starts)."""
-    path = output_name(stack.median_name)
-    if stack.in_memory or not path.exists():
-        return
-    try:
-        path.unlink()
-    except OSError as err:
-        log.warning("%s: cannot remove the median of an earlier run (%s)", path, err.strerror)
-        return
-    log.warning("%s: the median of an earlier run removed, so that later steps cannot use it",
-                path)
 
 
 @contextmanager
@@ -236,12 +181,10 @@ def _run_objects(objects: Sequence[Any], settings: Settings) -> MedianResult:
     _log_params(params, proc_unit=proc_unit, compress=compress)
     stack = stack_from_objects(objects, proc_unit=proc_unit, compress=compress)
     thresholds = (params.combine_lthresh, params.combine_hthresh)
-    if stack.threshold_scale != 1.0 and any(t is not None for t in thresholds):
-        log.warning(
-            "combine_lthresh/combine_hthresh are used as given, in the units of the singles "
-            "(electrons/s); drizzlepac 3.11.0 would multiply them by %g here (proc_unit=native)",
-            stack.threshold_scale,
-        )
+    if stack.threshold_scale != 1.0 and thresholds != (None, None):
+        log.warning("combine_lthresh/combine_hthresh are used as given, in the units of the "
+                    "singles (electrons/s); drizzlepac 3.11.0 would multiply them by %g here "
+                    "(proc_unit=native)", stack.threshold_scale)
     in_memory = stack.in_memory
     options = run_options(workers=settings.num_cores, keep_data=in_memory)
     path = None if in_memory else output_name(stack.median_name)
@@ -249,7 +192,16 @@ def _run_objects(objects: Sequence[Any], settings: Settings) -> MedianResult:
         with _pipeline_voice():
             result = run_stack(stack.images, params, options, output=path)
     except StepAbortedError:
-        _remove_stale(stack)
+        # no median of an earlier run may be left for blot to pick up (drizzlepac removes it
+        # before it starts)
+        if path is not None and path.exists():
+            try:
+                path.unlink()
+                log.warning("%s: the median of an earlier run removed, so that later steps "
+                            "cannot use it", path)
+            except OSError as err:
+                log.warning("%s: cannot remove the median of an earlier run (%s)", path,
+                            err.strerror)
         raise
     if path is not None:
         log.info("Saving output median image to: '%s'", path)
@@ -265,34 +217,28 @@ def _run_objects(objects: Sequence[Any], settings: Settings) -> MedianResult:
 
 def median(input: Any = None, configObj: Any = None, editpars: bool = False,
            **inputDict: Any) -> MedianResult | None:
-    """Combine the singly drizzled images into a median image.
-
-    The singly drizzled science images are combined section by section (a few rows of every
-    image at a time) into ``<output>_med.fits``, an estimate of the clean sky used by the
-    cosmic-ray steps of AstroDrizzle.
+    """Combine the singly drizzled images into ``<output>_med.fits``, the estimate of the clean
+    sky that AstroDrizzle's cosmic-ray steps use.
 
     Parameters
     ----------
     input : str or list of str
         A filename, a glob, an ``@file`` list, or a list of names: singly drizzled science
-        images (``*_single_sci.fits``) or exposure names (``*_flt.fits``, ``*_flc.fits``,
-        ``*_c0m.fits``, ...), which map to ``<rootname>_single_sci.fits`` beside them. Each
-        weight image is the science name with ``_single_sci`` → ``_single_wht``. Required.
+        images (``*_single_sci.fits``, weights ``*_single_wht.fits``) or exposure names
+        (``*_flt.fits``, ...), which map to ``<rootname>_single_sci.fits`` beside them.
     configObj : None, str, dict or configobj.ConfigObj
-        Parameters: None or ``'defaults'`` (the task defaults), the path of a ``.cfg`` file
-        (the createMedian task's, or a whole AstroDrizzle file, whose
-        ``[STEP 4: CREATE MEDIAN IMAGE]`` section is used), or a dict/ConfigObj of either
-        layout. Default is None.
+        None or ``'defaults'`` (the task defaults), a ``.cfg`` file of the createMedian task or
+        of AstroDrizzle (its ``[STEP 4: CREATE MEDIAN IMAGE]`` section), or a dict/ConfigObj
+        of either layout. Default is None.
     editpars : bool
-        Edit the parameters in ``$VISUAL``/``$EDITOR`` (a ``.cfg`` file) before running; they
-        are checked when the editor exits and the file is re-opened, with the error at its top,
-        while they are invalid. Needs a terminal. Default is False.
+        Edit the parameters in ``$VISUAL``/``$EDITOR`` (a ``.cfg`` file, re-opened with the
+        error at its top while they are invalid) before running. Needs a terminal. Default is
+        False.
     **inputDict
-        Parameters that override ``configObj``: any parameter below, ``output`` (AstroDrizzle's
-        output rootname: the median is ``<output>_med.fits``; default the first input's
-        rootname), ``num_cores`` (threads; default all cores) and the per-image lists
-        ``exptime`` (s), ``sky`` (electrons) and ``readnoise`` (electrons), which override the
-        singles' headers.
+        Override ``configObj``: any parameter below, ``output`` (the median is
+        ``<output>_med.fits``; default the first input's rootname), ``num_cores`` (threads;
+        default all cores) and the per-image lists ``exptime`` (s), ``sky`` and ``readnoise``
+        (electrons), which override the singles' headers.
 
     Other Parameters
     ----------------
@@ -301,26 +247,16 @@ def median(input: Any = None, configObj: Any = None, editpars: bool = False,
     Returns
     -------
     MedianResult or None
-        ``.path`` is the median file, ``.header`` its header; None when ``median`` is False
-        (the step is skipped, with a log message).
+        None when ``median`` is False (the step is skipped, with a log message).
 
     Raises
     ------
     ParameterError
-        No ``input``; an unknown key (listing the valid names); an invalid value (naming the
-        parameter and, for choices, listing them). Raised before any image is read.
+        No ``input``, an unknown key or an invalid value, before any image is read.
     InputError
-        A missing or inconsistent input, naming it (an exposure name whose single is missing
-        names both).
+        A missing or inconsistent input, naming it.
     OutputError
         The median file cannot be written.
-
-    Examples
-    --------
-    >>> from medstack import createMedian
-    >>> createMedian.median('*flt.fits')                                 # doctest: +SKIP
-    >>> createMedian.median('*flt.fits', configObj='my_astrodrizzle.cfg',
-    ...                     combine_type='median', combine_nhigh=1)     # doctest: +SKIP
     """
     if input is None:
         raise ParameterError("input: please supply an input image")
@@ -355,18 +291,16 @@ def createMedian(imgObjList: Sequence[Any] | None, configObj: Any,
     Parameters
     ----------
     imgObjList : list of drizzlepac image objects, str or InputImage
-        AstroDrizzle's image objects (as ``astrodrizzle.AstroDrizzle`` passes them: the
-        singles, the median's name and the per-image exposure time, sky and read noise are
-        read from them as drizzlepac 3.11.0 reads them, see :mod:`medstack.io.imageobjects`);
-        or file names as for :func:`median` (globs and ``@files`` too), or
-        :class:`medstack.io.inputs.InputImage` objects (from :func:`medstack.io.inputs.open_inputs`).
+        AstroDrizzle's image objects, read as drizzlepac 3.11.0 reads them
+        (:mod:`medstack.io.imageobjects`); or file names as for :func:`median`, or
+        :class:`medstack.io.inputs.InputImage` objects.
     configObj : None, str, dict or configobj.ConfigObj
         As for :func:`median`; ``output`` and ``num_cores`` are read from its top level, and
         with image objects also ``proc_unit`` and STEP 3's ``driz_sep_compress``.
     procSteps : object, optional
-        drizzlepac's ``ProcSteps`` (or any object with the same methods): it gets
-        ``addStep('Create Median')`` and ``endStep('Create Median')`` (with
-        ``reason='off'``/``'aborted'`` and ``delay_msg=True`` when the step is off or fails).
+        drizzlepac's ``ProcSteps``: it gets ``addStep('Create Median')`` and
+        ``endStep('Create Median')`` (with ``reason='off'`` or ``'aborted'`` and
+        ``delay_msg=True`` when the step is off or fails).
 
     Returns
     -------
@@ -378,18 +312,16 @@ def createMedian(imgObjList: Sequence[Any] | None, configObj: Any,
     Raises
     ------
     StepAbortedError
-        ``combine_nlow + combine_nhigh`` rejects every image (a ParameterError; drizzlepac
-        aborts its step there, and :mod:`medstack.drizzlepac` turns it into drizzlepac's own
-        ``StepAbortedError`` inside AstroDrizzle).
+        ``combine_nlow + combine_nhigh`` rejects every image, where drizzlepac aborts its step
+        (:mod:`medstack.drizzlepac` raises drizzlepac's own ``StepAbortedError`` instead).
     ParameterError, InputError, OutputError
         As :func:`median`.
 
     Notes
     -----
-    With image objects the step differs from drizzlepac's only where
-    ``docs/deviations.md`` says so (the same fixes as in every other door): for example the
-    ``i`` types fill every pixel whose inputs are all masked, not only column 0, so the
-    median, and through it the CR masks, can differ there.
+    With image objects the step differs from drizzlepac's only where ``docs/deviations.md``
+    says so: for example the ``i`` types fill every pixel whose inputs are all masked, not only
+    column 0, so the median, and through it the CR masks, can differ there.
     """
     if imgObjList is None:
         raise ParameterError("imgObjList: please provide a list of input images to the "
@@ -409,15 +341,12 @@ def createMedian(imgObjList: Sequence[Any] | None, configObj: Any,
         try:
             items = list(items)
         except TypeError:
-            raise ParameterError(
-                f"imgObjList: expected a list of image objects or file names, got "
-                f"{type(imgObjList).__name__}"
-            ) from None
+            raise ParameterError("imgObjList: expected a list of image objects or file names, "
+                                 f"got {type(imgObjList).__name__}") from None
         objects = [is_image_object(item) for item in items]
         if any(objects) and not all(objects):
             raise ParameterError("imgObjList: mixes drizzlepac image objects with other inputs")
-        result = _run_objects(items, settings) if objects and all(objects) else _run(
-            items, settings)
+        result = _run_objects(items, settings) if any(objects) else _run(items, settings)
     except MedstackError:
         if procSteps is not None:
             procSteps.endStep(PROCSTEPS_NAME, reason="aborted", delay_msg=True)

@@ -6,29 +6,17 @@
 >>> astrodrizzle.AstroDrizzle('*flt.fits', output='final')   # step 4 now runs medstack
 ...                                          # doctest: +SKIP
 
-or, for one run only::
-
-    with medstack.drizzlepac.installed():
-        astrodrizzle.AstroDrizzle('*flt.fits', output='final')
-
-:func:`install` replaces ``drizzlepac.createMedian.createMedian``, the function AstroDrizzle
-calls for its "Create Median" step (``createMedian.createMedian(imgObjList, configObj,
-procSteps)``), with medstack's (:func:`medstack.createMedian.createMedian`), which reads the
-same values from drizzlepac's image objects and writes (or, with ``in_memory=True``, hands
-back) the same median, bit for bit wherever drizzlepac is well defined. Every other step is
-drizzlepac's own. :func:`uninstall` puts drizzlepac's function back.
-
-This module imports drizzlepac when a function is called, not when it is imported; medstack
-itself never imports it. Install it with ``pip install "medstack[drizzlepac]"`` (from a
-checkout: ``pip install ".[drizzlepac]"``).
+:func:`install` replaces ``drizzlepac.createMedian.createMedian``, which AstroDrizzle calls for
+its "Create Median" step, with :func:`medstack.createMedian.createMedian`; every other step is
+drizzlepac's own. drizzlepac is imported when a function is called, never by medstack itself.
 
 Notes
 -----
-When the parameters reject every image (``combine_nlow + combine_nhigh`` not below the number
-of images, for median or mean), medstack raises drizzlepac's own ``StepAbortedError`` with the
-message drizzlepac's AstroDrizzle looks for ("Rejecting all pixels ..."), so that the pipeline
-turns blot and driz_cr off and goes on, as it does with drizzlepac. For ``sum`` medstack
-combines the images there (drizzlepac aborts: ``docs/deviations.md``).
+Where the parameters reject every image (``combine_nlow + combine_nhigh`` not below the number
+of images, for median or mean), drizzlepac's own ``StepAbortedError`` is raised with the message
+AstroDrizzle looks for ("Rejecting all pixels ..."), so that the pipeline turns blot and driz_cr
+off and goes on, as with drizzlepac. For ``sum`` medstack combines the images there
+(drizzlepac aborts: ``docs/deviations.md``).
 """
 
 from __future__ import annotations
@@ -51,16 +39,14 @@ def _drizzlepac_module(name: str) -> Any:
     try:
         return importlib.import_module(f"drizzlepac.{name}")
     except ImportError as err:
-        raise ParameterError(
-            "medstack.drizzlepac: drizzlepac is not installed (pip install "
-            "'medstack[drizzlepac]', or pip install 'drizzlepac>=3.11')"
-        ) from err
+        raise ParameterError("medstack.drizzlepac: drizzlepac is not installed (pip "
+                             "install 'medstack[drizzlepac]', or pip install "
+                             "'drizzlepac>=3.11')") from err
 
 
 def _step(imgObjList: Any, configObj: Any, procSteps: Any = None) -> Any:
-    """AstroDrizzle's median step, run by medstack: drizzlepac's signature, and
-    :func:`medstack.createMedian.createMedian` inside (its parameters, results and errors),
-    with drizzlepac's ``StepAbortedError`` where drizzlepac's step aborts."""
+    """:func:`medstack.createMedian.createMedian` with drizzlepac's ``StepAbortedError`` where
+    drizzlepac's step aborts."""
     try:
         return _medstack_step.createMedian(imgObjList, configObj, procSteps=procSteps)
     except StepAbortedError as err:
@@ -69,7 +55,7 @@ def _step(imgObjList: Any, configObj: Any, procSteps: Any = None) -> Any:
 
 
 def is_installed() -> bool:
-    """Whether AstroDrizzle's median step is medstack's now (False without drizzlepac)."""
+    """Whether AstroDrizzle's median step is medstack's (False without drizzlepac)."""
     try:
         module = importlib.import_module("drizzlepac.createMedian")
     except ImportError:
@@ -78,9 +64,8 @@ def is_installed() -> bool:
 
 
 def install() -> None:
-    """Make AstroDrizzle run medstack's median step, in this process, until :func:`uninstall`.
-
-    Calling it again does nothing.
+    """Make AstroDrizzle run medstack's median step, in this process, until :func:`uninstall`
+    (again: nothing to do).
 
     Raises
     ------
@@ -89,10 +74,9 @@ def install() -> None:
     """
     global _original
     module = _drizzlepac_module("createMedian")
-    if module.createMedian is _step:
-        return
-    _original = module.createMedian
-    module.createMedian = _step
+    if module.createMedian is not _step:
+        _original = module.createMedian
+        module.createMedian = _step
 
 
 def uninstall() -> None:

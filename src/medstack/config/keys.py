@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..params import PARAMETERS, format_value
@@ -19,8 +19,6 @@ __all__ = ["ASTRODRIZZLE_DEFAULTS", "IGNORED_KEYS", "STEP4", "TASK_KEYS", "TASK_
 
 #: The section of a drizzlepac ``.cfg`` that holds the median step's parameters.
 STEP4 = "STEP 4: CREATE MEDIAN IMAGE"
-STEP4_TAG = "STEP 4:"  # drizzlepac's util.getSectionName matches on this
-STEP3_TAG = "STEP 3:"  # the separate-drizzle step, which holds driz_sep_compress
 
 #: Task-level keys (outside the STEP 4 section in a drizzlepac file), with their meaning.
 TASK_KEYS: Mapping[str, str] = {
@@ -43,18 +41,14 @@ TASK_KEY_TYPES: Mapping[str, str] = {"input": "str or list of str", "output": "s
 #: drizzlepac keys that affect its median step but are accepted and ignored by medstack, with
 #: their allowed values and why they are ignored.
 IGNORED_KEYS: Mapping[str, tuple[tuple[Any, ...], str]] = {
-    "proc_unit": (
-        ("native", "electrons"),
-        "thresholds are in the units of the singles (electrons/s) and never rescaled "
-        "(drizzlepac rescales them cumulatively when proc_unit=native); inside AstroDrizzle "
-        "it only decides whether the images' native units are checked",
-    ),
-    "driz_sep_compress": (
-        (True, False),
-        "the image HDU of each single file is found by itself (primary HDU, or extension 1 "
-        "when the primary is empty); inside AstroDrizzle with in_memory=True it picks the "
-        "extension of the in-memory singles",
-    ),
+    "proc_unit": (("native", "electrons"),
+                  "thresholds are in the units of the singles (electrons/s) and never rescaled "
+                  "(drizzlepac rescales them cumulatively when proc_unit=native); inside "
+                  "AstroDrizzle it only decides whether the images' native units are checked"),
+    "driz_sep_compress": ((True, False),
+                          "the image HDU of each single file is found by itself (primary HDU, "
+                          "or extension 1 when the primary is empty); inside AstroDrizzle with "
+                          "in_memory=True it picks the extension of the in-memory singles"),
 }
 
 #: Keys missing from an AstroDrizzle ``.cfg`` take these values, as drizzlepac's loader fills
@@ -69,9 +63,6 @@ TASK_TYPES = ("minmed", "median", "sum")
 def map_names(value: Any, convert: Callable[[str], str]) -> Any:
     """``value`` (one name, a comma-separated string of names, or a list of them; ``@list``
     and glob patterns included) with ``convert`` applied to each name."""
-    if value is None:
-        return None
-
     def one(name: str) -> str:
         name = name.strip()
         if name.startswith("@"):
@@ -82,48 +73,42 @@ def map_names(value: Any, convert: Callable[[str], str]) -> Any:
         return [one(os.fspath(v)) if isinstance(v, (str, os.PathLike)) else v for v in value]
     text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else value
     if not isinstance(text, str):
-        return value
+        return value  # None included
     if "," in text:
         return ", ".join(one(part) for part in text.split(",") if part.strip())
     return one(text)
 
 
-def _kind(p: Any) -> str:
-    return {"nsigma": "str", "int": "int", "float": "float", "bool": "bool"}.get(p.kind, p.kind)
+def _entries(items: Iterable[tuple[str, str]], indent: str = "") -> str:
+    """numpydoc-style entries: each ``name : type`` head with its text wrapped below it."""
+    pad = indent + "    "
+    return "\n".join(f"{indent}{head}\n" + textwrap.fill(text, 92, initial_indent=pad,
+                                                          subsequent_indent=pad)
+                     for head, text in items)
 
 
 def parameter_docs(indent: str = "") -> str:
     """numpydoc-style text for every parameter, from :data:`~medstack.params.PARAMETERS`
     (``indent`` before each name)."""
-    wrap = textwrap.TextWrapper(width=92, initial_indent=indent + "    ",
-                                subsequent_indent=indent + "    ")
-    blocks = []
+    entries = []
     for p in PARAMETERS:
-        kind = _kind(p) + (" or None" if p.optional else "")
+        kind = ("str" if p.kind == "nsigma" else p.kind) + (" or None" if p.optional else "")
         choices = f" {{{', '.join(p.choices)}}}" if p.choices else ""
         only = "" if p.drizzlepac else " [medstack only]"
-        head = f"{indent}{p.name} : {kind}{choices} (Default = {format_value(p, p.default)}){only}"
-        blocks.append(head + "\n" + wrap.fill(p.help))
-    return "\n".join(blocks)
-
-
-def _key_docs(keys: Mapping[str, str], kind: str | Mapping[str, str], indent: str = "") -> str:
-    wrap = textwrap.TextWrapper(width=92, initial_indent=indent + "    ",
-                                subsequent_indent=indent + "    ")
-    return "\n".join(f"{indent}{name} : {kind if isinstance(kind, str) else kind[name]}\n"
-                     f"{wrap.fill(text)}" for name, text in keys.items())
+        default = format_value(p, p.default)
+        entries.append((f"{p.name} : {kind}{choices} (Default = {default}){only}", p.help))
+    return _entries(entries, indent)
 
 
 def key_reference() -> str:
     """Every key with its type and meaning, in four titled sections."""
     rule = "-" * 60
-    ignored = "\n".join(f"{name} : {', '.join(str(a) for a in allowed)}\n"
-                        + textwrap.fill(why, 92, initial_indent="    ", subsequent_indent="    ")
-                        for name, (allowed, why) in IGNORED_KEYS.items())
     return "\n".join([
         f"Parameters (section [{STEP4}] of a .cfg file)\n{rule}", parameter_docs(),
         f"\nTask inputs (top level of a .cfg file, or keyword arguments)\n{rule}",
-        _key_docs(TASK_KEYS, TASK_KEY_TYPES),
+        _entries((f"{name} : {TASK_KEY_TYPES[name]}", text) for name, text in TASK_KEYS.items()),
         f"\nPer-image values (keyword arguments: one entry per input image)\n{rule}",
-        _key_docs(PER_IMAGE_KEYS, "list of float"),
-        f"\ndrizzlepac keys accepted and ignored\n{rule}", ignored])
+        _entries((f"{name} : list of float", text) for name, text in PER_IMAGE_KEYS.items()),
+        f"\ndrizzlepac keys accepted and ignored\n{rule}",
+        _entries((f"{name} : {', '.join(str(a) for a in allowed)}", why)
+                 for name, (allowed, why) in IGNORED_KEYS.items())])

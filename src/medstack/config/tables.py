@@ -1,9 +1,6 @@
 """Per-image values: the one rule for the lists ``exptime``, ``sky`` and ``readnoise`` (one
-entry per input image, overriding its header), and the per-image tables of ``--table`` that hold
-them with the input names.
-
-Names in a table are relative to the table's folder, as those in a ``.cfg`` file are relative
-to its folder (:mod:`medstack.config`).
+entry per input image, overriding its header), and the tables of ``--table`` that hold them
+with the input names (relative to the table's folder).
 """
 
 from __future__ import annotations
@@ -50,21 +47,18 @@ def per_image_values(name: str, values: Any, kind: str | None = "minmed"
     values : sequence of float or None, or None
         One value per input image; None entries (or ``'None'``) fall back to the header.
     kind : str or None
-        The combination the values are for (:attr:`medstack.params.MedianParams.kind`). Only
-        minmed uses them, so only for minmed must they be finite, the exposure times > 0 and
-        the read noise >= 0; None: not known yet (the values are only read as numbers; the
-        caller checks them once it is). Default is ``"minmed"``.
+        The combination the values are for (:attr:`medstack.params.MedianParams.kind`): only
+        for minmed, which uses them, must they be finite, the exposure times > 0 and the read
+        noise >= 0. None: not known yet. Default is ``"minmed"``.
 
     Returns
     -------
     tuple of float or None, or None
-        None when ``values`` is None.
 
     Raises
     ------
     ParameterError
-        Naming ``name``: not a list, a value that is not a number; for minmed a value that
-        is not finite, an exposure time not > 0, or a negative read noise.
+        Naming ``name``: not a list of numbers, or not valid for minmed.
 
     Notes
     -----
@@ -73,12 +67,10 @@ def per_image_values(name: str, values: Any, kind: str | None = "minmed"
     """
     if values is None:
         return None
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        if isinstance(values, str) and values.strip():
-            values = values.replace(",", " ").split()
-        else:
-            raise ParameterError(f"{name}: expected a list with one value per image, "
-                                 f"got {values!r}")
+    if isinstance(values, str) and values.strip():
+        values = values.replace(",", " ").split()
+    elif isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ParameterError(f"{name}: expected a list with one value per image, got {values!r}")
     out: list[float | None] = []
     for value in values:
         if is_none(value):
@@ -101,40 +93,16 @@ def per_image_values(name: str, values: Any, kind: str | None = "minmed"
     return tuple(out)
 
 
-
-
 @dataclass(frozen=True)
 class ImageTable:
-    """A per-image table: input names and the values that override their headers.
-
-    Attributes
-    ----------
-    sci : tuple of str
-        Science names (relative names are relative to the table's directory).
-    wht : tuple of str or None, or None
-        Weight names (None entries: derived from the science name).
-    exptime, sky, readnoise : tuple of float or None, or None
-        Per-image values (None entries: from the header).
-    """
+    """A per-image table: the science and weight names (a None weight name: derived from the
+    science name) and the values that override their headers (None entries: the header's)."""
 
     sci: tuple[str, ...]
     wht: tuple[str | None, ...] | None = None
     exptime: tuple[float | None, ...] | None = None
     sky: tuple[float | None, ...] | None = None
     readnoise: tuple[float | None, ...] | None = None
-
-
-def _cells(column: Any) -> list[Any]:
-    mask = getattr(column, "mask", None)
-    out: list[Any] = []
-    for i, value in enumerate(column):
-        if mask is not None and bool(mask[i]):
-            out.append(None)
-        elif hasattr(value, "item"):
-            out.append(value.item())
-        else:
-            out.append(value)
-    return out
 
 
 def read_table(path: str | os.PathLike[str], kind: str | None = "minmed") -> ImageTable:
@@ -158,47 +126,39 @@ def read_table(path: str | os.PathLike[str], kind: str | None = "minmed") -> Ima
     if not path.is_file():
         raise InputError(f"{path}: table file not found")
     try:
-        with open(path, encoding="utf-8") as fh:
-            first = fh.readline()
-        fmt = "ascii.ecsv" if first.startswith("# %ECSV") else "ascii.csv"
-        table = Table.read(path, format=fmt)
+        ecsv = path.read_text(encoding="utf-8").startswith("# %ECSV")
+        table = Table.read(path, format="ascii.ecsv" if ecsv else "ascii.csv")
     except (OSError, ValueError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: cannot read table ({err})") from err
-    names = [str(n).strip() for n in table.colnames]
-    unknown = [n for n in names if n not in TABLE_COLUMNS]
+    # the cells as Python values, None where empty (masked)
+    columns = {str(n).strip(): column.tolist() for n, column in table.columns.items()}
+    unknown = [n for n in columns if n not in TABLE_COLUMNS]
     if unknown:
         raise ParameterError(f"{path}: unknown column {unknown[0]!r}; valid columns: "
                              f"{', '.join(TABLE_COLUMNS)}")
-    if "sci" not in names:
+    if "sci" not in columns:
         raise ParameterError(f"{path}: no 'sci' column (valid columns: "
                              f"{', '.join(TABLE_COLUMNS)})")
     if len(table) == 0:
         raise ParameterError(f"{path}: the table has no rows")
-    base = path.parent
 
-    def _name(value: Any, column: str, row: int) -> str | None:
-        if is_none(value) and column == "wht":
-            return None
-        if is_none(value):
-            raise ParameterError(f"{path}: row {row + 1}: empty {column!r}")
-        return os.path.join(base, str(value).strip())
+    def names(column: str) -> list[str | None]:
+        """The column's names, relative to the table's folder (None where empty)."""
+        return [None if is_none(value) else os.path.join(path.parent, str(value).strip())
+                for value in columns[column]]
 
-    columns = dict(zip(names, table.columns.values()))
-    sci = tuple(str(_name(v, "sci", i)) for i, v in enumerate(_cells(columns["sci"])))
-    seen: set[str] = set()
-    for i, name in enumerate(sci):
-        key = os.path.realpath(name)
-        if key in seen:
-            raise ParameterError(f"{path}: row {i + 1}: {name} appears more than once")
-        seen.add(key)
-    wht = None
-    if "wht" in columns:
-        wht = tuple(_name(v, "wht", i) for i, v in enumerate(_cells(columns["wht"])))
+    sci = [name for name in names("sci") if name is not None]
+    if len(sci) < len(table):
+        raise ParameterError(f"{path}: row {names('sci').index(None) + 1}: empty 'sci'")
+    real = [os.path.realpath(name) for name in sci]
+    for row, name in enumerate(sci):
+        if real.index(real[row]) != row:
+            raise ParameterError(f"{path}: row {row + 1}: {name} appears more than once")
     lists: dict[str, tuple[float | None, ...] | None] = {}
-    for key in PER_IMAGE_KEYS:
-        if key in columns:
-            try:
-                lists[key] = per_image_values(key, _cells(columns[key]), kind)
-            except ParameterError as err:
-                raise ParameterError(f"{path}: column {err}") from err
-    return ImageTable(sci=sci, wht=wht, **lists)
+    for key in [k for k in PER_IMAGE_KEYS if k in columns]:
+        try:
+            lists[key] = per_image_values(key, columns[key], kind)
+        except ParameterError as err:
+            raise ParameterError(f"{path}: column {err}") from err
+    return ImageTable(sci=tuple(sci), wht=tuple(names("wht")) if "wht" in columns else None,
+                      **lists)

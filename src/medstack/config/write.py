@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import textwrap
@@ -16,7 +15,7 @@ from configobj import ConfigObj
 
 from .._version import __version__
 from ..errors import ParameterError
-from ..params import PARAMETERS, MedianParams, ParamSpec, format_value
+from ..params import PARAMETERS, MedianParams, format_value
 from .keys import STEP4, TASK_KEYS, TASK_TYPES, map_names
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,36 +26,9 @@ __all__ = ["config_text", "write_config"]
 log = logging.getLogger("medstack.config")
 
 
-def _comment(text: str) -> list[str]:
-    return ["#"] + ["# " + line for line in textwrap.wrap(text, 92)]
-
-
-def _param_comment(p: ParamSpec) -> list[str]:
-    choices = f" Choices: {', '.join(p.choices)}." if p.choices else ""
-    only = "" if p.drizzlepac else " (medstack only; drizzlepac's loader rejects this key.)"
-    default = format_value(p, p.default)
-    return _comment(f"{p.help}{choices} Default: {default}.{only}")
-
-
-def _input_text(input: Any) -> str:
-    if input is None:
-        return ""
-    if isinstance(input, (str, os.PathLike)):
-        return os.fspath(input)
-    if hasattr(input, "sci"):  # one InputImage
-        return str(input.sci)
-    return ", ".join(str(getattr(i, "sci", None) or os.fspath(i)) for i in input)
-
-
-def config_text(
-    params: MedianParams,
-    *,
-    input: Any = None,
-    output: str | None = None,
-    task: str | None = None,
-    comments: bool = True,
-    folder: str | os.PathLike[str] | None = None,
-) -> str:
+def config_text(params: MedianParams, *, input: Any = None, output: str | None = None,
+                task: str | None = None, comments: bool = True,
+                folder: str | os.PathLike[str] | None = None) -> str:
     """The parameters as a drizzlepac ``.cfg`` file.
 
     Parameters
@@ -68,17 +40,14 @@ def config_text(
     output : str, optional
         The ``output`` key; only the AstroDrizzle layout has it.
     task : {"createMedian", "astrodrizzle"}, optional
-        The layout. Default: ``createMedian`` (the standalone task's file) when its spec can
-        hold the values (``combine_type`` one of minmed, median, sum, and no ``output``),
-        else ``astrodrizzle`` (only the top-level keys and the STEP 4 section; drizzlepac's
-        loader fills in the other sections with its defaults).
+        The layout. Default: ``createMedian`` when its spec can hold the values
+        (``combine_type`` one of minmed, median, sum, and no ``output``), else ``astrodrizzle``
+        (the top-level keys and the STEP 4 section; drizzlepac's loader fills in the others).
     comments : bool
         Write each parameter's help text above it. Default is True.
     folder : path-like, optional
-        The folder the file will be in: relative ``input``/``output`` names (relative to the
-        current directory) are written relative to it where they lie in it, else absolute,
-        as :func:`read_config` reads them relative to the file's folder. Default is None:
-        absolute names.
+        The folder the file will be in: ``input``/``output`` names are written relative to it
+        where they lie in it, else absolute. Default is None: absolute names.
 
     Returns
     -------
@@ -98,9 +67,16 @@ def config_text(
             return os.path.relpath(os.path.realpath(full), where)
         return full
 
+    def put(section: Any, key: str, value: str, comment: str) -> None:
+        section[key] = value
+        if comments:  # a blank comment line, then the text
+            section.comments[key] = ["#"] + ["# " + line for line in textwrap.wrap(comment, 92)]
+
+    input_text = str(getattr(input, "sci", ""))  # None, or one InputImage
     if input is not None and not hasattr(input, "sci"):
-        input = map_names(input if isinstance(input, (str, os.PathLike)) else
+        names = map_names(input if isinstance(input, (str, os.PathLike)) else
                           [str(getattr(i, "sci", None) or os.fspath(i)) for i in input], located)
+        input_text = names if isinstance(names, str) else ", ".join(names)
     if output is not None:
         output = located(str(output))
     ctype = ("i" if params.fill else "") + params.kind  # average -> mean, iaverage -> imean
@@ -110,10 +86,8 @@ def config_text(
         raise ParameterError(f"task: unknown value {task!r}; choose one of: createMedian, "
                              "astrodrizzle")
     if task == "createMedian" and (ctype not in TASK_TYPES or output is not None):
-        raise ParameterError(
-            f"task: the createMedian layout cannot hold combine_type={ctype} or output; "
-            "use astrodrizzle"
-        )
+        raise ParameterError(f"task: the createMedian layout cannot hold combine_type={ctype} "
+                             "or output; use astrodrizzle")
     cfg = ConfigObj(interpolation=False)
     cfg.initial_comment = [
         f"# Parameters of the median step, written by medstack {__version__}.",
@@ -121,47 +95,33 @@ def config_text(
         "# and by drizzlepac (teal.load(FILE), astrodrizzle/createMedian configObj=FILE).",
     ]
     cfg["_task_name_"] = task
-    cfg["input"] = _input_text(input)
-    if comments:
-        cfg.comments["input"] = _comment(TASK_KEYS["input"])
+    put(cfg, "input", input_text, TASK_KEYS["input"])
     if task == "astrodrizzle":
-        cfg["output"] = "" if output is None else str(output)
-        if comments:
-            cfg.comments["output"] = _comment(TASK_KEYS["output"])
+        put(cfg, "output", "" if output is None else output, TASK_KEYS["output"])
     cfg[STEP4] = {}
-    section = cfg[STEP4]
     cfg.comments[STEP4] = [""]
     for p in PARAMETERS:
-        value = getattr(params, p.name)
-        if not p.drizzlepac and format_value(p, value) == format_value(p, p.default):
-            continue
+        value = format_value(p, getattr(params, p.name))
         if not p.drizzlepac:
+            if value == format_value(p, p.default):
+                continue
             log.warning("%s = %s written; drizzlepac's loader rejects this medstack-only key",
-                        p.name, format_value(p, value))
-        section[p.name] = ctype if p.name == "combine_type" else format_value(p, value)
-        if comments:
-            section.comments[p.name] = _param_comment(p)
+                        p.name, value)
+        choices = f" Choices: {', '.join(p.choices)}." if p.choices else ""
+        only = "" if p.drizzlepac else " (medstack only; drizzlepac's loader rejects this key.)"
+        put(cfg[STEP4], p.name, ctype if p.name == "combine_type" else value,
+            f"{p.help}{choices} Default: {format_value(p, p.default)}.{only}")
     cfg["_RULES_"] = {}
     cfg.comments["_RULES_"] = [""]
-    buf = io.BytesIO()
-    cfg.write(buf)
-    return buf.getvalue().decode("utf-8")
+    return "\n".join(cfg.write()) + "\n"
 
 
-def write_config(
-    path: str | os.PathLike[str],
-    params: MedianParams,
-    *,
-    input: Any = None,
-    output: str | None = None,
-    task: str | None = None,
-    into: Products | None = None,
-) -> Path:
-    """Write :func:`config_text` to ``path``, replacing any earlier file (atomically; with
-    ``into``, together with the run's other products: see :func:`medstack.io.outputs.atomic_file`).
-
-    Input and output names are written relative to the file's folder when they lie in it,
-    else absolute, so that :func:`read_config` finds them from anywhere.
+def write_config(path: str | os.PathLike[str], params: MedianParams, *, input: Any = None,
+                 output: str | None = None, task: str | None = None,
+                 into: Products | None = None) -> Path:
+    """Write :func:`config_text` to ``path`` (names relative to its folder where they lie in
+    it), replacing any earlier file atomically; with ``into``, together with the run's other
+    products (:func:`medstack.io.outputs.atomic_file`).
 
     Returns
     -------
@@ -176,8 +136,7 @@ def write_config(
     from ..io.outputs import atomic_file
 
     out = Path(path)  # checked by atomic_file: never a device node replaced by a regular file
-    directory = out.parent if str(out.parent) else Path(".")
-    text = config_text(params, input=input, output=output, task=task, folder=directory)
+    text = config_text(params, input=input, output=output, task=task, folder=out.parent)
     with atomic_file(out, "the configuration file", into=into) as fh:
         fh.write(text.encode("utf-8"))
     return out
