@@ -1,12 +1,8 @@
-"""The inputs: names, headers, per-image values; one checked :class:`InputImage` per exposure.
+"""The inputs: one checked :class:`InputImage` per exposure, with its per-image values.
 
-An input is a pair of FITS files: ``<root>_single_sci.fits`` (science, electrons/s) and
-``<root>_single_wht.fits`` (drizzle weight). The data sit in the primary HDU, or in extension 1
-when the primary HDU has none. This module finds them (through :mod:`medstack.io.names`:
-globs, ``@lists``, exposure names), checks them (readable, 2-D, same shape, not truncated),
-reads their per-image scalars and resolves explicit per-image values (:func:`open_inputs`, the
-one function every door resolves its inputs with).
-Reading their pixels is :mod:`medstack.io.readers`'.
+An input is ``<root>_single_sci.fits`` (science, electrons/s) and ``<root>_single_wht.fits``
+(weight), the image in the primary HDU or, when that has none, in extension 1.
+:func:`open_inputs` is the one function every door resolves its inputs with.
 """
 
 from __future__ import annotations
@@ -30,7 +26,7 @@ from .outputs import same_file_key
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.io import fits
 
-__all__ = ["InMemory", "InputImage", "check_shapes", "compressed_magic", "expand_inputs",
+__all__ = ["InMemory", "InputImage", "check_shapes", "expand_inputs",
            "is_compressed", "open_input", "open_inputs", "read_header", "scalars_from_header",
            "single_names", "weight_name"]
 
@@ -65,13 +61,9 @@ def _scalars(path: str, header: fits.Header | Cards) -> tuple[float | None, floa
 def scalars_from_header(header: fits.Header | Cards) -> tuple[float | None, float | None, float | None]:
     """Per-image ``(exptime, sky, readnoise)`` from a single's header (docs/deviations.md rules).
 
-    - exptime: ``EXPTIME``.
-    - sky (electrons): ``MDRIZSKY`` as the float32 value AstroDrizzle computed, times
-      ``EXPTIME`` for WFC3/IR (whose sky is in electrons/s).
-    - readnoise (electrons): ``sqrt(mean(READNSEx**2))`` over the amplifiers in ``CCDAMP``;
-      without ``CCDAMP`` over the ``READNSE[A-D]`` present and non-zero; else ``READNSE``.
-
-    Missing values are returned as None.
+    Sky: ``MDRIZSKY`` as the float32 AstroDrizzle computed, times ``EXPTIME`` for WFC3/IR.
+    Read noise: ``sqrt(mean(READNSEx**2))`` over the amplifiers in ``CCDAMP`` (without it, the
+    ``READNSE[A-D]`` present and non-zero), else ``READNSE``. Missing values are None.
     """
     exptime = _header_float(header, "EXPTIME")
     sky = _header_float(header, "MDRIZSKY")
@@ -82,9 +74,7 @@ def scalars_from_header(header: fits.Header | Cards) -> tuple[float | None, floa
         detector = str(header.get("DETECTOR", "")).strip().upper()
         if instrument == "WFC3" and detector == "IR" and exptime is not None:
             sky *= exptime
-    readnoise = None
     amps = str(header.get("CCDAMP", "")).strip().upper()
-    values: list[float] = []
     if amps and all(a in "ABCD" for a in amps):
         values = [v for a in amps if (v := _header_float(header, f"READNSE{a}")) is not None]
     else:
@@ -92,24 +82,14 @@ def scalars_from_header(header: fits.Header | Cards) -> tuple[float | None, floa
             v for a in "ABCD" if (v := _header_float(header, f"READNSE{a}")) not in (None, 0.0)
         ]
     if values:
-        readnoise = math.sqrt(sum(v * v for v in values) / len(values))
-    else:
-        readnoise = _header_float(header, "READNSE")
-    return exptime, sky, readnoise
+        return exptime, sky, math.sqrt(sum(v * v for v in values) / len(values))
+    return exptime, sky, _header_float(header, "READNSE")
 
 
 @dataclass(frozen=True)
 class InMemory:
-    """The pixels and header of an input that lives in memory, not in files: AstroDrizzle's
-    ``in_memory=True`` mode keeps its singly drizzled images as HDULists.
-
-    Attributes
-    ----------
-    sci, wht : ndarray
-        The science and weight images, ``(ny, nx)``.
-    header : astropy.io.fits.Header
-        The science image's header (the template of the median's).
-    """
+    """The ``(ny, nx)`` science and weight images and the science header of an input held
+    in memory (AstroDrizzle's ``in_memory=True``)."""
 
     sci: np.ndarray
     wht: np.ndarray
@@ -170,11 +150,7 @@ def _image_hdu(path: str, hdul: fits.HDUList) -> int:
 
 @contextmanager
 def _fits_warnings(path: str) -> Iterator[None]:
-    """Route astropy's warnings about ``path`` to the debug log, naming the file.
-
-    astropy prints its own ``WARNING: ...`` lines for damaged files; medstack reports the
-    damage as one :class:`InputError` instead, so those lines would only be noise.
-    """
+    """Route astropy's warnings about ``path`` to the debug log (damage is one InputError)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield
@@ -225,9 +201,8 @@ def read_header(path: str, hdu: int) -> fits.Header:
 
 
 def _data_offset(hdul: fits.HDUList, index: int) -> int:
-    """Byte offset of HDU ``index``'s data in its file. The HDU's own ``fileinfo`` knows it;
-    the HDUList's also checks whether any HDU was resized, which formats (and verifies) every
-    card of every header: most of the cost of opening an input."""
+    """Byte offset of HDU ``index``'s data (the HDU's own ``fileinfo``: the HDUList's formats
+    every card of every header)."""
     info = hdul[index].fileinfo()
     if not info or info.get("datLoc") is None:
         info = hdul.fileinfo(index)
@@ -253,9 +228,8 @@ def _raw_offset(path: str, header: fits.Header | Cards, dims: tuple[int, int], o
 
 def _scan_image(path: str, keywords: Sequence[str]
                 ) -> tuple[tuple[int, int], int | None, Cards] | None:
-    """The image's ``(ny, nx)``, raw data offset and the ``keywords`` cards, read straight
-    from a plain primary header (:func:`~medstack.io.headerscan.scan_header`); None where
-    the file must be opened with astropy (then :func:`_check_image` speaks)."""
+    """The image's ``(ny, nx)``, raw data offset and ``keywords`` cards from a plain primary
+    header; None where astropy must open the file (then :func:`_check_image` speaks)."""
     try:
         scan = scan_header(path, keywords)
         if scan is None or min(scan.shape) <= 0 or scan.header["BITPIX"] not in _BITPIX:
@@ -270,9 +244,8 @@ def _scan_image(path: str, keywords: Sequence[str]
 
 def _check_image(path: str, hdul: fits.HDUList, index: int
                  ) -> tuple[tuple[int, int], int | None]:
-    """The image's ``(ny, nx)`` and, where its pixels lie raw in the file (uncompressed,
-    unscaled float32), the byte offset of its data (found here, once: the readers use it);
-    InputError for anything that cannot be an input image."""
+    """The image's ``(ny, nx)`` and raw data offset (:func:`_raw_offset`); InputError for
+    anything that cannot be an input image."""
     header = hdul[index].header
     naxis = header.get("NAXIS", 0)
     dims = tuple(int(header.get(f"NAXIS{k}", 0)) for k in range(naxis, 0, -1))
@@ -287,6 +260,24 @@ def _check_image(path: str, hdul: fits.HDUList, index: int
     if not is_compressed(path) and not isinstance(hdu, fits.CompImageHDU):
         raw = _raw_offset(path, header, (dims[0], dims[1]), _data_offset(hdul, index))
     return (dims[0], dims[1]), raw
+
+
+def _open_image(path: str, scalars: bool) -> tuple[int, tuple[int, int], int | None, Any]:
+    """HDU index, ``(ny, nx)``, raw data offset and (with ``scalars``) the header's scalars
+    of one checked image file: a plain one read straight, else through astropy."""
+    _check_file(path)
+    scanned = _scan_image(path, SCALAR_KEYWORDS if scalars else ())
+    if scanned is not None:
+        shape, offset, cards = scanned
+        return 0, shape, offset, _scalars(path, cards) if scalars else None
+    with _open_fits(path) as hdul:
+        index = _image_hdu(path, hdul)
+        shape, offset = _check_image(path, hdul, index)
+        header = hdul[index].header
+        if index == 1:  # scalars may sit in the primary header of a compressed single
+            header = hdul[0].header.copy()
+            header.update(hdul[1].header)
+        return index, shape, offset, _scalars(path, header) if scalars else None
 
 
 def open_input(
@@ -314,33 +305,10 @@ def open_input(
         Missing, empty, unreadable or non-2-D files, or weight and science shapes differ.
     """
     wht = weight_name(sci) if wht is None else wht
-    _check_file(sci)
-    scanned = _scan_image(sci, SCALAR_KEYWORDS)
-    if scanned is not None:  # a plain file: its cards read straight, no HDUList
-        shape, sci_offset, header = scanned
-        sci_hdu = 0
-        h_exptime, h_sky, h_readnoise = _scalars(sci, header)
-    else:
-        with _open_fits(sci) as hdul:
-            sci_hdu = _image_hdu(sci, hdul)
-            shape, sci_offset = _check_image(sci, hdul, sci_hdu)
-            header = hdul[sci_hdu].header
-            if sci_hdu == 1:  # scalars may sit in the primary header of a compressed single
-                merged = hdul[0].header.copy()
-                merged.update(header)
-                header = merged
-            h_exptime, h_sky, h_readnoise = _scalars(sci, header)
+    sci_hdu, shape, sci_offset, (h_exptime, h_sky, h_readnoise) = _open_image(sci, True)
     if not os.path.exists(wht):
         raise InputError(f"{wht}: weight file not found (for {sci})")
-    _check_file(wht)
-    scanned = _scan_image(wht, ())
-    if scanned is not None:
-        wshape, wht_offset, _ = scanned
-        wht_hdu = 0
-    else:
-        with _open_fits(wht) as hdul:
-            wht_hdu = _image_hdu(wht, hdul)
-            wshape, wht_offset = _check_image(wht, hdul, wht_hdu)
+    wht_hdu, wshape, wht_offset, _ = _open_image(wht, False)
     if wshape != shape:
         raise InputError(
             f"{wht}: weight shape {wshape[0]}x{wshape[1]} differs from science "
@@ -361,12 +329,8 @@ def open_input(
 
 
 def _per_image(name: str, values: Sequence[Any] | None, owner: Sequence[int]) -> list[Any]:
-    """Per-image values for the distinct inputs.
-
-    ``owner[i]`` is the index of the first occurrence of input ``i`` as given. ``values`` has
-    one entry per distinct input, or one per input as given; then a repeated input's entry is
-    dropped, and must equal its first occurrence's.
-    """
+    """Per-image values for the distinct inputs (``owner[i]``: the first occurrence of input
+    ``i``): one per distinct input, or one per input given, a repeat's equal to the first's."""
     kept = sorted(set(owner))
     if values is None:
         return [None] * len(kept)
@@ -439,11 +403,7 @@ def check_shapes(images: Sequence[InputImage]) -> None:
 
 
 def is_compressed(path: str) -> bool:
-    """Whether the file is gzip/bzip2/zip compressed (not memory-mappable)."""
+    """Whether the file is gzip, bzip2 or zip compressed (not memory-mappable)."""
     with open(path, "rb") as fh:
-        return compressed_magic(fh.read(3))
-
-
-def compressed_magic(head: bytes) -> bool:
-    """Whether a file starting with ``head`` (its first 3 bytes) is gzip, zip or bzip2."""
-    return head[:2] in (b"\x1f\x8b", b"PK") or head[:3] == b"BZh"
+        head = fh.read(3)
+    return head[:2] in (b"\x1f\x8b", b"PK") or head == b"BZh"
