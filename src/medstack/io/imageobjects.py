@@ -1,31 +1,18 @@
 """Inputs from drizzlepac's image objects: what AstroDrizzle hands its median step.
 
-AstroDrizzle calls ``createMedian.createMedian(imgObjList, configObj, procSteps)`` with one
-drizzlepac ``imageObject`` per exposure (``drizzlepac.acsData.HRCInputImage`` ...). This module
-reads from each object exactly what drizzlepac 3.11.0's ``_median`` reads, and nothing else:
-
-- the singly drizzled science and weight images: ``outputNames["outSingle"]`` and
-  ``outputNames["outSWeight"]``, as files, or (``obj.inmemory``) the HDULists that
-  ``getOutputName`` returns, extension 1 when ``driz_sep_compress`` is set, else 0;
-- the median's name: ``outputNames["outMedian"]`` of the first object;
-- the exposure time: ``obj._image["sci", 1]._exptime`` (EXPTIME of chip 1);
-- the sky, in electrons: over the chips of ``returnAllChips(extname=obj.scienceExt)``,
-  ``bsky = chip.subtractedSky * chip._conversionFactor`` whenever no value is set yet or the
-  value set exceeds ``chip.subtractedSky`` (drizzlepac compares a converted value with an
-  unconverted one; the same rule is kept, so the same number comes out); 0 without chips;
-- the read noise, in electrons: ``sqrt(mean(chip._rdnoise ** 2))`` over the same chips;
-- the native units (``obj.native_units``), checked as drizzlepac checks them.
-
-Objects are recognised by their attributes (duck typing): importing medstack never imports
-drizzlepac.
+From each ``imageObject`` it reads exactly what drizzlepac 3.11.0's ``_median`` reads: the
+singles ``outputNames["outSingle"]``/``["outSWeight"]`` (files, or with ``obj.inmemory`` the
+HDULists of ``getOutputName``, extension 1 when ``driz_sep_compress`` is set), the first
+object's ``outputNames["outMedian"]``, ``obj._image["sci", 1]._exptime``, the sky and read
+noise over the chips (:func:`_chip_values`) and ``obj.native_units``. Objects are recognised by
+their attributes: importing medstack never imports drizzlepac.
 
 Notes
 -----
-drizzlepac skips an image whose weight file is missing (its per-image lists then disagree);
-medstack raises :class:`~medstack.errors.InputError` naming the file. drizzlepac rescales the
-thresholds by every image's gain and exposure time when ``proc_unit="native"`` (cumulatively);
-medstack never rescales them (``docs/deviations.md``), and says so in the log when drizzlepac
-would have.
+drizzlepac skips an image whose weight file is missing; medstack raises
+:class:`~medstack.errors.InputError` naming it. drizzlepac rescales the thresholds by every
+image's gain and exposure time when ``proc_unit="native"`` (cumulatively); medstack never does
+(``docs/deviations.md``), and says so in the log when drizzlepac would have.
 """
 
 from __future__ import annotations
@@ -52,8 +39,7 @@ _REQUIRED = ("outputNames", "returnAllChips", "getOutputName", "_image")
 
 
 def is_image_object(obj: Any) -> bool:
-    """Whether ``obj`` looks like a drizzlepac image object (it has ``outputNames``,
-    ``returnAllChips``, ``getOutputName`` and ``_image``)."""
+    """Whether ``obj`` has the attributes of a drizzlepac image object (:data:`_REQUIRED`)."""
     return all(hasattr(obj, name) for name in _REQUIRED)
 
 
@@ -61,20 +47,9 @@ def is_image_object(obj: Any) -> bool:
 class ObjectStack:
     """The median step's inputs, read from drizzlepac image objects.
 
-    Attributes
-    ----------
-    images : list of InputImage
-        One per object, in order, with exptime (s), sky and readnoise (electrons) set.
-    objects : tuple
-        The image objects themselves (the median is handed back to them when in memory).
-    median_name : str
-        ``outputNames["outMedian"]`` of the first object.
-    in_memory : bool
-        ``inmemory`` of the first object: the singles are HDULists and the median goes back
-        to every object with ``saveVirtualOutputs``.
-    threshold_scale : float
-        The factor by which drizzlepac 3.11.0 would multiply ``combine_lthresh`` and
-        ``combine_hthresh`` (1 when it would not rescale them; medstack never does).
+    ``images`` has one InputImage per object with exptime (s), sky and readnoise (electrons);
+    ``in_memory`` is the first object's ``inmemory`` (the median then goes back to every
+    object); ``threshold_scale`` the factor drizzlepac would apply to the thresholds (1: none).
     """
 
     images: list[InputImage]
@@ -89,20 +64,17 @@ def _name(obj: Any) -> str:
 
 
 def _chip_values(obj: Any) -> tuple[float, float]:
-    """drizzlepac's sky (electrons) and read noise (electrons) of one object, by its rules."""
-    rdnoise = 0.0
-    nchips = 0
+    """drizzlepac's sky and read noise (electrons) of one object: ``bsky = subtractedSky *
+    _conversionFactor`` of a chip whenever none is set or the one set exceeds that chip's
+    ``subtractedSky`` (drizzlepac's comparison, kept), 0 without chips; ``sqrt(mean(_rdnoise
+    ** 2))``."""
+    chips = list(obj.returnAllChips(extname=obj.scienceExt))
     bsky = None
-    for chip in obj.returnAllChips(extname=obj.scienceExt):
+    for chip in chips:
         if bsky is None or bsky > chip.subtractedSky:
             bsky = chip.subtractedSky * chip._conversionFactor
-        rdnoise += chip._rdnoise ** 2
-        nchips += 1
-    if bsky is None:
-        bsky = 0.0
-    if nchips > 0:
-        rdnoise = math.sqrt(rdnoise / nchips)
-    return float(bsky), float(rdnoise)
+    rdnoise = math.sqrt(sum(c._rdnoise ** 2 for c in chips) / len(chips)) if chips else 0.0
+    return float(0.0 if bsky is None else bsky), float(rdnoise)
 
 
 def _units_scale(obj: Any, proc_unit: str) -> float:
