@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import InputError
 from .decompress import decompressed_copy
 from .headerscan import scan_header, verify_error
-from .inputs import InputImage, _fits_warnings, is_compressed
+from .inputs import InputImage, _fits_warnings, _raw_offset, is_compressed
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.io import fits
@@ -71,16 +71,14 @@ class RawReader:
         try:
             if known is None:
                 scan = scan_header(path, hdu=hdu)
-                if scan is None:
+                if scan is None or min(scan.shape) <= 0:
                     return None
-                cards, shape, offset = scan.header, scan.shape, scan.data_offset
-                if (cards.get("BITPIX") != -32 or cards.get("BSCALE", 1) != 1
-                        or cards.get("BZERO", 0) != 0 or min(shape) <= 0
-                        or os.path.getsize(path) < offset + shape[0] * shape[1] * 4):
+                offset = _raw_offset(path, scan.header, scan.shape, scan.data_offset)
+                if offset is None:
                     return None
-                known = (offset, shape)
+                known = (offset, scan.shape)
             return cls(path, known[1], known[0], keep_open)
-        except (InputError, OSError, ValueError, verify_error()):
+        except (InputError, OSError, KeyError, ValueError, verify_error()):
             return None  # ImageReader reports it
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
