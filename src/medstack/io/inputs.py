@@ -98,27 +98,10 @@ class InMemory:
 
 @dataclass(frozen=True)
 class InputImage:
-    """One input exposure: its science and weight files and its per-image scalars.
-
-    Attributes
-    ----------
-    sci, wht : str
-        File names.
-    sci_hdu, wht_hdu : int
-        HDU index holding the image (0, or 1 when the primary HDU is empty).
-    shape : tuple of int
-        ``(ny, nx)``.
-    exptime : float or None
-        Exposure time in seconds.
-    sky : float or None
-        Sky subtracted from the exposure, in electrons.
-    readnoise : float or None
-        Read noise in electrons.
-    memory : InMemory or None
-        The pixels, when the input lives in memory (``sci`` and ``wht`` then only name it).
-    sci_offset, wht_offset : int or None
-        Byte offset of the image data in the file, found once when it was opened, where the
-        pixels lie raw (uncompressed, unscaled float32); None otherwise.
+    """One input exposure: its science and weight files (``sci_hdu``, ``wht_hdu``: 0, or 1
+    when the primary HDU is empty), ``shape`` ``(ny, nx)``, ``exptime`` (s), ``sky`` and
+    ``readnoise`` (electrons), ``memory`` (the pixels of an input held in memory) and
+    ``sci_offset``/``wht_offset``: the data's byte offset where it lies raw (unscaled float32).
     """
 
     sci: str

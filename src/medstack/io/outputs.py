@@ -20,7 +20,7 @@ from typing import BinaryIO, Protocol
 
 from ..errors import OutputError
 
-__all__ = ["Products", "atomic_file", "check_distinct_outputs", "check_output_path",
+__all__ = ["Products", "atomic_file", "check_output_path",
            "map_name", "output_name", "rootname", "same_file_key", "temp_prefix"]
 
 #: The maps of a run (``--save-maps``), by key, with their role in messages.
@@ -142,7 +142,7 @@ def check_output_path(path: str | os.PathLike[str], inputs: Sequence[str] = ()) 
     except OSError:
         mode = None
     if mode is not None and not stat.S_ISREG(mode):
-        raise OutputError(f"{out}: is a special file ({_kind(mode)}), not a regular file; "
+        raise OutputError(f"{out}: is a special file ({_KINDS.get(stat.S_IFMT(mode), 'not a regular file')}), not a regular file; "
                           "medstack writes only regular files")
     key = same_file_key(out)
     for name in inputs:
@@ -151,22 +151,8 @@ def check_output_path(path: str | os.PathLike[str], inputs: Sequence[str] = ()) 
     return out
 
 
-def _kind(mode: int) -> str:
-    for test, what in ((stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
-                       (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket")):
-        if test(mode):
-            return what
-    return "not a regular file"  # pragma: no cover
-
-
-def check_distinct_outputs(paths: dict[str, Path]) -> None:
-    """Raise :class:`OutputError` if two of the outputs (by role) are one file, by any name."""
-    seen: dict[tuple[object, ...], str] = {}
-    for role, path in paths.items():
-        other = seen.setdefault(same_file_key(path), role)
-        if other != role:
-            raise OutputError(f"{os.fspath(path)}: the {role} would overwrite the {other} "
-                              f"({os.fspath(paths[other])})")
+_KINDS = {stat.S_IFCHR: "character device", stat.S_IFBLK: "block device",
+          stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket"}
 
 
 def same_file_key(name: str | os.PathLike[str]) -> tuple[object, ...]:
@@ -241,7 +227,12 @@ class Products:
         roles = self.roles()
         for path in roles.values():
             check_output_path(path, inputs)
-        check_distinct_outputs(roles)
+        seen: dict[tuple[object, ...], str] = {}
+        for role, path in roles.items():
+            other = seen.setdefault(same_file_key(path), role)
+            if other != role:
+                raise OutputError(f"{os.fspath(path)}: the {role} would overwrite the {other} "
+                                  f"({os.fspath(roles[other])})")
 
     def add(self, temporary: Path, final: Path) -> None:
         """A finished temporary file, to be renamed over ``final`` on :meth:`commit`."""

@@ -191,25 +191,8 @@ def open_reader(path: str, hdu: int, scratch: str | os.PathLike[str] | None = No
         compressed = is_compressed(path)
     except OSError:
         compressed = False  # ImageReader says what is wrong with it
-    if compressed:
-        return _open_decompressed(path, hdu, scratch)
-    return RawReader.open(path, hdu, keep_open, known) or ImageReader(path, hdu)
-
-
-def image_reader(img: InputImage, which: str, scratch: str | os.PathLike[str] | None = None,
-                 keep_open: bool = True) -> RawReader | ImageReader | ArrayReader:
-    """The reader of one input's science (``which="sci"``) or weight (``"wht"``) image: its
-    in-memory array when it has one, else :func:`open_reader` of its file."""
-    if img.memory is not None:
-        return ArrayReader(getattr(img, which), getattr(img.memory, which))
-    offset = getattr(img, f"{which}_offset")
-    known = (offset, img.shape) if offset is not None else None  # found when it was opened
-    return open_reader(getattr(img, which), getattr(img, f"{which}_hdu"), scratch, keep_open,
-                       known)
-
-
-def _open_decompressed(path: str, hdu: int, scratch: str | os.PathLike[str] | None
-                       ) -> RawReader | ImageReader:
+    if not compressed:
+        return RawReader.open(path, hdu, keep_open, known) or ImageReader(path, hdu)
     start = time.perf_counter()
     tmp, size = decompressed_copy(path, scratch)
     try:
@@ -227,6 +210,18 @@ def _open_decompressed(path: str, hdu: int, scratch: str | os.PathLike[str] | No
              "disk, %.2f s)", path, os.path.dirname(tmp), size / 2**20,
              time.perf_counter() - start)
     return reader
+
+
+def image_reader(img: InputImage, which: str, scratch: str | os.PathLike[str] | None = None,
+                 keep_open: bool = True) -> RawReader | ImageReader | ArrayReader:
+    """The reader of one input's science (``which="sci"``) or weight (``"wht"``) image: its
+    in-memory array when it has one, else :func:`open_reader` of its file."""
+    if img.memory is not None:
+        return ArrayReader(getattr(img, which), getattr(img.memory, which))
+    offset = getattr(img, f"{which}_offset")
+    known = (offset, img.shape) if offset is not None else None  # found when it was opened
+    return open_reader(getattr(img, which), getattr(img, f"{which}_hdu"), scratch, keep_open,
+                       known)
 
 
 class ImageReader:
