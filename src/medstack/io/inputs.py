@@ -209,54 +209,37 @@ def _raw_offset(path: str, header: fits.Header | Cards, dims: tuple[int, int], o
     return None
 
 
-def _scan_image(path: str, keywords: Sequence[str]
-                ) -> tuple[tuple[int, int], int | None, Cards] | None:
-    """The image's ``(ny, nx)``, raw data offset and ``keywords`` cards from a plain primary
-    header; None where astropy must open the file (then :func:`_check_image` speaks)."""
+def _open_image(path: str, scalars: bool) -> tuple[int, tuple[int, int], int | None, Any]:
+    """HDU index, ``(ny, nx)``, raw data offset (:func:`_raw_offset`) and (with ``scalars``)
+    the header's scalars of one checked image file: a plain one read straight
+    (:func:`~medstack.io.headerscan.scan_header`), else through astropy."""
+    _check_file(path)
     try:
-        scan = scan_header(path, keywords)
-        if scan is None or min(scan.shape) <= 0 or scan.header["BITPIX"] not in _BITPIX:
-            return None
-        values = [scan.header.get(k) for k in ("BSCALE", "BZERO")]
+        scan = scan_header(path, SCALAR_KEYWORDS if scalars else ())
+        if scan is not None and (min(scan.shape) <= 0 or scan.header["BITPIX"] not in _BITPIX
+                                 or any(isinstance(scan.header.get(k), (bool, str))
+                                        for k in ("BSCALE", "BZERO"))):
+            scan = None
     except (OSError, verify_error(), ValueError):
-        return None
-    if any(v is not None and isinstance(v, (bool, str)) for v in values):
-        return None
-    return scan.shape, _raw_offset(path, scan.header, scan.shape, scan.data_offset), scan.header
-
-
-def _check_image(path: str, hdul: fits.HDUList, index: int
-                 ) -> tuple[tuple[int, int], int | None]:
-    """The image's ``(ny, nx)`` and raw data offset (:func:`_raw_offset`); InputError for
-    anything that cannot be an input image."""
-    header = hdul[index].header
-    naxis = header.get("NAXIS", 0)
-    dims = tuple(int(header.get(f"NAXIS{k}", 0)) for k in range(naxis, 0, -1))
-    if len(dims) != 2:
-        raise InputError(f"{path}: image data is {len(dims)}-D {dims}, expected 2-D")
-    if min(dims) <= 0:
-        raise InputError(f"{path}: empty image {dims}")
+        scan = None
+    if scan is not None:
+        offset = _raw_offset(path, scan.header, scan.shape, scan.data_offset)
+        return 0, scan.shape, offset, _scalars(path, scan.header) if scalars else None
     from astropy.io import fits
 
-    hdu = hdul[index]
-    raw = None
-    if not is_compressed(path) and not isinstance(hdu, fits.CompImageHDU):
-        raw = _raw_offset(path, header, (dims[0], dims[1]), _data_offset(hdul, index))
-    return (dims[0], dims[1]), raw
-
-
-def _open_image(path: str, scalars: bool) -> tuple[int, tuple[int, int], int | None, Any]:
-    """HDU index, ``(ny, nx)``, raw data offset and (with ``scalars``) the header's scalars
-    of one checked image file: a plain one read straight, else through astropy."""
-    _check_file(path)
-    scanned = _scan_image(path, SCALAR_KEYWORDS if scalars else ())
-    if scanned is not None:
-        shape, offset, cards = scanned
-        return 0, shape, offset, _scalars(path, cards) if scalars else None
     with _open_fits(path) as hdul:
         index = _image_hdu(path, hdul)
-        shape, offset = _check_image(path, hdul, index)
         header = hdul[index].header
+        naxis = header.get("NAXIS", 0)
+        dims = tuple(int(header.get(f"NAXIS{k}", 0)) for k in range(naxis, 0, -1))
+        if len(dims) != 2:
+            raise InputError(f"{path}: image data is {len(dims)}-D {dims}, expected 2-D")
+        if min(dims) <= 0:
+            raise InputError(f"{path}: empty image {dims}")
+        shape = (dims[0], dims[1])
+        offset = None
+        if not is_compressed(path) and not isinstance(hdul[index], fits.CompImageHDU):
+            offset = _raw_offset(path, header, shape, _data_offset(hdul, index))
         if index == 1:  # scalars may sit in the primary header of a compressed single
             header = hdul[0].header.copy()
             header.update(hdul[1].header)
