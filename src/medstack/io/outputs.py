@@ -21,7 +21,7 @@ from typing import BinaryIO, Protocol
 from ..errors import OutputError
 
 __all__ = ["Products", "atomic_file", "check_output_path",
-           "map_name", "output_name", "rootname", "same_file_key", "temp_prefix"]
+           "map_name", "output_name", "rootname", "same_file_key"]
 
 #: The maps of a run (``--save-maps``), by key, with their role in messages.
 MAP_ROLES = {"ngood": "count map", "minchosen": "minimum-chosen map"}
@@ -81,31 +81,23 @@ def map_name(path: str | os.PathLike[str], key: str) -> Path:
     return path.with_name(f"{name}_{key}.fits")
 
 
-def temp_prefix(final: Path) -> str:
-    """The prefix of a temporary file beside ``final``: ``.NAME.``, NAME cut short where the
-    temporary name would be too long for the filesystem."""
-    name = final.name
-    limit = 255 - 1 - 1 - 8 - len(".old.tmp") - 8  # '.', '.', mkstemp's random part, margin
-    while len(os.fsencode(name)) > limit:
-        name = name[:-1]
-    return f".{name}."
-
-
 def create_temp(final: Path) -> tuple[int, Path]:
-    """A new temporary file beside ``final`` (:func:`temp_prefix`, 8 random hexadecimal
-    digits, ``.tmp``), open for reading and writing: its descriptor and name (OSError if it
+    """A new temporary file beside ``final`` (``.NAME.``, NAME cut short where the name would be
+    too long, 8 random hexadecimal digits, ``.tmp``), open for reading and writing: its descriptor and name (OSError if it
     cannot be created). Mode ``0644`` less the umask, kept by the rename: ``mkstemp`` would
     make it ``0600``, and reading the umask means setting it, which races with other threads.
     """
-    directory = final.parent if str(final.parent) else Path(".")
+    name = final.name
+    while len(os.fsencode(name)) > 255 - 1 - 1 - 8 - len(".old.tmp") - 8:  # dots, random, margin
+        name = name[:-1]
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     for _ in range(100):
-        tmp = directory / f"{temp_prefix(final)}{secrets.token_hex(4)}.tmp"
+        tmp = final.parent / f".{name}.{secrets.token_hex(4)}.tmp"
         try:
             return os.open(tmp, flags, 0o644), tmp
         except FileExistsError:
             continue
-    raise FileExistsError(errno.EEXIST, "no unused temporary name", str(directory))
+    raise FileExistsError(errno.EEXIST, "no unused temporary name", str(final.parent))
 
 
 def check_output_path(path: str | os.PathLike[str], inputs: Sequence[str] = ()) -> Path:
@@ -121,7 +113,7 @@ def check_output_path(path: str | os.PathLike[str], inputs: Sequence[str] = ()) 
     out = Path(path)
     if not out.name or os.fspath(path).endswith(os.sep):
         raise OutputError(f"{os.fspath(path)}: names a directory, not a file")
-    directory = out.parent if str(out.parent) else Path(".")
+    directory = out.parent
     try:
         limit = int(os.pathconf(directory, "PC_NAME_MAX"))
     except (OSError, ValueError, AttributeError):

@@ -273,8 +273,6 @@ class ImageReader:
                     if data is None:
                         raise InputError(f"{path}: no image data in HDU {hdu}")
                     self._array = np.asarray(data, dtype=np.float32)
-        except InputError:
-            raise
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise InputError(f"{path}: cannot read image data ({err})") from err
         self.shape = (ny, nx)

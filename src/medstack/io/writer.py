@@ -74,8 +74,7 @@ class FitsImageWriter:
         head = header.tobytes(self.shape, bitpix, bzero)
         self._data_offset = len(head)
         self._row_bytes = self.shape[1] * np.dtype(self._disk).itemsize
-        data_bytes = self._row_bytes * self.shape[0]
-        self._total = self._data_offset + -(-data_bytes // BLOCK) * BLOCK
+        self._total = self._data_offset + -(-self._row_bytes * self.shape[0] // BLOCK) * BLOCK
         self._closed = False
         self._writeback = True  # start write-back of the rows written every few MiB
         self._unsynced = 0
@@ -85,10 +84,17 @@ class FitsImageWriter:
         except OSError as err:
             raise OutputError(f"{self.path}: cannot create a temporary file ({err.strerror})") from err
         try:
-            self._pwrite(head, 0)
-            self._reserve()
-        except BaseException:
+            pwrite_all(self._fd, head, 0)
+            try:  # claim the file's space now, so that a full disk fails before any work
+                os.posix_fallocate(self._fd, 0, self._total)
+            except (OSError, AttributeError) as err:  # (AttributeError: none on macOS)
+                if getattr(err, "errno", None) == errno.ENOSPC:
+                    raise
+                os.ftruncate(self._fd, self._total)  # sparse: a full disk shows on write
+        except BaseException as err:
             self.abort()
+            if isinstance(err, OSError):
+                raise self._error(err) from err
             raise
 
     def _error(self, err: OSError) -> OutputError:
@@ -99,19 +105,6 @@ class FitsImageWriter:
     def _pwrite(self, data: bytes | memoryview, offset: int) -> None:
         try:
             pwrite_all(self._fd, data, offset)
-        except OSError as err:
-            raise self._error(err) from err
-
-    def _reserve(self) -> None:
-        """Claim the whole file's space now, so a full disk fails before any work (where the
-        filesystem cannot, it is extended sparsely: a full disk shows up on write)."""
-        try:
-            try:
-                os.posix_fallocate(self._fd, 0, self._total)
-            except (OSError, AttributeError) as err:  # (AttributeError: none on macOS)
-                if getattr(err, "errno", None) == errno.ENOSPC:
-                    raise
-                os.ftruncate(self._fd, self._total)
         except OSError as err:
             raise self._error(err) from err
 
