@@ -280,18 +280,11 @@ def open_input(
             f"{wht}: weight shape {wshape[0]}x{wshape[1]} differs from science "
             f"{sci} {shape[0]}x{shape[1]}"
         )
-    return InputImage(
-        sci=sci,
-        wht=wht,
-        sci_hdu=sci_hdu,
-        wht_hdu=wht_hdu,
-        shape=shape,
-        exptime=exptime if exptime is not None else h_exptime,
-        sky=sky if sky is not None else h_sky,
-        readnoise=readnoise if readnoise is not None else h_readnoise,
-        sci_offset=sci_offset,
-        wht_offset=wht_offset,
-    )
+    return InputImage(sci=sci, wht=wht, sci_hdu=sci_hdu, wht_hdu=wht_hdu, shape=shape,
+                      exptime=exptime if exptime is not None else h_exptime,
+                      sky=sky if sky is not None else h_sky,
+                      readnoise=readnoise if readnoise is not None else h_readnoise,
+                      sci_offset=sci_offset, wht_offset=wht_offset)
 
 
 def _per_image(name: str, values: Sequence[Any] | None, owner: Sequence[int]) -> list[Any]:

@@ -36,10 +36,9 @@ class RawReader:
 
     Notes
     -----
-    One mapping per call, not one of the whole file: the kernel may map more of a file than
-    was touched (fault-around, large page-cache folios: up to several MiB per fault after a
-    cold read on Linux 6), and pages mapped beyond a section would count in the resident
-    size until the file is closed. A mapping of the section's rows bounds that exactly.
+    One mapping per call, not one of the whole file: the kernel maps more than was touched
+    (fault-around, large page-cache folios), which would count in the resident size until
+    the file is closed; a mapping of the section's rows bounds that.
     """
 
     integer = False
