@@ -164,12 +164,10 @@ def _data_bytes(cards: list[str]) -> int | None:
     do not say it plainly (or for random groups)."""
     if any(c.startswith("GROUPS  =") for c in cards):
         return None
-    named = {c[:8].rstrip(): c for c in cards if c[:8].rstrip() in _SIZE_KEYS or
-             c.startswith("NAXIS")}
-    values = Cards(named)
+    values = Cards({c[:8].rstrip(): c for c in cards})
     layout = _layout(values)
     try:
-        bitpix, pcount, gcount = (values.get(k, d) for k, d in _SIZE_DEFAULTS)
+        bitpix, pcount, gcount = values.get("BITPIX"), values.get("PCOUNT", 0), values.get("GCOUNT", 1)
     except (verify_error(), ValueError):
         return None
     if layout is None or not all(type(v) is int for v in (bitpix, pcount, gcount)):
@@ -177,10 +175,6 @@ def _data_bytes(cards: list[str]) -> int | None:
     count = math.prod(layout[1:]) if layout[0] else 0
     size = abs(bitpix) // 8 * gcount * (pcount + count)
     return -(-size // BLOCK_BYTES) * BLOCK_BYTES
-
-
-_SIZE_DEFAULTS = (("BITPIX", None), ("PCOUNT", 0), ("GCOUNT", 1))
-_SIZE_KEYS = frozenset(k for k, _ in _SIZE_DEFAULTS)
 
 
 def _hdu_cards(path: str, hdu: int) -> tuple[list[str], int] | None:

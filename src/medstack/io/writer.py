@@ -13,6 +13,8 @@ import errno
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -197,35 +199,33 @@ class RowTarget:
     dtype: str
     data_offset: int
 
-    def _open(self) -> int:
+    @contextmanager
+    def _opened(self) -> Iterator[int]:
+        """The temporary file, open for writing; an OSError while it is used as OutputError."""
         try:
-            return os.open(self.tmp_path, os.O_WRONLY)
+            fd = os.open(self.tmp_path, os.O_WRONLY)
         except OSError as err:
             raise OutputError(
                 f"{self.path}: cannot open its temporary file {self.tmp_path} "
                 f"({err.strerror}); is the output directory on a filesystem this machine sees?"
             ) from err
+        try:
+            yield fd
+        except OSError as err:
+            raise OutputError(f"{self.path}: write failed ({err.strerror or err})") from err
+        finally:
+            os.close(fd)
 
     def write_rows(self, y0: int, rows: np.ndarray) -> None:
         """Write ``rows`` (shape (k, nx)) at image rows ``[y0, y0 + k)``."""
         dtype = np.dtype(self.dtype)
         data = memoryview(_encode_rows(rows, y0, self.shape, dtype))
         offset = self.data_offset + y0 * self.shape[1] * dtype.itemsize
-        fd = self._open()
-        try:
+        with self._opened() as fd:
             pwrite_all(fd, data, offset)
             start_writeback(fd, offset, data.nbytes)
-        except OSError as err:
-            raise OutputError(f"{self.path}: write failed ({err.strerror or err})") from err
-        finally:
-            os.close(fd)
 
     def sync(self) -> None:
         """Flush the rows written so far to stable storage (``fsync``)."""
-        fd = self._open()
-        try:
+        with self._opened() as fd:
             os.fsync(fd)
-        except OSError as err:
-            raise OutputError(f"{self.path}: write failed ({err.strerror or err})") from err
-        finally:
-            os.close(fd)
