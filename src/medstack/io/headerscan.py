@@ -8,11 +8,10 @@ A card's value is parsed when asked for: plain values here, anything else by ast
 
 Notes
 -----
-It answers only for the plainest layout, and says None for anything else, so that the caller
-opens the file with astropy, with astropy's checks and messages: no ``SIMPLE = T`` at the
-start, a header not printable ASCII or without a clean ``END`` card in its first
-:data:`MAX_BLOCKS` blocks, ``NAXIS`` not 2, an extension other than ``IMAGE``, an earlier HDU
-whose size its cards do not say plainly, a wanted keyword twice, in lower case or continued.
+It answers only for the plainest layout and says None for anything else (then astropy opens
+the file, with its checks and messages): no ``SIMPLE = T``, no clean ``END`` in printable
+ASCII within :data:`MAX_BLOCKS` blocks, ``NAXIS`` not 2, an extension other than ``IMAGE``,
+an earlier HDU of unclear size, a wanted keyword twice, in lower case or continued.
 """
 
 from __future__ import annotations
@@ -116,12 +115,7 @@ class HeaderScan:
 
 def scan_header(path: str, keywords: Collection[str] = (), hdu: int = 0) -> HeaderScan | None:
     """The layout, the ``keywords`` cards and every raw card of HDU ``hdu``'s header, or None
-    where the file is not plain enough (see the module's Notes).
-
-    Raises
-    ------
-    OSError
-        If the file cannot be read.
+    where the file is not plain enough (see the module's Notes); OSError if it cannot be read.
     """
     found = _hdu_cards(path, hdu)
     if found is None:

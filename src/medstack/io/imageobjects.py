@@ -126,12 +126,11 @@ def _in_memory(obj: Any, sci: str, wht: str, ext: int, scalars: dict[str, float]
             f"{sci} {sci_data.shape[0]}x{sci_data.shape[1]}"
         )
     header = sci_hdu.header if isinstance(sci_hdu.header, fits.Header) else fits.Header()
-    return InputImage(
-        sci=sci, wht=wht, sci_hdu=ext, wht_hdu=ext,
-        shape=(int(sci_data.shape[0]), int(sci_data.shape[1])),
-        memory=InMemory(sci=np.asarray(sci_data), wht=np.asarray(wht_data), header=header),
-        exptime=scalars["exptime"], sky=scalars["sky"], readnoise=scalars["readnoise"],
-    )
+    return InputImage(sci=sci, wht=wht, sci_hdu=ext, wht_hdu=ext,
+                      shape=(int(sci_data.shape[0]), int(sci_data.shape[1])),
+                      memory=InMemory(np.asarray(sci_data), np.asarray(wht_data), header),
+                      exptime=scalars["exptime"], sky=scalars["sky"],
+                      readnoise=scalars["readnoise"])
 
 
 def stack_from_objects(objects: Sequence[Any], *, proc_unit: str = "native",
@@ -143,11 +142,11 @@ def stack_from_objects(objects: Sequence[Any], *, proc_unit: str = "native",
     objects : sequence of drizzlepac image objects
         AstroDrizzle's ``imgObjList``.
     proc_unit : {"native", "electrons"}
-        AstroDrizzle's ``proc_unit``: with "native", the native units of every image are
-        checked as drizzlepac checks them. Default is "native".
+        AstroDrizzle's ``proc_unit`` (with "native", the native units are checked). Default
+        is "native".
     compress : bool
-        AstroDrizzle's ``driz_sep_compress``: in-memory singles hold their image in extension
-        1 (files are read from whichever HDU holds the image). Default is False.
+        AstroDrizzle's ``driz_sep_compress`` (in-memory singles in extension 1). Default is
+        False.
 
     Returns
     -------
@@ -156,8 +155,7 @@ def stack_from_objects(objects: Sequence[Any], *, proc_unit: str = "native",
     Raises
     ------
     InputError
-        An object without singles, a missing or unreadable single or weight (naming it),
-        unexpected native units, or shapes that differ.
+        A missing or unreadable single or weight, unexpected native units, shapes that differ.
     """
     objects = tuple(objects)
     if not objects:

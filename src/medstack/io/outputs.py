@@ -162,20 +162,17 @@ class Products:
     Parameters
     ----------
     output : str or path-like, optional
-        Output rootname (the median is ``ROOT_med.fits``, :func:`output_name`). Default is no
-        median file, or with ``beside_first`` the first input's rootname.
+        Output rootname (:func:`output_name`). Default is no median file, or with
+        ``beside_first`` the first input's rootname.
     png, config : str or path-like, optional
         The quick-look PNG and the ``.cfg`` file the run also writes. Default is neither.
     beside_first : bool, optional
-        Without ``output``, write the median beside the first input, named after it. Default
-        is False.
+        Without ``output``, write the median beside the first input. Default is False.
 
     Attributes
     ----------
-    median : Path or None
-        The median file (known once :meth:`resolve` has run, where it comes from the inputs).
-    maps : dict of str to Path
-        The map files, by key (``ngood``, ``minchosen``), once :meth:`resolve` has run.
+    median : Path or None; maps : dict of str to Path
+        The median and map files (by key), named by :meth:`resolve`.
     committed : bool
         Whether every product has been renamed into place.
     not_restored : list of Path
@@ -345,9 +342,7 @@ def atomic_file(path: str | os.PathLike[str], what: str, *,
     Parameters
     ----------
     path : path-like
-        The product.
-    what : str
-        What it is, for messages (``"the quick-look PNG"``).
+        The product; ``what`` says what it is, for messages (``"the quick-look PNG"``).
     into : Products, optional
         The run whose products ``path`` is one of: the file is only staged, for
         :meth:`Products.commit`. Default is a product on its own.

@@ -14,19 +14,15 @@ __all__ = ["pwrite_all", "start_writeback"]
 _SYNC_FILE_RANGE_WRITE = 2
 
 
-def _libc_sync_file_range() -> Any:
-    """Linux's ``sync_file_range`` from libc through ctypes (which releases the GIL during the
-    call), or None where there is none."""
+#: Linux's ``sync_file_range`` from libc through ctypes (which releases the GIL), or None.
+_sync_file_range: Any = None
+if sys.platform.startswith("linux"):
     try:
-        func = ctypes.CDLL(None, use_errno=True).sync_file_range
+        _sync_file_range = ctypes.CDLL(None, use_errno=True).sync_file_range
+        _sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+        _sync_file_range.restype = ctypes.c_int
     except (OSError, AttributeError):  # pragma: no cover - no such libc function
-        return None
-    func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    func.restype = ctypes.c_int
-    return func
-
-
-_sync_file_range = _libc_sync_file_range() if sys.platform.startswith("linux") else None
+        _sync_file_range = None
 
 
 def start_writeback(fd: int, offset: int, nbytes: int) -> bool:

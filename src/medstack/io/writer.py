@@ -104,17 +104,14 @@ class FitsImageWriter:
             return OutputError(f"{self.path}: no space left on device while writing")
         return OutputError(f"{self.path}: write failed ({err.strerror or err})")
 
-    def _pwrite(self, data: bytes | memoryview, offset: int) -> None:
-        try:
-            pwrite_all(self._fd, data, offset)
-        except OSError as err:
-            raise self._error(err) from err
-
     def write_rows(self, y0: int, rows: np.ndarray) -> None:
         """Write ``rows`` (shape (k, nx)) at image rows ``[y0, y0 + k)``, starting their
         write-back every :data:`WRITEBACK_BYTES`. Thread-safe."""
         data = _encode_rows(rows, y0, self.shape, self.dtype)
-        self._pwrite(data, self._data_offset + y0 * self._row_bytes)
+        try:
+            pwrite_all(self._fd, data, self._data_offset + y0 * self._row_bytes)
+        except OSError as err:
+            raise self._error(err) from err
         if not self._writeback:
             return
         with self._lock:
