@@ -112,7 +112,6 @@ class InputImage:
     exptime: float | None = None
     sky: float | None = None
     readnoise: float | None = None
-    warnings: tuple[str, ...] = field(default=(), compare=False)
     memory: InMemory | None = field(default=None, compare=False, repr=False)
     sci_offset: int | None = field(default=None, compare=False, repr=False)
     wht_offset: int | None = field(default=None, compare=False, repr=False)
@@ -120,15 +119,6 @@ class InputImage:
     def with_scalars(self, **values: float | None) -> InputImage:
         """Return a copy with some of ``exptime``, ``sky``, ``readnoise`` replaced."""
         return replace(self, **{k: v for k, v in values.items() if v is not None})
-
-
-def _image_hdu(path: str, hdul: fits.HDUList) -> int:
-    """Index of the HDU holding the image: 0, or 1 when the primary has no data."""
-    if hdul[0].header.get("NAXIS", 0) > 0:
-        return 0
-    if len(hdul) > 1 and hdul[1].header.get("NAXIS", 0) > 0 and hdul[1].is_image:
-        return 1
-    raise InputError(f"{path}: no image data in the primary HDU or extension 1")
 
 
 @contextmanager
@@ -148,22 +138,6 @@ def _check_file(path: str) -> None:
         raise InputError(f"{path}: is a directory, not a FITS file")
     if os.path.getsize(path) == 0:
         raise InputError(f"{path}: empty file")
-
-
-def _open_fits(path: str) -> fits.HDUList:
-    from astropy.io import fits
-
-    _check_file(path)
-    try:
-        with _fits_warnings(path):
-            hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
-    except OSError as err:
-        if "SIMPLE" in str(err):
-            raise InputError(f"{path}: not a FITS file (no SIMPLE card at its start)") from err
-        raise InputError(f"{path}: not a readable FITS file ({err})") from err
-    except Exception as err:  # astropy raises assorted errors for corrupt files
-        raise InputError(f"{path}: not a readable FITS file ({err})") from err
-    return hdul
 
 
 def read_header(path: str, hdu: int) -> fits.Header:
@@ -227,8 +201,20 @@ def _open_image(path: str, scalars: bool) -> tuple[int, tuple[int, int], int | N
         return 0, scan.shape, offset, _scalars(path, scan.header) if scalars else None
     from astropy.io import fits
 
-    with _open_fits(path) as hdul:
-        index = _image_hdu(path, hdul)
+    try:
+        with _fits_warnings(path):
+            hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
+    except Exception as err:  # astropy raises assorted errors for corrupt files
+        if isinstance(err, OSError) and "SIMPLE" in str(err):
+            raise InputError(f"{path}: not a FITS file (no SIMPLE card at its start)") from err
+        raise InputError(f"{path}: not a readable FITS file ({err})") from err
+    with hdul:
+        if hdul[0].header.get("NAXIS", 0) > 0:
+            index = 0  # else extension 1, where a compressed single has its image
+        elif len(hdul) > 1 and hdul[1].header.get("NAXIS", 0) > 0 and hdul[1].is_image:
+            index = 1
+        else:
+            raise InputError(f"{path}: no image data in the primary HDU or extension 1")
         header = hdul[index].header
         naxis = header.get("NAXIS", 0)
         dims = tuple(int(header.get(f"NAXIS{k}", 0)) for k in range(naxis, 0, -1))
