@@ -1,16 +1,13 @@
 """The output header as 80-character card images: the first input's cards, plus medstack's.
 
-Where every card of the first input is plain (:func:`copyable`), its cards are copied as they
-lie in the file, without astropy; else astropy hands out each card as it writes it
-(:meth:`OutputHeader.from_astropy`). medstack's own cards (:func:`format_card`) are set as
-``header[key] = (value, comment)`` and ``header.add_history(text)`` set them in astropy.
+Plain cards (:func:`copyable`) are copied as they lie in the file, without astropy; else
+astropy hands out each card as it writes it (:meth:`OutputHeader.from_astropy`).
 
 Notes
 -----
-The card values are astropy's; the layout is not always: a new card goes after the last card
-that is not commentary and a HISTORY line after the last HISTORY card, as astropy places them,
-but no trailing blank card is used up (astropy removes one), and numbers are written in the
-shortest form that reads back as the same value.
+The card values are astropy's, placed as astropy places them, but no trailing blank card is
+used up for a new one (astropy removes one), and numbers are written in the shortest form
+that reads back as the same value.
 """
 
 from __future__ import annotations

@@ -308,9 +308,8 @@ def open_inputs(
     weights : sequence of str, optional
         Explicit weight files, one per science file.
     exptime, sky, readnoise : sequence of float, optional
-        Explicit per-image values (None entries fall back to the header): one per input as
-        expanded, or one per distinct input. An input given twice is used once, and its
-        repeated entry must equal the first.
+        Explicit per-image values (None: the header's), one per input as expanded or per
+        distinct input (a repeated input's entry must equal the first's).
 
     Raises
     ------
@@ -324,14 +323,10 @@ def open_inputs(
         if os.path.normpath(sci) != os.path.normpath(given[i]) and not os.path.exists(sci):
             raise InputError(f"{given[i]}: its singly drizzled image {sci} does not exist "
                              "(AstroDrizzle's driz_separate step writes it)")
-    whts = _per_image("weights", weights, owner)
-    exps = _per_image("exptime", exptime, owner)
-    skies = _per_image("sky", sky, owner)
-    rns = _per_image("readnoise", readnoise, owner)
-    images = [
-        open_input(s, w, exptime=e, sky=k, readnoise=r)
-        for s, w, e, k, r in zip(scis, whts, exps, skies, rns)
-    ]
+    columns = [_per_image(name, values, owner) for name, values in (
+        ("weights", weights), ("exptime", exptime), ("sky", sky), ("readnoise", readnoise))]
+    images = [open_input(s, w, exptime=e, sky=k, readnoise=r)
+              for s, w, e, k, r in zip(scis, *columns)]
     check_shapes(images)
     return images
 

@@ -171,8 +171,10 @@ class Products:
 
     Attributes
     ----------
-    median : Path or None; maps : dict of str to Path
-        The median and map files (by key), named by :meth:`resolve`.
+    median : Path or None
+        The median file (named by :meth:`resolve` where it comes from the inputs).
+    maps : dict of str to Path
+        The map files by key, named by :meth:`resolve`.
     committed : bool
         Whether every product has been renamed into place.
     not_restored : list of Path
