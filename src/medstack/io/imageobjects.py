@@ -64,10 +64,8 @@ def _name(obj: Any) -> str:
 
 
 def _chip_values(obj: Any) -> tuple[float, float]:
-    """drizzlepac's sky and read noise (electrons) of one object: ``bsky = subtractedSky *
-    _conversionFactor`` of a chip whenever none is set or the one set exceeds that chip's
-    ``subtractedSky`` (drizzlepac's comparison, kept), 0 without chips; ``sqrt(mean(_rdnoise
-    ** 2))``."""
+    """drizzlepac's sky and read noise (electrons) of one object, by its rules (its comparison
+    of a converted sky with an unconverted one kept: the same number comes out)."""
     chips = list(obj.returnAllChips(extname=obj.scienceExt))
     bsky = None
     for chip in chips:
@@ -173,8 +171,7 @@ def stack_from_objects(objects: Sequence[Any], *, proc_unit: str = "native",
                              "image (outputNames outSingle/outSWeight)") from err
         scale *= _units_scale(obj, proc_unit)
         sky, readnoise = _chip_values(obj)
-        scalars = {"exptime": float(obj._image["sci", 1]._exptime), "sky": sky,
-                   "readnoise": readnoise}
+        scalars = dict(exptime=float(obj._image["sci", 1]._exptime), sky=sky, readnoise=readnoise)
         if in_memory:
             image = _in_memory(obj, sci, wht, ext, scalars)
         else:

@@ -57,8 +57,8 @@ def expand_all(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
     names: list[str] = []
     for item in items:
         # a name that exists as a file is that file, even with a comma or [ ] * ? in it
-        parts = [item.strip()] if _is_file(item.strip()) else (
-            [p.strip() for p in item.split(",")] if "," in item else [item.strip()])
+        parts = [item.strip()] if _is_file(item.strip()) else [
+            p.strip() for p in item.split(",")]
         for part in parts:
             if not part:
                 continue

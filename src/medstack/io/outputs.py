@@ -70,9 +70,7 @@ def output_name(root: str | os.PathLike[str]) -> Path:
 
 def map_name(path: str | os.PathLike[str], key: str) -> Path:
     """The name of map ``key`` beside the median ``path``: ``visit_med.fits`` →
-    ``visit_med_ngood.fits``, ``visit.fit`` → ``visit_ngood.fit``, ``VISIT.FITS`` →
-    ``VISIT_ngood.FITS`` (the extension kept as written); a name without a FITS extension gets
-    ``_ngood.fits`` appended."""
+    ``visit_med_ngood.fits`` (the extension kept as written; ``.fits`` added where none)."""
     path = Path(path)
     name = path.name
     for ext in (".fits", ".fit"):
@@ -82,11 +80,10 @@ def map_name(path: str | os.PathLike[str], key: str) -> Path:
 
 
 def create_temp(final: Path) -> tuple[int, Path]:
-    """A new temporary file beside ``final`` (``.NAME.``, NAME cut short where the name would be
-    too long, 8 random hexadecimal digits, ``.tmp``), open for reading and writing: its descriptor and name (OSError if it
-    cannot be created). Mode ``0644`` less the umask, kept by the rename: ``mkstemp`` would
-    make it ``0600``, and reading the umask means setting it, which races with other threads.
-    """
+    """A new temporary file ``.NAME.XXXXXXXX.tmp`` beside ``final``, open for reading and
+    writing: its descriptor and name (OSError if it cannot be created). Mode ``0644`` less the
+    umask, kept by the rename: ``mkstemp`` would make it ``0600``, and reading the umask means
+    setting it, which races with other threads."""
     name = final.name
     while len(os.fsencode(name)) > 255 - 1 - 1 - 8 - len(".old.tmp") - 8:  # dots, random, margin
         name = name[:-1]

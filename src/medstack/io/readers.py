@@ -327,28 +327,18 @@ class ImageReader:
                 pass
 
 
-class ArrayReader:
+class ArrayReader(ImageReader):
     """Rows of an image held in memory (``array``, any numeric dtype), named ``name``."""
 
-    in_memory = True
-
     def __init__(self, name: str, array: np.ndarray) -> None:
-        self.path = name
-        self._array = array
         if array.ndim != 2:
             raise InputError(f"{name}: in-memory image is {array.ndim}-D, expected 2-D")
+        self.path, self._array, self._tiles, self.in_memory = name, array, None, True
         self.shape = (int(array.shape[0]), int(array.shape[1]))
         self.integer = array.dtype.kind in "iu"
 
-    def read(self, y0: int, y1: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Rows ``[y0, y1)`` as native float32, into ``out`` when given."""
-        if out is None:
-            out = np.empty((y1 - y0, self.shape[1]), dtype=np.float32)
-        out[...] = self._array[y0:y1]
-        return out
-
     def close(self) -> None:
-        """Nothing to release: the array belongs to its owner."""
+        """Nothing to release: the array (maybe a mapping) belongs to its owner."""
 
 
 #: Any reader of this module.
