@@ -10,7 +10,7 @@ import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from ..errors import InputError, OutputError
@@ -44,10 +44,8 @@ def decompressed_copy(path: str, scratch: str | os.PathLike[str] | None = None
             shutil.copyfileobj(src, out, INFLATE_BYTES)
             return tmp, out.tell()
     except BaseException as err:
-        try:
+        with suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         if isinstance(err, (EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile,
                             ValueError)) or (isinstance(err, OSError) and err.errno is None):
             # (an OSError without errno is a decompressor's complaint, not the disk's)

@@ -12,6 +12,7 @@ import mmap
 import os
 import threading
 import time
+from contextlib import suppress
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -149,10 +150,8 @@ class RawReader:
         start, size = self._offset + y0 * self._row_bytes, (y1 - y0) * self._row_bytes
         if self._cached(start) and self._cached(start + size - 1):
             return
-        try:
+        with suppress(OSError):  # advice only
             advise(self._fd, start, size, os.POSIX_FADV_WILLNEED)
-        except OSError:  # pragma: no cover - advice only
-            pass
 
     def _cached(self, pos: int) -> bool:
         """Whether the byte at ``pos`` is in the page cache (False where that cannot be told)."""
@@ -201,10 +200,8 @@ def open_reader(path: str, hdu: int, scratch: str | os.PathLike[str] | None = No
             raise InputError(f"{path}: {str(err).removeprefix(tmp + ': ')}") from err
         reader.path = path
     finally:
-        try:
-            os.unlink(tmp)  # the reader holds the file open; nothing is left behind
-        except OSError:
-            pass
+        with suppress(OSError):  # the reader holds the file open; nothing is left behind
+            os.unlink(tmp)
     log.info("%s: compressed; decompressed once into a temporary file in %s (%.1f MiB of "
              "disk, %.2f s)", path, os.path.dirname(tmp), size / 2**20,
              time.perf_counter() - start)
@@ -306,10 +303,8 @@ class ImageReader:
         advice = getattr(mmap, "MADV_DONTNEED", None)
         if mm is None or advice is None:  # pragma: no cover - not Linux/BSD/macOS
             return
-        try:
+        with suppress(OSError, ValueError):  # closed meanwhile
             mm.madvise(advice)
-        except (OSError, ValueError):  # pragma: no cover - closed meanwhile
-            pass
 
     def close(self) -> None:
         """Release the mapping (or the tile-compressed file)."""
@@ -321,10 +316,8 @@ class ImageReader:
         mm = getattr(array, "_mmap", None)
         del array
         if mm is not None:
-            try:
+            with suppress(BufferError, ValueError):
                 mm.close()
-            except (BufferError, ValueError):
-                pass
 
 
 class ArrayReader(ImageReader):

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -152,10 +152,8 @@ class FitsImageWriter:
     def abort(self) -> None:
         """Close and remove the temporary file; the final name is left untouched."""
         if not self._closed:
-            try:
+            with suppress(OSError):
                 os.close(self._fd)
-            except OSError:
-                pass
             self._closed = True
         self.tmp_path.unlink(missing_ok=True)
 
