@@ -1,10 +1,8 @@
 """A quick look at a plain FITS file's image header: its layout, a few cards, every card raw.
 
-:func:`scan_header` is medstack's one walker of FITS headers (astropy parses every card of a
-header, most of the time a run spends before its first pixel): the raw cards of an image
-header and the offset of its data, for the inputs' checks, the readers and the output header.
-A card's value is parsed when asked for: plain values here, anything else by astropy's
-:class:`~astropy.io.fits.Card` (imported then), whose errors a caller sees as from a header.
+:func:`scan_header` is medstack's one walker of FITS headers (astropy parses every card, most
+of a run's time before its first pixel). A card's value is parsed when asked for: plain values
+here, anything else by astropy's :class:`~astropy.io.fits.Card`, with its errors.
 
 Notes
 -----

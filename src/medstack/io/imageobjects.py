@@ -1,11 +1,9 @@
 """Inputs from drizzlepac's image objects: what AstroDrizzle hands its median step.
 
-From each ``imageObject`` it reads exactly what drizzlepac 3.11.0's ``_median`` reads: the
-singles ``outputNames["outSingle"]``/``["outSWeight"]`` (files, or with ``obj.inmemory`` the
-HDULists of ``getOutputName``, extension 1 when ``driz_sep_compress`` is set), the first
-object's ``outputNames["outMedian"]``, ``obj._image["sci", 1]._exptime``, the sky and read
-noise over the chips (:func:`_chip_values`) and ``obj.native_units``. Objects are recognised by
-their attributes: importing medstack never imports drizzlepac.
+From each ``imageObject`` it reads exactly what drizzlepac 3.11.0's ``_median`` reads (the
+singles as files or, with ``obj.inmemory``, HDULists; the median's name, the exposure time,
+the chips' sky and read noise, the native units). Objects are recognised by their attributes:
+importing medstack never imports drizzlepac.
 
 Notes
 -----
@@ -45,12 +43,9 @@ def is_image_object(obj: Any) -> bool:
 
 @dataclass(frozen=True)
 class ObjectStack:
-    """The median step's inputs, read from drizzlepac image objects.
-
-    ``images`` has one InputImage per object with exptime (s), sky and readnoise (electrons);
-    ``in_memory`` is the first object's ``inmemory`` (the median then goes back to every
-    object); ``threshold_scale`` the factor drizzlepac would apply to the thresholds (1: none).
-    """
+    """The median step's inputs, read from drizzlepac image objects: one InputImage per
+    object; ``in_memory``, the first object's ``inmemory`` (the median then goes back to every
+    object); ``threshold_scale``, the factor drizzlepac would apply to the thresholds."""
 
     images: list[InputImage]
     objects: tuple[Any, ...]

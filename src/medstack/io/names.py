@@ -31,13 +31,13 @@ def expand_inputs(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[st
     Parameters
     ----------
     inputs : str, path or iterable of those
-        A filename, a glob pattern, ``@file`` (one name per line; ``#`` starts a comment; only
-        the first column is used), a comma-separated string, or a list of any of these.
+        Filenames, glob patterns, ``@file`` lists (the first column; ``#`` starts a comment),
+        comma-separated strings.
 
     Returns
     -------
     list of str
-        The names in order, without duplicates (a duplicate is dropped with a warning).
+        The names in order, a duplicate dropped with a warning.
 
     Raises
     ------

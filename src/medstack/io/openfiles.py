@@ -1,8 +1,5 @@
-"""How many files a run may keep open, and raising that limit when a stack needs more.
-
-Each input stays open and each section in flight maps its rows of every input. Where even the
-hard limit is too low, the readers open each file only while they read it (``keep_open``).
-"""
+"""How many files a run may keep open, and raising that limit when a stack needs more (where
+even the hard limit is too low, the readers open each file only while they read it)."""
 
 from __future__ import annotations
 

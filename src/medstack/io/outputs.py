@@ -1,9 +1,6 @@
-"""The products of a run: named once, checked together, committed together.
-
-:class:`Products` names every file one run writes and checks them all against every input and
-each other before any work; each is written under a temporary name beside its final one and
-:meth:`Products.commit` renames them all into place: after an error or an interrupt at any
-instant, either every product is in place or every earlier file is as it was.
+"""The products of a run (:class:`Products`): named once, checked together against every input
+and each other before any work, written under temporary names and committed together: after
+an error or an interrupt, either every product is in place or every earlier file as it was.
 """
 
 from __future__ import annotations
@@ -98,9 +95,8 @@ def create_temp(final: Path) -> tuple[int, Path]:
 
 
 def check_output_path(path: str | os.PathLike[str], inputs: Sequence[str] = ()) -> Path:
-    """Check that ``path`` can be written: its directory exists and is writable, it is not one
-    of ``inputs`` (by any name) nor a special file (which replace-by-rename would turn into a
-    regular file).
+    """Check that ``path`` can be written: its directory is writable, and it is not one of
+    ``inputs`` (by any name) nor a special file (which a rename would make a regular file).
 
     Raises
     ------

@@ -181,12 +181,9 @@ def _encode_rows(rows: np.ndarray, y0: int, shape: tuple[int, int], dtype: np.dt
 
 @dataclass(frozen=True)
 class RowTarget:
-    """Where rows go in an unfinished :class:`FitsImageWriter`'s temporary file (``tmp_path``;
-    ``path`` for messages), as plain data for another process (a Dask worker).
-
-    The file is opened by name, never created: once the writer has committed or aborted, a
-    late or repeated task fails with :class:`OutputError` instead of leaving a stray file.
-    """
+    """Where rows go in an unfinished :class:`FitsImageWriter`'s temporary file, as plain data
+    for another process (a Dask worker). The file is opened by name, never created: once the
+    writer has committed or aborted, a late task fails instead of leaving a stray file."""
 
     path: str
     tmp_path: str
