@@ -1,7 +1,4 @@
-"""A gzip, bzip2 or zip-compressed input, streamed into a temporary file to be read from there.
-
-The temporary copy costs disk, not memory: the memory a run needs does not grow with the image.
-"""
+"""A gzip, bzip2 or zip-compressed input, streamed into a temporary file (disk, not memory)."""
 
 from __future__ import annotations
 
@@ -13,7 +10,7 @@ import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from ..errors import InputError, OutputError
@@ -26,9 +23,8 @@ INFLATE_BYTES = 1 << 16
 
 def decompressed_copy(path: str, scratch: str | os.PathLike[str] | None = None
                       ) -> tuple[str, int]:
-    """Decompress ``path`` (gzip, bzip2, or a zip's first member), in blocks of
-    :data:`INFLATE_BYTES`, into a new temporary file in ``scratch`` (default: the system's
-    temporary directory): its name and size in bytes. The caller removes it.
+    """Decompress ``path`` (gzip, bzip2, or a zip's first member) into a new temporary file in
+    ``scratch`` (default: the system's temporary directory): its name and size in bytes.
 
     Raises
     ------
@@ -48,10 +44,8 @@ def decompressed_copy(path: str, scratch: str | os.PathLike[str] | None = None
             shutil.copyfileobj(src, out, INFLATE_BYTES)
             return tmp, out.tell()
     except BaseException as err:
-        try:
+        with suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         if isinstance(err, (EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile,
                             ValueError)) or (isinstance(err, OSError) and err.errno is None):
             # (an OSError without errno is a decompressor's complaint, not the disk's)
@@ -64,8 +58,7 @@ def decompressed_copy(path: str, scratch: str | os.PathLike[str] | None = None
 
 @contextmanager
 def _open_compressed(path: str) -> Iterator[Any]:
-    """A binary file object of the decompressed bytes of a gzip, bzip2 or zip file (a zip:
-    its first member)."""
+    """A binary file object of the decompressed bytes of a gzip, bzip2 or zip file."""
     with open(path, "rb") as fh:
         head = fh.read(3)
     if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh":

@@ -1,20 +1,13 @@
 """The output header as 80-character card images: the first input's cards, plus medstack's.
 
-A run's output header is the first input's image header, less its structural cards, plus the
-provenance cards and HISTORY lines. Where every card of the first input is plain
-(:func:`copyable`), its cards are copied as they lie in the file and astropy is not imported;
-else astropy reads the header and hands out each card as it writes it (:meth:`OutputHeader.
-from_astropy`, with its fixes of non-standard cards, each named in a warning). medstack's own
-cards are formatted by :func:`format_card` either way, and :class:`OutputHeader` sets them as
-``header[key] = (value, comment)`` and ``header.add_history(text)`` set them in an astropy
-:class:`~astropy.io.fits.Header`: the same keywords, values and comments.
+Plain cards (:func:`copyable`) are copied as they lie in the file, without astropy; else
+astropy hands out each card as it writes it (:meth:`OutputHeader.from_astropy`).
 
 Notes
 -----
-The card values are astropy's; the layout is not always: a new card goes after the last card
-that is not commentary (COMMENT, HISTORY or blank) and a HISTORY line after the last HISTORY
-card, as astropy places them, but no trailing blank card is used up for it (astropy removes
-one), and numbers are written in the shortest form that reads back as the same value.
+The card values are astropy's, placed as astropy places them, but no trailing blank card is
+used up for a new one (astropy removes one), and numbers are written in the shortest form
+that reads back as the same value.
 """
 
 from __future__ import annotations
@@ -53,11 +46,9 @@ _PRINTABLE = re.compile(r"[ -~]*\Z")
 
 
 def copyable(image: str) -> bool:
-    """Whether a card of an input header goes into the output header as it is: a COMMENT,
-    HISTORY or blank-keyword card, or a standard keyword (upper case, ``= `` in columns 9-10)
-    with a plain integer, real, logical or string value (which astropy also writes unchanged).
-    Anything else (``CONTINUE``, ``HIERARCH``, a lower-case keyword or exponent, a complex or
-    undefined value) is left to astropy."""
+    """Whether an input card goes into the output header as it is: commentary, or a standard
+    keyword with a plain value (which astropy also writes unchanged); anything else is left
+    to astropy."""
     if len(image) != CARD or not _PRINTABLE.match(image):
         return False
     if image.startswith(_COMMENTARY):
@@ -85,9 +76,8 @@ def _format_value(keyword: str, value: Any) -> str:
 
 
 def format_card(keyword: str, value: Any, comment: str | None = None) -> str:
-    """The 80-character image of a new card ``keyword = value / comment``: a bool, an
-    integer, a finite real or a printable string (on one card) as astropy reads it back; a
-    comment too long for the card is cut short.
+    """The 80-character image of a new card ``keyword = value / comment`` (bool, integer,
+    finite real or printable string), as astropy reads it back; a long comment is cut short.
 
     Raises
     ------
@@ -108,13 +98,7 @@ def format_card(keyword: str, value: Any, comment: str | None = None) -> str:
 
 
 class OutputHeader:
-    """A FITS header as its 80-character card images (no ``END``).
-
-    Parameters
-    ----------
-    images : iterable of str
-        The card images, each 80 characters.
-    """
+    """A FITS header as its 80-character card ``images`` (no ``END``)."""
 
     def __init__(self, images: Iterable[str] = ()) -> None:
         self.images = list(images)
@@ -122,9 +106,8 @@ class OutputHeader:
 
     @classmethod
     def from_cards(cls, images: Sequence[str]) -> OutputHeader | None:
-        """The template of an input header's raw cards: those that are not structural, each
-        as it is; None if one of them is not :func:`copyable` (then use :meth:`from_astropy`).
-        """
+        """The template of an input header's raw cards (less the structural ones); None if
+        one is not :func:`copyable` (then use :meth:`from_astropy`)."""
         if not all(copyable(image) for image in images):
             return None
         return cls(image for image in images if image[:8].rstrip() not in STRUCTURAL)
@@ -132,10 +115,9 @@ class OutputHeader:
     @classmethod
     def from_astropy(cls, header: fits.Header | None, source: str | None = None
                      ) -> OutputHeader:
-        """The template of an astropy header: its cards that are not structural, as astropy
-        writes them. A card that is not FITS standard is copied as astropy fixes it, with one
-        warning line naming ``source`` (the file the header came from) and the card; one that
-        cannot be fixed is left out, with a warning. astropy's own warnings are not shown."""
+        """The template of an astropy header (less the structural cards), as astropy writes
+        them. A card that is not FITS standard is copied as astropy fixes it, or left out
+        where it cannot be fixed, each with one warning naming ``source`` and the card."""
         from astropy.io import fits
 
         where = source or "input header"
@@ -160,10 +142,8 @@ class OutputHeader:
 
     def updated(self, cards: Iterable[tuple[str, Any, str]] = (),
                 history: Iterable[str] = ()) -> OutputHeader:
-        """A copy with ``cards`` set (``header[key] = (value, comment)``: the first card of
-        that keyword replaced, or a new one after the last card that is not commentary) and
-        ``history`` added (after the last HISTORY card, or after the last card that is not
-        blank; a line longer than 72 characters on several cards)."""
+        """A copy with ``cards`` set (``header[key] = (value, comment)``) and ``history`` lines
+        added (``header.add_history``), placed as astropy places them."""
         images = list(self.images)
         for key, value, comment in cards:
             image = format_card(key, value, comment)
@@ -190,8 +170,7 @@ class OutputHeader:
         return OutputHeader(images)
 
     def astropy(self) -> fits.Header:
-        """An astropy Header of these cards, made on the first call and shared by every
-        caller (imports astropy)."""
+        """An astropy Header of these cards, made on the first call and shared."""
         if self._astropy is None:
             from astropy.io import fits
 
@@ -201,8 +180,7 @@ class OutputHeader:
     def tobytes(self, shape: tuple[int, int] | None = None, bitpix: int = -32,
                 bzero: int | None = None) -> bytes:
         """The header blocks of a file: the structural cards of an image of ``shape``
-        (``(ny, nx)``), ``bitpix`` and ``bzero`` (none without a shape), these cards,
-        ``END``, blanks to a multiple of 2880 bytes."""
+        ``(ny, nx)``, ``bitpix`` and ``bzero`` (none without a shape), these cards, ``END``."""
         structural = [] if shape is None else [
             ("SIMPLE", True, "conforms to FITS standard"), ("BITPIX", bitpix, "array data type"),
             ("NAXIS", 2, "number of array dimensions"), ("NAXIS1", shape[1], None),

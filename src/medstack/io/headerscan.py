@@ -1,30 +1,20 @@
 """A quick look at a plain FITS file's image header: its layout, a few cards, every card raw.
 
-Opening an input with astropy parses every card of its header, which is most of the time
-a run spends before it reads a pixel (about 4 ms a file, 0.1 s for a 10-image stack).
-What a run needs from most inputs is a handful of cards: the image's layout and the per-image
-scalars. :func:`scan_header` is medstack's one walker of FITS headers: it reads the raw
-80-character cards of an image header (the primary one, or an ``IMAGE`` extension after the
-earlier HDUs' data) and returns them with the offset of the data, for the inputs' checks, the
-readers' data offsets and the output header's template. A card's value is parsed when it is
-asked for: plain integers, reals, logicals and quoted strings (the fixed and free formats of
-the FITS standard, upper-case exponents) here, anything else by astropy's own
-:class:`~astropy.io.fits.Card` (astropy is imported then, and only then), whose errors a
-caller sees as it would from a header.
+:func:`scan_header` is medstack's one walker of FITS headers (astropy parses every card, most
+of a run's time before its first pixel). A card's value is parsed when asked for: plain values
+here, anything else by astropy's :class:`~astropy.io.fits.Card`, with its errors.
 
 Notes
 -----
-It answers only for the plainest layout, and says None for anything else, so that the caller
-opens the file with astropy, with astropy's checks and messages: a file that does not start
-with ``SIMPLE = T``, a header that is not printable ASCII or has no ``END`` card (padded with
-blanks; astropy takes any card that starts with ``END`` and no keyword character for its end)
-in its first :data:`MAX_BLOCKS` blocks, an HDU whose ``NAXIS`` is not 2, an extension other
-than ``IMAGE``, an earlier HDU whose size its cards do not say plainly, a wanted keyword that
-appears twice, in lower case or followed by a ``CONTINUE`` card.
+It answers only for the plainest layout and says None for anything else (then astropy opens
+the file, with its checks and messages): no ``SIMPLE = T``, no clean ``END`` in printable
+ASCII within :data:`MAX_BLOCKS` blocks, ``NAXIS`` not 2, an extension other than ``IMAGE``,
+an earlier HDU of unclear size, a wanted keyword twice, in lower case or continued.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from collections.abc import Collection
@@ -58,18 +48,16 @@ class _NotRaised(Exception):
 
 
 def verify_error() -> type[Exception]:
-    """astropy's :class:`~astropy.io.fits.VerifyError` if astropy.io.fits is imported, else
-    an exception class nothing raises: for ``except`` clauses that must not import astropy
-    (evaluated only when an exception is on its way)."""
+    """astropy's ``VerifyError`` if astropy.io.fits is imported, else an exception nothing
+    raises: for ``except`` clauses that must not import astropy."""
     fits = sys.modules.get("astropy.io.fits")
     error = getattr(fits, "VerifyError", None)
     return error if isinstance(error, type) else _NotRaised
 
 
 def plain_value(field: str) -> tuple[bool, Any]:
-    """``(True, value)`` for the value field (columns 11-80) of a plain card, an integer, a
-    real (upper-case ``E`` or ``D``), a string or a logical, as astropy reads it;
-    ``(False, None)`` for anything else."""
+    """``(True, value)`` for the value field (columns 11-80) of a plain card (integer, real
+    with upper-case ``E`` or ``D``, string, logical) as astropy reads it, else ``(False, None)``."""
     if m := _INT.fullmatch(field):
         return True, int(m.group(1))
     if m := _REAL.fullmatch(field):
@@ -114,20 +102,8 @@ class Cards:
 
 @dataclass(frozen=True)
 class HeaderScan:
-    """What :func:`scan_header` found in an image header.
-
-    Attributes
-    ----------
-    header : Cards
-        The wanted cards present, and the layout cards (BITPIX, NAXIS, NAXIS1, NAXIS2, BSCALE,
-        BZERO); ``header.get(key, default)`` as for an astropy Header.
-    shape : (int, int)
-        ``(NAXIS2, NAXIS1)``.
-    data_offset : int
-        Byte offset of the image's data in the file.
-    cards : tuple of str
-        Every card of the header before its ``END``, raw (80 characters each).
-    """
+    """What :func:`scan_header` found: the wanted and layout cards (``header``), ``shape``
+    ``(NAXIS2, NAXIS1)``, the data's byte offset and every raw card before ``END``."""
 
     header: Cards
     shape: tuple[int, int]
@@ -136,14 +112,8 @@ class HeaderScan:
 
 
 def scan_header(path: str, keywords: Collection[str] = (), hdu: int = 0) -> HeaderScan | None:
-    """The layout, the ``keywords`` cards and every raw card of HDU ``hdu``'s header (0, the
-    primary, or an ``IMAGE`` extension), or None where the file is not plain enough to be read
-    this way (see the module's Notes).
-
-    Raises
-    ------
-    OSError
-        If the file cannot be read.
+    """The layout, the ``keywords`` cards and every raw card of HDU ``hdu``'s header, or None
+    where the file is not plain enough (see the module's Notes); OSError if it cannot be read.
     """
     found = _hdu_cards(path, hdu)
     if found is None:
@@ -182,44 +152,26 @@ def _layout(cards: Cards) -> list[int] | None:
 
 
 def _data_bytes(cards: list[str]) -> int | None:
-    """Bytes of an HDU's data, padded to whole blocks (the FITS standard's formula), from the
-    cards of its header; None where they do not say it plainly (or it holds random groups,
-    whose size counts differently)."""
+    """Bytes of an HDU's data padded to whole blocks, from its header's cards; None where they
+    do not say it plainly (or for random groups)."""
     if any(c.startswith("GROUPS  =") for c in cards):
         return None
-    named = {c[:8].rstrip(): c for c in cards if c[:8].rstrip() in _SIZE_KEYS or
-             c.startswith("NAXIS")}
-    values = Cards(named)
+    values = Cards({c[:8].rstrip(): c for c in cards})
     layout = _layout(values)
     try:
-        bitpix, pcount, gcount = (values.get(k, d) for k, d in _SIZE_DEFAULTS)
+        bitpix, pcount, gcount = values.get("BITPIX"), values.get("PCOUNT", 0), values.get("GCOUNT", 1)
     except (verify_error(), ValueError):
         return None
     if layout is None or not all(type(v) is int for v in (bitpix, pcount, gcount)):
         return None
-    count = 0
-    if layout[0]:
-        count = 1
-        for n in layout[1:]:
-            count *= n
+    count = math.prod(layout[1:]) if layout[0] else 0
     size = abs(bitpix) // 8 * gcount * (pcount + count)
     return -(-size // BLOCK_BYTES) * BLOCK_BYTES
 
 
-_SIZE_DEFAULTS = (("BITPIX", None), ("PCOUNT", 0), ("GCOUNT", 1))
-_SIZE_KEYS = frozenset(k for k, _ in _SIZE_DEFAULTS)
-
-
 def _hdu_cards(path: str, hdu: int) -> tuple[list[str], int] | None:
-    """Every card of HDU ``hdu``'s header before its clean ``END``, and the byte offset of its
-    data, read block by block, past the earlier HDUs' data; None where a header is not plain
-    (see the module's Notes) or HDU ``hdu`` is an extension other than ``IMAGE``.
-
-    Raises
-    ------
-    OSError
-        If the file cannot be read.
-    """
+    """Every card of HDU ``hdu``'s header before its ``END``, and the byte offset of its data;
+    None where a header is not plain. OSError if the file cannot be read."""
     with open(path, "rb") as fh:
         pos = 0
         for index in range(hdu + 1):
@@ -239,9 +191,8 @@ def _hdu_cards(path: str, hdu: int) -> tuple[list[str], int] | None:
 
 
 def _header(fh: BinaryIO, start: bytes) -> list[str] | None:
-    """The cards of the header at ``fh``'s position up to its clean ``END`` (``END`` and
-    blanks), at most :data:`MAX_BLOCKS` blocks; None where it does not begin with ``start``,
-    a block is short or not printable ASCII, a card starts with ``END`` otherwise."""
+    """The cards of the header at ``fh``'s position up to its clean ``END``; None where it does
+    not begin with ``start``, a block is short or not printable ASCII or the end is not clean."""
     cards: list[str] = []
     for block_index in range(MAX_BLOCKS):
         block = fh.read(BLOCK_BYTES)

@@ -1,31 +1,16 @@
 """Inputs from drizzlepac's image objects: what AstroDrizzle hands its median step.
 
-AstroDrizzle calls ``createMedian.createMedian(imgObjList, configObj, procSteps)`` with one
-drizzlepac ``imageObject`` per exposure (``drizzlepac.acsData.HRCInputImage`` ...). This module
-reads from each object exactly what drizzlepac 3.11.0's ``_median`` reads, and nothing else:
-
-- the singly drizzled science and weight images: ``outputNames["outSingle"]`` and
-  ``outputNames["outSWeight"]``, as files, or (``obj.inmemory``) the HDULists that
-  ``getOutputName`` returns, extension 1 when ``driz_sep_compress`` is set, else 0;
-- the median's name: ``outputNames["outMedian"]`` of the first object;
-- the exposure time: ``obj._image["sci", 1]._exptime`` (EXPTIME of chip 1);
-- the sky, in electrons: over the chips of ``returnAllChips(extname=obj.scienceExt)``,
-  ``bsky = chip.subtractedSky * chip._conversionFactor`` whenever no value is set yet or the
-  value set exceeds ``chip.subtractedSky`` (drizzlepac compares a converted value with an
-  unconverted one; the same rule is kept, so the same number comes out); 0 without chips;
-- the read noise, in electrons: ``sqrt(mean(chip._rdnoise ** 2))`` over the same chips;
-- the native units (``obj.native_units``), checked as drizzlepac checks them.
-
-Objects are recognised by their attributes (duck typing): importing medstack never imports
-drizzlepac.
+From each ``imageObject`` it reads exactly what drizzlepac 3.11.0's ``_median`` reads (the
+singles as files or, with ``obj.inmemory``, HDULists; the median's name, the exposure time,
+the chips' sky and read noise, the native units). Objects are recognised by their attributes:
+importing medstack never imports drizzlepac.
 
 Notes
 -----
-drizzlepac skips an image whose weight file is missing (its per-image lists then disagree);
-medstack raises :class:`~medstack.errors.InputError` naming the file. drizzlepac rescales the
-thresholds by every image's gain and exposure time when ``proc_unit="native"`` (cumulatively);
-medstack never rescales them (``docs/deviations.md``), and says so in the log when drizzlepac
-would have.
+drizzlepac skips an image whose weight file is missing; medstack raises
+:class:`~medstack.errors.InputError` naming it. drizzlepac rescales the thresholds by every
+image's gain and exposure time when ``proc_unit="native"`` (cumulatively); medstack never does
+(``docs/deviations.md``), and says so in the log when drizzlepac would have.
 """
 
 from __future__ import annotations
@@ -52,30 +37,15 @@ _REQUIRED = ("outputNames", "returnAllChips", "getOutputName", "_image")
 
 
 def is_image_object(obj: Any) -> bool:
-    """Whether ``obj`` looks like a drizzlepac image object (it has ``outputNames``,
-    ``returnAllChips``, ``getOutputName`` and ``_image``)."""
+    """Whether ``obj`` has the attributes of a drizzlepac image object (:data:`_REQUIRED`)."""
     return all(hasattr(obj, name) for name in _REQUIRED)
 
 
 @dataclass(frozen=True)
 class ObjectStack:
-    """The median step's inputs, read from drizzlepac image objects.
-
-    Attributes
-    ----------
-    images : list of InputImage
-        One per object, in order, with exptime (s), sky and readnoise (electrons) set.
-    objects : tuple
-        The image objects themselves (the median is handed back to them when in memory).
-    median_name : str
-        ``outputNames["outMedian"]`` of the first object.
-    in_memory : bool
-        ``inmemory`` of the first object: the singles are HDULists and the median goes back
-        to every object with ``saveVirtualOutputs``.
-    threshold_scale : float
-        The factor by which drizzlepac 3.11.0 would multiply ``combine_lthresh`` and
-        ``combine_hthresh`` (1 when it would not rescale them; medstack never does).
-    """
+    """The median step's inputs, read from drizzlepac image objects: one InputImage per
+    object; ``in_memory``, the first object's ``inmemory`` (the median then goes back to every
+    object); ``threshold_scale``, the factor drizzlepac would apply to the thresholds."""
 
     images: list[InputImage]
     objects: tuple[Any, ...]
@@ -89,20 +59,15 @@ def _name(obj: Any) -> str:
 
 
 def _chip_values(obj: Any) -> tuple[float, float]:
-    """drizzlepac's sky (electrons) and read noise (electrons) of one object, by its rules."""
-    rdnoise = 0.0
-    nchips = 0
+    """drizzlepac's sky and read noise (electrons) of one object, by its rules (its comparison
+    of a converted sky with an unconverted one kept: the same number comes out)."""
+    chips = list(obj.returnAllChips(extname=obj.scienceExt))
     bsky = None
-    for chip in obj.returnAllChips(extname=obj.scienceExt):
+    for chip in chips:
         if bsky is None or bsky > chip.subtractedSky:
             bsky = chip.subtractedSky * chip._conversionFactor
-        rdnoise += chip._rdnoise ** 2
-        nchips += 1
-    if bsky is None:
-        bsky = 0.0
-    if nchips > 0:
-        rdnoise = math.sqrt(rdnoise / nchips)
-    return float(bsky), float(rdnoise)
+    rdnoise = math.sqrt(sum(c._rdnoise ** 2 for c in chips) / len(chips)) if chips else 0.0
+    return float(0.0 if bsky is None else bsky), float(rdnoise)
 
 
 def _units_scale(obj: Any, proc_unit: str) -> float:
@@ -154,12 +119,11 @@ def _in_memory(obj: Any, sci: str, wht: str, ext: int, scalars: dict[str, float]
             f"{sci} {sci_data.shape[0]}x{sci_data.shape[1]}"
         )
     header = sci_hdu.header if isinstance(sci_hdu.header, fits.Header) else fits.Header()
-    return InputImage(
-        sci=sci, wht=wht, sci_hdu=ext, wht_hdu=ext,
-        shape=(int(sci_data.shape[0]), int(sci_data.shape[1])),
-        memory=InMemory(sci=np.asarray(sci_data), wht=np.asarray(wht_data), header=header),
-        exptime=scalars["exptime"], sky=scalars["sky"], readnoise=scalars["readnoise"],
-    )
+    return InputImage(sci=sci, wht=wht, sci_hdu=ext, wht_hdu=ext,
+                      shape=(int(sci_data.shape[0]), int(sci_data.shape[1])),
+                      memory=InMemory(np.asarray(sci_data), np.asarray(wht_data), header),
+                      exptime=scalars["exptime"], sky=scalars["sky"],
+                      readnoise=scalars["readnoise"])
 
 
 def stack_from_objects(objects: Sequence[Any], *, proc_unit: str = "native",
@@ -171,11 +135,11 @@ def stack_from_objects(objects: Sequence[Any], *, proc_unit: str = "native",
     objects : sequence of drizzlepac image objects
         AstroDrizzle's ``imgObjList``.
     proc_unit : {"native", "electrons"}
-        AstroDrizzle's ``proc_unit``: with "native", the native units of every image are
-        checked as drizzlepac checks them. Default is "native".
+        AstroDrizzle's ``proc_unit`` (with "native", the native units are checked). Default
+        is "native".
     compress : bool
-        AstroDrizzle's ``driz_sep_compress``: in-memory singles hold their image in extension
-        1 (files are read from whichever HDU holds the image). Default is False.
+        AstroDrizzle's ``driz_sep_compress`` (in-memory singles in extension 1). Default is
+        False.
 
     Returns
     -------
@@ -184,8 +148,7 @@ def stack_from_objects(objects: Sequence[Any], *, proc_unit: str = "native",
     Raises
     ------
     InputError
-        An object without singles, a missing or unreadable single or weight (naming it),
-        unexpected native units, or shapes that differ.
+        A missing or unreadable single or weight, unexpected native units, shapes that differ.
     """
     objects = tuple(objects)
     if not objects:
@@ -203,8 +166,7 @@ def stack_from_objects(objects: Sequence[Any], *, proc_unit: str = "native",
                              "image (outputNames outSingle/outSWeight)") from err
         scale *= _units_scale(obj, proc_unit)
         sky, readnoise = _chip_values(obj)
-        scalars = {"exptime": float(obj._image["sci", 1]._exptime), "sky": sky,
-                   "readnoise": readnoise}
+        scalars = dict(exptime=float(obj._image["sci", 1]._exptime), sky=sky, readnoise=readnoise)
         if in_memory:
             image = _in_memory(obj, sci, wht, ext, scalars)
         else:

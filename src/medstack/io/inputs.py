@@ -1,12 +1,8 @@
-"""The inputs: names, headers, per-image values; one checked :class:`InputImage` per exposure.
+"""The inputs: one checked :class:`InputImage` per exposure, with its per-image values.
 
-An input is a pair of FITS files: ``<root>_single_sci.fits`` (science, electrons/s) and
-``<root>_single_wht.fits`` (drizzle weight). The data sit in the primary HDU, or in extension 1
-when the primary HDU has none. This module finds them (through :mod:`medstack.io.names`:
-globs, ``@lists``, exposure names), checks them (readable, 2-D, same shape, not truncated),
-reads their per-image scalars and resolves explicit per-image values (:func:`open_inputs`, the
-one function every door resolves its inputs with).
-Reading their pixels is :mod:`medstack.io.readers`'.
+An input is ``<root>_single_sci.fits`` (science, electrons/s) and ``<root>_single_wht.fits``
+(weight), the image in the primary HDU or, when that has none, in extension 1.
+:func:`open_inputs` is the one function every door resolves its inputs with.
 """
 
 from __future__ import annotations
@@ -30,7 +26,7 @@ from .outputs import same_file_key
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.io import fits
 
-__all__ = ["InMemory", "InputImage", "check_shapes", "compressed_magic", "expand_inputs",
+__all__ = ["InMemory", "InputImage", "check_shapes", "expand_inputs",
            "is_compressed", "open_input", "open_inputs", "read_header", "scalars_from_header",
            "single_names", "weight_name"]
 
@@ -65,13 +61,9 @@ def _scalars(path: str, header: fits.Header | Cards) -> tuple[float | None, floa
 def scalars_from_header(header: fits.Header | Cards) -> tuple[float | None, float | None, float | None]:
     """Per-image ``(exptime, sky, readnoise)`` from a single's header (docs/deviations.md rules).
 
-    - exptime: ``EXPTIME``.
-    - sky (electrons): ``MDRIZSKY`` as the float32 value AstroDrizzle computed, times
-      ``EXPTIME`` for WFC3/IR (whose sky is in electrons/s).
-    - readnoise (electrons): ``sqrt(mean(READNSEx**2))`` over the amplifiers in ``CCDAMP``;
-      without ``CCDAMP`` over the ``READNSE[A-D]`` present and non-zero; else ``READNSE``.
-
-    Missing values are returned as None.
+    Sky: ``MDRIZSKY`` as the float32 AstroDrizzle computed, times ``EXPTIME`` for WFC3/IR.
+    Read noise: ``sqrt(mean(READNSEx**2))`` over the amplifiers in ``CCDAMP`` (without it, the
+    ``READNSE[A-D]`` present and non-zero), else ``READNSE``. Missing values are None.
     """
     exptime = _header_float(header, "EXPTIME")
     sky = _header_float(header, "MDRIZSKY")
@@ -82,9 +74,7 @@ def scalars_from_header(header: fits.Header | Cards) -> tuple[float | None, floa
         detector = str(header.get("DETECTOR", "")).strip().upper()
         if instrument == "WFC3" and detector == "IR" and exptime is not None:
             sky *= exptime
-    readnoise = None
     amps = str(header.get("CCDAMP", "")).strip().upper()
-    values: list[float] = []
     if amps and all(a in "ABCD" for a in amps):
         values = [v for a in amps if (v := _header_float(header, f"READNSE{a}")) is not None]
     else:
@@ -92,24 +82,14 @@ def scalars_from_header(header: fits.Header | Cards) -> tuple[float | None, floa
             v for a in "ABCD" if (v := _header_float(header, f"READNSE{a}")) not in (None, 0.0)
         ]
     if values:
-        readnoise = math.sqrt(sum(v * v for v in values) / len(values))
-    else:
-        readnoise = _header_float(header, "READNSE")
-    return exptime, sky, readnoise
+        return exptime, sky, math.sqrt(sum(v * v for v in values) / len(values))
+    return exptime, sky, _header_float(header, "READNSE")
 
 
 @dataclass(frozen=True)
 class InMemory:
-    """The pixels and header of an input that lives in memory, not in files: AstroDrizzle's
-    ``in_memory=True`` mode keeps its singly drizzled images as HDULists.
-
-    Attributes
-    ----------
-    sci, wht : ndarray
-        The science and weight images, ``(ny, nx)``.
-    header : astropy.io.fits.Header
-        The science image's header (the template of the median's).
-    """
+    """The ``(ny, nx)`` science and weight images and the science header of an input held
+    in memory (AstroDrizzle's ``in_memory=True``)."""
 
     sci: np.ndarray
     wht: np.ndarray
@@ -118,27 +98,10 @@ class InMemory:
 
 @dataclass(frozen=True)
 class InputImage:
-    """One input exposure: its science and weight files and its per-image scalars.
-
-    Attributes
-    ----------
-    sci, wht : str
-        File names.
-    sci_hdu, wht_hdu : int
-        HDU index holding the image (0, or 1 when the primary HDU is empty).
-    shape : tuple of int
-        ``(ny, nx)``.
-    exptime : float or None
-        Exposure time in seconds.
-    sky : float or None
-        Sky subtracted from the exposure, in electrons.
-    readnoise : float or None
-        Read noise in electrons.
-    memory : InMemory or None
-        The pixels, when the input lives in memory (``sci`` and ``wht`` then only name it).
-    sci_offset, wht_offset : int or None
-        Byte offset of the image data in the file, found once when it was opened, where the
-        pixels lie raw (uncompressed, unscaled float32); None otherwise.
+    """One input exposure: its science and weight files (``sci_hdu``, ``wht_hdu``: 0, or 1
+    when the primary HDU is empty), ``shape`` ``(ny, nx)``, ``exptime`` (s), ``sky`` and
+    ``readnoise`` (electrons), ``memory`` (the pixels of an input held in memory) and
+    ``sci_offset``/``wht_offset``: the data's byte offset where it lies raw (unscaled float32).
     """
 
     sci: str
@@ -149,7 +112,6 @@ class InputImage:
     exptime: float | None = None
     sky: float | None = None
     readnoise: float | None = None
-    warnings: tuple[str, ...] = field(default=(), compare=False)
     memory: InMemory | None = field(default=None, compare=False, repr=False)
     sci_offset: int | None = field(default=None, compare=False, repr=False)
     wht_offset: int | None = field(default=None, compare=False, repr=False)
@@ -160,22 +122,9 @@ class InputImage:
         return replace(self, **changes)
 
 
-def _image_hdu(path: str, hdul: fits.HDUList) -> int:
-    """Index of the HDU holding the image: 0, or 1 when the primary has no data."""
-    if hdul[0].header.get("NAXIS", 0) > 0:
-        return 0
-    if len(hdul) > 1 and hdul[1].header.get("NAXIS", 0) > 0 and hdul[1].is_image:
-        return 1
-    raise InputError(f"{path}: no image data in the primary HDU or extension 1")
-
-
 @contextmanager
 def _fits_warnings(path: str) -> Iterator[None]:
-    """Route astropy's warnings about ``path`` to the debug log, naming the file.
-
-    astropy prints its own ``WARNING: ...`` lines for damaged files; medstack reports the
-    damage as one :class:`InputError` instead, so those lines would only be noise.
-    """
+    """Route astropy's warnings about ``path`` to the debug log (damage is one InputError)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield
@@ -190,22 +139,6 @@ def _check_file(path: str) -> None:
         raise InputError(f"{path}: is a directory, not a FITS file")
     if os.path.getsize(path) == 0:
         raise InputError(f"{path}: empty file")
-
-
-def _open_fits(path: str) -> fits.HDUList:
-    from astropy.io import fits
-
-    _check_file(path)
-    try:
-        with _fits_warnings(path):
-            hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
-    except OSError as err:
-        if "SIMPLE" in str(err):
-            raise InputError(f"{path}: not a FITS file (no SIMPLE card at its start)") from err
-        raise InputError(f"{path}: not a readable FITS file ({err})") from err
-    except Exception as err:  # astropy raises assorted errors for corrupt files
-        raise InputError(f"{path}: not a readable FITS file ({err})") from err
-    return hdul
 
 
 def read_header(path: str, hdu: int) -> fits.Header:
@@ -226,9 +159,8 @@ def read_header(path: str, hdu: int) -> fits.Header:
 
 
 def _data_offset(hdul: fits.HDUList, index: int) -> int:
-    """Byte offset of HDU ``index``'s data in its file. The HDU's own ``fileinfo`` knows it;
-    the HDUList's also checks whether any HDU was resized, which formats (and verifies) every
-    card of every header: most of the cost of opening an input."""
+    """Byte offset of HDU ``index``'s data (the HDU's own ``fileinfo``: the HDUList's formats
+    every card of every header)."""
     info = hdul[index].fileinfo()
     if not info or info.get("datLoc") is None:
         info = hdul.fileinfo(index)
@@ -252,42 +184,53 @@ def _raw_offset(path: str, header: fits.Header | Cards, dims: tuple[int, int], o
     return None
 
 
-def _scan_image(path: str, keywords: Sequence[str]
-                ) -> tuple[tuple[int, int], int | None, Cards] | None:
-    """The image's ``(ny, nx)``, raw data offset and the ``keywords`` cards, read straight
-    from a plain primary header (:func:`~medstack.io.headerscan.scan_header`); None where
-    the file must be opened with astropy (then :func:`_check_image` speaks)."""
+def _open_image(path: str, scalars: bool) -> tuple[int, tuple[int, int], int | None, Any]:
+    """HDU index, ``(ny, nx)``, raw data offset (:func:`_raw_offset`) and (with ``scalars``)
+    the header's scalars of one checked image file: a plain one read straight
+    (:func:`~medstack.io.headerscan.scan_header`), else through astropy."""
+    _check_file(path)
     try:
-        scan = scan_header(path, keywords)
-        if scan is None or min(scan.shape) <= 0 or scan.header["BITPIX"] not in _BITPIX:
-            return None
-        values = [scan.header.get(k) for k in ("BSCALE", "BZERO")]
+        scan = scan_header(path, SCALAR_KEYWORDS if scalars else ())
+        if scan is not None and (min(scan.shape) <= 0 or scan.header["BITPIX"] not in _BITPIX
+                                 or any(isinstance(scan.header.get(k), (bool, str))
+                                        for k in ("BSCALE", "BZERO"))):
+            scan = None
     except (OSError, verify_error(), ValueError):
-        return None
-    if any(v is not None and isinstance(v, (bool, str)) for v in values):
-        return None
-    return scan.shape, _raw_offset(path, scan.header, scan.shape, scan.data_offset), scan.header
-
-
-def _check_image(path: str, hdul: fits.HDUList, index: int
-                 ) -> tuple[tuple[int, int], int | None]:
-    """The image's ``(ny, nx)`` and, where its pixels lie raw in the file (uncompressed,
-    unscaled float32), the byte offset of its data (found here, once: the readers use it);
-    InputError for anything that cannot be an input image."""
-    header = hdul[index].header
-    naxis = header.get("NAXIS", 0)
-    dims = tuple(int(header.get(f"NAXIS{k}", 0)) for k in range(naxis, 0, -1))
-    if len(dims) != 2:
-        raise InputError(f"{path}: image data is {len(dims)}-D {dims}, expected 2-D")
-    if min(dims) <= 0:
-        raise InputError(f"{path}: empty image {dims}")
+        scan = None
+    if scan is not None:
+        offset = _raw_offset(path, scan.header, scan.shape, scan.data_offset)
+        return 0, scan.shape, offset, _scalars(path, scan.header) if scalars else None
     from astropy.io import fits
 
-    hdu = hdul[index]
-    raw = None
-    if not is_compressed(path) and not isinstance(hdu, fits.CompImageHDU):
-        raw = _raw_offset(path, header, (dims[0], dims[1]), _data_offset(hdul, index))
-    return (dims[0], dims[1]), raw
+    try:
+        with _fits_warnings(path):
+            hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
+    except Exception as err:  # astropy raises assorted errors for corrupt files
+        if isinstance(err, OSError) and "SIMPLE" in str(err):
+            raise InputError(f"{path}: not a FITS file (no SIMPLE card at its start)") from err
+        raise InputError(f"{path}: not a readable FITS file ({err})") from err
+    with hdul:
+        if hdul[0].header.get("NAXIS", 0) > 0:
+            index = 0  # else extension 1, where a compressed single has its image
+        elif len(hdul) > 1 and hdul[1].header.get("NAXIS", 0) > 0 and hdul[1].is_image:
+            index = 1
+        else:
+            raise InputError(f"{path}: no image data in the primary HDU or extension 1")
+        header = hdul[index].header
+        naxis = header.get("NAXIS", 0)
+        dims = tuple(int(header.get(f"NAXIS{k}", 0)) for k in range(naxis, 0, -1))
+        if len(dims) != 2:
+            raise InputError(f"{path}: image data is {len(dims)}-D {dims}, expected 2-D")
+        if min(dims) <= 0:
+            raise InputError(f"{path}: empty image {dims}")
+        shape = (dims[0], dims[1])
+        offset = None
+        if not is_compressed(path) and not isinstance(hdul[index], fits.CompImageHDU):
+            offset = _raw_offset(path, header, shape, _data_offset(hdul, index))
+        if index == 1:  # scalars may sit in the primary header of a compressed single
+            header = hdul[0].header.copy()
+            header.update(hdul[1].header)
+        return index, shape, offset, _scalars(path, header) if scalars else None
 
 
 def open_input(
@@ -315,59 +258,25 @@ def open_input(
         Missing, empty, unreadable or non-2-D files, or weight and science shapes differ.
     """
     wht = weight_name(sci) if wht is None else wht
-    _check_file(sci)
-    scanned = _scan_image(sci, SCALAR_KEYWORDS)
-    if scanned is not None:  # a plain file: its cards read straight, no HDUList
-        shape, sci_offset, header = scanned
-        sci_hdu = 0
-        h_exptime, h_sky, h_readnoise = _scalars(sci, header)
-    else:
-        with _open_fits(sci) as hdul:
-            sci_hdu = _image_hdu(sci, hdul)
-            shape, sci_offset = _check_image(sci, hdul, sci_hdu)
-            header = hdul[sci_hdu].header
-            if sci_hdu == 1:  # scalars may sit in the primary header of a compressed single
-                merged = hdul[0].header.copy()
-                merged.update(header)
-                header = merged
-            h_exptime, h_sky, h_readnoise = _scalars(sci, header)
+    sci_hdu, shape, sci_offset, (h_exptime, h_sky, h_readnoise) = _open_image(sci, True)
     if not os.path.exists(wht):
         raise InputError(f"{wht}: weight file not found (for {sci})")
-    _check_file(wht)
-    scanned = _scan_image(wht, ())
-    if scanned is not None:
-        wshape, wht_offset, _ = scanned
-        wht_hdu = 0
-    else:
-        with _open_fits(wht) as hdul:
-            wht_hdu = _image_hdu(wht, hdul)
-            wshape, wht_offset = _check_image(wht, hdul, wht_hdu)
+    wht_hdu, wshape, wht_offset, _ = _open_image(wht, False)
     if wshape != shape:
         raise InputError(
             f"{wht}: weight shape {wshape[0]}x{wshape[1]} differs from science "
             f"{sci} {shape[0]}x{shape[1]}"
         )
-    return InputImage(
-        sci=sci,
-        wht=wht,
-        sci_hdu=sci_hdu,
-        wht_hdu=wht_hdu,
-        shape=shape,
-        exptime=exptime if exptime is not None else h_exptime,
-        sky=sky if sky is not None else h_sky,
-        readnoise=readnoise if readnoise is not None else h_readnoise,
-        sci_offset=sci_offset,
-        wht_offset=wht_offset,
-    )
+    return InputImage(sci=sci, wht=wht, sci_hdu=sci_hdu, wht_hdu=wht_hdu, shape=shape,
+                      exptime=exptime if exptime is not None else h_exptime,
+                      sky=sky if sky is not None else h_sky,
+                      readnoise=readnoise if readnoise is not None else h_readnoise,
+                      sci_offset=sci_offset, wht_offset=wht_offset)
 
 
 def _per_image(name: str, values: Sequence[Any] | None, owner: Sequence[int]) -> list[Any]:
-    """Per-image values for the distinct inputs.
-
-    ``owner[i]`` is the index of the first occurrence of input ``i`` as given. ``values`` has
-    one entry per distinct input, or one per input as given; then a repeated input's entry is
-    dropped, and must equal its first occurrence's.
-    """
+    """Per-image values for the distinct inputs (``owner[i]``: the first occurrence of input
+    ``i``): one per distinct input, or one per input given, a repeat's equal to the first's."""
     kept = sorted(set(owner))
     if values is None:
         return [None] * len(kept)
@@ -400,9 +309,8 @@ def open_inputs(
     weights : sequence of str, optional
         Explicit weight files, one per science file.
     exptime, sky, readnoise : sequence of float, optional
-        Explicit per-image values (None entries fall back to the header): one per input as
-        expanded, or one per distinct input. An input given twice is used once, and its
-        repeated entry must equal the first.
+        Explicit per-image values (None: the header's), one per input as expanded or per
+        distinct input (a repeated input's entry must equal the first's).
 
     Raises
     ------
@@ -416,14 +324,10 @@ def open_inputs(
         if os.path.normpath(sci) != os.path.normpath(given[i]) and not os.path.exists(sci):
             raise InputError(f"{given[i]}: its singly drizzled image {sci} does not exist "
                              "(AstroDrizzle's driz_separate step writes it)")
-    whts = _per_image("weights", weights, owner)
-    exps = _per_image("exptime", exptime, owner)
-    skies = _per_image("sky", sky, owner)
-    rns = _per_image("readnoise", readnoise, owner)
-    images = [
-        open_input(s, w, exptime=e, sky=k, readnoise=r)
-        for s, w, e, k, r in zip(scis, whts, exps, skies, rns)
-    ]
+    columns = [_per_image(name, values, owner) for name, values in (
+        ("weights", weights), ("exptime", exptime), ("sky", sky), ("readnoise", readnoise))]
+    images = [open_input(s, w, exptime=e, sky=k, readnoise=r)
+              for s, w, e, k, r in zip(scis, *columns)]
     check_shapes(images)
     return images
 
@@ -440,11 +344,7 @@ def check_shapes(images: Sequence[InputImage]) -> None:
 
 
 def is_compressed(path: str) -> bool:
-    """Whether the file is gzip/bzip2/zip compressed (not memory-mappable)."""
+    """Whether the file is gzip, bzip2 or zip compressed (not memory-mappable)."""
     with open(path, "rb") as fh:
-        return compressed_magic(fh.read(3))
-
-
-def compressed_magic(head: bytes) -> bool:
-    """Whether a file starting with ``head`` (its first 3 bytes) is gzip, zip or bzip2."""
-    return head[:2] in (b"\x1f\x8b", b"PK") or head[:3] == b"BZh"
+        head = fh.read(3)
+    return head[:2] in (b"\x1f\x8b", b"PK") or head == b"BZh"

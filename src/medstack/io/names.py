@@ -1,6 +1,5 @@
 """Input names: globs, ``@lists`` and comma-separated strings expanded (:func:`expand_inputs`),
-and the science and weight files of an exposure or single name (:func:`single_names`).
-:func:`medstack.io.inputs.open_inputs` uses them, once per run, for every door."""
+and the science and weight files of an exposure or single name (:func:`single_names`)."""
 
 from __future__ import annotations
 
@@ -32,13 +31,13 @@ def expand_inputs(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[st
     Parameters
     ----------
     inputs : str, path or iterable of those
-        A filename, a glob pattern, ``@file`` (one name per line; ``#`` starts a comment; only
-        the first column is used), a comma-separated string, or a list of any of these.
+        Filenames, glob patterns, ``@file`` lists (the first column; ``#`` starts a comment),
+        comma-separated strings.
 
     Returns
     -------
     list of str
-        The names in order, without duplicates (a duplicate is dropped with a warning).
+        The names in order, a duplicate dropped with a warning.
 
     Raises
     ------
@@ -49,10 +48,8 @@ def expand_inputs(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[st
     return [names[i] for i in sorted(set(first_occurrences(names, same_file_key)))]
 
 
-
 def expand_all(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str]:
-    """:func:`expand_inputs` keeping repeated names, in the order given (for
-    :func:`medstack.io.inputs.open_inputs`, which drops the repeats itself)."""
+    """:func:`expand_inputs` keeping repeated names, in the order given."""
     if isinstance(inputs, (str, os.PathLike)):
         items: list[str] = [os.fspath(inputs)]
     else:
@@ -60,8 +57,8 @@ def expand_all(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
     names: list[str] = []
     for item in items:
         # a name that exists as a file is that file, even with a comma or [ ] * ? in it
-        parts = [item.strip()] if _is_file(item.strip()) else (
-            [p.strip() for p in item.split(",")] if "," in item else [item.strip()])
+        parts = [item.strip()] if _is_file(item.strip()) else [
+            p.strip() for p in item.split(",")]
         for part in parts:
             if not part:
                 continue
@@ -127,12 +124,8 @@ def first_occurrences(names: Sequence[str], key: Callable[[str], Any]) -> list[i
 
 
 def single_names(name: str) -> tuple[str, str]:
-    """Return ``(sci, wht)`` names for an input name.
-
-    A singly drizzled science name (``*_single_sci.fits``) is used as it is; an exposure name
-    (``j8bt06nyq_flt.fits``, ``*_flc``, ``*_c0m``, ...) maps to ``<root>_single_sci.fits`` in
-    the same directory, as AstroDrizzle names its products. The weight is the science name with
-    ``_single_sci`` replaced by ``_single_wht``.
+    """Return ``(sci, wht)`` names for an input name: ``*_single_sci.fits`` as it is, an
+    exposure name (``j8bt06nyq_flt.fits``, ...) as ``<root>_single_sci.fits`` beside it.
 
     Raises
     ------
@@ -140,10 +133,9 @@ def single_names(name: str) -> tuple[str, str]:
         If the name is neither a single nor a known exposure name.
     """
     path = Path(name)
-    base = path.name
-    if _SINGLE_SCI in base:
+    if _SINGLE_SCI in path.name:
         return str(path), weight_name(str(path))
-    stem = re.sub(r"\.fits(\.gz)?$", "", base, flags=re.IGNORECASE)
+    stem = re.sub(r"\.fits(\.gz)?$", "", path.name, flags=re.IGNORECASE)
     for suffix in EXPOSURE_SUFFIXES:
         if stem.lower().endswith(suffix):
             root = stem[: -len(suffix)]

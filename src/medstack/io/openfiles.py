@@ -1,12 +1,5 @@
-"""How many files a run may keep open, and raising that limit when a stack needs more.
-
-A run keeps each input file open, and each section in flight maps its rows of every input
-(each mapping holds a descriptor too). Thousands of inputs can need more descriptors than the
-process's soft limit (``ulimit -n``, often 1024): :func:`ensure_open_files` raises the soft
-limit up to the hard one; where even that is too low, the readers open each file only while
-they read it (see :class:`medstack.io.readers.RawReader`'s ``keep_open``), which is slower but
-gives the same result, bit for bit.
-"""
+"""How many files a run may keep open, and raising that limit when a stack needs more (where
+even the hard limit is too low, the readers open each file only while they read it)."""
 
 from __future__ import annotations
 
@@ -26,11 +19,8 @@ def descriptors_needed(n_files: int, in_flight: int) -> int:
 
 
 def ensure_open_files(needed: int) -> bool:
-    """Make sure this process may hold ``needed`` open files: raise the soft limit (never
-    beyond the hard one) when it is lower. Returns whether ``needed`` now fits.
-
-    Where the platform has no such limits (no :mod:`resource`), returns True.
-    """
+    """Raise the soft open-file limit (never beyond the hard one) to ``needed`` where lower;
+    whether ``needed`` now fits (True where there are no such limits)."""
     try:
         import resource
     except ImportError:  # pragma: no cover - not Unix

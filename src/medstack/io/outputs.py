@@ -1,12 +1,6 @@
-"""The products of a run: named once, checked together, committed together.
-
-:class:`Products` names every file one run writes (the median, its maps, the quick-look PNG,
-the ``.cfg`` file) and checks them all against every input and each other before any work.
-Each product is written under a temporary name beside its final one; :meth:`Products.commit`
-then renames them all into place in one short step. After an error or an interrupt at any
-instant, either every product of the run is in place or every earlier file of those names is
-as it was (:attr:`Products.committed` says which). :func:`atomic_file` is the same for one
-small product on its own.
+"""The products of a run (:class:`Products`): named once, checked together against every input
+and each other before any work, written under temporary names and committed together: after
+an error or an interrupt, either every product is in place or every earlier file as it was.
 """
 
 from __future__ import annotations
@@ -23,8 +17,8 @@ from typing import BinaryIO, Protocol
 
 from ..errors import OutputError
 
-__all__ = ["Products", "atomic_file", "check_distinct_outputs", "check_output_path",
-           "map_name", "output_name", "rootname", "same_file_key", "temp_prefix"]
+__all__ = ["Products", "atomic_file", "check_output_path",
+           "map_name", "output_name", "rootname", "same_file_key"]
 
 #: The maps of a run (``--save-maps``), by key, with their role in messages.
 MAP_ROLES = {"ngood": "count map", "minchosen": "minimum-chosen map"}
@@ -73,9 +67,7 @@ def output_name(root: str | os.PathLike[str]) -> Path:
 
 def map_name(path: str | os.PathLike[str], key: str) -> Path:
     """The name of map ``key`` beside the median ``path``: ``visit_med.fits`` →
-    ``visit_med_ngood.fits``, ``visit.fit`` → ``visit_ngood.fit``, ``VISIT.FITS`` →
-    ``VISIT_ngood.FITS`` (the extension kept as written); a name without a FITS extension gets
-    ``_ngood.fits`` appended."""
+    ``visit_med_ngood.fits`` (the extension kept as written; ``.fits`` added where none)."""
     path = Path(path)
     name = path.name
     for ext in (".fits", ".fit"):
@@ -84,47 +76,27 @@ def map_name(path: str | os.PathLike[str], key: str) -> Path:
     return path.with_name(f"{name}_{key}.fits")
 
 
-def temp_prefix(final: Path) -> str:
-    """The prefix of a temporary file beside ``final``: ``.NAME.``, with NAME cut short where
-    a long (but legal) final name would make the temporary name too long for the filesystem."""
-    name = final.name
-    limit = 255 - 1 - 1 - 8 - len(".old.tmp") - 8  # '.', '.', mkstemp's random part, margin
-    while len(os.fsencode(name)) > limit:
-        name = name[:-1]
-    return f".{name}."
-
-
 def create_temp(final: Path) -> tuple[int, Path]:
-    """A new temporary file beside ``final`` (:func:`temp_prefix`, 8 random hexadecimal
-    digits, ``.tmp``), open for reading and writing: its descriptor and name.
-
-    Notes
-    -----
-    Created with mode ``0644``, which the kernel reduces by the process's umask: the mode of
-    every product, kept by the rename (:func:`tempfile.mkstemp` would make it ``0600``, and
-    reading the umask means setting it, which races with any other thread creating files).
-
-    Raises
-    ------
-    OSError
-        If it cannot be created.
-    """
-    directory = final.parent if str(final.parent) else Path(".")
+    """A new temporary file ``.NAME.XXXXXXXX.tmp`` beside ``final``, open for reading and
+    writing: its descriptor and name (OSError if it cannot be created). Mode ``0644`` less the
+    umask, kept by the rename: ``mkstemp`` would make it ``0600``, and reading the umask means
+    setting it, which races with other threads."""
+    name = final.name
+    while len(os.fsencode(name)) > 255 - 1 - 1 - 8 - len(".old.tmp") - 8:  # dots, random, margin
+        name = name[:-1]
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     for _ in range(100):
-        tmp = directory / f"{temp_prefix(final)}{secrets.token_hex(4)}.tmp"
+        tmp = final.parent / f".{name}.{secrets.token_hex(4)}.tmp"
         try:
             return os.open(tmp, flags, 0o644), tmp
         except FileExistsError:
             continue
-    raise FileExistsError(errno.EEXIST, "no unused temporary name", str(directory))
+    raise FileExistsError(errno.EEXIST, "no unused temporary name", str(final.parent))
 
 
 def check_output_path(path: str | os.PathLike[str], inputs: Sequence[str] = ()) -> Path:
-    """Check that ``path`` can be written: its directory exists and is writable, it is not one
-    of ``inputs`` (by any name: symbolic or hard link), and it is not a special file (a device
-    node such as ``/dev/null``, a FIFO or a socket, which medstack's replace-by-rename would
-    turn into a regular file).
+    """Check that ``path`` can be written: its directory is writable, and it is not one of
+    ``inputs`` (by any name) nor a special file (which a rename would make a regular file).
 
     Raises
     ------
@@ -134,8 +106,11 @@ def check_output_path(path: str | os.PathLike[str], inputs: Sequence[str] = ()) 
     out = Path(path)
     if not out.name or os.fspath(path).endswith(os.sep):
         raise OutputError(f"{os.fspath(path)}: names a directory, not a file")
-    directory = out.parent if str(out.parent) else Path(".")
-    limit = _name_max(directory)
+    directory = out.parent
+    try:
+        limit = int(os.pathconf(directory, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        limit = 255
     if len(os.fsencode(out.name)) > limit:
         raise OutputError(f"{out}: file name too long ({len(os.fsencode(out.name))} bytes; this "
                           f"filesystem allows {limit})")
@@ -152,7 +127,7 @@ def check_output_path(path: str | os.PathLike[str], inputs: Sequence[str] = ()) 
     except OSError:
         mode = None
     if mode is not None and not stat.S_ISREG(mode):
-        raise OutputError(f"{out}: is a special file ({_kind(mode)}), not a regular file; "
+        raise OutputError(f"{out}: is a special file ({_KINDS.get(stat.S_IFMT(mode), 'not a regular file')}), not a regular file; "
                           "medstack writes only regular files")
     key = same_file_key(out)
     for name in inputs:
@@ -161,35 +136,12 @@ def check_output_path(path: str | os.PathLike[str], inputs: Sequence[str] = ()) 
     return out
 
 
-def _name_max(directory: Path) -> int:
-    try:
-        return int(os.pathconf(directory, "PC_NAME_MAX"))
-    except (OSError, ValueError, AttributeError):
-        return 255
-
-
-def _kind(mode: int) -> str:
-    for test, what in ((stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
-                       (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket")):
-        if test(mode):
-            return what
-    return "not a regular file"  # pragma: no cover
-
-
-def check_distinct_outputs(paths: dict[str, Path]) -> None:
-    """Raise :class:`OutputError` if two of the outputs (by role: ``{"median": ...,
-    "quick-look PNG": ...}``) are one file, by any name."""
-    seen: dict[tuple[object, ...], str] = {}
-    for role, path in paths.items():
-        other = seen.setdefault(same_file_key(path), role)
-        if other != role:
-            raise OutputError(f"{os.fspath(path)}: the {role} would overwrite the {other} "
-                              f"({os.fspath(paths[other])})")
+_KINDS = {stat.S_IFCHR: "character device", stat.S_IFBLK: "block device",
+          stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket"}
 
 
 def same_file_key(name: str | os.PathLike[str]) -> tuple[object, ...]:
-    """What makes two names one file: (device, inode) where it exists, else the resolved path
-    (so that a symbolic link, a hard link or another spelling of a name compare equal)."""
+    """What makes two names one file: (device, inode) where it exists, else the resolved path."""
     try:
         st = os.stat(name)
     except (OSError, ValueError):
@@ -203,25 +155,24 @@ class Products:
     Parameters
     ----------
     output : str or path-like, optional
-        Output rootname (the median is ``ROOT_med.fits``, :func:`output_name`). Default is no
-        median file, or with ``beside_first`` the first input's rootname.
+        Output rootname (:func:`output_name`). Default is no median file, or with
+        ``beside_first`` the first input's rootname.
     png, config : str or path-like, optional
         The quick-look PNG and the ``.cfg`` file the run also writes. Default is neither.
     beside_first : bool, optional
-        Without ``output``, write the median beside the first input, named after it. Default
-        is False.
+        Without ``output``, write the median beside the first input. Default is False.
 
     Attributes
     ----------
     median : Path or None
-        The median file (known once :meth:`resolve` has run, where it comes from the inputs).
+        The median file (named by :meth:`resolve` where it comes from the inputs).
     maps : dict of str to Path
-        The map files, by key (``ngood``, ``minchosen``), once :meth:`resolve` has run.
+        The map files by key, named by :meth:`resolve`.
     committed : bool
         Whether every product has been renamed into place.
     not_restored : list of Path
         After a failed :meth:`commit`, the products whose earlier file could not be put back
-        (their earlier file keeps its ``.NAME.*.old.tmp`` link beside them). Normally empty.
+        (it keeps its ``.NAME.*.old.tmp`` link beside them).
     """
 
     def __init__(self, output: str | os.PathLike[str] | None = None, *,
@@ -260,18 +211,21 @@ class Products:
         roles = self.roles()
         for path in roles.values():
             check_output_path(path, inputs)
-        check_distinct_outputs(roles)
+        seen: dict[tuple[object, ...], str] = {}
+        for role, path in roles.items():
+            other = seen.setdefault(same_file_key(path), role)
+            if other != role:
+                raise OutputError(f"{os.fspath(path)}: the {role} would overwrite the {other} "
+                                  f"({os.fspath(roles[other])})")
 
     def add(self, temporary: Path, final: Path) -> None:
-        """A finished temporary file (synced, its mode set), to be renamed over ``final`` on
-        :meth:`commit` (or removed on :meth:`abort`)."""
+        """A finished temporary file, to be renamed over ``final`` on :meth:`commit`."""
         self._staged.append((Path(temporary), Path(final)))
 
     @contextmanager
     def file(self, path: str | os.PathLike[str], what: str) -> Iterator[BinaryIO]:
-        """Write a small product (the PNG, the ``.cfg`` file) into its temporary file, synced
-        to disk when the ``with`` block ends without error; :meth:`commit` renames it. On any
-        error or interrupt the temporary file is removed.
+        """Write a small product into its temporary file, synced when the ``with`` block ends
+        without error (removed on any error); :meth:`commit` renames it.
 
         Raises
         ------
@@ -292,7 +246,7 @@ class Products:
                 os.fsync(fh.fileno())
         except BaseException as err:
             self._staged.remove(entry)
-            _unlink(entry[0])
+            entry[0].unlink(missing_ok=True)
             if isinstance(err, OSError):
                 raise OutputError(f"{dest}: cannot write {what}: {err.strerror or err}") from err
             raise
@@ -300,10 +254,8 @@ class Products:
     def commit(self) -> None:
         """Rename every product into place, the median last, all or nothing.
 
-        A hard link keeps each earlier file of a product's name until every rename is done. If
-        one fails or is interrupted, the products already renamed are put back (the earlier
-        file from its link, or removed where there was none) and every temporary file is
-        removed, so that every earlier file is as it was; then the error is raised again.
+        A hard link keeps each earlier file until every rename is done; if one fails or is
+        interrupted, the renamed products are put back and every temporary file removed.
 
         Raises
         ------
@@ -332,16 +284,15 @@ class Products:
         finally:
             self._staged = []
         for link in kept.values():
-            _unlink(link)
+            link.unlink(missing_ok=True)
 
     def _roll_back(self, staged: list[tuple[Path, Path]], kept: dict[Path, Path]) -> None:
-        """Put every earlier file back: a product whose temporary file is gone was renamed.
-        One that cannot be (a second interrupt, a failing disk) is listed in
-        :attr:`not_restored`, and the others are still put back."""
+        """Put every earlier file back (a product whose temporary file is gone was renamed);
+        one that cannot be is listed in :attr:`not_restored`, the others still put back."""
         for tmp, final in staged:
             try:
                 if os.path.lexists(tmp):  # never renamed
-                    _unlink(tmp)
+                    tmp.unlink(missing_ok=True)
                     continue
             except BaseException:
                 continue  # a temporary file left: the final name is as it was
@@ -349,22 +300,21 @@ class Products:
                 if final in kept:
                     os.replace(kept.pop(final), final)
                 else:
-                    _unlink(final)
+                    final.unlink(missing_ok=True)
             except BaseException:
                 self.not_restored.append(final)
         for link in kept.values():  # (the links of products never renamed)
-            _unlink(link)
+            link.unlink(missing_ok=True)
 
     def abort(self) -> None:
         """Remove every temporary file not committed; the final names are left untouched."""
         staged, self._staged = self._staged, []
         for tmp, _ in staged:
-            _unlink(tmp)
+            tmp.unlink(missing_ok=True)
 
 
 def _keep_earlier(tmp: Path, final: Path) -> Path | None:
-    """A second name, beside ``tmp``, for the earlier file at ``final`` (a hard link, or a
-    copy where the filesystem has none); None where there is no earlier file."""
+    """A hard link (or copy) beside ``tmp`` of the earlier file at ``final``, None if none."""
     link = tmp.with_name(tmp.name[: -len(".tmp")] + ".old.tmp")
     try:
         os.link(final, link, follow_symlinks=False)
@@ -377,32 +327,20 @@ def _keep_earlier(tmp: Path, final: Path) -> Path | None:
     return link
 
 
-def _unlink(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
 @contextmanager
 def atomic_file(path: str | os.PathLike[str], what: str, *,
                 into: Products | None = None) -> Iterator[BinaryIO]:
-    """Write a small product (a ``.cfg`` file, a PNG) atomically: checked
-    (:func:`check_output_path`), written into a temporary file beside it, flushed to disk and
-    renamed over ``path`` (mode ``0644`` less the umask, as for every product) when the
-    ``with`` block ends without error. On any error or interrupt the temporary file is
-    removed and an earlier file of that name is left as it was.
+    """Write a small product (a ``.cfg`` file, a PNG) atomically: checked, written into a
+    temporary file beside it and renamed over ``path`` when the ``with`` block ends without
+    error; on any error the earlier file of that name is left as it was.
 
     Parameters
     ----------
     path : path-like
-        The product.
-    what : str
-        What it is, for messages (``"the quick-look PNG"``).
+        The product; ``what`` says what it is, for messages (``"the quick-look PNG"``).
     into : Products, optional
-        The run whose products ``path`` is one of (named and checked with them): the file is
-        only staged, and renamed with the others by :meth:`Products.commit`. Default is a
-        product on its own.
+        The run whose products ``path`` is one of: the file is only staged, for
+        :meth:`Products.commit`. Default is a product on its own.
 
     Raises
     ------

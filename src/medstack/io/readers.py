@@ -1,17 +1,8 @@
-"""Readers of the inputs' pixels, one small protocol for every kind of input.
+"""Readers of the inputs' pixels: ``path``, ``shape``, ``integer``, ``in_memory``,
+``read(y0, y1, out=None)`` (rows ``[y0, y1)`` as native float32) and ``close()``.
 
-Every reader has ``path``, ``shape``, ``integer``, ``in_memory``, ``read(y0, y1, out=None)``
-(rows ``[y0, y1)`` as native float32) and ``close()``:
-
-- :class:`RawReader`: uncompressed, unscaled float32 files. Each section's rows are mapped as
-  they lie in the file (:meth:`RawReader.rows`, big-endian, no copy: the fast kernels swap as
-  they load); the data offset is found once, from the header blocks, when it is opened.
-- :class:`ImageReader`: everything else astropy reads (tile-compressed HDUs section by section,
-  integer or scaled data).
-- :class:`ArrayReader`: images that live in memory (AstroDrizzle's ``in_memory=True``).
-
-:func:`image_reader` picks the reader of one input; gzip/bzip2/zip files are first streamed
-into a temporary file and read from there.
+:class:`RawReader` maps plain float32 files, :class:`ImageReader` reads anything else astropy
+reads, :class:`ArrayReader` images in memory; :func:`image_reader` picks one per input.
 """
 
 from __future__ import annotations
@@ -21,6 +12,7 @@ import mmap
 import os
 import threading
 import time
+from contextlib import suppress
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,7 +20,7 @@ import numpy as np
 from ..errors import InputError
 from .decompress import decompressed_copy
 from .headerscan import scan_header, verify_error
-from .inputs import InputImage, _fits_warnings, is_compressed
+from .inputs import InputImage, _fits_warnings, _raw_offset, is_compressed
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.io import fits
@@ -40,35 +32,27 @@ log = logging.getLogger(__name__)
 
 class RawReader:
     """Rows of an uncompressed, unscaled float32 FITS image as they lie in the file: each call
-    of :meth:`rows` maps just those rows, read-only, and hands them out as a big-endian float32
-    view (no copy, no byte swap: the fast kernels swap as they load). The mapping goes when the
-    view does, so the resident size holds only the rows in use. Opens the file once; safe from
-    several threads.
-
-    Use :func:`open_reader`, which falls back to :class:`~medstack.io.readers.ImageReader` for
-    anything else (gzip, tile-compressed, integer or scaled data).
+    of :meth:`rows` maps just those rows, read-only, as a big-endian view (the fast kernels
+    swap as they load). Safe from several threads; made by :func:`open_reader`.
 
     Notes
     -----
-    One mapping per call, not one of the whole file: the kernel may map more of a file than
-    was touched (fault-around, large page-cache folios: up to several MiB per fault after a
-    cold read on Linux 6), and pages mapped beyond a section would count in the resident
-    size until the file is closed. A mapping of the section's rows bounds that exactly.
+    One mapping per call, not one of the whole file: the kernel maps more than was touched
+    (fault-around, large page-cache folios), which would count in the resident size until
+    the file is closed; a mapping of the section's rows bounds that.
     """
 
     integer = False
     in_memory = False
 
-    def __init__(self, path: str, hdu: int, shape: tuple[int, int], offset: int,
+    def __init__(self, path: str, shape: tuple[int, int], offset: int,
                  keep_open: bool = True) -> None:
         self.path = path
-        self.hdu = hdu
         self.shape = shape
         self._offset = offset
         self._row_bytes = shape[1] * 4
-        #: Whether the file stays open (and rows are mapped); else every read opens it, reads
-        #: with ``pread`` into the caller's buffer and closes it, so that thousands of inputs
-        #: need no file descriptor each.
+        #: Whether the file stays open (rows mapped); else each read opens it, so that
+        #: thousands of inputs need no file descriptor each.
         self.mappable = keep_open
         self._fd = self._open() if keep_open else -2
         self._probe = bytearray(1)  # where :meth:`_cached` reads its byte
@@ -82,30 +66,23 @@ class RawReader:
     @classmethod
     def open(cls, path: str, hdu: int, keep_open: bool = True,
              known: tuple[int, tuple[int, int]] | None = None) -> RawReader | None:
-        """A reader for ``path``'s HDU ``hdu``, or None if its data cannot be mapped raw
-        (``keep_open=False``: see :attr:`mappable`). ``known``: the ``(offset, shape)`` found
-        when the input was opened and checked (then the header is not read again)."""
-        if known is not None:
-            try:
-                return cls(path, hdu, known[1], known[0], keep_open)
-            except InputError:
-                return None  # ImageReader reports it
+        """A reader for ``path``'s HDU ``hdu``, or None if its data do not lie raw. ``known``:
+        the ``(offset, shape)`` found when the input was checked (the header is not read again)."""
         try:
-            scan = scan_header(path, hdu=hdu)
-            if scan is None:
-                return None
-            cards, shape, offset = scan.header, scan.shape, scan.data_offset
-            if (cards.get("BITPIX") != -32 or cards.get("BSCALE", 1) != 1
-                    or cards.get("BZERO", 0) != 0 or min(shape) <= 0
-                    or os.path.getsize(path) < offset + shape[0] * shape[1] * 4):
-                return None
-            return cls(path, hdu, shape, offset, keep_open)
-        except (OSError, ValueError, verify_error()):
+            if known is None:
+                scan = scan_header(path, hdu=hdu)
+                if scan is None or min(scan.shape) <= 0:
+                    return None
+                offset = _raw_offset(path, scan.header, scan.shape, scan.data_offset)
+                if offset is None:
+                    return None
+                known = (offset, scan.shape)
+            return cls(path, known[1], known[0], keep_open)
+        except (InputError, OSError, KeyError, ValueError, verify_error()):
             return None  # ImageReader reports it
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
-        """Rows ``[y0, y1)``: a read-only big-endian float32 view of a mapping of just those
-        rows (unmapped when the view and its slices are gone).
+        """Rows ``[y0, y1)``: a read-only big-endian view of a mapping of just those rows.
 
         Raises
         ------
@@ -128,23 +105,27 @@ class RawReader:
         return np.frombuffer(window, dtype=">f4", count=(y1 - y0) * nx,
                              offset=first - base).reshape(y1 - y0, nx)
 
-    def read_into(self, y0: int, y1: int, out: np.ndarray) -> np.ndarray:
-        """Rows ``[y0, y1)`` copied with ``os.pread`` into ``out`` (a C-contiguous buffer of
-        ``(y1 - y0) × nx`` 4-byte items), as they lie in the file (big-endian float32), for a
-        reader that does not map its file (:attr:`mappable` False).
+    def read(self, y0: int, y1: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``[y0, y1)`` as native float32, into ``out`` when given.
 
         Raises
         ------
         InputError
             If the file is shorter than its header says or cannot be read.
         """
-        view = out.data.cast("B")
-        pos = self._offset + y0 * self._row_bytes
-        want = (y1 - y0) * self._row_bytes
-        done = 0
+        if out is None:
+            out = np.empty((y1 - y0, self.shape[1]), dtype=np.float32)
+        if self.mappable:
+            try:
+                out[...] = self.rows(y0, y1)
+            except (OSError, ValueError) as err:
+                raise InputError(f"{self.path}: cannot read rows {y0}-{y1} ({err})") from err
+            return out
         if self._fd == -1:
             raise InputError(f"{self.path}: reader closed")
-        fd = self._fd if self._fd >= 0 else self._open()
+        view = out.view(np.uint32).data.cast("B")  # the rows as they lie, swapped below
+        pos, want, done = self._offset + y0 * self._row_bytes, (y1 - y0) * self._row_bytes, 0
+        fd = self._open()
         try:
             while done < want:
                 got = os.preadv(fd, [view[done:want]], pos + done)
@@ -154,48 +135,23 @@ class RawReader:
         except OSError as err:
             raise InputError(f"{self.path}: cannot read rows {y0}-{y1} ({err.strerror})") from err
         finally:
-            if fd != self._fd:
-                os.close(fd)
-        return out
-
-    def read(self, y0: int, y1: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Rows ``[y0, y1)`` as native float32, into ``out`` when given (as ImageReader).
-
-        Raises
-        ------
-        InputError
-            If the file cannot be read.
-        """
-        if out is None:
-            out = np.empty((y1 - y0, self.shape[1]), dtype=np.float32)
-        if not self.mappable:  # read as it lies (big-endian), then to native order in place
-            bits = self.read_into(y0, y1, out.view(np.uint32))
-            if np.little_endian:
-                bits.byteswap(inplace=True)
-            return out
-        try:
-            out[...] = self.rows(y0, y1)
-        except (OSError, ValueError) as err:
-            raise InputError(f"{self.path}: cannot read rows {y0}-{y1} ({err})") from err
+            os.close(fd)
+        if np.little_endian:
+            out.view(np.uint32).byteswap(inplace=True)
         return out
 
     def prefetch(self, y0: int, y1: int) -> None:
-        """Ask the kernel to start reading rows ``[y0, y1)`` (``POSIX_FADV_WILLNEED``), so that
-        a later read of a cold file finds them in the page cache; nothing where unsupported.
-
-        Rows already in the page cache are left alone: the advice would walk every page of
-        them for nothing (about 0.3 ms a section of a 10 × 4096² stack). Whether they are is
-        probed by reading their first and last bytes without waiting (``RWF_NOWAIT``)."""
+        """Ask the kernel to start reading rows ``[y0, y1)`` (``POSIX_FADV_WILLNEED``) unless
+        their first and last bytes are already cached (``RWF_NOWAIT`` probe): the advice would
+        walk every cached page for nothing."""
         advise = getattr(os, "posix_fadvise", None)
         if advise is None or self._fd < 0 or y1 <= y0:
             return
         start, size = self._offset + y0 * self._row_bytes, (y1 - y0) * self._row_bytes
         if self._cached(start) and self._cached(start + size - 1):
             return
-        try:
+        with suppress(OSError):  # advice only
             advise(self._fd, start, size, os.POSIX_FADV_WILLNEED)
-        except OSError:  # pragma: no cover - advice only
-            pass
 
     def _cached(self, pos: int) -> bool:
         """Whether the byte at ``pos`` is in the page cache (False where that cannot be told)."""
@@ -218,13 +174,9 @@ def open_reader(path: str, hdu: int, scratch: str | os.PathLike[str] | None = No
                 keep_open: bool = True, known: tuple[int, tuple[int, int]] | None = None
                 ) -> RawReader | ImageReader:
     """The fastest reader for one input image: :class:`RawReader` where the data are plain
-    float32 (with ``keep_open=False``, one that holds no open file), else
-    :class:`~medstack.io.readers.ImageReader`.
-
-    A gzip/bzip2/zip-compressed file is first decompressed, streamed in small blocks, into a
-    temporary file in ``scratch`` (default: the system's temporary directory), which is then
-    read like any other file and removed at once (it lives on while the reader holds it open):
-    the memory a run needs does not grow with the image, and the log says what it cost.
+    float32, else :class:`ImageReader`. A gzip/bzip2/zip file is first decompressed into a
+    temporary file in ``scratch`` (default: the system's temporary directory), unlinked at once
+    (the reader holds it open).
 
     Raises
     ------
@@ -237,9 +189,23 @@ def open_reader(path: str, hdu: int, scratch: str | os.PathLike[str] | None = No
         compressed = is_compressed(path)
     except OSError:
         compressed = False  # ImageReader says what is wrong with it
-    if compressed:
-        return _open_decompressed(path, hdu, scratch)
-    return RawReader.open(path, hdu, keep_open, known) or ImageReader(path, hdu)
+    if not compressed:
+        return RawReader.open(path, hdu, keep_open, known) or ImageReader(path, hdu)
+    start = time.perf_counter()
+    tmp, size = decompressed_copy(path, scratch)
+    try:
+        try:
+            reader = RawReader.open(tmp, hdu) or ImageReader(tmp, hdu)
+        except InputError as err:
+            raise InputError(f"{path}: {str(err).removeprefix(tmp + ': ')}") from err
+        reader.path = path
+    finally:
+        with suppress(OSError):  # the reader holds the file open; nothing is left behind
+            os.unlink(tmp)
+    log.info("%s: compressed; decompressed once into a temporary file in %s (%.1f MiB of "
+             "disk, %.2f s)", path, os.path.dirname(tmp), size / 2**20,
+             time.perf_counter() - start)
+    return reader
 
 
 def image_reader(img: InputImage, which: str, scratch: str | os.PathLike[str] | None = None,
@@ -254,37 +220,12 @@ def image_reader(img: InputImage, which: str, scratch: str | os.PathLike[str] | 
                        known)
 
 
-def _open_decompressed(path: str, hdu: int, scratch: str | os.PathLike[str] | None
-                       ) -> RawReader | ImageReader:
-    start = time.perf_counter()
-    tmp, size = decompressed_copy(path, scratch)
-    try:
-        try:
-            reader = RawReader.open(tmp, hdu) or ImageReader(tmp, hdu)
-        except InputError as err:
-            raise InputError(f"{path}: {str(err).removeprefix(tmp + ': ')}") from err
-        reader.path = path
-    finally:
-        try:
-            os.unlink(tmp)  # the reader holds the file open; nothing is left behind
-        except OSError:
-            pass
-    log.info("%s: compressed; decompressed once into a temporary file in %s (%.1f MiB of "
-             "disk, %.2f s)", path, os.path.dirname(tmp), size / 2**20,
-             time.perf_counter() - start)
-    return reader
-
-
 class ImageReader:
     """Reads row ranges of one image HDU as native-endian float32, file opened once.
 
-    Uncompressed floating-point images without scaling are memory-mapped directly at their
-    data offset, and their pages are dropped from the process after each read (they stay in
-    the OS page cache), so the resident size does not grow with the image. Tile-compressed
-    images (an empty primary HDU and a ``CompImageHDU`` in extension 1, as drizzlepac writes
-    with ``driz_sep_compress``) are decompressed tile by tile, only the tiles of the rows read
-    (astropy's ``CompImageHDU.section``). Anything else (integer or scaled data) is read
-    through astropy once and converted to float32 (``in_memory`` is then True).
+    Unscaled float images are memory-mapped, their pages dropped from the process after each
+    read; tile-compressed ones (drizzlepac's ``driz_sep_compress``) are decompressed only in
+    the tiles of the rows read; anything else is read whole once (``in_memory`` True).
 
     Parameters
     ----------
@@ -298,7 +239,6 @@ class ImageReader:
         from astropy.io import fits
 
         self.path = path
-        self.hdu = hdu
         self._array: np.ndarray
         self._tiles: fits.HDUList | None = None
         self._lock = threading.Lock()
@@ -329,8 +269,6 @@ class ImageReader:
                     if data is None:
                         raise InputError(f"{path}: no image data in HDU {hdu}")
                     self._array = np.asarray(data, dtype=np.float32)
-        except InputError:
-            raise
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise InputError(f"{path}: cannot read image data ({err})") from err
         self.shape = (ny, nx)
@@ -359,18 +297,14 @@ class ImageReader:
         return out
 
     def _drop_pages(self) -> None:
-        """Unmap every page of the file from this process (MADV_DONTNEED over the whole
-        mapping: the kernel maps pages around those touched, large page-cache folios on Linux
-        6, so dropping just the rows read would leave some behind). Rows read later, by this
-        thread or another, are simply mapped again from the page cache."""
+        """Unmap every page of the file (MADV_DONTNEED over the whole mapping: the kernel maps
+        pages around those touched, so dropping just the rows read would leave some)."""
         mm = getattr(self._array, "_mmap", None)
         advice = getattr(mmap, "MADV_DONTNEED", None)
         if mm is None or advice is None:  # pragma: no cover - not Linux/BSD/macOS
             return
-        try:
+        with suppress(OSError, ValueError):  # closed meanwhile
             mm.madvise(advice)
-        except (OSError, ValueError):  # pragma: no cover - closed meanwhile
-            pass
 
     def close(self) -> None:
         """Release the mapping (or the tile-compressed file)."""
@@ -382,43 +316,22 @@ class ImageReader:
         mm = getattr(array, "_mmap", None)
         del array
         if mm is not None:
-            try:
+            with suppress(BufferError, ValueError):
                 mm.close()
-            except (BufferError, ValueError):
-                pass
 
 
-class ArrayReader:
-    """Rows of an image held in memory, with the reader interface of :class:`ImageReader`.
-
-    Parameters
-    ----------
-    name : str
-        The name the image goes by, for messages.
-    array : ndarray
-        The ``(ny, nx)`` image, of any numeric dtype and byte order.
-    """
-
-    in_memory = True
+class ArrayReader(ImageReader):
+    """Rows of an image held in memory (``array``, any numeric dtype), named ``name``."""
 
     def __init__(self, name: str, array: np.ndarray) -> None:
-        self.path = name
-        self.hdu = 0
-        self._array = array
         if array.ndim != 2:
             raise InputError(f"{name}: in-memory image is {array.ndim}-D, expected 2-D")
+        self.path, self._array, self._tiles, self.in_memory = name, array, None, True
         self.shape = (int(array.shape[0]), int(array.shape[1]))
         self.integer = array.dtype.kind in "iu"
 
-    def read(self, y0: int, y1: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Rows ``[y0, y1)`` as native float32, into ``out`` when given."""
-        if out is None:
-            out = np.empty((y1 - y0, self.shape[1]), dtype=np.float32)
-        out[...] = self._array[y0:y1]
-        return out
-
     def close(self) -> None:
-        """Nothing to release: the array belongs to its owner."""
+        """Nothing to release: the array (maybe a mapping) belongs to its owner."""
 
 
 #: Any reader of this module.

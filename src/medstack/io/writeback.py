@@ -1,8 +1,5 @@
-"""Bytes on their way to disk: written whole with ``pwrite``, and their write-back started early.
-
-A product is synced (``fsync``) before it is renamed into place; starting the write-back of
-what is written as it is written (Linux's ``sync_file_range``) leaves that sync little to do.
-"""
+"""Bytes on their way to disk: written whole with ``pwrite``, their write-back started early
+(Linux's ``sync_file_range``) so that the ``fsync`` before the rename has little left to do."""
 
 from __future__ import annotations
 
@@ -17,28 +14,20 @@ __all__ = ["pwrite_all", "start_writeback"]
 _SYNC_FILE_RANGE_WRITE = 2
 
 
-def _libc_sync_file_range() -> Any:
-    """Linux's ``sync_file_range`` from libc through ctypes (which releases the GIL during the
-    call), or None where there is none."""
+#: Linux's ``sync_file_range`` from libc through ctypes (which releases the GIL), or None.
+_sync_file_range: Any = None
+if sys.platform.startswith("linux"):
     try:
-        func = ctypes.CDLL(None, use_errno=True).sync_file_range
+        _sync_file_range = ctypes.CDLL(None, use_errno=True).sync_file_range
+        _sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+        _sync_file_range.restype = ctypes.c_int
     except (OSError, AttributeError):  # pragma: no cover - no such libc function
-        return None
-    func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    func.restype = ctypes.c_int
-    return func
-
-
-_sync_file_range = _libc_sync_file_range() if sys.platform.startswith("linux") else None
+        _sync_file_range = None
 
 
 def start_writeback(fd: int, offset: int, nbytes: int) -> bool:
-    """Ask the kernel to start writing ``nbytes`` at ``offset`` of ``fd`` to disk now, without
-    waiting (``sync_file_range(..., SYNC_FILE_RANGE_WRITE)``), so that the ``fsync`` before the
-    final rename finds little left to do. Not a durability guarantee: that is the ``fsync``.
-
-    Returns False (and does nothing) where that is not available; never raises.
-    """
+    """Ask the kernel to start writing ``nbytes`` at ``offset`` of ``fd`` to disk, without
+    waiting; False (doing nothing) where that is not available. Never raises."""
     func = _sync_file_range
     if func is None or nbytes <= 0:
         return False

@@ -1,9 +1,5 @@
-"""Writing FITS images section by section, atomically.
-
-:class:`FitsImageWriter` writes a single-HDU FITS image under a temporary name in the
-destination directory, accepts row blocks in any order (``os.pwrite``; safe from several
-threads), and renames the file over the final name only on :meth:`~FitsImageWriter.commit`. On
-any failure the temporary file is removed and an earlier file of the final name is untouched.
+"""Writing FITS images section by section, atomically: row blocks in any order, from several
+threads, into a temporary file renamed over the final name on commit (removed on failure).
 
 Notes
 -----
@@ -17,6 +13,8 @@ import errno
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -26,22 +24,13 @@ import numpy as np
 
 from ..errors import OutputError
 from .fitsheader import OutputHeader
-from .outputs import (
-    atomic_file,
-    check_distinct_outputs,
-    check_output_path,
-    create_temp,
-    map_name,
-    same_file_key,
-    temp_prefix,
-)
+from .outputs import atomic_file, check_output_path, create_temp
 from .writeback import pwrite_all, start_writeback
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.io import fits
 
-__all__ = ["FitsImageWriter", "RowTarget", "atomic_file", "check_distinct_outputs", "check_output_path",
-           "create_temp", "map_name", "same_file_key", "temp_prefix"]
+__all__ = ["FitsImageWriter", "RowTarget", "atomic_file", "check_output_path"]
 
 BLOCK = 2880
 log = logging.getLogger(__name__)
@@ -52,10 +41,7 @@ _LAYOUT = {
     np.dtype(np.uint16): (16, 32768, ">i2"),
     np.dtype(np.uint8): (8, None, "u1"),
 }
-
-
-#: :class:`FitsImageWriter` starts the write-back of what it has written each time this many
-#: more bytes have been written (one call per few MiB costs far less than one per block of rows).
+#: Bytes written between two starts of the write-back (one call per few MiB, not per block).
 WRITEBACK_BYTES = 4 << 20
 
 
@@ -71,12 +57,9 @@ class FitsImageWriter:
     dtype : numpy dtype
         float32, uint16 (stored as BITPIX 16 with BZERO 32768) or uint8.
     header : OutputHeader or astropy.io.fits.Header, optional
-        Cards to write after the structural ones (an
-        :class:`~medstack.io.fitsheader.OutputHeader`'s as they are; an astropy Header's
-        other than its structural ones, as astropy writes them). Default is none.
+        Cards to write after the structural ones. Default is none.
 
-    Use as a context manager: leaving the block by an exception aborts (removes the temporary
-    file); call :meth:`commit` to publish the file.
+    Leaving its ``with`` block by an exception aborts; :meth:`commit` publishes the file.
     """
 
     def __init__(self, path: str | os.PathLike[str], shape: tuple[int, int],
@@ -93,8 +76,7 @@ class FitsImageWriter:
         head = header.tobytes(self.shape, bitpix, bzero)
         self._data_offset = len(head)
         self._row_bytes = self.shape[1] * np.dtype(self._disk).itemsize
-        data_bytes = self._row_bytes * self.shape[0]
-        self._total = self._data_offset + -(-data_bytes // BLOCK) * BLOCK
+        self._total = self._data_offset + -(-self._row_bytes * self.shape[0] // BLOCK) * BLOCK
         self._closed = False
         self._writeback = True  # start write-back of the rows written every few MiB
         self._unsynced = 0
@@ -104,10 +86,17 @@ class FitsImageWriter:
         except OSError as err:
             raise OutputError(f"{self.path}: cannot create a temporary file ({err.strerror})") from err
         try:
-            self._pwrite(head, 0)
-            self._reserve()
-        except BaseException:
+            pwrite_all(self._fd, head, 0)
+            try:  # claim the file's space now, so that a full disk fails before any work
+                os.posix_fallocate(self._fd, 0, self._total)
+            except (OSError, AttributeError) as err:  # (AttributeError: none on macOS)
+                if getattr(err, "errno", None) == errno.ENOSPC:
+                    raise
+                os.ftruncate(self._fd, self._total)  # sparse: a full disk shows on write
+        except BaseException as err:
             self.abort()
+            if isinstance(err, OSError):
+                raise self._error(err) from err
             raise
 
     def _error(self, err: OSError) -> OutputError:
@@ -115,31 +104,14 @@ class FitsImageWriter:
             return OutputError(f"{self.path}: no space left on device while writing")
         return OutputError(f"{self.path}: write failed ({err.strerror or err})")
 
-    def _pwrite(self, data: bytes | memoryview, offset: int) -> None:
-        try:
-            pwrite_all(self._fd, data, offset)
-        except OSError as err:
-            raise self._error(err) from err
-
-    def _reserve(self) -> None:
-        """Claim the whole file's space now, so a full disk fails before any work (where the
-        filesystem cannot, it is extended sparsely: a full disk shows up on write)."""
-        try:
-            try:
-                os.posix_fallocate(self._fd, 0, self._total)
-            except (OSError, AttributeError) as err:  # (AttributeError: none on macOS)
-                if getattr(err, "errno", None) == errno.ENOSPC:
-                    raise
-                os.ftruncate(self._fd, self._total)
-        except OSError as err:
-            raise self._error(err) from err
-
     def write_rows(self, y0: int, rows: np.ndarray) -> None:
-        """Write ``rows`` (shape (k, nx)) at image rows ``[y0, y0 + k)``; every
-        :data:`WRITEBACK_BYTES` written, start writing them to disk in the background (so that
-        :meth:`commit` has little left to sync). Thread-safe."""
+        """Write ``rows`` (shape (k, nx)) at image rows ``[y0, y0 + k)``, starting their
+        write-back every :data:`WRITEBACK_BYTES`. Thread-safe."""
         data = _encode_rows(rows, y0, self.shape, self.dtype)
-        self._pwrite(data, self._data_offset + y0 * self._row_bytes)
+        try:
+            pwrite_all(self._fd, data, self._data_offset + y0 * self._row_bytes)
+        except OSError as err:
+            raise self._error(err) from err
         if not self._writeback:
             return
         with self._lock:
@@ -152,15 +124,12 @@ class FitsImageWriter:
             self._writeback = False  # not available: the final fsync does it all
 
     def target(self) -> RowTarget:
-        """A picklable handle for writing rows into this writer's temporary file from another
-        process (see :class:`RowTarget`)."""
+        """A picklable handle for writing rows from another process (:class:`RowTarget`)."""
         return RowTarget(str(self.path), str(self.tmp_path), self.shape, self.dtype.str,
                          self._data_offset)
 
     def finish(self) -> Path:
-        """Flush and close the temporary file, ready to be renamed over the final name (with
-        the run's other products: :meth:`medstack.io.outputs.Products.commit`); returns its
-        name."""
+        """Flush and close the temporary file, ready for :meth:`Products.commit`; its name."""
         try:
             os.fsync(self._fd)
         except OSError as err:
@@ -176,25 +145,17 @@ class FitsImageWriter:
         try:
             os.replace(self.tmp_path, self.path)
         except OSError as err:
-            self._remove_tmp()
+            self.tmp_path.unlink(missing_ok=True)
             raise OutputError(f"{self.path}: cannot rename the finished file ({err.strerror})") from err
         return self.path
 
     def abort(self) -> None:
         """Close and remove the temporary file; the final name is left untouched."""
         if not self._closed:
-            try:
+            with suppress(OSError):
                 os.close(self._fd)
-            except OSError:
-                pass
             self._closed = True
-        self._remove_tmp()
-
-    def _remove_tmp(self) -> None:
-        try:
-            self.tmp_path.unlink()
-        except FileNotFoundError:
-            pass
+        self.tmp_path.unlink(missing_ok=True)
 
     def __enter__(self) -> FitsImageWriter:
         return self
@@ -207,8 +168,7 @@ class FitsImageWriter:
 
 def _encode_rows(rows: np.ndarray, y0: int, shape: tuple[int, int], dtype: np.dtype
                  ) -> memoryview:
-    """``rows`` as the bytes stored on disk for an image of ``shape`` and ``dtype`` (a byte
-    view of a new array, or of ``rows`` itself where they are already as on disk)."""
+    """``rows`` as the bytes stored on disk for an image of ``shape`` and ``dtype``."""
     block = np.ascontiguousarray(rows, dtype=dtype)
     if block.ndim != 2 or block.shape[1] != shape[1] or y0 < 0 or y0 + block.shape[0] > shape[0]:
         raise ValueError(f"rows of shape {block.shape} do not fit at row {y0} of {shape}")
@@ -221,25 +181,9 @@ def _encode_rows(rows: np.ndarray, y0: int, shape: tuple[int, int], dtype: np.dt
 
 @dataclass(frozen=True)
 class RowTarget:
-    """Where rows go in the temporary file of an unfinished :class:`FitsImageWriter`, as plain
-    data that can be sent to another process (a Dask worker) and used there.
-
-    The file is opened by name, never created: once the writer has committed or aborted,
-    :meth:`write_rows` fails with :class:`OutputError` instead of leaving a stray file, so a
-    late or repeated task can never publish a partial image. Writing the same rows twice writes
-    the same bytes (idempotent).
-
-    Attributes
-    ----------
-    path, tmp_path : str
-        The final name (for messages) and the temporary file being written.
-    shape : (int, int)
-        ``(ny, nx)``.
-    dtype : str
-        Output dtype (``numpy.dtype.str``): float32, uint16 or uint8.
-    data_offset : int
-        Byte offset of the first data row.
-    """
+    """Where rows go in an unfinished :class:`FitsImageWriter`'s temporary file, as plain data
+    for another process (a Dask worker). The file is opened by name, never created: once the
+    writer has committed or aborted, a late task fails instead of leaving a stray file."""
 
     path: str
     tmp_path: str
@@ -247,35 +191,33 @@ class RowTarget:
     dtype: str
     data_offset: int
 
-    def _open(self) -> int:
+    @contextmanager
+    def _opened(self) -> Iterator[int]:
+        """The temporary file, open for writing; an OSError while it is used as OutputError."""
         try:
-            return os.open(self.tmp_path, os.O_WRONLY)
+            fd = os.open(self.tmp_path, os.O_WRONLY)
         except OSError as err:
             raise OutputError(
                 f"{self.path}: cannot open its temporary file {self.tmp_path} "
                 f"({err.strerror}); is the output directory on a filesystem this machine sees?"
             ) from err
+        try:
+            yield fd
+        except OSError as err:
+            raise OutputError(f"{self.path}: write failed ({err.strerror or err})") from err
+        finally:
+            os.close(fd)
 
     def write_rows(self, y0: int, rows: np.ndarray) -> None:
         """Write ``rows`` (shape (k, nx)) at image rows ``[y0, y0 + k)``."""
         dtype = np.dtype(self.dtype)
         data = memoryview(_encode_rows(rows, y0, self.shape, dtype))
         offset = self.data_offset + y0 * self.shape[1] * dtype.itemsize
-        fd = self._open()
-        try:
+        with self._opened() as fd:
             pwrite_all(fd, data, offset)
             start_writeback(fd, offset, data.nbytes)
-        except OSError as err:
-            raise OutputError(f"{self.path}: write failed ({err.strerror or err})") from err
-        finally:
-            os.close(fd)
 
     def sync(self) -> None:
         """Flush the rows written so far to stable storage (``fsync``)."""
-        fd = self._open()
-        try:
+        with self._opened() as fd:
             os.fsync(fd)
-        except OSError as err:
-            raise OutputError(f"{self.path}: write failed ({err.strerror or err})") from err
-        finally:
-            os.close(fd)
