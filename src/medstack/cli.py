@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
             run.add_argument(o.option, dest=o.name, action="store_true", help=help_text)
         else:
             run.add_argument(o.option, dest=o.name, default=o.default, metavar=o.metavar,
-                             type=_ARG_TYPES.get(o.kind), choices=o.choices, help=help_text)
+                             type=_ARG_TYPES.get(o.kind, str), choices=o.choices, help=help_text)
     run.add_argument("--png", metavar="FILE", help="write a quick-look PNG of the result")
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bar on stderr (default: when stderr is a terminal)")

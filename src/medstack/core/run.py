@@ -187,7 +187,7 @@ def run(
             products.abort()
             raise
     if log.isEnabledFor(logging.INFO):
-        log.info("per-image values:\n%s", image_table(plan, stats, masked if count_masked
+        log.info("per-image values:\n%s", image_table(plan, stats, masked.tolist() if count_masked
                                                       else None))
     if plan.frames is None:  # a mosaic's frames need not cover it
         check_coverage(plan, no_good)
