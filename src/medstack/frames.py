@@ -1,10 +1,8 @@
-"""The frames door: the NaN-skipping median of frames handed over one at a time, in memory,
-as JWST's and Roman's outlier detection builds it (stcal's ``MedianComputer``):
-:class:`FrameStack`."""
+"""The frames door (:class:`FrameStack`): the NaN-skipping median of frames handed over one
+at a time, as JWST's and Roman's outlier detection builds it (stcal's ``MedianComputer``)."""
 
 from __future__ import annotations
 
-import logging
 from types import TracebackType
 from typing import Any
 
@@ -21,24 +19,20 @@ from .options import parse_size, run_options
 
 __all__ = ["DEFAULT_READ_BYTES", "TILE_ROWS", "FrameStack"]
 
-log = logging.getLogger(__name__)
-
 #: Bytes of stored frame values and output rows one section holds, by default.
 DEFAULT_READ_BYTES = 4 << 20
-#: Rows of a frame's tiles: each band of rows is kept cut to the bounding box of its valid
-#: pixels, so a frame at an angle to the image holds little more than its own pixels.
+#: Rows of a frame's tiles (bands cut to the bounding box of their valid pixels, so that a
+#: frame at an angle to the image holds little more than its own pixels).
 TILE_ROWS = 64
 
 
 class FrameStack:
-    """The median of frames added one at a time: NumPy's ``np.nanmedian(cube, axis=0)`` of
-    the cube of every frame added, as stcal's ``nanmedian3D`` computes it, bit for bit, without
-    ever holding the cube.
+    """NumPy's ``np.nanmedian(cube, axis=0)`` of frames added one at a time, bit for bit as
+    stcal's ``nanmedian3D`` computes it, without ever holding the cube.
 
-    Each frame is kept cropped to its footprint (bands of :data:`TILE_ROWS` rows, each cut to
-    the bounding box of its valid pixels), in memory while ``max_memory`` allows and spilled
-    beyond it to a private temporary folder; the median combines, for each pixel, only the
-    frames whose footprints cover it.
+    Each frame is kept cropped to its footprint (:data:`TILE_ROWS`), in memory while
+    ``max_memory`` allows, spilled beyond it to a private temporary folder; each pixel's
+    median combines only the frames whose footprints cover it.
 
     Parameters
     ----------
@@ -88,10 +82,10 @@ class FrameStack:
             raise ParameterError(f"shape: expected (ny, nx), two whole numbers >= 1, got "
                                  f"{shape!r}") from err
         try:
-            name = np.dtype(dtype).name
+            self.dtype = np.dtype(dtype).name
         except TypeError:
-            name = ""
-        if name not in ("float32", "float64"):
+            self.dtype = ""
+        if self.dtype not in ("float32", "float64"):
             raise ParameterError(f"dtype: expected float32 or float64, got {dtype!r}")
         if in_memory not in (None, True, False):
             raise ParameterError(f"in_memory: expected True, False or None, got {in_memory!r}")
@@ -99,7 +93,6 @@ class FrameStack:
                 max_frames, (int, np.integer)) or max_frames < 1):
             raise ParameterError(f"max_frames: expected a whole number >= 1, got {max_frames!r}")
         self.shape = (ny, nx)
-        self.dtype = np.dtype(dtype).name
         self.max_frames = max_frames
         self._executor = ThreadExecutor(workers)
         self._options = run_options(keep_data=True, kernel=kernel)
@@ -109,8 +102,7 @@ class FrameStack:
         frame_bytes = ny * nx * np.dtype(self.dtype).itemsize
         if budget is not None:
             # the median, the sections in flight, one frame's mask and crop while added
-            reserve = (frame_bytes + ny * nx + frame_bytes
-                       + (self._executor.workers + 1) * self.read_bytes)
+            reserve = 2 * frame_bytes + ny * nx + (self._executor.workers + 1) * self.read_bytes
             if budget < reserve:
                 raise ParameterError(f"max_memory: {budget / 2**20:.4g} MiB is too small for "
                                      f"frames of {ny}x{nx}; it needs at least "
@@ -119,8 +111,6 @@ class FrameStack:
         self._store = FrameStore(self.shape, self.dtype, spill=in_memory is False,
                                  memory_bytes=None if in_memory else budget, tempdir=tempdir)
         self._closed = False
-
-    # -- what the stack holds
 
     def _open_store(self, what: str) -> FrameStore:
         if self._closed:
@@ -146,8 +136,6 @@ class FrameStack:
     def peak_spilled_bytes(self) -> int:
         """The most bytes of frame values the spill folder held."""
         return self._store.peak_spilled_bytes
-
-    # -- adding frames and the median
 
     def _plane(self, index: int, name: str, value: Any, kind: str) -> np.ndarray:
         arr = np.asarray(value)
@@ -214,7 +202,6 @@ class FrameStack:
             if valid is not None:
                 crop[~valid[y0:y1, x0:x1]] = np.nan
             tiles.append(((y0, y1, x0, x1), crop))
-        del valid
         try:
             store.add(tiles)
         except OutputError:

@@ -1,10 +1,6 @@
-"""The frames' store: each frame cropped to its footprint (tiles: bands of rows, each cut to
-the bounding box of its valid pixels), held in memory or spilled as a raw file to a private
-temporary folder, and read back by rows (:class:`FrameStore`).
-
-A spilled frame is read by its file's name, offset, dtype and shape alone
-(:meth:`StoredFrame.rows`), so a reader needs no pixels handed to it.
-"""
+"""The frames' store (:class:`FrameStore`): each frame's tiles, held in memory or spilled as
+one raw file to a private temporary folder, and read back by rows (a spilled tile by its
+file's name, offset, dtype and shape alone)."""
 
 from __future__ import annotations
 
@@ -24,24 +20,10 @@ __all__ = ["FrameStore", "StoredFrame"]
 
 @dataclass(frozen=True)
 class StoredFrame:
-    """One tile of a frame: its footprint and where its values are.
-
-    Attributes
-    ----------
-    index : int
-        The frame's number, from 0.
-    box : (int, int, int, int)
-        Its footprint ``(y0, y1, x0, x1)`` in the image (rows ``[y0, y1)``, columns
-        ``[x0, x1)``): the bounding box of the frame's valid pixels in a band of rows.
-    dtype : str
-        ``float32`` or ``float64`` (native byte order).
-    values : ndarray or None
-        The footprint's values, in memory; None when spilled.
-    path : str or None
-        The raw file holding them (C order, native byte order), when spilled.
-    offset : int
-        Where in that file they start, bytes. Default is 0.
-    """
+    """One tile of a frame (number ``index``, from 0): its footprint ``box`` = ``(y0, y1, x0,
+    x1)`` (image rows ``[y0, y1)``, columns ``[x0, x1)``) and its values of ``dtype`` (native
+    byte order): ``values`` in memory, or at byte ``offset`` of the raw file ``path`` (C
+    order) when spilled."""
 
     index: int
     box: tuple[int, int, int, int]
@@ -49,11 +31,6 @@ class StoredFrame:
     values: np.ndarray | None = None
     path: str | None = None
     offset: int = 0
-
-    @property
-    def nbytes(self) -> int:
-        y0, y1, x0, x1 = self.box
-        return (y1 - y0) * (x1 - x0) * np.dtype(self.dtype).itemsize
 
     def rows(self, r0: int, r1: int) -> np.ndarray:
         """Its values in the image rows ``[r0, r1)`` (clipped to its footprint): a view of the
@@ -133,14 +110,12 @@ class FrameStore:
         """
         index = self.n_frames
         nbytes = sum(values.nbytes for _, values in tiles)
-        fits_memory = self.memory_bytes is None or self.stored_bytes + nbytes <= self.memory_bytes
-        if not tiles:
-            pass
-        elif not self.spill and fits_memory:
+        if not self.spill and (self.memory_bytes is None
+                               or self.stored_bytes + nbytes <= self.memory_bytes):
             self.frames += [StoredFrame(index, box, self.dtype, values=values)
                             for box, values in tiles]
             self.stored_bytes += nbytes
-        else:
+        elif tiles:
             path = os.path.join(self._spill_folder(), f"frame-{index:06d}.raw")
             try:
                 _write(path, [values for _, values in tiles])
