@@ -1,7 +1,5 @@
-"""The work unit: one row section read from every input and combined (:func:`compute_section`).
-
-Executors call it, on threads or on Dask workers; it is the same code either way, so the
-result is the same bit for bit."""
+"""The work unit: one row section read from every input and combined (:func:`compute_section`),
+the same code on threads or on Dask workers, so the result is the same bit for bit."""
 
 from __future__ import annotations
 
@@ -56,10 +54,9 @@ def compute_section(
 ) -> tuple[SectionResult, list[int]]:
     """Read one section from every input and combine it.
 
-    Inputs read by a :class:`RawReader` go to the kernel as views of their memory-mapped
-    files, as they lie there (big-endian float32): the fast kernel byte-swaps each value as it
-    loads it, so the data are read once, straight from the page cache, and never copied; the
-    rows are unmapped when the section is done. Other inputs are read into buffers.
+    Inputs read by a :class:`RawReader` go to the kernel as views of their memory-mapped files
+    (big-endian float32, byte-swapped by the fast kernel as it loads them), so they are never
+    copied; other inputs are read into buffers.
 
     Parameters
     ----------
@@ -68,23 +65,20 @@ def compute_section(
     buffers : SectionBuffers, optional
         Read buffers to reuse (for inputs that are not memory-mapped). Default is fresh ones.
     count_masked : bool, optional
-        Also count, per image, the output-row pixels its weight mask rejects (``result.masked``;
-        an extra pass over the weights, for ``-v``). Default is False.
+        Also count, per image, the output-row pixels its weight mask rejects (``result.masked``,
+        for ``-v``). Default is False.
 
     Returns
     -------
     result : SectionResult
         The output rows of the section, with their ``nonfinite`` and ``masked`` counts.
     nonfinite : list of int
-        Per image, how many NaN/inf science values the section's output rows hold (they are
-        masked).
+        Per image, the NaN/inf (masked) science values in the section's output rows.
     """
     if plan.frames is not None:
         return compute_frames_section(plan, section, kernel)
-    r0, r1 = section.read
-    n = plan.n_images
-    nx = plan.shape[1]
-    lo, hi = section.local
+    (r0, r1), (lo, hi) = section.read, section.local
+    n, nx = plan.n_images, plan.shape[1]
     bufs = buffers.take() if buffers is not None else {}
 
     def planes(readers: Sequence[Reader], key: str) -> list[np.ndarray]:
@@ -112,8 +106,7 @@ def compute_section(
         sci, wht = [], None  # the mapped rows go with their views
         if buffers is not None:
             buffers.give(bufs)
-    nonfinite = [int(c) for c in result.nonfinite]
-    return result, nonfinite
+    return result, [int(c) for c in result.nonfinite]
 
 
 def compute_frames_section(plan: StackPlan, section: Section, kernel: Kernels
