@@ -26,6 +26,11 @@ DEFAULT_READ_BYTES = 4 << 20
 TILE_ROWS = 64
 
 
+def _store_count(name: str, doc: str) -> Any:
+    """A read-only property: the frame store's count ``name``."""
+    return property(lambda self: getattr(self._store, name), doc=doc)
+
+
 class FrameStack:
     """NumPy's ``np.nanmedian(cube, axis=0)`` of frames added one at a time, bit for bit as
     stcal's ``nanmedian3D`` computes it, without ever holding the cube.
@@ -41,9 +46,8 @@ class FrameStack:
     dtype : {"float32", "float64"}, optional
         The frames' and the median's dtype. Default is "float32".
     max_memory : int or str, optional
-        Bytes (or a size such as ``"2GiB"``) the stack may hold: the median, the sections in
-        flight and one frame's transients come first, the stored frames get the rest.
-        Default is no limit.
+        Bytes (or a size such as ``"2GiB"``) the stack may hold, the stored frames after the
+        median, the sections in flight and one frame's transients. Default is no limit.
     in_memory : bool, optional
         True: never spill; False: spill every frame; None: spill what ``max_memory`` cannot
         hold. Default is None.
@@ -117,25 +121,12 @@ class FrameStack:
             raise InputError(f"{what}: the frame stack is closed (median() closes it)")
         return self._store
 
-    @property
-    def n_frames(self) -> int:
-        """Frames added so far."""
-        return self._store.n_frames
-
-    @property
-    def stored_bytes(self) -> int:
-        """Bytes of frame values held in memory now."""
-        return self._store.stored_bytes
-
-    @property
-    def spilled_bytes(self) -> int:
-        """Bytes of frame values in the spill folder now."""
-        return self._store.spilled_bytes
-
-    @property
-    def peak_spilled_bytes(self) -> int:
-        """The most bytes of frame values the spill folder held."""
-        return self._store.peak_spilled_bytes
+    n_frames: int = _store_count("n_frames", "Frames added so far.")
+    stored_bytes: int = _store_count("stored_bytes", "Bytes of frame values held in memory now.")
+    spilled_bytes: int = _store_count("spilled_bytes",
+                                      "Bytes of frame values in the spill folder now.")
+    peak_spilled_bytes: int = _store_count("peak_spilled_bytes",
+                                           "The most bytes of frame values the spill folder held.")
 
     def _plane(self, index: int, name: str, value: Any, kind: str) -> np.ndarray:
         arr = np.asarray(value)
@@ -178,16 +169,15 @@ class FrameStack:
         if (weight is None) != (threshold is None):
             raise InputError(f"frame {index}: weight and threshold go together")
         valid = None  # where a weight or mask says no data: a boolean plane of valid pixels
-        if weight is not None:
-            valid = ~(self._plane(index, "weight", weight, "any") < np.float64(threshold))
-        if mask is not None:
-            bad = self._plane(index, "mask", mask, "b")
-            valid = ~bad if valid is None else np.logical_and(valid, ~bad, out=valid)
-        if valid is not None:
-            valid &= ~np.isnan(arr)
+        if weight is not None or mask is not None:
+            valid = ~np.isnan(arr)
+            if weight is not None:
+                valid &= ~(self._plane(index, "weight", weight, "any") < np.float64(threshold))
+            if mask is not None:
+                valid &= ~self._plane(index, "mask", mask, "b")
         boxes: list[list[int]] = []  # per band of rows; bands of equal columns merged
         for t0 in range(0, self.shape[0], TILE_ROWS):
-            band = slice(t0, min(t0 + TILE_ROWS, self.shape[0]))
+            band = slice(t0, t0 + TILE_ROWS)
             box = footprint(arr[band] if valid is None else valid[band], self._kernel.name)
             if box is None:
                 continue

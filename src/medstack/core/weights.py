@@ -16,29 +16,27 @@ no finite weight ≥ 1e-8 entirely.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..io.readers import RawReader, Reader
-from ..kernels import WEIGHT_LANES, Kernels, reference, weight_sums
+from ..kernels import WEIGHT_LANES, Kernels, weight_sums
 from ..kernels.spec import MIN_WEIGHT
 from .memory import weight_chunk_rows
 from .plan import StackPlan
 
 __all__ = ["MIN_WEIGHT", "WeightMean", "WeightStats", "mask_threshold", "thresholds_of",
-           "weight_groups", "weight_mask", "weight_stats", "weight_stats_many"]
+           "weight_groups", "weight_stats", "weight_stats_many"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class WeightMean:
-    """Accumulates one image's mean weight over row sections, in stack row order.
-
-    The sum is sequential in float64, as drizzlepac's C ``computeMean`` does, so the result is
-    the same whatever the section size.
+    """Accumulates one image's mean weight over row sections, in stack row order: a
+    sequential float64 sum, as drizzlepac's C ``computeMean``, the same whatever the sections.
     """
 
     total: float = 0.0
@@ -74,9 +72,7 @@ class WeightMean:
     @property
     def mean(self) -> float | None:
         """The mean weight as drizzlepac sees it (a float32 value), or None if no weight ≥ 1e-8."""
-        if self.count == 0:
-            return None
-        return float(np.float32(self.total / self.count))
+        return float(np.float32(self.total / self.count)) if self.count else None
 
 
 @dataclass(frozen=True)
@@ -91,25 +87,6 @@ def mask_threshold(mean: float | None, maskpt: float) -> float:
     """``mean × maskpt`` in float64; +inf (all masked) when the image has no weight ≥ 1e-8
     (Q17)."""
     return float("inf") if mean is None else float(mean) * float(maskpt)
-
-
-def weight_mask(weights: np.ndarray, thresholds: Iterable[float] | np.ndarray) -> np.ndarray:
-    """Bad-pixel mask of a section: ``weight < threshold`` (float64 compare), or a NaN or ±inf
-    weight.
-
-    Parameters
-    ----------
-    weights : ndarray, shape (N, rows, nx), float32
-        Weight section of the N images.
-    thresholds : sequence of float, length N
-        Per-image thresholds from :func:`mask_threshold`.
-
-    Returns
-    -------
-    ndarray of bool, shape (N, rows, nx)
-        True where the pixel is bad.
-    """
-    return reference.weight_mask(weights, np.asarray(list(thresholds), dtype=np.float64))
 
 
 def weight_stats(reader: Reader, rows: int, kernel: Kernels | str = "fast") -> WeightStats:
