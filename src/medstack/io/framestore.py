@@ -62,9 +62,9 @@ class FrameStore:
     dtype : str
         ``float32`` or ``float64``.
     memory_bytes : int, optional
-        Frame bytes kept in memory at most; frames beyond it are spilled. Default is no limit.
+        Frame bytes kept in memory at most, the rest spilled. Default is no limit.
     spill : bool, optional
-        True: spill every frame. Default is False (spill only beyond ``memory_bytes``).
+        True: spill every frame. Default is False.
     tempdir : str, optional
         Where the private spill folder is made (``""``: the current folder). Default is the
         system's temporary folder.
@@ -105,8 +105,7 @@ class FrameStore:
         Raises
         ------
         OutputError
-            The spill folder cannot be made or written (full disk), naming it; the frame's
-            partial file is removed.
+            The spill folder cannot be made or written, naming it (no partial file is left).
         """
         index = self.n_frames
         nbytes = sum(values.nbytes for _, values in tiles)
