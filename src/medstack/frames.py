@@ -128,15 +128,13 @@ class FrameStack:
     peak_spilled_bytes: int = _store_count("peak_spilled_bytes",
                                            "The most bytes of frame values the spill folder held.")
 
-    def _plane(self, index: int, name: str, value: Any, kind: str) -> np.ndarray:
+    def _plane(self, index: int, name: str, value: Any, dtype: str | None) -> np.ndarray:
+        """``value`` as an array of the frames' shape and ``dtype`` (any byte order)."""
         arr = np.asarray(value)
-        if arr.ndim != 2 or arr.shape != self.shape:
-            raise InputError(f"frame {index}: {name} has shape {arr.shape}, expected "
-                             f"{self.shape}")
-        if kind == "f" and (arr.dtype.kind != "f" or arr.dtype.itemsize != np.dtype(
-                self.dtype).itemsize) or kind == "b" and arr.dtype != bool:
-            want = self.dtype if kind == "f" else "bool"
-            raise InputError(f"frame {index}: {name} has dtype {arr.dtype}, expected {want}")
+        if arr.shape != self.shape:
+            raise InputError(f"frame {index}: {name} has shape {arr.shape}, expected {self.shape}")
+        if dtype is not None and arr.dtype.newbyteorder("=") != dtype:
+            raise InputError(f"frame {index}: {name} has dtype {arr.dtype}, expected {dtype}")
         return arr
 
     def add(self, frame: np.ndarray, *, weight: np.ndarray | None = None,
@@ -165,16 +163,16 @@ class FrameStack:
         index = store.n_frames
         if self.max_frames is not None and index >= self.max_frames:
             raise InputError(f"frame {index}: more than max_frames = {self.max_frames} frames")
-        arr = self._plane(index, "frame", frame, "f")
+        arr = self._plane(index, "frame", frame, self.dtype)
         if (weight is None) != (threshold is None):
             raise InputError(f"frame {index}: weight and threshold go together")
         valid = None  # where a weight or mask says no data: a boolean plane of valid pixels
         if weight is not None or mask is not None:
             valid = ~np.isnan(arr)
             if weight is not None:
-                valid &= ~(self._plane(index, "weight", weight, "any") < np.float64(threshold))
+                valid &= ~(self._plane(index, "weight", weight, None) < np.float64(threshold))
             if mask is not None:
-                valid &= ~self._plane(index, "mask", mask, "b")
+                valid &= ~self._plane(index, "mask", mask, "bool")
         boxes: list[list[int]] = []  # per band of rows; bands of equal columns merged
         for t0 in range(0, self.shape[0], TILE_ROWS):
             band = slice(t0, t0 + TILE_ROWS)
