@@ -90,15 +90,12 @@ def prepare(images: Sequence[InputImage], params: MedianParams, *, workers: int 
         raise InputError("no input images")
     n, kind = len(images), params.kind
     if kind == "minmed" and n < 2:
-        raise ParameterError(
-            f"combine_type={params.combine_type} needs two or more input images, got 1; "
-            "use median, mean or sum"
-        )
+        raise ParameterError(f"combine_type={params.combine_type} needs two or more input "
+                             "images, got 1; use median, mean or sum")
     if kind in ("median", "mean") and n - params.combine_nlow - params.combine_nhigh < 1:
-        raise StepAbortedError(
-            f"combine_nlow + combine_nhigh = {params.combine_nlow + params.combine_nhigh} "
-            f"rejects every one of the {n} input images; it must be less than {n}"
-        )
+        raise StepAbortedError(f"combine_nlow + combine_nhigh = "
+                               f"{params.combine_nlow + params.combine_nhigh} rejects every one "
+                               f"of the {n} input images; it must be less than {n}")
     if params.median_newmasks and params.combine_maskpt > 1:
         log.warning(
             "combine_maskpt = %g is a fraction of each image's mean weight, not a percentage: "
@@ -111,9 +108,8 @@ def prepare(images: Sequence[InputImage], params: MedianParams, *, workers: int 
             if img.exptime is None:
                 raise InputError(f"{img.sci}: EXPTIME missing; minmed needs the exposure time")
             if not img.exptime > 0:
-                raise InputError(
-                    f"{img.sci}: EXPTIME = {img.exptime:g}; minmed needs a positive exposure time"
-                )
+                raise InputError(f"{img.sci}: EXPTIME = {img.exptime:g}; minmed needs a positive "
+                                 "exposure time")
             if img.sky is None:
                 log.warning("%s: MDRIZSKY missing; sky taken as 0", img.sci)
             if img.readnoise is None:

@@ -36,10 +36,9 @@ class SectionBuffers:
 
 def _buffer(buffers: dict[str, np.ndarray], key: str, shape: tuple[int, ...]) -> np.ndarray:
     size = int(np.prod(shape))
-    buf = buffers.get(key)
-    if buf is None or buf.size < size:
-        buf = buffers[key] = np.empty(size, dtype=np.uint32)
-    return buf[:size].reshape(shape)
+    if key not in buffers or buffers[key].size < size:
+        buffers[key] = np.empty(size, dtype=np.float32)
+    return buffers[key][:size].reshape(shape)
 
 
 def compute_section(
@@ -87,7 +86,7 @@ def compute_section(
             if isinstance(reader, RawReader) and reader.mappable:
                 out.append(reader.rows(r0, r1))
             else:
-                buf = _buffer(bufs, key, (n, r1 - r0, nx)).view(np.float32)[i]
+                buf = _buffer(bufs, key, (n, r1 - r0, nx))[i]
                 out.append(reader.read(r0, r1, out=buf))
         return out
 

@@ -85,18 +85,6 @@ class FrameStore:
         self.folder: str | None = None
         self._cleanup: weakref.finalize | None = None
 
-    def _spill_folder(self) -> str:
-        if self.folder is None:
-            where = self.tempdir if self.tempdir is not None else tempfile.gettempdir()
-            try:
-                self.folder = tempfile.mkdtemp(prefix="medstack-frames-", dir=where or ".")
-            except OSError as err:
-                raise OutputError(f"{where or os.getcwd()}: cannot make the frames' spill "
-                                  f"folder there ({err.strerror or err})") from err
-            # removed with the store at the latest, even when nobody closes it
-            self._cleanup = weakref.finalize(self, shutil.rmtree, self.folder, True)
-        return self.folder
-
     def add(self, tiles: Sequence[tuple[tuple[int, int, int, int], np.ndarray]]) -> None:
         """Add the next frame: its tiles, each a footprint ``(y0, y1, x0, x1)`` and its values
         (C-contiguous, the store's dtype); none for a frame with no valid pixel (it still
@@ -115,7 +103,16 @@ class FrameStore:
                             for box, values in tiles]
             self.stored_bytes += nbytes
         elif tiles:
-            path = os.path.join(self._spill_folder(), f"frame-{index:06d}.raw")
+            if self.folder is None:
+                where = self.tempdir if self.tempdir is not None else tempfile.gettempdir()
+                try:
+                    self.folder = tempfile.mkdtemp(prefix="medstack-frames-", dir=where or ".")
+                except OSError as err:
+                    raise OutputError(f"{where or os.getcwd()}: cannot make the frames' spill "
+                                      f"folder there ({err.strerror or err})") from err
+                # removed with the store at the latest, even when nobody closes it
+                self._cleanup = weakref.finalize(self, shutil.rmtree, self.folder, True)
+            path = os.path.join(self.folder, f"frame-{index:06d}.raw")
             try:
                 _write(path, [values for _, values in tiles])
             except BaseException as err:
