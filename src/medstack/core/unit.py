@@ -34,13 +34,6 @@ class SectionBuffers:
             self._free.append(buffers)
 
 
-def _buffer(buffers: dict[str, np.ndarray], key: str, shape: tuple[int, ...]) -> np.ndarray:
-    size = int(np.prod(shape))
-    if key not in buffers or buffers[key].size < size:
-        buffers[key] = np.empty(size, dtype=np.float32)
-    return buffers[key][:size].reshape(shape)
-
-
 def compute_section(
     plan: StackPlan,
     section: Section,
@@ -77,7 +70,8 @@ def compute_section(
     if plan.frames is not None:
         return compute_frames_section(plan, section, kernel)
     (r0, r1), (lo, hi) = section.read, section.local
-    n, nx = plan.n_images, plan.shape[1]
+    shape = (plan.n_images, r1 - r0, plan.shape[1])  # of a read buffer
+    size = shape[0] * shape[1] * shape[2]
     bufs = buffers.take() if buffers is not None else {}
 
     def planes(readers: Sequence[Reader], key: str) -> list[np.ndarray]:
@@ -85,9 +79,10 @@ def compute_section(
         for i, reader in enumerate(readers):
             if isinstance(reader, RawReader) and reader.mappable:
                 out.append(reader.rows(r0, r1))
-            else:
-                buf = _buffer(bufs, key, (n, r1 - r0, nx))[i]
-                out.append(reader.read(r0, r1, out=buf))
+                continue
+            if key not in bufs or bufs[key].size < size:
+                bufs[key] = np.empty(size, dtype=np.float32)
+            out.append(reader.read(r0, r1, out=bufs[key][:size].reshape(shape)[i]))
         return out
 
     sci: list[np.ndarray] = []
