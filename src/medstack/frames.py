@@ -112,8 +112,8 @@ class FrameStack:
                                      f"frames of {ny}x{nx}; it needs at least "
                                      f"{reserve / 2**20:.4g} MiB")
             budget -= reserve
-        self._store = FrameStore(self.shape, self.dtype, spill=in_memory is False,
-                                 memory_bytes=None if in_memory else budget, tempdir=tempdir)
+        self._store = FrameStore(self.shape, self.dtype, tempdir=tempdir, memory_bytes=(
+            0 if in_memory is False else None if in_memory else budget))
         self._closed = False
 
     def _open_store(self, what: str) -> FrameStore:

@@ -65,9 +65,8 @@ def provenance(plan: StackPlan) -> tuple[list[tuple[str, object, str]], list[str
 
 def median_header(plan: StackPlan) -> OutputHeader:
     """The median's header: the first input's science header, less its structural cards, plus
-    the provenance (:func:`provenance`). Its cards are copied as they lie in the file where
-    every one is plain (:meth:`OutputHeader.from_cards`: astropy is not imported), else taken
-    as astropy writes them (:meth:`OutputHeader.from_astropy`)."""
+    the provenance; its cards copied as they lie in the file where every one is plain (without
+    astropy), else as astropy writes them."""
     if plan.frames is not None:  # frames in memory carry no header
         return OutputHeader()
     cards, history = provenance(plan)
@@ -193,13 +192,12 @@ class OutputSinks:
 
     def put(self, section: Section, result: SectionResult) -> None:
         o0, o1 = section.out
-        parts = {"median": result.median, "ngood": result.ngood, "minchosen": result.minchosen}
         if self.quicklook is not None:
             self.quicklook.add(o0, result.median, result.ngood)
         for key, writer in self.writers.items():
-            writer.write_rows(o0, parts[key])
+            writer.write_rows(o0, getattr(result, key))
         for key, array in self.arrays.items():
-            array[o0:o1] = parts[key]
+            array[o0:o1] = getattr(result, key)
 
     def commit(self) -> None:
         """Sync every file and commit it with the run's other products (all or nothing:

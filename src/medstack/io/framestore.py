@@ -20,10 +20,23 @@ __all__ = ["FrameStore", "StoredFrame"]
 
 @dataclass(frozen=True)
 class StoredFrame:
-    """One tile of a frame (number ``index``, from 0): its footprint ``box`` = ``(y0, y1, x0,
-    x1)`` (image rows ``[y0, y1)``, columns ``[x0, x1)``) and its values of ``dtype`` (native
-    byte order): ``values`` in memory, or at byte ``offset`` of the raw file ``path`` (C
-    order) when spilled."""
+    """One tile of a frame: its footprint and where its values are.
+
+    Attributes
+    ----------
+    index : int
+        The frame's number, from 0.
+    box : (int, int, int, int)
+        Its footprint ``(y0, y1, x0, x1)``: image rows ``[y0, y1)``, columns ``[x0, x1)``.
+    dtype : str
+        ``float32`` or ``float64`` (native byte order).
+    values : ndarray or None
+        Its values, in memory; None when spilled.
+    path : str or None
+        When spilled, the raw file holding them (C order).
+    offset : int
+        Where in that file they start, bytes. Default is 0.
+    """
 
     index: int
     box: tuple[int, int, int, int]
@@ -62,20 +75,18 @@ class FrameStore:
     dtype : str
         ``float32`` or ``float64``.
     memory_bytes : int, optional
-        Frame bytes kept in memory at most, the rest spilled. Default is no limit.
-    spill : bool, optional
-        True: spill every frame. Default is False.
+        Frame bytes kept in memory at most (0: spill every frame), the rest spilled. Default
+        is no limit.
     tempdir : str, optional
         Where the private spill folder is made (``""``: the current folder). Default is the
         system's temporary folder.
     """
 
     def __init__(self, shape: tuple[int, int], dtype: str, *, memory_bytes: int | None = None,
-                 spill: bool = False, tempdir: str | None = None) -> None:
+                 tempdir: str | None = None) -> None:
         self.shape = shape
         self.dtype = dtype
         self.memory_bytes = memory_bytes
-        self.spill = spill
         self.tempdir = tempdir
         self.frames: list[StoredFrame] = []
         self.n_frames = 0
@@ -97,8 +108,7 @@ class FrameStore:
         """
         index = self.n_frames
         nbytes = sum(values.nbytes for _, values in tiles)
-        if not self.spill and (self.memory_bytes is None
-                               or self.stored_bytes + nbytes <= self.memory_bytes):
+        if self.memory_bytes is None or self.stored_bytes + nbytes <= self.memory_bytes:
             self.frames += [StoredFrame(index, box, self.dtype, values=values)
                             for box, values in tiles]
             self.stored_bytes += nbytes
