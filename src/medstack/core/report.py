@@ -6,6 +6,8 @@ import logging
 import os
 from collections.abc import Sequence
 
+import numpy as np
+
 from .plan import StackPlan
 from .weights import WeightStats
 
@@ -37,7 +39,7 @@ def check_coverage(plan: StackPlan, no_good: int) -> None:
 
 
 def image_table(plan: StackPlan, stats: Sequence[WeightStats] | None = None,
-                masked: Sequence[int] | None = None) -> str:
+                masked: Sequence[int] | np.ndarray | None = None) -> str:
     """The per-image values of a run as a text table: exposure time (s), sky (electrons), read
     noise (electrons), mean weight and the fraction of its pixels the weight mask rejects
     ("-" where not known or not used)."""

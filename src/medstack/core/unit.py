@@ -85,8 +85,6 @@ def compute_section(
             out.append(reader.read(r0, r1, out=bufs[key][:size].reshape(shape)[i]))
         return out
 
-    sci: list[np.ndarray] = []
-    wht: list[np.ndarray] | None = None
     try:
         sci = planes(sci_readers, "sci")
         wht = planes(wht_readers, "wht") if wht_readers is not None else None
