@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from medstack.core.weights import MIN_WEIGHT, WeightMean, mask_threshold, weight_mask
+from medstack.core.weights import MIN_WEIGHT, WeightMean, mask_threshold
+from medstack.kernels.reference import weight_mask
 
 
 def test_mean_is_sequential_float64_rounded_to_float32():

@@ -1,9 +1,5 @@
-"""The Python API: :func:`median_image`, the door behind the command line.
-
-It checks the arguments, validates the parameters once (:func:`medstack.params.validate`),
-resolves the inputs and their per-image values (:func:`medstack.io.inputs.open_inputs`, as
-every door does), plans (:func:`medstack.core.plan.prepare`), picks the executor the run
-options name (:func:`make_executor`) and runs (:func:`medstack.core.run.run`).
+"""The Python API: :func:`median_image`, the door behind the command line, and
+:func:`run_stack`, what every door does once it has validated the parameters and run options.
 """
 
 from __future__ import annotations
@@ -26,27 +22,8 @@ from .params import MedianParams, validate
 __all__ = ["make_executor", "median_image", "run_stack"]
 
 
-def _check_api_arguments(input: Any, output: Any, weights: Any) -> None:
-    """ParameterError naming the argument of :func:`median_image` that has a wrong type or
-    value (before any file is opened); the run options are checked by
-    :func:`medstack.options.run_options`."""
-
-    def is_name(value: Any) -> bool:
-        return isinstance(value, (str, os.PathLike))
-
-    if not is_name(input) and not (isinstance(input, (list, tuple))
-                                   and all(is_name(v) for v in input)):
-        raise ParameterError(
-            f"input: expected a file name, pattern or @list (str or path) or a list of them, "
-            f"got {type(input).__name__} {input!r}"[:200]
-        )
-    if output is not None and not is_name(output):
-        raise ParameterError(f"output: expected a rootname (str or path) or None, got "
-                             f"{type(output).__name__} {output!r}"[:200])
-    if weights is not None and (isinstance(weights, (str, bytes)) or not (
-            isinstance(weights, Sequence) and all(is_name(w) or w is None for w in weights))):
-        raise ParameterError(f"weights: expected a list of weight file names (one per input) "
-                             f"or None, got {type(weights).__name__} {weights!r}"[:200])
+def _is_name(value: Any) -> bool:
+    return isinstance(value, (str, os.PathLike))
 
 
 def median_image(
@@ -101,15 +78,27 @@ def median_image(
     MedstackError
         ``InputError``, ``ParameterError`` or ``OutputError``, one line naming the culprit.
     """
-    _check_api_arguments(input, output, weights)
+    # the arguments, before any file is opened (run_options checks the run options)
+    if not _is_name(input) and not (isinstance(input, (list, tuple))
+                                    and all(_is_name(v) for v in input)):
+        raise ParameterError(
+            f"input: expected a file name, pattern or @list (str or path) or a list of them, "
+            f"got {type(input).__name__} {input!r}"[:200]
+        )
+    if output is not None and not _is_name(output):
+        raise ParameterError(f"output: expected a rootname (str or path) or None, got "
+                             f"{type(output).__name__} {output!r}"[:200])
+    if weights is not None and (isinstance(weights, (str, bytes)) or not (
+            isinstance(weights, Sequence) and all(_is_name(w) or w is None for w in weights))):
+        raise ParameterError(f"weights: expected a list of weight file names (one per input) "
+                             f"or None, got {type(weights).__name__} {weights!r}"[:200])
     options = run_options(
         save_maps=save_maps, keep_data=keep_data, keep_maps=keep_maps, workers=workers,
         progress=progress, kernel=kernel, scheduler=scheduler, client=client,
         quicklook=quicklook, before_commit=before_commit, connect_timeout=connect_timeout,
         max_memory=max_memory)
-    p = validate(params)
-    return run_stack(input, p, options, output=output, weights=weights, exptime=exptime,
-                     sky=sky, readnoise=readnoise)
+    return run_stack(input, validate(params), options, output=output, weights=weights,
+                     exptime=exptime, sky=sky, readnoise=readnoise)
 
 
 median_image.__doc__ = (median_image.__doc__ or "") % {"run_options": numpydoc()}
@@ -124,16 +113,13 @@ def run_stack(input: Any, params: MedianParams, options: RunOptions, *,
     Parameters
     ----------
     input
-        The inputs, as for :func:`median_image`, or the :class:`~medstack.io.inputs.InputImage`
-        s a door has already resolved.
+        The inputs, as for :func:`median_image`, or the
+        :class:`~medstack.io.inputs.InputImage` s a door has already resolved.
     params : MedianParams
-        The median-step parameters.
     options : RunOptions
-        The run options.
     output : str, path-like or Products, optional
         Output rootname, or a path ending in ``.fits``; or every product of the run, named
-        by the door (:class:`~medstack.io.outputs.Products`; :func:`medstack.core.run.run`
-        checks them and commits them together). Default is no file.
+        by the door (:class:`~medstack.io.outputs.Products`). Default is no file.
     **per_image
         ``weights``, ``exptime``, ``sky``, ``readnoise`` for
         :func:`medstack.io.inputs.open_inputs`.

@@ -1,10 +1,8 @@
-"""The frames door: the NaN-skipping median of frames handed over one at a time, in memory,
-as JWST's and Roman's outlier detection builds it (stcal's ``MedianComputer``):
-:class:`FrameStack`."""
+"""The frames door (:class:`FrameStack`): the NaN-skipping median of frames handed over one
+at a time, as JWST's and Roman's outlier detection builds it (stcal's ``MedianComputer``)."""
 
 from __future__ import annotations
 
-import logging
 from types import TracebackType
 from typing import Any
 
@@ -21,24 +19,25 @@ from .options import parse_size, run_options
 
 __all__ = ["DEFAULT_READ_BYTES", "TILE_ROWS", "FrameStack"]
 
-log = logging.getLogger(__name__)
-
 #: Bytes of stored frame values and output rows one section holds, by default.
 DEFAULT_READ_BYTES = 4 << 20
-#: Rows of a frame's tiles: each band of rows is kept cut to the bounding box of its valid
-#: pixels, so a frame at an angle to the image holds little more than its own pixels.
+#: Rows of a frame's tiles (bands cut to the bounding box of their valid pixels, so that a
+#: frame at an angle to the image holds little more than its own pixels).
 TILE_ROWS = 64
 
 
-class FrameStack:
-    """The median of frames added one at a time: NumPy's ``np.nanmedian(cube, axis=0)`` of
-    the cube of every frame added, as stcal's ``nanmedian3D`` computes it, bit for bit, without
-    ever holding the cube.
+def _store_count(name: str, doc: str) -> Any:
+    """A read-only property: the frame store's count ``name``."""
+    return property(lambda self: getattr(self._store, name), doc=doc)
 
-    Each frame is kept cropped to its footprint (bands of :data:`TILE_ROWS` rows, each cut to
-    the bounding box of its valid pixels), in memory while ``max_memory`` allows and spilled
-    beyond it to a private temporary folder; the median combines, for each pixel, only the
-    frames whose footprints cover it.
+
+class FrameStack:
+    """NumPy's ``np.nanmedian(cube, axis=0)`` of frames added one at a time, bit for bit as
+    stcal's ``nanmedian3D`` computes it, without ever holding the cube.
+
+    Each frame is kept cropped to its footprint (:data:`TILE_ROWS`), in memory while
+    ``max_memory`` allows, spilled beyond it to a private temporary folder; each pixel's
+    median combines only the frames whose footprints cover it.
 
     Parameters
     ----------
@@ -47,9 +46,8 @@ class FrameStack:
     dtype : {"float32", "float64"}, optional
         The frames' and the median's dtype. Default is "float32".
     max_memory : int or str, optional
-        Bytes (or a size such as ``"2GiB"``) the stack may hold: the median, the sections in
-        flight and one frame's transients come first, the stored frames get the rest.
-        Default is no limit.
+        Bytes (or a size such as ``"2GiB"``) the stack may hold, the stored frames after the
+        median, the sections in flight and one frame's transients. Default is no limit.
     in_memory : bool, optional
         True: never spill; False: spill every frame; None: spill what ``max_memory`` cannot
         hold. Default is None.
@@ -88,10 +86,10 @@ class FrameStack:
             raise ParameterError(f"shape: expected (ny, nx), two whole numbers >= 1, got "
                                  f"{shape!r}") from err
         try:
-            name = np.dtype(dtype).name
+            self.dtype = np.dtype(dtype).name
         except TypeError:
-            name = ""
-        if name not in ("float32", "float64"):
+            self.dtype = ""
+        if self.dtype not in ("float32", "float64"):
             raise ParameterError(f"dtype: expected float32 or float64, got {dtype!r}")
         if in_memory not in (None, True, False):
             raise ParameterError(f"in_memory: expected True, False or None, got {in_memory!r}")
@@ -99,7 +97,6 @@ class FrameStack:
                 max_frames, (int, np.integer)) or max_frames < 1):
             raise ParameterError(f"max_frames: expected a whole number >= 1, got {max_frames!r}")
         self.shape = (ny, nx)
-        self.dtype = np.dtype(dtype).name
         self.max_frames = max_frames
         self._executor = ThreadExecutor(workers)
         self._options = run_options(keep_data=True, kernel=kernel)
@@ -109,55 +106,35 @@ class FrameStack:
         frame_bytes = ny * nx * np.dtype(self.dtype).itemsize
         if budget is not None:
             # the median, the sections in flight, one frame's mask and crop while added
-            reserve = (frame_bytes + ny * nx + frame_bytes
-                       + (self._executor.workers + 1) * self.read_bytes)
+            reserve = 2 * frame_bytes + ny * nx + (self._executor.workers + 1) * self.read_bytes
             if budget < reserve:
                 raise ParameterError(f"max_memory: {budget / 2**20:.4g} MiB is too small for "
                                      f"frames of {ny}x{nx}; it needs at least "
                                      f"{reserve / 2**20:.4g} MiB")
             budget -= reserve
-        self._store = FrameStore(self.shape, self.dtype, spill=in_memory is False,
-                                 memory_bytes=None if in_memory else budget, tempdir=tempdir)
+        self._store = FrameStore(self.shape, self.dtype, tempdir=tempdir, memory_bytes=(
+            0 if in_memory is False else None if in_memory else budget))
         self._closed = False
-
-    # -- what the stack holds
 
     def _open_store(self, what: str) -> FrameStore:
         if self._closed:
             raise InputError(f"{what}: the frame stack is closed (median() closes it)")
         return self._store
 
-    @property
-    def n_frames(self) -> int:
-        """Frames added so far."""
-        return self._store.n_frames
+    n_frames: int = _store_count("n_frames", "Frames added so far.")
+    stored_bytes: int = _store_count("stored_bytes", "Bytes of frame values held in memory now.")
+    spilled_bytes: int = _store_count("spilled_bytes",
+                                      "Bytes of frame values in the spill folder now.")
+    peak_spilled_bytes: int = _store_count("peak_spilled_bytes",
+                                           "The most bytes of frame values the spill folder held.")
 
-    @property
-    def stored_bytes(self) -> int:
-        """Bytes of frame values held in memory now."""
-        return self._store.stored_bytes
-
-    @property
-    def spilled_bytes(self) -> int:
-        """Bytes of frame values in the spill folder now."""
-        return self._store.spilled_bytes
-
-    @property
-    def peak_spilled_bytes(self) -> int:
-        """The most bytes of frame values the spill folder held."""
-        return self._store.peak_spilled_bytes
-
-    # -- adding frames and the median
-
-    def _plane(self, index: int, name: str, value: Any, kind: str) -> np.ndarray:
+    def _plane(self, index: int, name: str, value: Any, dtype: str | None) -> np.ndarray:
+        """``value`` as an array of the frames' shape and ``dtype`` (any byte order)."""
         arr = np.asarray(value)
-        if arr.ndim != 2 or arr.shape != self.shape:
-            raise InputError(f"frame {index}: {name} has shape {arr.shape}, expected "
-                             f"{self.shape}")
-        if kind == "f" and (arr.dtype.kind != "f" or arr.dtype.itemsize != np.dtype(
-                self.dtype).itemsize) or kind == "b" and arr.dtype != bool:
-            want = self.dtype if kind == "f" else "bool"
-            raise InputError(f"frame {index}: {name} has dtype {arr.dtype}, expected {want}")
+        if arr.shape != self.shape:
+            raise InputError(f"frame {index}: {name} has shape {arr.shape}, expected {self.shape}")
+        if dtype is not None and arr.dtype.newbyteorder("=") != dtype:
+            raise InputError(f"frame {index}: {name} has dtype {arr.dtype}, expected {dtype}")
         return arr
 
     def add(self, frame: np.ndarray, *, weight: np.ndarray | None = None,
@@ -186,20 +163,19 @@ class FrameStack:
         index = store.n_frames
         if self.max_frames is not None and index >= self.max_frames:
             raise InputError(f"frame {index}: more than max_frames = {self.max_frames} frames")
-        arr = self._plane(index, "frame", frame, "f")
+        arr = self._plane(index, "frame", frame, self.dtype)
         if (weight is None) != (threshold is None):
             raise InputError(f"frame {index}: weight and threshold go together")
         valid = None  # where a weight or mask says no data: a boolean plane of valid pixels
-        if weight is not None:
-            valid = ~(self._plane(index, "weight", weight, "any") < np.float64(threshold))
-        if mask is not None:
-            bad = self._plane(index, "mask", mask, "b")
-            valid = ~bad if valid is None else np.logical_and(valid, ~bad, out=valid)
-        if valid is not None:
-            valid &= ~np.isnan(arr)
+        if weight is not None or mask is not None:
+            valid = ~np.isnan(arr)
+            if weight is not None:
+                valid &= ~(self._plane(index, "weight", weight, None) < np.float64(threshold))
+            if mask is not None:
+                valid &= ~self._plane(index, "mask", mask, "bool")
         boxes: list[list[int]] = []  # per band of rows; bands of equal columns merged
         for t0 in range(0, self.shape[0], TILE_ROWS):
-            band = slice(t0, min(t0 + TILE_ROWS, self.shape[0]))
+            band = slice(t0, t0 + TILE_ROWS)
             box = footprint(arr[band] if valid is None else valid[band], self._kernel.name)
             if box is None:
                 continue
@@ -214,7 +190,6 @@ class FrameStack:
             if valid is not None:
                 crop[~valid[y0:y1, x0:x1]] = np.nan
             tiles.append(((y0, y1, x0, x1), crop))
-        del valid
         try:
             store.add(tiles)
         except OutputError:

@@ -7,7 +7,7 @@
 - :mod:`.weights`: the weight statistics and the mask thresholds.
 - :mod:`.unit`: the work unit, one section read and combined (:func:`~.unit.compute_section`).
 - :mod:`.products`: the output header and provenance, the sinks, :class:`~.products.MedianResult`.
-- :mod:`.report`: what a run tells its user (the compile notice, the per-image table, coverage).
+- :mod:`.report`: what a run tells its user (the per-image table, coverage).
 - :mod:`.run`: the one run skeleton, which takes an executor (:mod:`medstack.executors`).
 
 The core knows no backend: it imports neither the executors nor Dask.

@@ -1,17 +1,10 @@
 """Memory planning: how many bytes a run holds at its peak, from its plan alone, and the plan
 that keeps a run within a total budget (``--max-memory``).
 
-The model counts what grows with the stack; the interpreter, the imported libraries and the
-compiled kernels (the baseline, about 150 MiB) are not in it.
-
-- A section in flight holds, per input pixel, its science and weight values (float32, 4 + 4
-  bytes: mapped file pages or read buffers), and per output pixel the result, the counts and
-  the kernels' temporaries (:data:`OUTPUT_BYTES_PER_PIXEL`).
-- ``workers + 1`` sections are in flight at once (the workers and one read ahead).
-- The weight pass, before the sections, holds at most :data:`WEIGHT_CHUNK_BYTES` per input
-  (mapped rows, or a read buffer), and never more than two sections' rows, 4 bytes a pixel
-  against a section's 8 or more (so it is never the peak).
-- Arrays kept for the caller (``keep_data``): 4 bytes per output pixel, plus 3 for the maps.
+The model counts what grows with the stack (not the interpreter, libraries and kernels): the
+``workers + 1`` sections in flight (the workers and one read ahead), the weight pass before
+them (never the peak: at most two sections' rows at 4 bytes a pixel) and the arrays kept for
+the caller.
 
 Notes
 -----

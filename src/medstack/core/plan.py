@@ -1,6 +1,6 @@
 """The plan of a run: the stack checked against the parameters, its sections and kernel
-spec, before any pixel is read (:func:`prepare`). The output's name (:func:`output_name`,
-:func:`rootname`) is :mod:`medstack.io.outputs`'."""
+spec, before any pixel is read (:func:`prepare`; :func:`prepare_frames` for the frames door).
+"""
 
 from __future__ import annotations
 
@@ -60,10 +60,8 @@ def prepare(images: Sequence[InputImage], params: MedianParams, *, workers: int 
             maps: bool = False) -> StackPlan:
     """Check the stack against the parameters and plan the run; no pixel is read.
 
-    The sections come from the memory model (:func:`medstack.core.memory.plan_memory`): at
-    most ``combine_bufsize`` MiB of science rows per input (4 MiB when neither it nor
-    ``max_memory_bytes`` is given), and, with ``max_memory_bytes``, as many rows and sections
-    in flight as fit that total. The result never depends on the section size.
+    The sections come from the memory model (:func:`medstack.core.memory.plan_memory`); the
+    result never depends on their size.
 
     Parameters
     ----------
@@ -90,18 +88,14 @@ def prepare(images: Sequence[InputImage], params: MedianParams, *, workers: int 
     """
     if not images:
         raise InputError("no input images")
-    n = len(images)
-    kind = params.kind
+    n, kind = len(images), params.kind
     if kind == "minmed" and n < 2:
-        raise ParameterError(
-            f"combine_type={params.combine_type} needs two or more input images, got 1; "
-            "use median, mean or sum"
-        )
+        raise ParameterError(f"combine_type={params.combine_type} needs two or more input "
+                             "images, got 1; use median, mean or sum")
     if kind in ("median", "mean") and n - params.combine_nlow - params.combine_nhigh < 1:
-        raise StepAbortedError(
-            f"combine_nlow + combine_nhigh = {params.combine_nlow + params.combine_nhigh} "
-            f"rejects every one of the {n} input images; it must be less than {n}"
-        )
+        raise StepAbortedError(f"combine_nlow + combine_nhigh = "
+                               f"{params.combine_nlow + params.combine_nhigh} rejects every one "
+                               f"of the {n} input images; it must be less than {n}")
     if params.median_newmasks and params.combine_maskpt > 1:
         log.warning(
             "combine_maskpt = %g is a fraction of each image's mean weight, not a percentage: "
@@ -114,18 +108,15 @@ def prepare(images: Sequence[InputImage], params: MedianParams, *, workers: int 
             if img.exptime is None:
                 raise InputError(f"{img.sci}: EXPTIME missing; minmed needs the exposure time")
             if not img.exptime > 0:
-                raise InputError(
-                    f"{img.sci}: EXPTIME = {img.exptime:g}; minmed needs a positive exposure time"
-                )
+                raise InputError(f"{img.sci}: EXPTIME = {img.exptime:g}; minmed needs a positive "
+                                 "exposure time")
             if img.sky is None:
                 log.warning("%s: MDRIZSKY missing; sky taken as 0", img.sci)
             if img.readnoise is None:
                 log.warning("%s: READNSE* missing; readnoise taken as 0", img.sci)
-        scalars = ImageScalars.of(
-            [img.exptime or 0.0 for img in images],  # (checked > 0 above)
-            [img.sky or 0.0 for img in images],
-            [img.readnoise or 0.0 for img in images],
-        )
+        scalars = ImageScalars.of([img.exptime or 0.0 for img in images],
+                                  [img.sky or 0.0 for img in images],
+                                  [img.readnoise or 0.0 for img in images])
     ny, nx = images[0].shape
     bufsize_bytes = None if params.combine_bufsize is None and max_memory_bytes is not None \
         else params.budget_bytes  # combine_bufsize stays drizzlepac's per-input cap when given
@@ -133,18 +124,10 @@ def prepare(images: Sequence[InputImage], params: MedianParams, *, workers: int 
                          grow=params.grow_px, bufsize_bytes=bufsize_bytes,
                          max_memory_bytes=max_memory_bytes, keep_data=keep_data, maps=maps)
     rows = memory.section_rows
-    sections = tuple(plan_sections(ny, rows, params.grow_px))
-    return StackPlan(
-        images=tuple(images),
-        params=params,
-        spec=CombineSpec.from_params(params),
-        scalars=scalars,
-        shape=(ny, nx),
-        section_rows=rows,
-        sections=sections,
-        needs_weights=params.median_newmasks or kind == "minmed",
-        memory=memory,
-    )
+    return StackPlan(images=tuple(images), params=params, spec=CombineSpec.from_params(params),
+                     scalars=scalars, shape=(ny, nx), section_rows=rows,
+                     sections=tuple(plan_sections(ny, rows, params.grow_px)),
+                     needs_weights=params.median_newmasks or kind == "minmed", memory=memory)
 
 
 def prepare_frames(store: FrameStore, *, workers: int, read_bytes: int) -> StackPlan:

@@ -3,6 +3,7 @@ go to (files written section by section, arrays, the quick-look), and :class:`Me
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,18 +26,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from astropy.io import fits
 
 __all__ = ["PRODUCT_DTYPES", "MedianResult", "OutputSinks", "median_header", "pending_result",
-           "provenance", "versions"]
+           "provenance"]
 
 #: The dtype of each product, as a file and as an array: the median, the count of good inputs
 #: per pixel and minmed's minimum-chosen map.
 PRODUCT_DTYPES: dict[str, np.dtype] = {
     "median": np.dtype(np.float32), "ngood": np.dtype(np.uint16), "minchosen": np.dtype(np.uint8)}
-
-
-def versions() -> str:
-    """The versions of what computes the median: ``numpy 2.4.0, astropy 7.1.0, Python
-    3.11.9`` (from package metadata: nothing is imported)."""
-    return dependency_versions()
 
 
 def _ascii(text: str) -> str:
@@ -57,13 +52,12 @@ def provenance(plan: StackPlan) -> tuple[list[tuple[str, object, str]], list[str
         if spec_.keyword is None:
             continue
         value = getattr(p, spec_.name)
-        if spec_.kind in ("nsigma",) or value is None:
-            value = format_value(spec_, value)
-        elif spec_.kind == "float" and not np.isfinite(value):
+        if spec_.kind == "nsigma" or value is None or (spec_.kind == "float"
+                                                       and not np.isfinite(value)):
             value = format_value(spec_, value)
         cards.append((spec_.keyword, value, spec_.name))
     history = [f"medstack {__version__} median of {plan.n_images} images",
-               f"with {versions()}"]
+               f"with {dependency_versions()}"]
     history += [f"medstack input {i + 1}: {_ascii(os.path.basename(img.sci))}"
                 for i, img in enumerate(plan.images)]
     return cards, history
@@ -71,20 +65,17 @@ def provenance(plan: StackPlan) -> tuple[list[tuple[str, object, str]], list[str
 
 def median_header(plan: StackPlan) -> OutputHeader:
     """The median's header: the first input's science header, less its structural cards, plus
-    the provenance (:func:`provenance`). Its cards are copied as they lie in the file where
-    every one is plain (:meth:`OutputHeader.from_cards`: astropy is not imported), else taken
-    as astropy writes them (:meth:`OutputHeader.from_astropy`)."""
+    the provenance; its cards copied as they lie in the file where every one is plain (without
+    astropy), else as astropy writes them."""
     if plan.frames is not None:  # frames in memory carry no header
         return OutputHeader()
     cards, history = provenance(plan)
     first = plan.images[0]
-    template = None
+    scan = None
     if first.memory is None:
-        try:
+        with contextlib.suppress(OSError):  # read_header says what is wrong with the file
             scan = scan_header(first.sci, hdu=first.sci_hdu)
-        except OSError:
-            scan = None  # read_header says what is wrong with it
-        template = OutputHeader.from_cards(scan.cards) if scan is not None else None
+    template = OutputHeader.from_cards(scan.cards) if scan is not None else None
     if template is None:
         header = (first.memory.header.copy() if first.memory is not None else
                   read_header(first.sci, first.sci_hdu))
@@ -94,7 +85,8 @@ def median_header(plan: StackPlan) -> OutputHeader:
 
 @dataclass(repr=False)
 class MedianResult:
-    """What :func:`medstack.core.run.run` produced.
+    """What :func:`medstack.core.run.run` produced; its ``repr`` is one short line (shape,
+    combine type, number of images, path, time).
 
     Attributes
     ----------
@@ -118,11 +110,6 @@ class MedianResult:
     quicklook : medstack.extras.quicklook.QuickLook or None
         With ``quicklook=True``: what the quick-look PNG shows, built section by section
         (write it with ``result.quicklook.save(path, header=result.header)``).
-
-    Notes
-    -----
-    The ``repr`` is one short line (shape, combine type, number of images, path, time); the
-    header, the arrays and the plan stay attributes.
     """
 
     data: np.ndarray | None
@@ -137,13 +124,10 @@ class MedianResult:
     quicklook: Any = None
 
     def __repr__(self) -> str:
-        if self.plan is not None:
-            shape, ctype, n = self.plan.shape, self.plan.params.combine_type, self.plan.n_images
-        else:
-            shape = self.data.shape if self.data is not None else None
-            ctype, n = self.header.get("MEDCTYPE"), self.header.get("NCOMBINE")
-        shape_text = "x".join(str(v) for v in shape) if shape else "?"
-        parts = [f"{shape_text}", f"{ctype}", f"{n} image{'' if n == 1 else 's'}",
+        plan = self.plan
+        n = plan.n_images if plan else 0
+        parts = ["x".join(map(str, plan.shape)) if plan else "?",
+                 plan.params.combine_type if plan else "?", f"{n} image{'' if n == 1 else 's'}",
                  f"path={str(self.path)!r}" if self.path is not None else "no file",
                  f"{self.seconds:.2f} s"]
         if self.data is None:
@@ -152,20 +136,16 @@ class MedianResult:
 
 
 def _get_header(self: MedianResult) -> fits.Header:
-    header = self.__dict__["_header"]
-    if isinstance(header, OutputHeader):  # the cards the run wrote: one Header for them all
-        header = self.__dict__["_header"] = header.astropy()
-    return header
+    if isinstance(self.__dict__["_header"], OutputHeader):  # the cards the run wrote
+        self.__dict__["_header"] = self.__dict__["_header"].astropy()
+    return self.__dict__["_header"]
 
 
-def _set_header(self: MedianResult, header: fits.Header | OutputHeader) -> None:
-    self.__dict__["_header"] = header
-
-
-# An astropy Header, made from the cards on first access (set after the dataclass is made,
-# so that ``header`` stays a plain field: ``MedianResult(data, header, ...)``)
+# An astropy Header made from the cards on first access (set after the dataclass is made, so
+# that ``header`` stays a plain field: ``MedianResult(data, header, ...)``)
 MedianResult.header = property(  # type: ignore[assignment]
-    _get_header, _set_header, doc="The output header (astropy.io.fits.Header).")
+    _get_header, lambda self, header: self.__dict__.__setitem__("_header", header),
+    doc="The output header (astropy.io.fits.Header).")
 
 
 _MAP_UNITS = {
@@ -197,32 +177,27 @@ class OutputSinks:
             from ..extras.quicklook import QuickLook
 
             self.quicklook = QuickLook(plan.shape, counts=True)
-        shape = plan.shape
-        minmed = plan.spec.kind == "minmed"
-        map_types = {k: PRODUCT_DTYPES[k] for k in ("ngood", "minchosen")[:1 + minmed]}
-        files = {"median": products.median, **products.maps}
-        arrays = {"median": np.dtype(plan.spec.dtype).type, **(map_types if maps or keep_maps else {})}
+        kept = 1 if not (maps or keep_maps) else 3 if plan.spec.kind == "minmed" else 2
         try:
-            for key, path in files.items():
+            for key, path in {"median": products.median, **products.maps}.items():
                 if path is not None:
-                    self.writers[key] = FitsImageWriter(path, shape, PRODUCT_DTYPES[key],
+                    self.writers[key] = FitsImageWriter(path, plan.shape, PRODUCT_DTYPES[key],
                                                         _map_header(header, key))
-            if keep_data:
-                for key, dtype in arrays.items():
-                    self.arrays[key] = np.empty(shape, dtype=dtype)
+            for key in ("median", "ngood", "minchosen")[:kept] if keep_data else ():
+                self.arrays[key] = np.empty(plan.shape, dtype=plan.spec.dtype if key == "median"
+                                            else PRODUCT_DTYPES[key])
         except BaseException:
             self.abort()
             raise
 
     def put(self, section: Section, result: SectionResult) -> None:
         o0, o1 = section.out
-        parts = {"median": result.median, "ngood": result.ngood, "minchosen": result.minchosen}
         if self.quicklook is not None:
             self.quicklook.add(o0, result.median, result.ngood)
         for key, writer in self.writers.items():
-            writer.write_rows(o0, parts[key])
+            writer.write_rows(o0, getattr(result, key))
         for key, array in self.arrays.items():
-            array[o0:o1] = parts[key]
+            array[o0:o1] = getattr(result, key)
 
     def commit(self) -> None:
         """Sync every file and commit it with the run's other products (all or nothing:

@@ -6,12 +6,12 @@ import logging
 import os
 from collections.abc import Sequence
 
-from ..options import NOTICE
+import numpy as np
+
 from .plan import StackPlan
 from .weights import WeightStats
 
-__all__ = ["FEW_GOOD_FRACTION", "NOTICE", "check_coverage", "image_table",
-           "warn_no_good_pixel"]
+__all__ = ["FEW_GOOD_FRACTION", "check_coverage", "image_table"]
 
 log = logging.getLogger("medstack.core.run")  # the run's own voice
 
@@ -19,35 +19,27 @@ log = logging.getLogger("medstack.core.run")  # the run's own voice
 FEW_GOOD_FRACTION = 0.1
 
 
-def warn_no_good_pixel(plan: StackPlan) -> None:
-    """Log that no pixel of the result had a good input (every pixel is ``fillval``)."""
-    p = plan.params
-    why = []
-    if p.median_newmasks:
-        why.append(f"combine_maskpt = {p.combine_maskpt:g}")
-    if p.kind in ("median", "mean") and (p.combine_lthresh is not None
-                                         or p.combine_hthresh is not None):
-        why.append(f"combine_lthresh = {p.combine_lthresh}, combine_hthresh = "
-                   f"{p.combine_hthresh}")
-    log.warning("no output pixel has a good input: every pixel is fillval = %g (check the "
-                "weight images and %s)", p.fillval, " and ".join(why) or "the inputs")
-
-
-
 def check_coverage(plan: StackPlan, no_good: int) -> None:
     """Warn when few (under :data:`FEW_GOOD_FRACTION`) or no output pixels have a good input."""
+    p = plan.params
     total = plan.shape[0] * plan.shape[1]
     good = total - no_good
     if good == 0:
-        warn_no_good_pixel(plan)
+        why = [f"combine_maskpt = {p.combine_maskpt:g}"] if p.median_newmasks else []
+        if p.kind in ("median", "mean") and (p.combine_lthresh is not None
+                                             or p.combine_hthresh is not None):
+            why.append(f"combine_lthresh = {p.combine_lthresh}, combine_hthresh = "
+                       f"{p.combine_hthresh}")
+        log.warning("no output pixel has a good input: every pixel is fillval = %g (check the "
+                    "weight images and %s)", p.fillval, " and ".join(why) or "the inputs")
     elif good < FEW_GOOD_FRACTION * total:
         log.warning("only %d of %d output pixels (%.2g%%) have a good input (check the weight "
                     "images and combine_maskpt = %g)", good, total, 100.0 * good / total,
-                    plan.params.combine_maskpt)
+                    p.combine_maskpt)
 
 
 def image_table(plan: StackPlan, stats: Sequence[WeightStats] | None = None,
-                masked: Sequence[int] | None = None) -> str:
+                masked: Sequence[int] | np.ndarray | None = None) -> str:
     """The per-image values of a run as a text table: exposure time (s), sky (electrons), read
     noise (electrons), mean weight and the fraction of its pixels the weight mask rejects
     ("-" where not known or not used)."""
@@ -68,5 +60,3 @@ def image_table(plan: StackPlan, stats: Sequence[WeightStats] | None = None,
     return "\n".join("  " + "  ".join(cell.ljust(w) if k == 1 else cell.rjust(w)
                                      for k, (cell, w) in enumerate(zip(r, widths))).rstrip()
                      for r in rows)
-
-

@@ -1,11 +1,6 @@
-"""The run skeleton: one path from a plan to its products, whatever computes the sections.
-
-:func:`run` does, once and in this order, everything that does not depend on where the work
-runs: the kernels, the output's checks and header, the mask thresholds from the weight
-statistics, the sinks, the warnings, the commit of every product together (last), the report
-and the result. An :class:`Executor` only schedules: it computes the weight statistics and the
-sections (:mod:`medstack.executors.threads` on this machine's threads,
-:mod:`medstack.executors.dask` on a Dask cluster) and hands back :class:`Piece` s.
+"""The run skeleton (:func:`run`): one path from a plan to its products, whatever computes
+the sections. An :class:`Executor` only schedules: it computes the weight statistics and the
+sections (on this machine's threads or a Dask cluster) and hands back :class:`Piece` s.
 """
 
 from __future__ import annotations
@@ -108,10 +103,8 @@ def run(
         Where to compute (:class:`medstack.executors.threads.ThreadExecutor`,
         :class:`medstack.executors.dask.DaskExecutor`). Same result, bit for bit.
     options : RunOptions, optional
-        The run options, checked when they were made (:mod:`medstack.options`): which products and arrays
-        (``save_maps``, ``keep_data``, ``keep_maps``, ``quicklook``), ``progress``,
-        ``kernel`` and ``before_commit`` are used here; where to compute is the executor's.
-        Default is every option's default.
+        The run options (where to compute is the executor's). Default is every option's
+        default.
     path : path-like or Products, optional
         Median file to write, with the maps (``save_maps``) beside it; or every product of
         the run, a :class:`~medstack.io.outputs.Products` (named and checked here, against

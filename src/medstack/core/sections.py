@@ -1,10 +1,7 @@
-"""Row sections: pure planning, no I/O.
-
-The image is cut into row sections. How many rows a section reads comes from the memory
-model (:func:`medstack.core.memory.plan_memory`): at most ``combine_bufsize`` MiB of science data
-per input, and, with a total budget (``max_memory``), what fits it. minmed's grow box needs
-``grow`` rows of context on each side, so a section reads ``grow`` extra rows (halo) above and
-below the rows it outputs, and always holds at least ``2·grow + 1`` rows.
+"""Row sections: pure planning, no I/O. How many rows a section reads comes from the memory
+model (:mod:`medstack.core.memory`); minmed's grow box needs ``grow`` rows of context on each
+side, so a section reads ``grow`` extra rows (halo) above and below the rows it outputs, and
+always holds at least ``2·grow + 1`` rows.
 
 Notes
 -----

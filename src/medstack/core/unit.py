@@ -1,7 +1,5 @@
-"""The work unit: one row section read from every input and combined (:func:`compute_section`).
-
-Executors call it, on threads or on Dask workers; it is the same code either way, so the
-result is the same bit for bit."""
+"""The work unit: one row section read from every input and combined (:func:`compute_section`),
+the same code on threads or on Dask workers, so the result is the same bit for bit."""
 
 from __future__ import annotations
 
@@ -36,14 +34,6 @@ class SectionBuffers:
             self._free.append(buffers)
 
 
-def _buffer(buffers: dict[str, np.ndarray], key: str, shape: tuple[int, ...]) -> np.ndarray:
-    size = int(np.prod(shape))
-    buf = buffers.get(key)
-    if buf is None or buf.size < size:
-        buf = buffers[key] = np.empty(size, dtype=np.uint32)
-    return buf[:size].reshape(shape)
-
-
 def compute_section(
     plan: StackPlan,
     section: Section,
@@ -56,10 +46,9 @@ def compute_section(
 ) -> tuple[SectionResult, list[int]]:
     """Read one section from every input and combine it.
 
-    Inputs read by a :class:`RawReader` go to the kernel as views of their memory-mapped
-    files, as they lie there (big-endian float32): the fast kernel byte-swaps each value as it
-    loads it, so the data are read once, straight from the page cache, and never copied; the
-    rows are unmapped when the section is done. Other inputs are read into buffers.
+    Inputs read by a :class:`RawReader` go to the kernel as views of their memory-mapped files
+    (big-endian float32, byte-swapped by the fast kernel as it loads them), so they are never
+    copied; other inputs are read into buffers.
 
     Parameters
     ----------
@@ -68,23 +57,21 @@ def compute_section(
     buffers : SectionBuffers, optional
         Read buffers to reuse (for inputs that are not memory-mapped). Default is fresh ones.
     count_masked : bool, optional
-        Also count, per image, the output-row pixels its weight mask rejects (``result.masked``;
-        an extra pass over the weights, for ``-v``). Default is False.
+        Also count, per image, the output-row pixels its weight mask rejects (``result.masked``,
+        for ``-v``). Default is False.
 
     Returns
     -------
     result : SectionResult
         The output rows of the section, with their ``nonfinite`` and ``masked`` counts.
     nonfinite : list of int
-        Per image, how many NaN/inf science values the section's output rows hold (they are
-        masked).
+        Per image, the NaN/inf (masked) science values in the section's output rows.
     """
     if plan.frames is not None:
         return compute_frames_section(plan, section, kernel)
-    r0, r1 = section.read
-    n = plan.n_images
-    nx = plan.shape[1]
-    lo, hi = section.local
+    (r0, r1), (lo, hi) = section.read, section.local
+    shape = (plan.n_images, r1 - r0, plan.shape[1])  # of a read buffer
+    size = shape[0] * shape[1] * shape[2]
     bufs = buffers.take() if buffers is not None else {}
 
     def planes(readers: Sequence[Reader], key: str) -> list[np.ndarray]:
@@ -92,13 +79,12 @@ def compute_section(
         for i, reader in enumerate(readers):
             if isinstance(reader, RawReader) and reader.mappable:
                 out.append(reader.rows(r0, r1))
-            else:
-                buf = _buffer(bufs, key, (n, r1 - r0, nx)).view(np.float32)[i]
-                out.append(reader.read(r0, r1, out=buf))
+                continue
+            if key not in bufs or bufs[key].size < size:
+                bufs[key] = np.empty(size, dtype=np.float32)
+            out.append(reader.read(r0, r1, out=bufs[key][:size].reshape(shape)[i]))
         return out
 
-    sci: list[np.ndarray] = []
-    wht: list[np.ndarray] | None = None
     try:
         sci = planes(sci_readers, "sci")
         wht = planes(wht_readers, "wht") if wht_readers is not None else None
@@ -112,8 +98,7 @@ def compute_section(
         sci, wht = [], None  # the mapped rows go with their views
         if buffers is not None:
             buffers.give(bufs)
-    nonfinite = [int(c) for c in result.nonfinite]
-    return result, nonfinite
+    return result, [int(c) for c in result.nonfinite]
 
 
 def compute_frames_section(plan: StackPlan, section: Section, kernel: Kernels

@@ -1,48 +1,42 @@
-"""Weight masks (``median_newmasks``, ``combine_maskpt``), docs/spec.md §4, with
-docs/deviations.md Q16/Q17.
+"""Weight masks (``median_newmasks``, ``combine_maskpt``; docs/spec.md §4).
 
-A pixel of image *i* is bad where its weight is below ``combine_maskpt × mean_i``, where
-``mean_i`` is the mean of that image's finite weights ≥ float32(1e-8), summed sequentially in
-float64 and rounded to float32, exactly as drizzlepac's ImageStats does. The comparison is
-made in float64.
-
-The weight pass (:func:`weight_stats_many`) reads each image's weights once, in chunks, for
-these means; :func:`thresholds_of` turns them into the per-image thresholds.
+A pixel of image *i* is bad where its weight is below ``combine_maskpt × mean_i`` (compared in
+float64), ``mean_i`` being the mean of that image's finite weights ≥ float32(1e-8), summed
+sequentially in float64 and rounded to float32, as drizzlepac's ImageStats does. The weight
+pass (:func:`weight_stats_many`) reads each image's weights once for these means.
 
 Notes
 -----
-drizzlepac lets one NaN weight switch masking off for its whole image (Q16), lets one +inf
-weight make the mean infinite and so mask the whole image, and leaves an all-zero weight image
-unmasked (Q17). medstack leaves NaN and ±inf weights out of the mean and masks them, and
-masks an image with no finite weight ≥ 1e-8 entirely.
+drizzlepac lets one NaN weight switch masking off for its whole image (docs/deviations.md
+Q16), one +inf weight mask its whole image, and leaves an all-zero weight image unmasked (Q17).
+medstack leaves NaN and ±inf weights out of the mean and masks them, and masks an image with
+no finite weight ≥ 1e-8 entirely.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..io.readers import RawReader, Reader
-from ..kernels import WEIGHT_LANES, Kernels, reference, weight_sums
+from ..kernels import WEIGHT_LANES, Kernels, weight_sums
 from ..kernels.spec import MIN_WEIGHT
 from .memory import weight_chunk_rows
 from .plan import StackPlan
 
 __all__ = ["MIN_WEIGHT", "WeightMean", "WeightStats", "mask_threshold", "thresholds_of",
-           "weight_groups", "weight_mask", "weight_stats", "weight_stats_many"]
+           "weight_groups", "weight_stats", "weight_stats_many"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class WeightMean:
-    """Accumulates one image's mean weight over row sections, in stack row order.
-
-    The sum is sequential in float64, as drizzlepac's C ``computeMean`` does, so the result is
-    the same whatever the section size.
+    """Accumulates one image's mean weight over row sections, in stack row order: a
+    sequential float64 sum, as drizzlepac's C ``computeMean``, the same whatever the sections.
     """
 
     total: float = 0.0
@@ -78,47 +72,21 @@ class WeightMean:
     @property
     def mean(self) -> float | None:
         """The mean weight as drizzlepac sees it (a float32 value), or None if no weight ≥ 1e-8."""
-        if self.count == 0:
-            return None
-        return float(np.float32(self.total / self.count))
+        return float(np.float32(self.total / self.count)) if self.count else None
 
 
 @dataclass(frozen=True)
 class WeightStats:
-    """What the masks of one image need: its mean weight and the resulting threshold."""
+    """What the masks of one image need: its mean weight and its count of NaN/inf weights."""
 
     mean: float | None
     nan_count: int
 
-    def threshold(self, maskpt: float) -> float:
-        """Pixels with weight below this are bad; +inf masks everything (no usable weight)."""
-        return mask_threshold(self.mean, maskpt)
-
 
 def mask_threshold(mean: float | None, maskpt: float) -> float:
-    """``mean × maskpt`` in float64; +inf when the image has no weight ≥ 1e-8 (Q17)."""
-    if mean is None:
-        return float("inf")
-    return float(mean) * float(maskpt)
-
-
-def weight_mask(weights: np.ndarray, thresholds: Iterable[float] | np.ndarray) -> np.ndarray:
-    """Bad-pixel mask of a section: ``weight < threshold`` (float64 compare), or a NaN or ±inf
-    weight.
-
-    Parameters
-    ----------
-    weights : ndarray, shape (N, rows, nx), float32
-        Weight section of the N images.
-    thresholds : sequence of float, length N
-        Per-image thresholds from :func:`mask_threshold`.
-
-    Returns
-    -------
-    ndarray of bool, shape (N, rows, nx)
-        True where the pixel is bad.
-    """
-    return reference.weight_mask(weights, np.asarray(list(thresholds), dtype=np.float64))
+    """``mean × maskpt`` in float64; +inf (all masked) when the image has no weight ≥ 1e-8
+    (Q17)."""
+    return float("inf") if mean is None else float(mean) * float(maskpt)
 
 
 def weight_stats(reader: Reader, rows: int, kernel: Kernels | str = "fast") -> WeightStats:
@@ -129,14 +97,11 @@ def weight_stats(reader: Reader, rows: int, kernel: Kernels | str = "fast") -> W
 def weight_stats_many(readers: Sequence[Reader], rows: int, kernel: Kernels | str = "fast"
                       ) -> list[WeightStats]:
     """The mean weights of several images of one shape, read together ``rows`` rows at a time
-    (their sequential sums run side by side, see :meth:`WeightMean.add_blocks`), with the
-    ``kernel`` implementation (the same bits either way).
+    (their sequential sums run side by side, see :meth:`WeightMean.add_blocks`).
 
-    Plain float32 files (a mappable :class:`RawReader` each) are read where they lie: each
-    chunk of rows is mapped, summed as it lies (big-endian) and unmapped, and the kernel is
-    asked to read the next chunk meanwhile (when it is not in the page cache). That costs
-    less than copying the rows into a buffer (``pread``): the data are read once, from the
-    page cache, by the sums themselves. Other inputs are read into a buffer."""
+    Plain float32 files (a mappable :class:`RawReader` each) are summed where they lie, chunk
+    by chunk, the next chunk prefetched meanwhile: cheaper than copying the rows into a
+    buffer, which other inputs are read into."""
     accs = [WeightMean() for _ in readers]
     ny, nx = readers[0].shape
     # the sums are sequential, so no chunk size changes a bit
@@ -163,15 +128,10 @@ def weight_groups(n: int, workers: int) -> list[range]:
     """Images split into groups of at most :data:`~medstack.kernels.WEIGHT_LANES` (whose
     sums one kernel call runs side by side), a multiple of ``workers`` groups if possible (so
     that every thread gets as many images)."""
-    groups = -(-n // WEIGHT_LANES)
-    groups = min(n, -(-groups // workers) * workers)
+    groups = min(n, -(-n // (WEIGHT_LANES * workers)) * workers)  # ceil(ceil(n / lanes) / workers)
     size, extra = divmod(n, groups)
-    out, start = [], 0
-    for g in range(groups):
-        stop = start + size + (1 if g < extra else 0)
-        out.append(range(start, stop))
-        start = stop
-    return out
+    return [range(g * size + min(g, extra), (g + 1) * size + min(g + 1, extra))
+            for g in range(groups)]
 
 
 def thresholds_of(plan: StackPlan, stats: Sequence[WeightStats]) -> np.ndarray | None:
@@ -184,5 +144,6 @@ def thresholds_of(plan: StackPlan, stats: Sequence[WeightStats]) -> np.ndarray |
         if st.nan_count:
             log.warning("%s: %d NaN/inf weights, treated as bad pixels (left out of the mean "
                         "weight)", img.wht, st.nan_count)
-    return np.array([st.threshold(plan.params.combine_maskpt) for st in stats], dtype=np.float64)
+    return np.array([mask_threshold(st.mean, plan.params.combine_maskpt) for st in stats],
+                    dtype=np.float64)
 

@@ -1,10 +1,6 @@
-"""The frames' store: each frame cropped to its footprint (tiles: bands of rows, each cut to
-the bounding box of its valid pixels), held in memory or spilled as a raw file to a private
-temporary folder, and read back by rows (:class:`FrameStore`).
-
-A spilled frame is read by its file's name, offset, dtype and shape alone
-(:meth:`StoredFrame.rows`), so a reader needs no pixels handed to it.
-"""
+"""The frames' store (:class:`FrameStore`): each frame's tiles, held in memory or spilled as
+one raw file to a private temporary folder, and read back by rows (a spilled tile by its
+file's name, offset, dtype and shape alone)."""
 
 from __future__ import annotations
 
@@ -31,14 +27,13 @@ class StoredFrame:
     index : int
         The frame's number, from 0.
     box : (int, int, int, int)
-        Its footprint ``(y0, y1, x0, x1)`` in the image (rows ``[y0, y1)``, columns
-        ``[x0, x1)``): the bounding box of the frame's valid pixels in a band of rows.
+        Its footprint ``(y0, y1, x0, x1)``: image rows ``[y0, y1)``, columns ``[x0, x1)``.
     dtype : str
         ``float32`` or ``float64`` (native byte order).
     values : ndarray or None
-        The footprint's values, in memory; None when spilled.
+        Its values, in memory; None when spilled.
     path : str or None
-        The raw file holding them (C order, native byte order), when spilled.
+        When spilled, the raw file holding them (C order).
     offset : int
         Where in that file they start, bytes. Default is 0.
     """
@@ -49,11 +44,6 @@ class StoredFrame:
     values: np.ndarray | None = None
     path: str | None = None
     offset: int = 0
-
-    @property
-    def nbytes(self) -> int:
-        y0, y1, x0, x1 = self.box
-        return (y1 - y0) * (x1 - x0) * np.dtype(self.dtype).itemsize
 
     def rows(self, r0: int, r1: int) -> np.ndarray:
         """Its values in the image rows ``[r0, r1)`` (clipped to its footprint): a view of the
@@ -85,20 +75,18 @@ class FrameStore:
     dtype : str
         ``float32`` or ``float64``.
     memory_bytes : int, optional
-        Frame bytes kept in memory at most; frames beyond it are spilled. Default is no limit.
-    spill : bool, optional
-        True: spill every frame. Default is False (spill only beyond ``memory_bytes``).
+        Frame bytes kept in memory at most (0: spill every frame), the rest spilled. Default
+        is no limit.
     tempdir : str, optional
         Where the private spill folder is made (``""``: the current folder). Default is the
         system's temporary folder.
     """
 
     def __init__(self, shape: tuple[int, int], dtype: str, *, memory_bytes: int | None = None,
-                 spill: bool = False, tempdir: str | None = None) -> None:
+                 tempdir: str | None = None) -> None:
         self.shape = shape
         self.dtype = dtype
         self.memory_bytes = memory_bytes
-        self.spill = spill
         self.tempdir = tempdir
         self.frames: list[StoredFrame] = []
         self.n_frames = 0
@@ -108,18 +96,6 @@ class FrameStore:
         self.folder: str | None = None
         self._cleanup: weakref.finalize | None = None
 
-    def _spill_folder(self) -> str:
-        if self.folder is None:
-            where = self.tempdir if self.tempdir is not None else tempfile.gettempdir()
-            try:
-                self.folder = tempfile.mkdtemp(prefix="medstack-frames-", dir=where or ".")
-            except OSError as err:
-                raise OutputError(f"{where or os.getcwd()}: cannot make the frames' spill "
-                                  f"folder there ({err.strerror or err})") from err
-            # removed with the store at the latest, even when nobody closes it
-            self._cleanup = weakref.finalize(self, shutil.rmtree, self.folder, True)
-        return self.folder
-
     def add(self, tiles: Sequence[tuple[tuple[int, int, int, int], np.ndarray]]) -> None:
         """Add the next frame: its tiles, each a footprint ``(y0, y1, x0, x1)`` and its values
         (C-contiguous, the store's dtype); none for a frame with no valid pixel (it still
@@ -128,20 +104,25 @@ class FrameStore:
         Raises
         ------
         OutputError
-            The spill folder cannot be made or written (full disk), naming it; the frame's
-            partial file is removed.
+            The spill folder cannot be made or written, naming it (no partial file is left).
         """
         index = self.n_frames
         nbytes = sum(values.nbytes for _, values in tiles)
-        fits_memory = self.memory_bytes is None or self.stored_bytes + nbytes <= self.memory_bytes
-        if not tiles:
-            pass
-        elif not self.spill and fits_memory:
+        if self.memory_bytes is None or self.stored_bytes + nbytes <= self.memory_bytes:
             self.frames += [StoredFrame(index, box, self.dtype, values=values)
                             for box, values in tiles]
             self.stored_bytes += nbytes
-        else:
-            path = os.path.join(self._spill_folder(), f"frame-{index:06d}.raw")
+        elif tiles:
+            if self.folder is None:
+                where = self.tempdir if self.tempdir is not None else tempfile.gettempdir()
+                try:
+                    self.folder = tempfile.mkdtemp(prefix="medstack-frames-", dir=where or ".")
+                except OSError as err:
+                    raise OutputError(f"{where or os.getcwd()}: cannot make the frames' spill "
+                                      f"folder there ({err.strerror or err})") from err
+                # removed with the store at the latest, even when nobody closes it
+                self._cleanup = weakref.finalize(self, shutil.rmtree, self.folder, True)
+            path = os.path.join(self.folder, f"frame-{index:06d}.raw")
             try:
                 _write(path, [values for _, values in tiles])
             except BaseException as err:
