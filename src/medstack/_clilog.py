@@ -10,10 +10,9 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["NOTICE", "configure_logging", "quiet_astropy_log", "route_library_warnings"]
+from .options import NOTICE
 
-#: Level of the lines shown on every run but ``-q`` (as :data:`medstack.core.report.NOTICE`).
-NOTICE = 25
+__all__ = ["configure_logging", "quiet_astropy_log", "route_library_warnings"]
 
 
 class _HeldBack(logging.Handler):
