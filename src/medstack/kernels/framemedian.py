@@ -11,13 +11,12 @@ stacks them into a dense block per rectangle (:func:`rectangles`). Both give the
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from . import reference
 from .networks import median_network
@@ -31,6 +30,8 @@ BIG_STACK = 600
 #: network; beyond, it selects each pixel's middle values one pixel at a time (``NM_NET_MAX``
 #: in ``_fast.c``).
 NETWORK_MAX = 64
+#: The suffix of the compiled kernels for each element type.
+_SUFFIX = {"float32": "f32", "float64": "f64"}
 
 
 @dataclass(frozen=True)
@@ -84,17 +85,6 @@ def rectangles(parts: Sequence[FrameRows], rows: int, cols: int
     return out
 
 
-@lru_cache(maxsize=2)
-def _kernel(dtype: str) -> Any:
-    from . import fast  # raises KernelsNotBuilt where the library is not built
-
-    p, i, q = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64
-    fn = getattr(fast._lib, f"medstack_nanmedian_tiles_{dtype.replace('float', 'f')}")
-    fn.argtypes = (p, p, p, p, i, q, q, p, p, i, p, p)
-    fn.restype = ctypes.c_int
-    return fn
-
-
 @lru_cache(maxsize=1)
 def _networks() -> tuple[np.ndarray, np.ndarray]:
     """For k = 0 … NETWORK_MAX values, the comparators that sort the positions of a padded
@@ -111,12 +101,17 @@ def footprint(valid: np.ndarray, kernel: str = "fast") -> tuple[int, int, int, i
     none. ``valid`` is a boolean array (True: valid) or the frame itself, float32/float64 (valid:
     not NaN; in native byte order with unit column stride, the compiled kernel scans it where it
     lies)."""
+    step = valid.itemsize
     if (valid.dtype != bool and kernel == "fast" and valid.dtype.isnative
-            and valid.strides[1] == valid.itemsize):
+            and valid.strides[1] == step and valid.strides[0] >= 0 and valid.strides[0] % step == 0):
+        from . import fast  # raises KernelsNotBuilt where the library is not built
+
+        (ny, nx), stride = valid.shape, valid.strides[0] // step
+        # the memory the kernel reads: ny rows of nx values, stride values apart
+        span = as_strided(valid, ((ny - 1) * stride + nx,), (step,), writeable=False)
         box = np.zeros(4, dtype=np.int64)
-        fn = _footprint_kernel(valid.dtype.name)
-        fn(valid.ctypes.data, valid.shape[0], valid.shape[1], valid.strides[0] // valid.itemsize,
-           box.ctypes.data)
+        fast._call(f"medstack_footprint_{_SUFFIX[valid.dtype.name]}", data=span, ny=ny, nx=nx,
+                   stride=stride, box=box)
         y0, y1, x0, x1 = (int(v) for v in box)
         return (y0, y1, x0, x1) if y1 > y0 else None
     if valid.dtype != bool:
@@ -128,17 +123,6 @@ def footprint(valid: np.ndarray, kernel: str = "fast") -> tuple[int, int, int, i
     y0, y1 = int(rows[0]), int(rows[-1]) + 1
     cols = np.flatnonzero(valid[y0:y1].any(axis=0))
     return y0, y1, int(cols[0]), int(cols[-1]) + 1
-
-
-@lru_cache(maxsize=2)
-def _footprint_kernel(dtype: str) -> Any:
-    from . import fast
-
-    p, q = ctypes.c_void_p, ctypes.c_int64
-    fn = getattr(fast._lib, f"medstack_footprint_{dtype.replace('float', 'f')}")
-    fn.argtypes = (p, q, q, q, p)
-    fn.restype = ctypes.c_int
-    return fn
 
 
 def combine_frames(parts: Sequence[FrameRows], out: np.ndarray, ngood: np.ndarray,
@@ -161,29 +145,25 @@ def combine_frames(parts: Sequence[FrameRows], out: np.ndarray, ngood: np.ndarra
     big = n_frames >= BIG_STACK
     parts = sorted(parts, key=lambda p: p.index)
     if kernel != "reference":
+        from . import fast
+
         item = out.itemsize
-        for p in parts:
+        for p in parts:  # (the kernel reads them by address)
             v = p.values
             if v.dtype != out.dtype or v.strides[1] != item or v.strides[0] % item:
                 raise TypeError(f"frame rows: {v.dtype} with strides {v.strides}; expected "
                                 f"{out.dtype} with unit column stride")
-        if out.dtype not in (np.float32, np.float64) or not out.flags.c_contiguous or \
-                ngood.shape != out.shape or ngood.dtype != np.uint16 or \
-                not ngood.flags.c_contiguous:
-            raise TypeError("combine_frames: out and ngood must be C-contiguous float and uint16 "
-                            "arrays of one shape")
-        ptrs = np.array([p.values.ctypes.data for p in parts], dtype=np.int64)
-        strides = np.array([p.values.strides[0] // item for p in parts], dtype=np.int64)
-        boxes = np.array([(p.row0, p.row1, p.col0, p.col1) for p in parts],
-                         dtype=np.int64).reshape(-1, 4)
-        last = np.array([p.index == n_frames - 1 for p in parts], dtype=np.uint8)
+        if ngood.shape != out.shape:
+            raise TypeError(f"combine_frames: ngood {ngood.shape} and out {out.shape} differ")
         nets, offsets = _networks()
-        status = _kernel(out.dtype.name)(
-            ptrs.ctypes.data, strides.ctypes.data, boxes.ctypes.data, last.ctypes.data,
-            len(parts), out.shape[0], out.shape[1], out.ctypes.data, ngood.ctypes.data,
-            int(big), nets.ctypes.data, offsets.ctypes.data)
-        if status != 0:
-            raise MemoryError("medstack_nanmedian_tiles: no memory for its scratch buffers")
+        fast._call(f"medstack_nanmedian_tiles_{_SUFFIX[out.dtype.name]}",
+                   ptrs=np.array([p.values.ctypes.data for p in parts], dtype=np.int64),
+                   strides=np.array([p.values.strides[0] // item for p in parts], np.int64),
+                   box=np.array([(p.row0, p.row1, p.col0, p.col1) for p in parts],
+                                dtype=np.int64).reshape(-1, 4),
+                   last_frame=np.array([p.index == n_frames - 1 for p in parts], np.uint8),
+                   ntiles=len(parts), rows=out.shape[0], cols=out.shape[1], out=out,
+                   ngood=ngood, big=big, nets=nets, offs=offsets)
         return
     out.fill(np.nan)  # the canonical NaN, as NumPy gives where no frame has data
     ngood.fill(0)
