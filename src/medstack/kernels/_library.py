@@ -6,7 +6,7 @@ source (:func:`load`), and the kernels called with every argument named (:meth:`
 from __future__ import annotations
 
 import ctypes
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
 
@@ -91,6 +91,7 @@ def parse_parameters(c_list: str) -> tuple[Parameter, ...]:
 
 #: A kernel argument: an array (passed by its address) or a scalar.
 Arg = np.ndarray | float | int | np.number[Any]
+_Step: TypeAlias = "tuple[Parameter, np.dtype[Any] | None, type[float] | type[int]]"
 
 
 class Library:
@@ -101,7 +102,7 @@ class Library:
         self.cdll = cdll
         #: Per kernel: its ctypes function, its parameters' names, and per parameter the
         #: array's dtype (None for a scalar) and the Python type of the scalar.
-        self._kernels: dict[str, tuple[Any, set[str], list[tuple[Parameter, Any, type]]]] = {}
+        self._kernels: dict[str, tuple[Any, set[str], list[_Step]]] = {}
         for name, c_list in PROTOTYPES.items():
             params = parse_parameters(c_list)
             fn = getattr(cdll, name)
