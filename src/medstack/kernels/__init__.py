@@ -31,7 +31,9 @@ class KernelsNotBuilt(MedstackError):
 
 
 class Kernels:
-    """One implementation of the kernels, by name: ``"fast"`` or ``"reference"``.
+    """One implementation of the kernels, by name: ``"fast"``, ``"reference"`` (the same bits
+    either way), or ``"auto"``: the compiled kernels, and the reference ones where the compiled
+    library is not built (several times slower).
 
     Pickles as its name (a Dask task carries a few bytes; the worker imports the
     implementation when it unpickles it).
@@ -47,11 +49,16 @@ class Kernels:
     __slots__ = ("name", "_module")
 
     def __init__(self, name: str) -> None:
+        if name == "auto":
+            name = "fast" if fast_unavailable() is None else "reference"
         if name not in KERNELS:
-            raise ValueError(f"kernel: unknown value {name!r}; choose one of: "
+            raise ValueError(f"kernel: unknown value {name!r}; choose one of: auto, "
                              f"{', '.join(KERNELS)}")
         self.name = name
-        self._module = import_module(f".{name}", __name__)
+        try:
+            self._module = import_module(f".{name}", __name__)
+        except KernelsNotBuilt as err:
+            raise KernelsNotBuilt(f"kernel: fast: {err}") from err
 
     def __reduce__(self) -> tuple[type[Kernels], tuple[str]]:
         return (Kernels, (self.name,))
@@ -117,27 +124,8 @@ def fast_unavailable() -> str | None:
     return None
 
 
-def choose_kernel(kernel: str) -> Kernels:
-    """The implementation a run uses: ``kernel`` itself, or for ``"auto"`` the compiled
-    kernels, and the reference ones where the compiled library is not built (the same bits,
-    several times slower).
-
-    Raises
-    ------
-    KernelsNotBuilt
-        ``kernel="fast"`` where the compiled library is not built.
-    ValueError
-        An unknown name.
-    """
-    if kernel == "auto":
-        return Kernels("fast" if fast_unavailable() is None else "reference")
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel: unknown value {kernel!r}; choose one of: auto, "
-                         f"{', '.join(KERNELS)}")
-    try:
-        return Kernels(kernel)
-    except KernelsNotBuilt as err:
-        raise KernelsNotBuilt(f"kernel: fast: {err}") from err
+#: The implementation a run uses, by name (``"auto"`` too), chosen once.
+choose_kernel = Kernels
 
 
 def _kernels(kernel: str | Kernels) -> Kernels:

@@ -1,12 +1,8 @@
 """The frames' median: NumPy's ``nanmedian`` over a cube of frames, computed from the frames
-that cover each pixel (pure numerics, no I/O).
-
-A section's rows are cut into pieces over which the same frames hold data, each combined
-from those frames alone (the others are NaN there, and NaN is no data), so the work follows
-the covered pixels, not the number of frames times the mosaic. The compiled kernel
-(``medstack_nanmedian_tiles_f32``/``_f64`` in ``_fast.c``: one call per section, row spans)
-reads each frame where it lies; the reference (:func:`medstack.kernels.reference.nanmedian`)
-stacks them into a dense block per rectangle (:func:`rectangles`). Both give the same bits.
+that cover each pixel (pure numerics, no I/O), so the work follows the covered pixels, not the
+number of frames times the mosaic. The compiled kernel reads each frame where it lies; the
+reference (:func:`medstack.kernels.reference.nanmedian`) stacks them per rectangle over which
+the same frames hold data (:func:`rectangles`). Both give the same bits.
 """
 
 from __future__ import annotations
@@ -36,19 +32,10 @@ _SUFFIX = {"float32": "f32", "float64": "f64"}
 
 @dataclass(frozen=True)
 class FrameRows:
-    """One frame's values in a section's rows.
-
-    Attributes
-    ----------
-    index : int
-        The frame's number, from 0 (frames are combined in this order).
-    values : ndarray, 2-D
-        Its values there (rows of its footprint), unit column stride.
-    row0 : int
-        The section-local row of ``values[0]``.
-    col0 : int
-        The image column of ``values[:, 0]``.
-    """
+    """One frame's values in a section's rows: the frame's number ``index`` (from 0, the
+    order frames are combined in), its ``values`` there (2-D, the rows of its footprint, unit
+    column stride), the section-local row of ``values[0]`` and the image column of
+    ``values[:, 0]``."""
 
     index: int
     values: np.ndarray
