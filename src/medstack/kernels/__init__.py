@@ -79,7 +79,7 @@ class Kernels:
         ----------
         sci : ndarray, shape (N, r, nx), or sequence of N ndarrays of shape (r, nx); float32
             Science rows of the N images, electrons/s, native or big-endian (FITS) byte order
-            (the planes may be views of N different files). NaN and ±inf are masked.
+            (planes may be views of N files). NaN and ±inf are masked.
         wht : same layout as ``sci``, or None
             Weight rows, for weight masks and minmed; NaN and ±inf weights are bad pixels and
             count as 0 in minmed's noise model.
@@ -128,14 +128,10 @@ def fast_unavailable() -> str | None:
 choose_kernel = Kernels
 
 
-def _kernels(kernel: str | Kernels) -> Kernels:
-    return kernel if isinstance(kernel, Kernels) else Kernels(kernel)
-
-
 def weight_sums(blocks: Sequence[np.ndarray], totals: Sequence[float],
                 kernel: str | Kernels = "fast") -> WeightSums:
     """:meth:`Kernels.weight_sums` of the implementation ``kernel``. Default is ``"fast"``."""
-    return _kernels(kernel).weight_sums(blocks, totals)
+    return (Kernels(kernel) if isinstance(kernel, str) else kernel).weight_sums(blocks, totals)
 
 
 def combine_section(sci: Planes, wht: Planes | None, spec: CombineSpec, *,
@@ -144,5 +140,5 @@ def combine_section(sci: Planes, wht: Planes | None, spec: CombineSpec, *,
                     kernel: str | Kernels = "fast") -> SectionResult:
     """:meth:`Kernels.combine_section` of the implementation ``kernel``. Default is
     ``"fast"``."""
-    return _kernels(kernel).combine_section(sci, wht, spec, thresholds=thresholds,
-                                            scalars=scalars, rows=rows)
+    return (Kernels(kernel) if isinstance(kernel, str) else kernel).combine_section(
+        sci, wht, spec, thresholds=thresholds, scalars=scalars, rows=rows)

@@ -59,13 +59,10 @@ def _median_table(n: int, nlow: int, nhigh: int) -> tuple[np.ndarray, np.ndarray
     for g in range(1, n + 1):
         nl, nh = nlow, nhigh
         while nl + nh >= g:
-            nh = nh - 1 if nh > 0 else nh
-            nl = nl - 1 if nl > 0 else nl
+            nl, nh = max(nl - 1, 0), max(nh - 1, 0)
         m = g - nl - nh
-        if m <= 0:
-            continue
         k_of[g] = nl + m // 2
-        even[g] = 1 if m % 2 == 0 else 0
+        even[g] = m % 2 == 0
     return k_of, even
 
 
@@ -93,10 +90,6 @@ def _fmin_first_positions(n_pixels: int, masks: bool) -> np.ndarray:
     probe[1] = np.float32(-0.0)
     first = ~np.signbit((np.fmin if masks else np.minimum).reduce(probe, axis=0)).ravel()
     return np.flatnonzero(first).astype(np.int64)
-
-
-def _block(n: int) -> int:
-    return max(8, min(2048, (_BLOCK_BYTES // (4 * max(n, 1))) // 8 * 8))
 
 
 _library = load()
@@ -160,7 +153,7 @@ def combine_section(sci: Planes, wht: Planes | None, spec: CombineSpec, *,
     ngood = np.empty((hi - lo, nx), dtype=np.uint16)
     flat_out, flat_ngood = out.reshape(-1), ngood.reshape(-1)
     fillval = np.float32(spec.fillval)
-    block = _block(n)
+    block = max(8, min(2048, _BLOCK_BYTES // (4 * n) // 8 * 8))  # pixels per block
     minchosen = None
     w = s
     if thresholds is not None or kind == "minmed":

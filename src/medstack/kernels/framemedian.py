@@ -102,8 +102,7 @@ def footprint(valid: np.ndarray, kernel: str = "fast") -> tuple[int, int, int, i
         y0, y1, x0, x1 = (int(v) for v in box)
         return (y0, y1, x0, x1) if y1 > y0 else None
     if valid.dtype != bool:
-        valid = np.isnan(valid)
-        np.logical_not(valid, out=valid)
+        valid = ~np.isnan(valid)
     rows = np.flatnonzero(valid.any(axis=1))
     if rows.size == 0:
         return None
