@@ -22,7 +22,7 @@ import numpy as np
 from ..kernels import CombineSpec, ImageScalars, KernelsNotBuilt, choose_kernel, combine_section
 from ..kernels.networks import FIXED_MAX
 
-__all__ = ["build_kernels", "check_kernels", "main"]
+__all__ = ["check_kernels", "main"]
 
 #: Every combine type's kernels: (combine_type, median_newmasks).
 RUNS: tuple[tuple[str, bool], ...] = tuple(
@@ -48,31 +48,6 @@ def _tiny_stack(folder: Path, n: int = 4, shape: tuple[int, int] = (40, 36)) -> 
         fits.PrimaryHDU(wht).writeto(folder / f"c{i}_single_wht.fits")
         names.append(str(folder / f"c{i}_single_sci.fits"))
     return names
-
-
-def build_kernels(force: bool = False) -> tuple[Path, float]:
-    """Build the compiled library beside its source unless it is there already (or ``force``).
-
-    Returns
-    -------
-    path, seconds : Path, float
-        The library, and how long building it took (0 when it was there).
-
-    Raises
-    ------
-    OSError
-        The package folder is not writable, or no compiler could be run.
-    subprocess.CalledProcessError
-        The compiler failed (its messages are in ``stderr``).
-    """
-    from ..kernels import _build
-
-    path = _build.library_path()
-    if path is not None and not force:
-        return path, 0.0
-    start = time.perf_counter()
-    path = _build.build()
-    return path, time.perf_counter() - start
 
 
 def check_kernels() -> list[str]:
@@ -133,8 +108,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true",
                         help="rebuild the library even where it is present")
     args = parser.parse_args(argv)
+    from ..kernels import _build
+
+    path, seconds = _build.library_path(), 0.0
     try:
-        path, seconds = build_kernels(force=args.force)
+        if path is None or args.force:  # (built beside its source, replacing it atomically)
+            start = time.perf_counter()
+            path = _build.build()
+            seconds = time.perf_counter() - start
     except subprocess.CalledProcessError as err:
         first = (err.stderr or "").strip().splitlines()[:1]
         print(f"medstack-compile: the C compiler failed ({' '.join(err.cmd[:1])}): "

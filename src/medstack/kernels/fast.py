@@ -148,6 +148,9 @@ def combine_section(sci: Planes, wht: Planes | None, spec: CombineSpec, *,
     if not 0 <= lo <= hi <= r:
         raise ValueError(f"rows {rows} outside the section's {r} rows")
     kind = spec.kind
+    if kind == "sum" and r * nx == 1:  # NumPy's own pairwise sum (see the notes)
+        return reference.combine_section(sci, wht, spec, thresholds=thresholds,
+                                         scalars=scalars, rows=rows)
     counts = np.zeros(n, dtype=np.int64)
     out = np.empty((hi - lo, nx), dtype=np.float32)
     ngood = np.empty((hi - lo, nx), dtype=np.uint16)
@@ -164,9 +167,7 @@ def combine_section(sci: Planes, wht: Planes | None, spec: CombineSpec, *,
             raise ValueError(f"{len(w.keep)} weight planes of {w.shape} for {n} science "
                              f"planes of {s.shape}")
     wlim = _weight_limits(thresholds, n)
-    if kind == "sum" and r * nx == 1 and hi > lo:
-        _one_pixel_sum(s, fillval, flat_out, flat_ngood, counts)
-    elif kind == "sum":
+    if kind == "sum":
         _call("medstack_sum", sp=s.ptrs, ss=s.swaps, n=n, p_lo=lo * nx, p_hi=hi * nx,
               fillval=fillval, block=block, out=flat_out, ngood=flat_ngood, nonfinite=counts)
     elif kind in ("median", "mean"):
@@ -199,17 +200,6 @@ def _pixel_values(stack: _Planes) -> np.ndarray:
     out = np.empty(len(stack.keep), dtype=np.float32)
     _call("medstack_gather_first", ptrs=stack.ptrs, swaps=stack.swaps, n=len(out), out=out)
     return out
-
-
-def _one_pixel_sum(s: _Planes, fillval: np.float32, flat_out: np.ndarray,
-                   flat_ngood: np.ndarray, counts: np.ndarray) -> None:
-    """``sum`` of a one-pixel section: NumPy's pairwise sum (see the module notes)."""
-    vals = _pixel_values(s)
-    finite = np.isfinite(vals)
-    total = reference.one_pixel_sum(np.where(finite, vals, np.float32(0)).reshape(-1, 1, 1))
-    flat_out[0] = total[0, 0] if finite.any() else fillval
-    flat_ngood[0] = min(int(finite.sum()), 65535)
-    counts += ~finite
 
 
 def _one_pixel_minimum(s: _Planes, w: _Planes, thresholds: np.ndarray | None) -> np.ndarray:
