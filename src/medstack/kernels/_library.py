@@ -15,9 +15,8 @@ from . import KernelsNotBuilt, _build
 __all__ = ["PROTOTYPES", "Library", "Parameter", "load", "parse_parameters"]
 
 #: Each kernel of ``_fast.c`` by its C parameter list, as the C source declares it (without
-#: ``restrict``; tests/test_compile.py holds the two to each other). The ctypes argument types
-#: and the order of each call's values are built from it, and every call names each argument,
-#: so the Python side cannot pass values in another order.
+#: ``restrict``; tests/test_compile.py holds the two together): its ctypes argument types and
+#: the order of each call's values, named by the caller, are built from it.
 PROTOTYPES: dict[str, str] = {
     "medstack_count_nonfinite":
         "const i64 *sp, const uint8_t *ss, int n, i64 p_lo, i64 p_hi, i64 *counts",

@@ -1,14 +1,12 @@
 """Compiled kernels: C (``_fast.c``), fused per section, bit-identical to :mod:`.reference`.
 
 This module plans each call (sorting networks, median positions, limits, NumPy's ``fmin`` tie
-positions) and hands the C library, loaded with ctypes on import (built at installation, never
-at run time), addresses and scalars. One pass over each block of pixels does what the reference
-does in whole-section steps: masks and thresholds, gathering the good values (masked ones become
-padding that puts every median at one of two fixed sorted positions), a sorting network
-(:mod:`.networks`) over a block of pixels at once, the selection, and minmed's noise model, grow
-dilation and decision. Pixels with fewer good values than nlow + nhigh + 1 are done one by one.
-The planes are read where they lie, either byte order (views of memory-mapped FITS rows), and
-ctypes releases the GIL for each call, so sections run on several threads.
+positions) for the C library, loaded with ctypes on import (built at installation). One pass
+over each block of pixels does what the reference does in whole-section steps: masks, gathering
+the good values (padded so that every median is at one of two fixed sorted positions), a sorting
+network (:mod:`.networks`) over the block, the selection, and minmed's noise model, dilation and
+decision. The planes are read where they lie, in either byte order (views of memory-mapped FITS
+rows); ctypes releases the GIL for each call, so sections run on several threads.
 
 Notes
 -----
@@ -82,10 +80,8 @@ def _weight_limits(thresholds: np.ndarray | None, n: int) -> np.ndarray:
 @lru_cache(maxsize=64)
 def _fmin_first_positions(n_pixels: int, masks: bool) -> np.ndarray:
     """Flat positions of an ``(N, rows, nx)`` section (``n_pixels = rows * nx``) where NumPy's
-    reduction over axis 0 returns the first operand of a ``±0`` tie (a scalar tail loop; a SIMD
-    loop returns the second). The reduction is drizzlepac's: ``np.fmin`` (``nanmin``) with weight
-    masks, ``np.minimum`` (``amin``) without. Probed, not assumed: it depends on the CPU and NumPy
-    build."""
+    ``fmin`` (with weight masks, else ``minimum``) reduction over axis 0 returns the first operand
+    of a ``±0`` tie. Probed, not assumed: it depends on the CPU and NumPy build."""
     probe = np.zeros((2, 1, n_pixels), dtype=">f4")  # big-endian, as drizzlepac holds them
     probe[1] = np.float32(-0.0)
     first = ~np.signbit((np.fmin if masks else np.minimum).reduce(probe, axis=0)).ravel()
@@ -229,8 +225,7 @@ def _minmed(s: _Planes, w: _Planes, thresholds: np.ndarray | None, wlim: np.ndar
     if grow < 0:
         raise ValueError(f"grow must be >= 0, got {grow}")
     y0c, y1c = max(0, lo - grow), min(r, hi + grow)  # the rows the grow box of rows sees
-    sps = np.array([float(sky) / float(t) for sky, t in zip(scalars.sky, scalars.exptime)],
-                   dtype=np.float64)
+    sps = np.asarray(scalars.sky, np.float64) / np.asarray(scalars.exptime, np.float64)
     rn2 = scalars.readnoise.astype(np.float64) ** 2
     rn_const = float(np.float32(sum(float(v) ** 2 for v in scalars.readnoise)))
     k_of, even = _median_table(n, 0, 1)

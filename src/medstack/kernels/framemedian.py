@@ -85,16 +85,15 @@ def _networks() -> tuple[np.ndarray, np.ndarray]:
 
 def footprint(valid: np.ndarray, kernel: str = "fast") -> tuple[int, int, int, int] | None:
     """The bounding box ``(y0, y1, x0, x1)`` of a frame's valid pixels, or None when it has
-    none. ``valid`` is a boolean array (True: valid) or the frame itself, float32/float64 (valid:
-    not NaN; in native byte order with unit column stride, the compiled kernel scans it where it
-    lies)."""
+    none. ``valid`` is a boolean array (True: valid) or the frame itself (valid: not NaN; the
+    compiled kernel scans it where it lies)."""
     step = valid.itemsize
     if (valid.dtype != bool and kernel == "fast" and valid.dtype.isnative
             and valid.strides[1] == step and valid.strides[0] >= 0 and valid.strides[0] % step == 0):
         from . import fast  # raises KernelsNotBuilt where the library is not built
 
         (ny, nx), stride = valid.shape, valid.strides[0] // step
-        # the memory the kernel reads: ny rows of nx values, stride values apart
+        # the memory the kernel reads, ny rows of nx values stride values apart, as one array
         span = as_strided(valid, ((ny - 1) * stride + nx,), (step,), writeable=False)
         box = np.zeros(4, dtype=np.int64)
         fast._call(f"medstack_footprint_{_SUFFIX[valid.dtype.name]}", data=span, ny=ny, nx=nx,

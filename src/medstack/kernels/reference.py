@@ -85,12 +85,9 @@ def _fill(sci: np.ndarray, good: np.ndarray) -> np.ndarray:
 
 
 def _sorted_good(sci: np.ndarray, good: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """Good values of each pixel in ascending order, then +inf for the rest.
-
-    The good values are gathered in stack order and put in order by drizzlepac's exchange sort
-    (``if v[j] < v[i]: swap``), which is not stable: it decides where -0.0 and +0.0 land among
-    equal values, and so the sign of a zero median.
-    """
+    """Good values of each pixel in ascending order, then +inf for the rest: gathered in stack
+    order and sorted by drizzlepac's exchange sort (``if v[j] < v[i]: swap``), which decides
+    where -0.0 and +0.0 land among equal values, and so the sign of a zero median."""
     order = np.argsort(~good, axis=0, kind="stable")  # good values first, in stack order
     v = np.take_along_axis(np.where(good, sci, np.float32(np.inf)), order, axis=0)
     n = v.shape[0]
