@@ -102,9 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``medstack-compile``: build the compiled kernels where they are missing, and check them."""
     parser = argparse.ArgumentParser(
         prog="medstack-compile",
-        description="Build medstack's compiled kernels where the installation has none (no C "
-                    "compiler at install time, or a source checkout), then check that they give "
-                    "the reference kernels' bits.")
+        description="Build medstack's compiled kernels where the installation has none, then "
+                    "check that they give the reference kernels' bits.")
     parser.add_argument("--force", action="store_true",
                         help="rebuild the library even where it is present")
     args = parser.parse_args(argv)

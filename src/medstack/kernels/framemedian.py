@@ -154,8 +154,8 @@ def combine_frames(parts: Sequence[FrameRows], out: np.ndarray, ngood: np.ndarra
     ngood.fill(0)
     for r0, r1, c0, c1, cover in rectangles(parts, out.shape[0], out.shape[1]):
         nan_last = big and cover[-1].index == n_frames - 1
-        views = [p.values[r0 - p.row0:r1 - p.row0, c0 - p.col0:c1 - p.col0] for p in cover]
-        block = np.stack(views)
+        block = np.stack([p.values[r0 - p.row0:r1 - p.row0, c0 - p.col0:c1 - p.col0]
+                          for p in cover])
         med, count = reference.nanmedian(block, n_frames, block[-1] if nan_last else None)
         out[r0:r1, c0:c1] = med
         ngood[r0:r1, c0:c1] = np.minimum(count, 65535)
