@@ -32,11 +32,20 @@ def test_the_installation_built_the_library():
 
 
 def _c_prototypes() -> dict[str, str]:
-    """Every function ``_fast.c`` exports (``int medstack_...(...) {``): its parameter list."""
+    """Every function ``_fast.c`` exports (``int medstack_...(...) {``), also those a macro
+    such as ``FOOTPRINT_KERNEL(T, SFX)`` defines per instance: its parameter list."""
     from medstack.kernels import _build
 
-    found = re.findall(r"^(?:KERNEL )?int (medstack_\w+)\(([^)]*)\)\s*\{",
-                       _build.SOURCE.read_text(), flags=re.MULTILINE)
+    text = _build.SOURCE.read_text()
+    for macro, params, body in re.findall(r"^#define (\w+)\(([^)]*)\)((?:.*\\\n)+.*)", text,
+                                          flags=re.MULTILINE):
+        for args in re.findall(rf"^{macro}\(([^)]*)\)", text, flags=re.MULTILINE):
+            expanded = body.replace("\\\n", "\n")
+            for param, arg in zip(params.split(","), args.split(",")):
+                expanded = re.sub(rf"\b{param.strip()}\b", arg.strip(), expanded)
+            text += expanded.replace("##", "")
+    found = re.findall(r"^(?:KERNEL )?int (medstack_\w+)\(([^)]*)\)\s*\{", text,
+                       flags=re.MULTILINE)
     return {name: " ".join(params.split()) for name, params in found}
 
 
@@ -46,7 +55,7 @@ def test_each_kernel_is_declared_as_the_c_source_declares_it():
     from medstack.kernels._library import PROTOTYPES, parse_parameters
 
     in_c = _c_prototypes()
-    assert len(in_c) >= 7 and set(in_c) == set(PROTOTYPES)
+    assert len(in_c) >= 11 and set(in_c) == set(PROTOTYPES)
     for name, params in in_c.items():
         assert parse_parameters(params) == parse_parameters(PROTOTYPES[name]), name
     # what the comparison catches: two arguments of one type swapped, a const dropped

@@ -1,21 +1,15 @@
 """Combine kernels: pure numerics on one row section of the stack (no I/O, no logging).
 
-Two implementations share one contract, :class:`Kernels`:
-
-- :mod:`.reference` — plain, readable NumPy, written from docs/spec.md §6–§7; the yardstick.
-- :mod:`.fast` — compiled C (``_fast.c``, built at installation, loaded with ctypes), fused
-  per section; bit-identical to the reference.
-
-A run picks one implementation once (:func:`choose_kernel`) and hands the :class:`Kernels`
-object to every work unit; it pickles as its name, so a Dask worker resolves the name where it
-runs. The module functions :func:`combine_section` and :func:`weight_sums` take the
-implementation by name, for one-off calls.
+Two implementations of one contract, :class:`Kernels`, give the same bits: :mod:`.reference`,
+plain NumPy written from docs/spec.md §6–§7 (the yardstick), and :mod:`.fast`, compiled C
+(``_fast.c``, built at installation, loaded with ctypes). A run picks one once
+(:func:`choose_kernel`); the module functions take it by name, for one-off calls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Sequence
+from importlib import import_module
 
 import numpy as np
 
@@ -36,15 +30,10 @@ class KernelsNotBuilt(MedstackError):
     is installed with a C compiler present; ``medstack-compile`` builds it later)."""
 
 
-class _Combine(Protocol):
-    def __call__(self, sci: Planes, wht: Planes | None, spec: CombineSpec, /, *,
-                 thresholds: np.ndarray | None, scalars: ImageScalars | None,
-                 rows: tuple[int, int]) -> SectionResult: ...
-
-
 class Kernels:
-    """One implementation of the kernels, by name: ``"fast"`` or ``"reference"`` (the same
-    bits either way).
+    """One implementation of the kernels, by name: ``"fast"``, ``"reference"`` (the same bits
+    either way), or ``"auto"``: the compiled kernels, and the reference ones where the compiled
+    library is not built (several times slower).
 
     Pickles as its name (a Dask task carries a few bytes; the worker imports the
     implementation when it unpickles it).
@@ -57,24 +46,19 @@ class Kernels:
         Another name.
     """
 
-    __slots__ = ("name", "_combine", "_weight_sums")
-    name: str
-    _combine: _Combine
-    _weight_sums: Callable[[Sequence[np.ndarray], Sequence[float]], WeightSums]
+    __slots__ = ("name", "_module")
 
     def __init__(self, name: str) -> None:
-        if name == "fast":
-            from . import fast
-
-            self._combine, self._weight_sums = fast.combine_section, fast.weight_sums
-        elif name == "reference":
-            from . import reference
-
-            self._combine, self._weight_sums = reference.combine_section, reference.weight_sums
-        else:
-            raise ValueError(f"kernel: unknown value {name!r}; choose one of: "
+        if name == "auto":
+            name = "fast" if fast_unavailable() is None else "reference"
+        if name not in KERNELS:
+            raise ValueError(f"kernel: unknown value {name!r}; choose one of: auto, "
                              f"{', '.join(KERNELS)}")
         self.name = name
+        try:
+            self._module = import_module(f".{name}", __name__)
+        except KernelsNotBuilt as err:
+            raise KernelsNotBuilt(f"kernel: fast: {err}") from err
 
     def __reduce__(self) -> tuple[type[Kernels], tuple[str]]:
         return (Kernels, (self.name,))
@@ -85,27 +69,20 @@ class Kernels:
     def __str__(self) -> str:  # (as a log line names it: "fast kernels")
         return self.name
 
-    def combine_section(
-        self,
-        sci: Planes,
-        wht: Planes | None,
-        spec: CombineSpec,
-        *,
-        thresholds: np.ndarray | None = None,
-        scalars: ImageScalars | None = None,
-        rows: tuple[int, int] | None = None,
-    ) -> SectionResult:
+    def combine_section(self, sci: Planes, wht: Planes | None, spec: CombineSpec, *,
+                        thresholds: np.ndarray | None = None,
+                        scalars: ImageScalars | None = None,
+                        rows: tuple[int, int] | None = None) -> SectionResult:
         """Combine one section of the stack.
 
         Parameters
         ----------
         sci : ndarray, shape (N, r, nx), or sequence of N ndarrays of shape (r, nx); float32
-            Science rows of the N images, electrons/s, native or big-endian (FITS) byte order;
-            a sequence lets the planes be views of N different files. NaN and ±inf are
-            treated as masked.
+            Science rows of the N images, electrons/s, native or big-endian (FITS) byte order
+            (planes may be views of N files). NaN and ±inf are masked.
         wht : same layout as ``sci``, or None
-            Weight rows. Needed for weight masks and for minmed; NaN and ±inf weights are bad
-            pixels and count as 0 in minmed's noise model.
+            Weight rows, for weight masks and minmed; NaN and ±inf weights are bad pixels and
+            count as 0 in minmed's noise model.
         spec : CombineSpec
             What to compute.
         thresholds : ndarray, shape (N,), float64, optional
@@ -122,20 +99,20 @@ class Kernels:
         SectionResult
             With ``nonfinite`` counted; ``masked`` is None.
         """
-        n_rows = sci.shape[1] if isinstance(sci, np.ndarray) else np.shape(sci[0])[0]
-        lo, hi = (0, n_rows) if rows is None else rows
+        if rows is None:
+            rows = (0, sci.shape[1] if isinstance(sci, np.ndarray) else np.shape(sci[0])[0])
         if spec.kind == "minmed" and (wht is None or scalars is None):
             raise ValueError("minmed needs weights and per-image scalars")
         if thresholds is not None and wht is None:
             raise ValueError("weight masks need weights")
-        return self._combine(sci, wht, spec, thresholds=thresholds, scalars=scalars,
-                             rows=(lo, hi))
+        return self._module.combine_section(sci, wht, spec, thresholds=thresholds,
+                                            scalars=scalars, rows=rows)
 
     def weight_sums(self, blocks: Sequence[np.ndarray], totals: Sequence[float]) -> WeightSums:
-        """Per image: the running sequential float64 sum of its finite weights >=
-        float32(1e-8) from ``totals``, how many it added, how many were NaN/±inf (see
-        :func:`medstack.kernels.fast.weight_sums`); the same bits with either kernel."""
-        return self._weight_sums(blocks, totals)
+        """Per image: the running sequential float64 sum, from ``totals``, of its block's finite
+        weights >= float32(1e-8) (drizzlepac's ImageStats mean), how many it added and how many
+        were NaN/±inf."""
+        return self._module.weight_sums(blocks, totals)
 
 
 def fast_unavailable() -> str | None:
@@ -147,51 +124,21 @@ def fast_unavailable() -> str | None:
     return None
 
 
-def choose_kernel(kernel: str) -> Kernels:
-    """The implementation a run uses: ``kernel`` itself, or for ``"auto"`` the compiled
-    kernels, and the reference ones where the compiled library is not built (the same bits,
-    several times slower).
-
-    Raises
-    ------
-    KernelsNotBuilt
-        ``kernel="fast"`` where the compiled library is not built.
-    ValueError
-        An unknown name.
-    """
-    if kernel == "auto":
-        return Kernels("fast" if fast_unavailable() is None else "reference")
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel: unknown value {kernel!r}; choose one of: auto, "
-                         f"{', '.join(KERNELS)}")
-    if kernel == "fast":
-        why = fast_unavailable()
-        if why is not None:
-            raise KernelsNotBuilt(f"kernel: fast: {why}")
-    return Kernels(kernel)
-
-
-def _kernels(kernel: str | Kernels) -> Kernels:
-    return kernel if isinstance(kernel, Kernels) else Kernels(kernel)
+#: The implementation a run uses, by name (``"auto"`` too), chosen once.
+choose_kernel = Kernels
 
 
 def weight_sums(blocks: Sequence[np.ndarray], totals: Sequence[float],
                 kernel: str | Kernels = "fast") -> WeightSums:
-    """:meth:`Kernels.weight_sums` of the implementation ``kernel``."""
-    return _kernels(kernel).weight_sums(blocks, totals)
+    """:meth:`Kernels.weight_sums` of the implementation ``kernel``. Default is ``"fast"``."""
+    return (Kernels(kernel) if isinstance(kernel, str) else kernel).weight_sums(blocks, totals)
 
 
-def combine_section(
-    sci: Planes,
-    wht: Planes | None,
-    spec: CombineSpec,
-    *,
-    thresholds: np.ndarray | None = None,
-    scalars: ImageScalars | None = None,
-    rows: tuple[int, int] | None = None,
-    kernel: str | Kernels = "fast",
-) -> SectionResult:
-    """:meth:`Kernels.combine_section` of the implementation ``kernel`` (``"fast"`` or
-    ``"reference"``; the same bits either way). Default is ``"fast"``."""
-    return _kernels(kernel).combine_section(sci, wht, spec, thresholds=thresholds,
-                                            scalars=scalars, rows=rows)
+def combine_section(sci: Planes, wht: Planes | None, spec: CombineSpec, *,
+                    thresholds: np.ndarray | None = None, scalars: ImageScalars | None = None,
+                    rows: tuple[int, int] | None = None,
+                    kernel: str | Kernels = "fast") -> SectionResult:
+    """:meth:`Kernels.combine_section` of the implementation ``kernel``. Default is
+    ``"fast"``."""
+    return (Kernels(kernel) if isinstance(kernel, str) else kernel).combine_section(
+        sci, wht, spec, thresholds=thresholds, scalars=scalars, rows=rows)

@@ -1,12 +1,10 @@
-"""How the compiled kernels are built: one list of compiler flags, for ``setup.py`` (which runs
-this file by its path, at installation) and for ``medstack-compile`` (which builds the library
-in place where an installation has none). Imports nothing from medstack.
+"""How the compiled kernels are built, for ``setup.py`` (which runs this file by its path, at
+installation) and ``medstack-compile``. Imports nothing from medstack.
 
 The flags keep every float operation the IEEE operation the reference does: no fast-math, no
-fused multiply-adds (``-ffp-contract=off``), so an expression ``a * b + c`` rounds twice, as
-NumPy does. ``-fno-math-errno`` and ``-fno-trapping-math`` change no result (only whether
-``errno`` and the floating-point exception flags are set); they let the compiler vectorise
-the loops whose selects compare floats.
+fused multiply-adds, so ``a * b + c`` rounds twice, as NumPy does. ``-fno-math-errno`` and
+``-fno-trapping-math`` change no result (only ``errno`` and the exception flags); they let the
+compiler vectorise the loops whose selects compare floats.
 """
 
 from __future__ import annotations

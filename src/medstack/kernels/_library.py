@@ -1,15 +1,12 @@
 """The compiled kernels' library (``_fast.c``, built at installation): each kernel's C
 parameter list declared once (:data:`PROTOTYPES`), the library loaded and checked against its
 source (:func:`load`), and the kernels called with every argument named (:meth:`Library.call`).
-
-:mod:`.fast` loads the library when it is imported and plans each call.
 """
 
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
 
@@ -18,9 +15,8 @@ from . import KernelsNotBuilt, _build
 __all__ = ["PROTOTYPES", "Library", "Parameter", "load", "parse_parameters"]
 
 #: Each kernel of ``_fast.c`` by its C parameter list, as the C source declares it (without
-#: ``restrict``; tests/test_compile.py holds the two to each other). Both the ctypes argument
-#: types and the order of each call's values are built from it, and every call names each
-#: argument (:meth:`Library.call`), so the Python side cannot pass values in another order.
+#: ``restrict``; tests/test_compile.py holds the two together): its ctypes argument types and
+#: the order of each call's values, named by the caller, are built from it.
 PROTOTYPES: dict[str, str] = {
     "medstack_count_nonfinite":
         "const i64 *sp, const uint8_t *ss, int n, i64 p_lo, i64 p_hi, i64 *counts",
@@ -50,6 +46,13 @@ PROTOTYPES: dict[str, str] = {
         "const i64 *ptrs, const uint8_t *swaps, int k, i64 m, float min_weight, double *totals, "
         "i64 *counts, i64 *nans",
 }
+for _sfx, _t in (("f32", "float"), ("f64", "double")):  # the frames' kernels, per element type
+    PROTOTYPES[f"medstack_nanmedian_tiles_{_sfx}"] = (
+        "const i64 *ptrs, const i64 *strides, const i64 *box, const uint8_t *last_frame, "
+        f"int ntiles, i64 rows, i64 cols, {_t} *out, uint16_t *ngood, int big, "
+        "const int32_t *nets, const int32_t *offs")
+    PROTOTYPES[f"medstack_footprint_{_sfx}"] = (
+        f"const {_t} *data, i64 ny, i64 nx, i64 stride, i64 *box")
 
 #: The C types of the kernels' scalar arguments, and of their arrays' elements.
 _C_SCALARS: dict[str, type[ctypes._SimpleCData[Any]]] = {
@@ -60,10 +63,8 @@ _C_ARRAYS: dict[str, type[np.generic]] = {
     "float": np.float32, "double": np.float64}
 
 
-@dataclass(frozen=True)
-class Parameter:
-    """One parameter of a kernel: its name, its C base type, whether it is an array (a
-    pointer) and whether the kernel only reads it (``const``)."""
+class Parameter(NamedTuple):
+    """One parameter of a kernel: whether it is an array (a pointer) the kernel only reads."""
 
     name: str
     ctype: str
@@ -76,22 +77,19 @@ def parse_parameters(c_list: str) -> tuple[Parameter, ...]:
     (only the types of :data:`PROTOTYPES`: scalars, or pointers to their elements)."""
     params = []
     for text in c_list.split(","):
-        words = text.replace("*", " * ").split()
-        words = [w for w in words if w != "restrict"]
+        words = [w for w in text.replace("*", " * ").split() if w != "restrict"]
         const = words[0] == "const"
         words = words[1:] if const else words
         array = "*" in words
-        base, name = words[0], words[-1]
-        known = _C_ARRAYS if array else _C_SCALARS
-        if len(words) != (3 if array else 2) or base not in known:
+        if len(words) != (3 if array else 2) or words[0] not in (_C_ARRAYS if array
+                                                                 else _C_SCALARS):
             raise ValueError(f"unsupported C parameter: {text.strip()!r}")
-        params.append(Parameter(name, base, array, const))
+        params.append(Parameter(words[-1], words[0], array, const))
     return tuple(params)
 
 
 #: A kernel argument: an array (passed by its address) or a scalar.
 Arg = np.ndarray | float | int | np.number[Any]
-#: How a call passes one parameter: the array's dtype (None for a scalar), the scalar's type.
 _Step: TypeAlias = "tuple[Parameter, np.dtype[Any] | None, type[float] | type[int]]"
 
 
@@ -101,15 +99,16 @@ class Library:
 
     def __init__(self, cdll: ctypes.CDLL) -> None:
         self.cdll = cdll
+        #: Per kernel: its ctypes function, its parameters' names, and per parameter the
+        #: array's dtype (None for a scalar) and the Python type of the scalar.
         self._kernels: dict[str, tuple[Any, set[str], list[_Step]]] = {}
         for name, c_list in PROTOTYPES.items():
             params = parse_parameters(c_list)
             fn = getattr(cdll, name)
             fn.argtypes = [ctypes.c_void_p if p.array else _C_SCALARS[p.ctype] for p in params]
             fn.restype = ctypes.c_int
-            plan: list[_Step] = [(p, np.dtype(_C_ARRAYS[p.ctype]) if p.array else None,
-                                  float if p.ctype in ("float", "double") else int)
-                                 for p in params]
+            plan = [(p, np.dtype(_C_ARRAYS[p.ctype]) if p.array else None,
+                     float if p.ctype in ("float", "double") else int) for p in params]
             self._kernels[name] = (fn, {p.name for p in params}, plan)
 
     def call(self, name: str, **args: Arg) -> None:
@@ -141,17 +140,13 @@ class Library:
                   and value.flags.c_contiguous and (p.const or value.flags.writeable)):
                 values.append(value.ctypes.data)
             else:
-                raise TypeError(f"{name}: {p.name}: {_array_text(value)}; expected a "
+                got = (f"a {'' if value.flags.c_contiguous else 'non-contiguous '}"
+                       f"{'' if value.flags.writeable else 'read-only '}{value.dtype} array"
+                       if isinstance(value, np.ndarray) else f"a {type(value).__name__}")
+                raise TypeError(f"{name}: {p.name}: {got}; expected a "
                                 f"C-contiguous{'' if p.const else ', writable'} {dtype} array")
         if fn(*values) != 0:
             raise MemoryError(f"{name}: no memory for the kernel's scratch buffers")
-
-
-def _array_text(value: Arg) -> str:
-    if not isinstance(value, np.ndarray):
-        return f"a {type(value).__name__}"
-    return (f"a {'' if value.flags.c_contiguous else 'non-contiguous '}"
-            f"{'' if value.flags.writeable else 'read-only '}{value.dtype} array")
 
 
 def load() -> Library:
@@ -179,5 +174,3 @@ def load() -> Library:
         raise KernelsNotBuilt(f"{path}: built from another version of {_build.SOURCE.name}; run "
                               "medstack-compile --force to rebuild it")
     return library
-
-

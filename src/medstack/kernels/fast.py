@@ -1,55 +1,38 @@
 """Compiled kernels: C (``_fast.c``), fused per section, bit-identical to :mod:`.reference`.
 
-This module plans each call (sorting networks, median positions, limits, NumPy's ``fmin``
-tie positions) and hands the C library addresses and scalars; the library, built at
-installation with the machine's C compiler (``setup.py``, or ``medstack-compile``), is loaded
-with ctypes when this module is imported: no compiler runs then, and nothing is compiled
-at run time. On x86-64 Linux each kernel is built for AVX-512, AVX2 and baseline x86-64 and
-the best the CPU runs is picked at load time (the same operations at every width).
+This module plans each call (sorting networks, median positions, limits, NumPy's ``fmin`` tie
+positions) for the C library, loaded with ctypes on import (built at installation). One pass
+over each block of pixels does what the reference does in whole-section steps: masks, gathering
+the good values (padded so that every median is at one of two fixed sorted positions), a sorting
+network (:mod:`.networks`) over the block, the selection, and minmed's noise model, dilation and
+decision. The planes are read where they lie, in either byte order (views of memory-mapped FITS
+rows); ctypes releases the GIL for each call, so sections run on several threads.
 
-One pass over each block of pixels does everything the reference does in many whole-section
-steps: the weight mask and the value thresholds, the gathering of the good values with a
-per-pixel count (masked values become padding: -inf, +inf, -inf, ... for a median, which puts
-every pixel's median at one of two fixed sorted positions whatever its count; +inf for a mean),
-a sorting network run on whole blocks of pixels at once (vectorised min/max; Batcher's
-odd-even merge sort, pruned to the positions needed: :mod:`.networks`; for the medians of up to
-16 images written out in the C source, each pixel's values held in registers), the selection,
-and for minmed its noise model, the grow dilation (running sums over the flags) and the decision. Pixels with fewer good
-values than nlow + nhigh + 1 (drizzlepac's reduction rule) are done one by one.
-
-Exactness. Everything the reference computes in float64 is computed in float64 here, in the
-same order; no fast-math and no fused multiply-adds (the flags are in :mod:`._build`). The
-places where a plain implementation would change bits:
+Notes
+-----
+Everything the reference computes in float64 is computed in float64, in the same order, without
+fast-math or fused multiply-adds (:mod:`._build`). Where a plain implementation would change bits:
 
 - The weight mask ``float64(w) < t`` is evaluated as ``w < t32`` with ``t32`` the smallest
   float32 ``>= t`` (equivalent for every float32 ``w``); a NaN weight fails ``w >= t32``.
-- Sorting networks do not say where ``-0.0`` and ``+0.0`` land among equal values, and the
-  reference (like drizzlepac) uses an exchange sort that does. Where a median picks zeros from a
-  pixel that holds a ``-0.0``, that pixel is redone with the exchange sort itself.
-- minmed's minimum is NumPy's ``fmin.reduce`` (with weight masks; ``minimum.reduce`` without),
-  whose SIMD loops return the *second* operand of a ``±0`` tie and whose scalar tail loops may
-  return the *first*. Which positions of a section NumPy treats that way is probed once per
-  section size and reduction (:func:`_fmin_first_positions`) and those pixels are redone with
-  first-wins semantics. A section of one pixel is reduced by NumPy along a contiguous axis, in
-  SIMD lanes: there the minimum (and ``sum``'s pairwise sum) is NumPy's own, computed on the
-  pixel's values as drizzlepac holds them.
+- Sorting networks do not say where ``-0.0`` and ``+0.0`` land among equal values; the reference
+  (like drizzlepac) uses an exchange sort that does. A median that picks zeros from a pixel
+  holding a ``-0.0`` is redone with the exchange sort.
+- minmed's minimum is NumPy's ``fmin.reduce`` (``minimum.reduce`` without weight masks), whose
+  SIMD loops return the *second* operand of a ``±0`` tie and whose scalar tail loops may return
+  the *first*: the positions NumPy treats that way are probed once per section size
+  (:func:`_fmin_first_positions`) and redone first-wins. A one-pixel section is reduced by NumPy
+  along a contiguous axis: there the minimum (and ``sum``'s pairwise sum) is NumPy's own.
 - Sequential sums start from ``+0.0`` and run in stack order (float32 weights, ``sum``) or in
-  sorted order (float64 ``mean``), exactly as the reference writes them.
-
-The kernels take the inputs where they lie, as N planes of float32 of either byte order (each
-plane by the address of its first value), byte-swapping big-endian FITS data as they load it: the
-work unit (:func:`medstack.core.unit.compute_section`) hands them views of the memory-mapped
-rows, so the data are neither copied nor converted. ctypes releases the GIL for each call, so the
-thread executor (:mod:`medstack.executors.threads`) runs sections on several threads.
+  sorted order (float64 ``mean``), as the reference writes them.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -64,10 +47,6 @@ __all__ = ["combine_section", "sorting_network", "weight_sums"]
 _BLOCK_BYTES = 65536
 
 
-# ---------------------------------------------------------------------------------------------
-# planning helpers (plain Python, cached)
-
-
 @lru_cache(maxsize=256)
 def _median_table(n: int, nlow: int, nhigh: int) -> tuple[np.ndarray, np.ndarray]:
     """Per good count g = 0…n: the sorted position k of the (upper) middle value and whether the
@@ -78,95 +57,44 @@ def _median_table(n: int, nlow: int, nhigh: int) -> tuple[np.ndarray, np.ndarray
     for g in range(1, n + 1):
         nl, nh = nlow, nhigh
         while nl + nh >= g:
-            nh = nh - 1 if nh > 0 else nh
-            nl = nl - 1 if nl > 0 else nl
+            nl, nh = max(nl - 1, 0), max(nh - 1, 0)
         m = g - nl - nh
-        if m <= 0:
-            continue
         k_of[g] = nl + m // 2
-        even[g] = 1 if m % 2 == 0 else 0
+        even[g] = m % 2 == 0
     return k_of, even
 
 
-def _ceil_f32(t: float) -> np.float32:
-    """The smallest float32 >= t, so that ``float64(w) < t`` ⇔ ``w < result`` for float32 w.
-    NaN (nothing is below it) maps to -inf."""
-    if math.isnan(t):
-        return np.float32(-np.inf)
-    with np.errstate(over="ignore"):
-        t32 = np.float32(t)
-    if float(t32) < t:
-        t32 = np.nextafter(t32, np.float32(np.inf))
-    return np.float32(t32)
-
-
 def _weight_limits(thresholds: np.ndarray | None, n: int) -> np.ndarray:
-    """Per image: a weight is good where ``w >= limit`` (float32)."""
+    """Per image: a weight is good where ``w >= limit``, the smallest float32 >= its threshold
+    (so that ``float64(w) < t`` ⇔ ``w < limit`` for float32 w); -inf for none or NaN."""
     if thresholds is None:
         return np.full(n, -np.inf, dtype=np.float32)
-    return np.array([_ceil_f32(float(t)) for t in np.asarray(thresholds, np.float64)],
-                    dtype=np.float32)
-
-
-def _value_limits(spec: CombineSpec) -> tuple[np.float32, np.float32]:
-    """``(lo, hi)``: a finite value is kept where ``lo <= v < hi`` (float32, as the reference's
-    ``~(v < lthresh) & ~(v >= hthresh)``)."""
-    lo, hi = np.float32(-np.inf), np.float32(np.inf)
-    if spec.lthresh is not None and not math.isnan(spec.lthresh):
-        lo = np.float32(spec.lthresh)
-    if spec.hthresh is not None and not math.isnan(spec.hthresh):
-        hi = np.float32(spec.hthresh)
-    return lo, hi
-
-
-_fmin_lock = threading.Lock()
+    t = np.asarray(thresholds, np.float64)
+    with np.errstate(over="ignore"):
+        limits = t.astype(np.float32)
+    limits = np.where(limits < t, np.nextafter(limits, np.float32(np.inf)), limits)
+    limits[np.isnan(t)] = -np.inf
+    return limits
 
 
 @lru_cache(maxsize=64)
-def _first_positions_cached(n_pixels: int, op_name: str) -> np.ndarray:
-    op = getattr(np, op_name)
+def _fmin_first_positions(n_pixels: int, masks: bool) -> np.ndarray:
+    """Flat positions of an ``(N, rows, nx)`` section (``n_pixels = rows * nx``) where NumPy's
+    ``fmin`` (with weight masks, else ``minimum``) reduction over axis 0 returns the first operand
+    of a ``±0`` tie. Probed, not assumed: it depends on the CPU and NumPy build."""
     probe = np.zeros((2, 1, n_pixels), dtype=">f4")  # big-endian, as drizzlepac holds them
     probe[1] = np.float32(-0.0)
-    first = ~np.signbit(op.reduce(probe, axis=0)).ravel()
+    first = ~np.signbit((np.fmin if masks else np.minimum).reduce(probe, axis=0)).ravel()
     return np.flatnonzero(first).astype(np.int64)
 
-
-def _fmin_first_positions(rows: int, nx: int, masks: bool = True) -> np.ndarray:
-    """Flat positions of an ``(N, rows, nx)`` section where NumPy's reduction over axis 0
-    returns the first operand of a ``±0`` tie (a scalar tail loop); elsewhere (a SIMD loop)
-    it returns the second. The reduction is drizzlepac's: ``np.fmin`` (``nanmin``) with
-    weight masks, ``np.minimum`` (``amin``) without. Probed, not assumed: it depends on the
-    CPU and NumPy build."""
-    with _fmin_lock:
-        return _first_positions_cached(rows * nx, "fmin" if masks else "minimum")
-
-
-def _block(n: int) -> int:
-    return max(8, min(2048, (_BLOCK_BYTES // (4 * max(n, 1))) // 8 * 8))
-
-
-# ---------------------------------------------------------------------------------------------
-# the compiled library (_fast.c, built by pip install; see setup.py), loaded on import
 
 _library = load()
 _lib, _call = _library.cdll, _library.call
 
 
-@dataclass
-class _Planes:
-    """The planes of a stack as the kernels take them.
-
-    Attributes
-    ----------
-    ptrs : ndarray (N,) int64
-        The address of each plane's first value.
-    swaps : ndarray (N,) uint8
-        1 where a plane is big-endian.
-    keep : list of ndarray
-        The arrays behind the addresses, held until the kernels are done with them.
-    shape : (int, int)
-        The shape of every plane.
-    """
+class _Planes(NamedTuple):
+    """A stack as the kernels take it: each plane's address and 1 where it is big-endian, the
+    planes themselves (held until the kernels are done with the addresses), their shape."""
 
     ptrs: np.ndarray
     swaps: np.ndarray
@@ -174,136 +102,85 @@ class _Planes:
     shape: tuple[int, int]
 
 
-def _planes(stack: Planes, n_expected: int | None = None) -> _Planes:
+def _planes(stack: Planes) -> _Planes:
     """``stack``, an (N, r, nx) array or a sequence of N (r, nx) arrays, float32 of either byte
     order (FITS data as read, or native), as the kernels take it; anything else is converted to
     native float32."""
-    planes = [stack[i] for i in range(stack.shape[0])] if isinstance(stack, np.ndarray) \
-        else list(stack)
-    if n_expected is not None and len(planes) != n_expected:
-        raise ValueError(f"{len(planes)} weight planes for {n_expected} science planes")
-    keep: list[np.ndarray] = []
-    shape: tuple[int, ...] | None = None
-    for plane in planes:
-        plane = np.asarray(plane)
-        if plane.dtype.kind != "f" or plane.dtype.itemsize != 4 or not plane.flags.c_contiguous:
-            plane = np.ascontiguousarray(plane, dtype=np.float32)
-        if plane.ndim != 2:
-            raise ValueError(f"planes must be 2-D, got shape {plane.shape}")
-        if shape is None:
-            shape = plane.shape
-        elif plane.shape != shape:
-            raise ValueError(f"planes of different shapes: {shape} and {plane.shape}")
-        keep.append(plane)
-    if shape is None:
-        raise ValueError("no input planes")
+    keep = [p if p.dtype.kind == "f" and p.dtype.itemsize == 4 and p.flags.c_contiguous
+            else np.ascontiguousarray(p, dtype=np.float32) for p in map(np.asarray, stack)]
+    shapes = {p.shape for p in keep}
+    if len(shapes) != 1 or keep[0].ndim != 2:
+        raise ValueError(f"expected planes of one 2-D shape, got shapes {sorted(shapes)}")
     return _Planes(np.array([p.ctypes.data for p in keep], dtype=np.int64),
                    np.array([0 if p.dtype.isnative else 1 for p in keep], dtype=np.uint8),
-                   keep, (int(shape[0]), int(shape[1])))
+                   keep, keep[0].shape)
 
 
 def weight_sums(blocks: Sequence[np.ndarray], totals: Sequence[float]) -> WeightSums:
-    """Accumulate blocks of weights as drizzlepac's ImageStats mean does (see
-    :class:`medstack.core.weights.WeightMean`), up to :data:`WEIGHT_LANES` images at once.
-
-    Parameters
-    ----------
-    blocks : sequence of ndarray
-        One block of float32 weights per image (either byte order, the same size each), added
-        in C order.
-    totals : sequence of float
-        The running sum of each image so far.
-
-    Returns
-    -------
-    totals, counts, nan_counts : list
-        Per image: the new running sum, and how many weights it added and how many were NaN.
-    """
-    out_t: list[float] = []
-    out_c: list[int] = []
-    out_n: list[int] = []
+    """See :meth:`medstack.kernels.Kernels.weight_sums`: the blocks (float32 of either byte
+    order, added in C order) of up to :data:`WEIGHT_LANES` images per kernel call."""
+    out: WeightSums = ([], [], [])
     for g0 in range(0, len(blocks), WEIGHT_LANES):
         group = _planes([np.asarray(b).reshape(1, -1) for b in blocks[g0:g0 + WEIGHT_LANES]])
-        k = group.ptrs.shape[0]
-        t = np.array(totals[g0:g0 + WEIGHT_LANES], dtype=np.float64)
-        c = np.zeros(k, dtype=np.int64)
-        nn = np.zeros(k, dtype=np.int64)
+        k = len(group.keep)
+        sums = np.array(totals[g0:g0 + WEIGHT_LANES], dtype=np.float64)
+        counts, nans = np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64)
         _call("medstack_weight_sums", ptrs=group.ptrs, swaps=group.swaps, k=k,
-              m=group.shape[1], min_weight=MIN_WEIGHT, totals=t, counts=c, nans=nn)
-        out_t += [float(v) for v in t]
-        out_c += [int(v) for v in c]
-        out_n += [int(v) for v in nn]
-    return out_t, out_c, out_n
+              m=group.shape[1], min_weight=MIN_WEIGHT, totals=sums, counts=counts, nans=nans)
+        for got, new in zip(out, (sums, counts, nans)):
+            got += new.tolist()
+    return out
 
 
-# ---------------------------------------------------------------------------------------------
-# the contract
-
-
-def combine_section(
-    sci: Planes,
-    wht: Planes | None,
-    spec: CombineSpec,
-    *,
-    thresholds: np.ndarray | None,
-    scalars: ImageScalars | None,
-    rows: tuple[int, int],
-) -> SectionResult:
-    """See :meth:`medstack.kernels.Kernels.combine_section`.
-
-    Parameters
-    ----------
-    sci, wht : ndarray (N, r, nx) or sequence of N ndarrays (r, nx)
-        float32, big-endian (as in FITS files) or native; used where they lie, without a
-        converted copy (the kernels byte-swap each value as they load it), so the planes can be
-        views of N different files.
-
-    Returns
-    -------
-    SectionResult
-        The section result, with the per-image NaN/inf counts of the output rows.
-    """
+def combine_section(sci: Planes, wht: Planes | None, spec: CombineSpec, *,
+                    thresholds: np.ndarray | None, scalars: ImageScalars | None,
+                    rows: tuple[int, int]) -> SectionResult:
+    """See :meth:`medstack.kernels.Kernels.combine_section`; the planes are read where they
+    lie, without a converted copy."""
     s = _planes(sci)
-    n = s.ptrs.shape[0]
+    n = len(s.keep)
     r, nx = s.shape
     lo, hi = rows
     if not 0 <= lo <= hi <= r:
         raise ValueError(f"rows {rows} outside the section's {r} rows")
     kind = spec.kind
+    if kind == "sum" and r * nx == 1:  # NumPy's own pairwise sum (see the notes)
+        return reference.combine_section(sci, wht, spec, thresholds=thresholds,
+                                         scalars=scalars, rows=rows)
     counts = np.zeros(n, dtype=np.int64)
     out = np.empty((hi - lo, nx), dtype=np.float32)
     ngood = np.empty((hi - lo, nx), dtype=np.uint16)
     flat_out, flat_ngood = out.reshape(-1), ngood.reshape(-1)
     fillval = np.float32(spec.fillval)
-    block = _block(n)
+    block = max(8, min(2048, _BLOCK_BYTES // (4 * n) // 8 * 8))  # pixels per block
     minchosen = None
-    use_w = thresholds is not None or kind == "minmed"
     w = s
-    if use_w:
+    if thresholds is not None or kind == "minmed":
         if wht is None:
             raise ValueError("weight masks and minmed need weights")
-        w = _planes(wht, n)
-        if w.shape != s.shape:
-            raise ValueError(f"weights {w.shape} and science {s.shape} differ in shape")
+        w = _planes(wht)
+        if w.shape != s.shape or len(w.keep) != n:
+            raise ValueError(f"{len(w.keep)} weight planes of {w.shape} for {n} science "
+                             f"planes of {s.shape}")
     wlim = _weight_limits(thresholds, n)
-    if kind == "sum" and r * nx == 1 and hi > lo:
-        _one_pixel_sum(s, fillval, flat_out, flat_ngood, counts)
-    elif kind == "sum":
+    if kind == "sum":
         _call("medstack_sum", sp=s.ptrs, ss=s.swaps, n=n, p_lo=lo * nx, p_hi=hi * nx,
               fillval=fillval, block=block, out=flat_out, ngood=flat_ngood, nonfinite=counts)
     elif kind in ("median", "mean"):
-        vlo, vhi = _value_limits(spec)
-        is_median = kind == "median"
         nlow, nhigh = int(spec.nlow), int(spec.nhigh)
         k_of, even = _median_table(n, nlow, nhigh)
         mid = _middle(n, nlow, nhigh)
-        net = median_network(n, mid) if is_median else \
+        net = median_network(n, mid) if kind == "median" else \
             sorting_network(n, tuple(range(min(nlow, n), max(n - nhigh, 0))))
+        # a finite value is kept where vlo <= v < vhi (float32), as the reference's thresholds
+        vlo, vhi = (np.float32(default if v is None or math.isnan(v) else v)
+                    for v, default in ((spec.lthresh, -np.inf), (spec.hthresh, np.inf)))
         _call("medstack_numcombine", sp=s.ptrs, ss=s.swaps, wp=w.ptrs, ws=w.swaps, n=n,
-              use_w=thresholds is not None, wlim=wlim, vlo=vlo, vhi=vhi, is_median=is_median,
-              fill=spec.fill, k_of=k_of, even=even, mid=mid, nlow=nlow, nhigh=nhigh,
-              fillval=fillval, net=net, ncomp=net.shape[0], p_lo=lo * nx, p_hi=hi * nx,
-              block=block, out=flat_out, ngood=flat_ngood, nonfinite=counts)
+              use_w=thresholds is not None, wlim=wlim, vlo=vlo, vhi=vhi,
+              is_median=kind == "median", fill=spec.fill, k_of=k_of, even=even, mid=mid,
+              nlow=nlow, nhigh=nhigh, fillval=fillval, net=net, ncomp=net.shape[0],
+              p_lo=lo * nx, p_hi=hi * nx, block=block, out=flat_out, ngood=flat_ngood,
+              nonfinite=counts)
     elif kind == "minmed":
         if scalars is None:
             raise ValueError("minmed needs weights and per-image scalars")
@@ -311,27 +188,14 @@ def combine_section(
                             flat_ngood, counts)
     else:
         raise ValueError(f"unknown combine kind {kind!r}")
-    del s, w  # (the planes are held until the kernels are done with their addresses)
     return SectionResult(median=out, ngood=ngood, minchosen=minchosen, nonfinite=counts)
 
 
 def _pixel_values(stack: _Planes) -> np.ndarray:
     """The first value of each plane (native float32)."""
-    out = np.empty(stack.ptrs.shape[0], dtype=np.float32)
-    _call("medstack_gather_first", ptrs=stack.ptrs, swaps=stack.swaps, n=stack.ptrs.shape[0],
-          out=out)
+    out = np.empty(len(stack.keep), dtype=np.float32)
+    _call("medstack_gather_first", ptrs=stack.ptrs, swaps=stack.swaps, n=len(out), out=out)
     return out
-
-
-def _one_pixel_sum(s: _Planes, fillval: np.float32, flat_out: np.ndarray,
-                   flat_ngood: np.ndarray, counts: np.ndarray) -> None:
-    """``sum`` of a one-pixel section: NumPy's pairwise sum (see the module notes)."""
-    vals = _pixel_values(s)
-    finite = np.isfinite(vals)
-    total = reference.one_pixel_sum(np.where(finite, vals, np.float32(0)).reshape(-1, 1, 1))
-    flat_out[0] = total[0, 0] if finite.any() else fillval
-    flat_ngood[0] = min(int(finite.sum()), 65535)
-    counts += ~finite
 
 
 def _one_pixel_minimum(s: _Planes, w: _Planes, thresholds: np.ndarray | None) -> np.ndarray:
@@ -352,7 +216,7 @@ def _minmed(s: _Planes, w: _Planes, thresholds: np.ndarray | None, wlim: np.ndar
             flat_out: np.ndarray, flat_ngood: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """minmed of output rows ``rows``: the per-pixel part over the rows the grow box sees, then
     the dilation and the decision; returns the minchosen rows."""
-    n = s.ptrs.shape[0]
+    n = len(s.keep)
     r, nx = s.shape
     lo, hi = rows
     if n < 2:
@@ -360,25 +224,20 @@ def _minmed(s: _Planes, w: _Planes, thresholds: np.ndarray | None, wlim: np.ndar
     grow = int(spec.grow)
     if grow < 0:
         raise ValueError(f"grow must be >= 0, got {grow}")
-    # rows whose flags the grow box of the output rows can see
-    y0c, y1c = (max(0, lo - grow), min(r, hi + grow)) if grow else (lo, hi)
-    sps = np.array([float(sky) / float(t) for sky, t in zip(scalars.sky, scalars.exptime)],
-                   dtype=np.float64)
+    y0c, y1c = max(0, lo - grow), min(r, hi + grow)  # the rows the grow box of rows sees
+    sps = np.asarray(scalars.sky, np.float64) / np.asarray(scalars.exptime, np.float64)
     rn2 = scalars.readnoise.astype(np.float64) ** 2
     rn_const = float(np.float32(sum(float(v) ** 2 for v in scalars.readnoise)))
     k_of, even = _median_table(n, 0, 1)
     mid = _middle(n, 0, 1)
     net = median_network(n, mid)  # (for n < 3: the whole network)
-    fw_pos = _fmin_first_positions(r, nx, masks=thresholds is not None)
+    fw_pos = _fmin_first_positions(r * nx, thresholds is not None)
     mn_fix = np.empty(0, np.float32)
     if r * nx == 1:  # NumPy reduces along a contiguous axis there: its own result
         mn_fix = _one_pixel_minimum(s, w, thresholds)
     m = (y1c - y0c) * nx
-    mn = np.empty(m, np.float32)
-    med = np.empty(m, np.float32)
-    f1 = np.empty(m, np.uint8)
-    f2 = np.empty(m, np.uint8)
-    gcount = np.empty(m, np.int32)
+    mn, med = np.empty(m, np.float32), np.empty(m, np.float32)
+    f1, f2, gcount = np.empty(m, np.uint8), np.empty(m, np.uint8), np.empty(m, np.int32)
     _call("medstack_minmed", sp=s.ptrs, ss=s.swaps, wp=w.ptrs, ws=w.swaps, n=n,
           use_w=thresholds is not None, wlim=wlim, sps=sps, rn2=rn2, rn_masks=spec.weight_masks,
           rn_const=rn_const, n1=spec.nsigma1, n2=spec.nsigma2, fill=spec.fill, k_of=k_of,

@@ -1,23 +1,18 @@
 """The frames' median: NumPy's ``nanmedian`` over a cube of frames, computed from the frames
-that cover each pixel (pure numerics, no I/O).
-
-A section's rows are cut into pieces over which the same frames hold data, each combined
-from those frames alone (the others are NaN there, and NaN is no data), so the work follows
-the covered pixels, not the number of frames times the mosaic. The compiled kernel
-(``medstack_nanmedian_tiles_f32``/``_f64`` in ``_fast.c``: one call per section, row spans)
-reads each frame where it lies; the reference (:func:`medstack.kernels.reference.nanmedian`)
-stacks them into a dense block per rectangle (:func:`rectangles`). Both give the same bits.
+that cover each pixel (pure numerics, no I/O), so the work follows the covered pixels, not the
+number of frames times the mosaic. The compiled kernel reads each frame where it lies; the
+reference (:func:`medstack.kernels.reference.nanmedian`) stacks them per rectangle over which
+the same frames hold data (:func:`rectangles`). Both give the same bits.
 """
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from . import reference
 from .networks import median_network
@@ -31,23 +26,16 @@ BIG_STACK = 600
 #: network; beyond, it selects each pixel's middle values one pixel at a time (``NM_NET_MAX``
 #: in ``_fast.c``).
 NETWORK_MAX = 64
+#: The suffix of the compiled kernels for each element type.
+_SUFFIX = {"float32": "f32", "float64": "f64"}
 
 
 @dataclass(frozen=True)
 class FrameRows:
-    """One frame's values in a section's rows.
-
-    Attributes
-    ----------
-    index : int
-        The frame's number, from 0 (frames are combined in this order).
-    values : ndarray, 2-D
-        Its values there (rows of its footprint), unit column stride.
-    row0 : int
-        The section-local row of ``values[0]``.
-    col0 : int
-        The image column of ``values[:, 0]``.
-    """
+    """One frame's values in a section's rows: the frame's number ``index`` (from 0, the
+    order frames are combined in), its ``values`` there (2-D, the rows of its footprint, unit
+    column stride), the section-local row of ``values[0]`` and the image column of
+    ``values[:, 0]``."""
 
     index: int
     values: np.ndarray
@@ -84,17 +72,6 @@ def rectangles(parts: Sequence[FrameRows], rows: int, cols: int
     return out
 
 
-@lru_cache(maxsize=2)
-def _kernel(dtype: str) -> Any:
-    from . import fast  # raises KernelsNotBuilt where the library is not built
-
-    p, i, q = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64
-    fn = getattr(fast._lib, f"medstack_nanmedian_tiles_{dtype.replace('float', 'f')}")
-    fn.argtypes = (p, p, p, p, i, q, q, p, p, i, p, p)
-    fn.restype = ctypes.c_int
-    return fn
-
-
 @lru_cache(maxsize=1)
 def _networks() -> tuple[np.ndarray, np.ndarray]:
     """For k = 0 … NETWORK_MAX values, the comparators that sort the positions of a padded
@@ -108,37 +85,29 @@ def _networks() -> tuple[np.ndarray, np.ndarray]:
 
 def footprint(valid: np.ndarray, kernel: str = "fast") -> tuple[int, int, int, int] | None:
     """The bounding box ``(y0, y1, x0, x1)`` of a frame's valid pixels, or None when it has
-    none. ``valid`` is a boolean array (True: valid) or the frame itself, float32/float64 (valid:
-    not NaN; in native byte order with unit column stride, the compiled kernel scans it where it
-    lies)."""
+    none. ``valid`` is a boolean array (True: valid) or the frame itself (valid: not NaN; the
+    compiled kernel scans it where it lies)."""
+    step = valid.itemsize
     if (valid.dtype != bool and kernel == "fast" and valid.dtype.isnative
-            and valid.strides[1] == valid.itemsize):
+            and valid.strides[1] == step and valid.strides[0] >= 0 and valid.strides[0] % step == 0):
+        from . import fast  # raises KernelsNotBuilt where the library is not built
+
+        (ny, nx), stride = valid.shape, valid.strides[0] // step
+        # the memory the kernel reads, ny rows of nx values stride values apart, as one array
+        span = as_strided(valid, ((ny - 1) * stride + nx,), (step,), writeable=False)
         box = np.zeros(4, dtype=np.int64)
-        fn = _footprint_kernel(valid.dtype.name)
-        fn(valid.ctypes.data, valid.shape[0], valid.shape[1], valid.strides[0] // valid.itemsize,
-           box.ctypes.data)
+        fast._call(f"medstack_footprint_{_SUFFIX[valid.dtype.name]}", data=span, ny=ny, nx=nx,
+                   stride=stride, box=box)
         y0, y1, x0, x1 = (int(v) for v in box)
         return (y0, y1, x0, x1) if y1 > y0 else None
     if valid.dtype != bool:
-        valid = np.isnan(valid)
-        np.logical_not(valid, out=valid)
+        valid = ~np.isnan(valid)
     rows = np.flatnonzero(valid.any(axis=1))
     if rows.size == 0:
         return None
     y0, y1 = int(rows[0]), int(rows[-1]) + 1
     cols = np.flatnonzero(valid[y0:y1].any(axis=0))
     return y0, y1, int(cols[0]), int(cols[-1]) + 1
-
-
-@lru_cache(maxsize=2)
-def _footprint_kernel(dtype: str) -> Any:
-    from . import fast
-
-    p, q = ctypes.c_void_p, ctypes.c_int64
-    fn = getattr(fast._lib, f"medstack_footprint_{dtype.replace('float', 'f')}")
-    fn.argtypes = (p, q, q, q, p)
-    fn.restype = ctypes.c_int
-    return fn
 
 
 def combine_frames(parts: Sequence[FrameRows], out: np.ndarray, ngood: np.ndarray,
@@ -161,36 +130,32 @@ def combine_frames(parts: Sequence[FrameRows], out: np.ndarray, ngood: np.ndarra
     big = n_frames >= BIG_STACK
     parts = sorted(parts, key=lambda p: p.index)
     if kernel != "reference":
+        from . import fast
+
         item = out.itemsize
-        for p in parts:
+        for p in parts:  # (the kernel reads them by address)
             v = p.values
             if v.dtype != out.dtype or v.strides[1] != item or v.strides[0] % item:
                 raise TypeError(f"frame rows: {v.dtype} with strides {v.strides}; expected "
                                 f"{out.dtype} with unit column stride")
-        if out.dtype not in (np.float32, np.float64) or not out.flags.c_contiguous or \
-                ngood.shape != out.shape or ngood.dtype != np.uint16 or \
-                not ngood.flags.c_contiguous:
-            raise TypeError("combine_frames: out and ngood must be C-contiguous float and uint16 "
-                            "arrays of one shape")
-        ptrs = np.array([p.values.ctypes.data for p in parts], dtype=np.int64)
-        strides = np.array([p.values.strides[0] // item for p in parts], dtype=np.int64)
-        boxes = np.array([(p.row0, p.row1, p.col0, p.col1) for p in parts],
-                         dtype=np.int64).reshape(-1, 4)
-        last = np.array([p.index == n_frames - 1 for p in parts], dtype=np.uint8)
+        if ngood.shape != out.shape:
+            raise TypeError(f"combine_frames: ngood {ngood.shape} and out {out.shape} differ")
         nets, offsets = _networks()
-        status = _kernel(out.dtype.name)(
-            ptrs.ctypes.data, strides.ctypes.data, boxes.ctypes.data, last.ctypes.data,
-            len(parts), out.shape[0], out.shape[1], out.ctypes.data, ngood.ctypes.data,
-            int(big), nets.ctypes.data, offsets.ctypes.data)
-        if status != 0:
-            raise MemoryError("medstack_nanmedian_tiles: no memory for its scratch buffers")
+        fast._call(f"medstack_nanmedian_tiles_{_SUFFIX[out.dtype.name]}",
+                   ptrs=np.array([p.values.ctypes.data for p in parts], dtype=np.int64),
+                   strides=np.array([p.values.strides[0] // item for p in parts], np.int64),
+                   box=np.array([(p.row0, p.row1, p.col0, p.col1) for p in parts],
+                                dtype=np.int64).reshape(-1, 4),
+                   last_frame=np.array([p.index == n_frames - 1 for p in parts], np.uint8),
+                   ntiles=len(parts), rows=out.shape[0], cols=out.shape[1], out=out,
+                   ngood=ngood, big=big, nets=nets, offs=offsets)
         return
     out.fill(np.nan)  # the canonical NaN, as NumPy gives where no frame has data
     ngood.fill(0)
     for r0, r1, c0, c1, cover in rectangles(parts, out.shape[0], out.shape[1]):
         nan_last = big and cover[-1].index == n_frames - 1
-        views = [p.values[r0 - p.row0:r1 - p.row0, c0 - p.col0:c1 - p.col0] for p in cover]
-        block = np.stack(views)
+        block = np.stack([p.values[r0 - p.row0:r1 - p.row0, c0 - p.col0:c1 - p.col0]
+                          for p in cover])
         med, count = reference.nanmedian(block, n_frames, block[-1] if nan_last else None)
         out[r0:r1, c0:c1] = med
         ngood[r0:r1, c0:c1] = np.minimum(count, 65535)

@@ -1,7 +1,6 @@
-"""Reference kernels: plain NumPy, one step per line of docs/spec.md §6–§7.
-
-This is the yardstick the fast kernels are tested against, bit for bit. It favours clarity over
-speed and memory: whole-section temporaries, explicit sequential sums.
+"""Reference kernels: plain NumPy, one step per line of docs/spec.md §6–§7; the yardstick the
+fast kernels are tested against, bit for bit (clarity over speed: whole-section temporaries,
+explicit sequential sums).
 
 Notes
 -----
@@ -34,10 +33,8 @@ def weight_mask(wht: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 
 
 def weight_sums(blocks: Sequence[np.ndarray], totals: Sequence[float]) -> WeightSums:
-    """Accumulate blocks of weights as drizzlepac's ImageStats mean does: per image, the
-    sequential float64 sum, from its running total, of its finite weights >= float32(1e-8)
-    (``np.cumsum`` is sequential), how many they are and how many weights are NaN or ±inf.
-    The same contract as :func:`medstack.kernels.fast.weight_sums`."""
+    """See :meth:`medstack.kernels.Kernels.weight_sums` (``np.cumsum`` is the sequential
+    float64 sum)."""
     out_t: list[float] = []
     out_c: list[int] = []
     out_n: list[int] = []
@@ -88,12 +85,9 @@ def _fill(sci: np.ndarray, good: np.ndarray) -> np.ndarray:
 
 
 def _sorted_good(sci: np.ndarray, good: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """Good values of each pixel in ascending order, then +inf for the rest.
-
-    The good values are gathered in stack order and put in order by drizzlepac's exchange sort
-    (``if v[j] < v[i]: swap``), which is not stable: it decides where -0.0 and +0.0 land among
-    equal values, and so the sign of a zero median.
-    """
+    """Good values of each pixel in ascending order, then +inf for the rest: gathered in stack
+    order and sorted by drizzlepac's exchange sort (``if v[j] < v[i]: swap``), which decides
+    where -0.0 and +0.0 land among equal values, and so the sign of a zero median."""
     order = np.argsort(~good, axis=0, kind="stable")  # good values first, in stack order
     v = np.take_along_axis(np.where(good, sci, np.float32(np.inf)), order, axis=0)
     n = v.shape[0]
@@ -181,10 +175,9 @@ def one_pixel_sum(values: np.ndarray) -> np.ndarray:
 
 def minimum_as_numpy(vals: np.ndarray, masks: bool) -> np.ndarray:
     """drizzlepac's minimum image of a minmed section, by NumPy itself on the (N, r, nx)
-    big-endian float32 values as drizzlepac holds them: ``nanmin`` (``np.fmin.reduce``) when
-    there are weight masks (masked values NaN), else ``np.amin`` (``np.minimum.reduce``). The
-    two differ in which of ``+0.0``/``-0.0`` a tie returns, and a section of one pixel is
-    reduced along a contiguous axis, in SIMD lanes."""
+    big-endian float32 values as drizzlepac holds them: ``nanmin`` (``np.fmin.reduce``) with
+    weight masks (masked values NaN), else ``np.amin`` (``np.minimum.reduce``), which differ in
+    which of ``+0.0``/``-0.0`` a tie returns."""
     data = np.ascontiguousarray(vals, dtype=">f4")
     op = np.fmin if masks else np.minimum
     return op.reduce(data, axis=0).astype(np.float32)

@@ -70,27 +70,17 @@ class CombineSpec:
     @classmethod
     def from_params(cls, params: MedianParams) -> CombineSpec:
         """Build from :class:`medstack.params.MedianParams`."""
-        return cls(
-            kind=params.kind,
-            fill=params.fill,
-            nlow=params.combine_nlow,
-            nhigh=params.combine_nhigh,
-            lthresh=params.combine_lthresh,
-            hthresh=params.combine_hthresh,
-            nsigma1=params.combine_nsigma[0],
-            nsigma2=params.combine_nsigma[1],
-            grow=params.grow_px,
-            weight_masks=params.median_newmasks,
-            fillval=params.fillval,
-        )
+        return cls(kind=params.kind, fill=params.fill, nlow=params.combine_nlow,
+                   nhigh=params.combine_nhigh, lthresh=params.combine_lthresh,
+                   hthresh=params.combine_hthresh, nsigma1=params.combine_nsigma[0],
+                   nsigma2=params.combine_nsigma[1], grow=params.grow_px,
+                   weight_masks=params.median_newmasks, fillval=params.fillval)
 
 
 @dataclass(frozen=True)
 class ImageScalars:
-    """Per-image scalars for minmed's noise model (length-N float64 arrays).
-
-    ``exptime`` in seconds, ``sky`` in electrons, ``readnoise`` in electrons.
-    """
+    """Per-image scalars for minmed's noise model (length-N float64 arrays): ``exptime`` in
+    seconds, ``sky`` and ``readnoise`` in electrons."""
 
     exptime: np.ndarray
     sky: np.ndarray
@@ -100,17 +90,13 @@ class ImageScalars:
     def of(cls, exptime: Sequence[float] | np.ndarray, sky: Sequence[float] | np.ndarray,
            readnoise: Sequence[float] | np.ndarray) -> ImageScalars:
         """Build from three sequences."""
-        return cls(
-            np.asarray(exptime, dtype=np.float64),
-            np.asarray(sky, dtype=np.float64),
-            np.asarray(readnoise, dtype=np.float64),
-        )
+        return cls(*(np.asarray(v, dtype=np.float64) for v in (exptime, sky, readnoise)))
 
 
 @dataclass(slots=True)
 class SectionResult:
-    """Output rows of one section, and what was counted on the way (every field declared:
-    slots, so no other attribute can be set on one).
+    """Output rows of one section, and what was counted on the way (slots: no other attribute
+    can be set on one).
 
     Attributes
     ----------
