@@ -14,13 +14,15 @@ One handler, :func:`_on_signal`, for SIGINT (Ctrl-C) and SIGTERM:
   main thread, which :func:`medstack.cli.main` catches after the run has removed what it had
   begun.
 
-:func:`leave` ends the process once the command is done.
+:func:`leave` ends the process once the command is done. :func:`dask_setup` makes the
+workers of a ``dask-local`` run deaf to Ctrl-C.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
 import signal
 import sys
 import threading
@@ -29,7 +31,8 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import NoReturn
 
-__all__ = ["Terminated", "end_on_signal", "leave", "signals_raise", "work_begins"]
+__all__ = ["Terminated", "dask_setup", "end_on_signal", "leave", "signals_raise",
+           "work_begins"]
 
 _WORDS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 _starting = False  # set by end_on_signal, cleared by work_begins
@@ -45,9 +48,45 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
             os.write(2, f"medstack: {_WORDS[signum]}; no output written\n".encode())
         finally:
             os._exit(128 + signum)
+    while frame is not None:
+        if frame.f_code is _unraisable.__code__:
+            return  # it would be lost here too: _resend sends it again
+        frame = frame.f_back
+    _delivered.set()
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise Terminated
+
+
+_lost: queue.SimpleQueue[int] = queue.SimpleQueue()  # put() is safe in any callback
+_delivered = threading.Event()
+
+
+def _resend() -> None:
+    """A thread: each lost signal is sent to the main thread again, every 50 ms, until
+    :func:`_on_signal` raises it there."""
+    while True:
+        signum = _lost.get()
+        _delivered.clear()
+        signal.pthread_kill(threading.main_thread().ident or 0, signum)
+        while not _delivered.wait(0.05):
+            signal.pthread_kill(threading.main_thread().ident or 0, signum)
+        while not _lost.empty():  # the same signal, lost again meanwhile
+            _lost.get()
+
+
+def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """An exception of :func:`_on_signal` that Python could only ignore (raised inside a
+    garbage-collector callback or a ``__del__``, such as distributed's) is not lost: its signal
+    is sent again (:func:`_resend`), to be raised where the run can clean up. Any other goes
+    to Python's own hook."""
+    if not isinstance(unraisable.exc_value, (KeyboardInterrupt, Terminated)):
+        sys.__unraisablehook__(unraisable)
+        return
+    _lost.put(signal.SIGINT if isinstance(unraisable.exc_value, KeyboardInterrupt)
+              else signal.SIGTERM)
+    if not any(t.name == "medstack-signal" for t in threading.enumerate()):
+        threading.Thread(target=_resend, name="medstack-signal", daemon=True).start()
 
 
 def _install() -> dict[int, object]:
@@ -60,6 +99,7 @@ def _install() -> dict[int, object]:
         old = signal.getsignal(signum)
         if old in (signal.default_int_handler, signal.SIG_DFL, _on_signal):
             replaced[signum] = signal.signal(signum, _on_signal)
+    sys.unraisablehook = _unraisable
     return replaced
 
 
@@ -80,10 +120,12 @@ def work_begins() -> None:
 def signals_raise() -> Iterator[None]:
     """SIGINT raises KeyboardInterrupt and SIGTERM :class:`Terminated` (in the main thread)
     while the block runs; the earlier handlers are put back afterwards."""
+    hook = sys.unraisablehook
     replaced = _install()
     try:
         yield
     finally:
+        sys.unraisablehook = hook
         for signum, old in replaced.items():
             signal.signal(signum, old)  # type: ignore[arg-type]
 
@@ -111,3 +153,12 @@ def leave(status: int) -> NoReturn:
         sys.exit(status)
     logging.shutdown()
     os._exit(status)
+
+
+def dask_setup(worker: object) -> None:
+    """Dask's preload hook in each worker process of a ``dask-local`` run's LocalCluster
+    (:mod:`medstack.executors.dask`): Ctrl-C at a terminal goes to the whole process group,
+    and the run closes its cluster itself, so the workers ignore it rather than each print a
+    traceback."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

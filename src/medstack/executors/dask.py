@@ -114,7 +114,8 @@ def _connect(where: str, client: Any, workers: int | None,
                    if k != "MALLOC_TRIM_THRESHOLD_"}
         with dask.config.set({key: environ}):
             cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1,
-                                               processes=True, dashboard_address=":0")
+                                               processes=True, dashboard_address=":0",
+                                               preload=["medstack._startup"])
         with cluster, distributed.Client(cluster, set_as_default=False) as local:
             log.info("Dask dashboard: %s", cluster.dashboard_link)
             yield local
