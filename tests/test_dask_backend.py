@@ -487,3 +487,17 @@ def test_few_good_pixels_warning_on_dask(client, tmp_path, caplog):
                               combine_type="median", keep_data=False)
     assert result.no_good == 1200 - 10
     assert any("only 10 of 1200 output pixels" in r.getMessage() for r in caplog.records)
+
+
+def test_no_private_attribute_of_multiprocessing_in_the_package():
+    """The processes of a Dask run are Dask's: medstack touches no internals of
+    multiprocessing (a fork server, a resource tracker) to manage them."""
+    import re
+    from pathlib import Path
+
+    import medstack
+
+    private = re.compile(r"multiprocessing(\.\w+)*\._\w|_forkserver|_resource_tracker")
+    found = [f"{path}:{n}" for path in Path(medstack.__file__).parent.rglob("*.py")
+             for n, line in enumerate(path.read_text().splitlines(), 1) if private.search(line)]
+    assert found == []

@@ -29,12 +29,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 __all__ = ["Terminated", "dask_setup", "end_on_signal", "leave", "signals_raise",
            "work_begins"]
 
-_WORDS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+_WORDS: dict[int, str] = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 _starting = False  # set by end_on_signal, cleared by work_begins
 
 
@@ -89,7 +89,7 @@ def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
         threading.Thread(target=_resend, name="medstack-signal", daemon=True).start()
 
 
-def _install() -> dict[int, object]:
+def _install() -> dict[int, Any]:
     """Our handler for SIGTERM, and for SIGINT unless something else than Python's default
     handles or ignores it (a background job's SIGINT stays ignored); the handlers replaced."""
     if threading.current_thread() is not threading.main_thread():
@@ -127,7 +127,7 @@ def signals_raise() -> Iterator[None]:
     finally:
         sys.unraisablehook = hook
         for signum, old in replaced.items():
-            signal.signal(signum, old)  # type: ignore[arg-type]
+            signal.signal(signum, old)
 
 
 def leave(status: int) -> NoReturn:

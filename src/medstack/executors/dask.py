@@ -61,7 +61,7 @@ BANDS_PER_THREAD = 4
 #: never below one section).
 RETURN_BYTES = 16 * 2**20
 
-_DTYPES = {"median": np.dtype(np.float32), "ngood": np.dtype(np.uint16),
+_DTYPES: dict[str, np.dtype[Any]] = {"median": np.dtype(np.float32), "ngood": np.dtype(np.uint16),
            "minchosen": np.dtype(np.uint8)}
 
 
@@ -105,10 +105,8 @@ def _connect(where: str, client: Any, workers: int | None,
     if where == DASK_LOCAL:
         n = default_workers() if workers is None else workers
         log.info("starting a Dask LocalCluster of %d worker process(es)", n)
-        # distributed starts workers with MALLOC_TRIM_THRESHOLD_ set, which also fixes glibc's
-        # mmap threshold: every large NumPy temporary is then a fresh mmap, page-faulted in
-        # again each time (the step runs about 20 % slower). Our own cluster's workers go
-        # without it.
+        # distributed's MALLOC_TRIM_THRESHOLD_ also fixes glibc's mmap threshold: every large
+        # NumPy temporary is then a fresh mmap, faulted in again (the step ~20 % slower)
         key = "distributed.nanny.pre-spawn-environ"
         environ = {k: v for k, v in (dask.config.get(key, default=None) or {}).items()
                    if k != "MALLOC_TRIM_THRESHOLD_"}
@@ -239,8 +237,8 @@ def _band_task(plan: StackPlan, first: int, stop: int, thresholds: np.ndarray | 
             no_good += int(result.ngood.size - np.count_nonzero(result.ngood))
             if masked is not None:
                 masked += getattr(result, "masked", 0)
-            parts = {"median": result.median, "ngood": result.ngood,
-                     "minchosen": result.minchosen}
+            parts: dict[str, Any] = {"median": result.median, "ngood": result.ngood,
+                                     "minchosen": result.minchosen}
             a, b = section.out
             if targets is not None:
                 for key, target in targets.items():
@@ -268,30 +266,20 @@ def _absolute(plan: StackPlan) -> StackPlan:
         for img in plan.images))
 
 
-def _threads(client: Any) -> int:
-    return max(1, sum(client.nthreads().values()))
-
-
 class DaskExecutor(Executor):
     """Compute on a Dask cluster: weight statistics as tasks, then bands of whole sections.
 
     Parameters
     ----------
-    scheduler : str, optional
-        ``"dask-local"`` (a LocalCluster of ``workers`` single-threaded processes, started and
-        closed by the run) or a scheduler address (``tcp://host:port``). Default is
-        ``"dask-local"`` unless ``client`` is given.
-    client : distributed.Client, optional
-        A connected client to run on; it is left open.
+    scheduler, client : str, distributed.Client, optional
+        As for :func:`check_scheduler`; a given client is left open.
     workers : int, optional
-        Worker processes of the ``dask-local`` cluster (>= 1). Default is all cores. Ignored
-        with a scheduler address or a client.
+        Worker processes of a ``dask-local`` cluster (>= 1). Default is all cores.
     connect_timeout : float, optional
         Seconds to wait for the scheduler at an address to answer. Default is the run option's
         default (:data:`medstack.options.RUN_OPTIONS`).
     sections_per_band : int, optional
-        Sections per task (>= 1). Default: about :data:`BANDS_PER_THREAD` bands per worker
-        thread.
+        Sections per task (>= 1). Default: about :data:`BANDS_PER_THREAD` bands per thread.
 
     Raises
     ------
@@ -318,9 +306,9 @@ class DaskExecutor(Executor):
         self.sections_per_band = sections_per_band
         self._dask: Any = None
         self._plan: StackPlan | None = None
-        self._kernel = "fast"
+        self._kernel, self._run_id = "fast", ""
+        self._names: dict[str, str] = {}  # absolute name -> the name given, for messages
         self._out_path: Path | None = None
-        self._run_id = ""
 
     @contextmanager
     def open(self, plan: StackPlan, *, kernel: str, out_path: Path | None
@@ -348,7 +336,8 @@ class DaskExecutor(Executor):
         assert self._plan is not None
         plan, client = self._plan, self._dask
         files = [(img.wht, img.wht_hdu) for img in plan.images]
-        per = -(-len(files) // (BANDS_PER_THREAD * _threads(client)))  # images per task
+        threads = max(1, sum(client.nthreads().values()))
+        per = -(-len(files) // (BANDS_PER_THREAD * threads))  # images per task
         futures = [client.submit(_weight_task, files[i:i + per], plan.section_rows,
                                  self._kernel, key=f"medstack-weight-{self._run_id}-{i // per}")
                    for i in range(0, len(files), per)]
@@ -361,7 +350,7 @@ class DaskExecutor(Executor):
 
         plan, client = self._plan, self._dask
         ny, nx = plan.shape
-        threads = _threads(client)
+        threads = max(1, sum(client.nthreads().values()))
         quicklook = sinks.quicklook is not None
         keys = tuple(dict.fromkeys([*sinks.writers, *sinks.arrays,
                                     *(("median", "ngood") if quicklook else ())]))
@@ -373,22 +362,18 @@ class DaskExecutor(Executor):
                    for key, w in sinks.writers.items()}
         per_task = section_bytes(plan.n_images, plan.section_rows, nx) + max(
             [(b.out[1] - b.out[0]) * row_bytes for b in bands if not b.direct], default=0)
-        log.info(
-            "%d inputs of %dx%d; %s; %d sections of %d rows in %d band(s) (%d written by "
-            "the workers) on %s with %d thread(s); about %.1f MiB per task",
-            plan.n_images, ny, nx, plan.params.combine_type, len(plan.sections),
-            plan.section_rows, len(bands), sum(b.direct for b in bands), self.where, threads,
-            per_task / 2**20,
-        )
+        log.info("%d inputs of %dx%d; %s; %d sections of %d rows in %d band(s) (%d written by "
+                 "the workers) on %s with %d thread(s); about %.1f MiB per task",
+                 plan.n_images, ny, nx, plan.params.combine_type, len(plan.sections),
+                 plan.section_rows, len(bands), sum(b.direct for b in bands), self.where,
+                 threads, per_task / 2**20)
         futures: dict[Any, Band] = {}
         try:
             for band in bands:
-                fut = client.submit(
+                futures[client.submit(
                     _band_task, plan, *band.sections, thresholds, self._kernel, keys,
                     targets if band.direct else None, count_masked,
-                    key=f"medstack-band-{self._run_id}-{band.index}",
-                )
-                futures[fut] = band
+                    key=f"medstack-band-{self._run_id}-{band.index}")] = band
             for fut in distributed.as_completed(list(futures), loop=client.loop):
                 try:
                     output = fut.result()
@@ -399,20 +384,16 @@ class DaskExecutor(Executor):
                     ) from err
                 band = futures.pop(fut)
                 fut.release()
-                result = None
-                if output.rows is not None and keys:
-                    rows = output.rows
-                    result = SectionResult(rows.get("median"), rows.get("ngood"),
-                                           rows.get("minchosen"))
+                rows = output.rows
+                result = None if rows is None or not keys else SectionResult(
+                    rows.get("median"), rows.get("ngood"), rows.get("minchosen"))
                 yield Piece(
                     section=Section(band.index, band.out, band.out), result=result,
                     sections=band.sections[1] - band.sections[0],
                     nonfinite=np.asarray(output.nonfinite, dtype=np.int64),
-                    no_good=output.no_good,
-                    masked=None if output.masked is None else np.asarray(output.masked,
-                                                                         np.int64),
-                    integer=tuple(self._names.get(name, name) for name in output.integer),
-                )
+                    no_good=output.no_good, masked=None if output.masked is None
+                    else np.asarray(output.masked, np.int64),
+                    integer=tuple(self._names.get(name, name) for name in output.integer))
         finally:
             if futures:
                 client.cancel(list(futures))
