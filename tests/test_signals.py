@@ -146,8 +146,9 @@ def _group(pgid):
                                           (signal.SIGTERM, "running")])
 def test_dask_local_stops_with_one_line(tall_stack, tmp_path, signum, when):
     """A terminal's Ctrl-C goes to the whole process group, the cluster's workers included;
-    SIGTERM to the command only. Either way: medstack's line last, the status, no file, and
-    none of the cluster's processes left."""
+    SIGTERM to the command only. Either way: medstack's line last (Dask may print its own
+    lines as its cluster closes, but no traceback through medstack's code), the status, no
+    file, and none of the cluster's processes left."""
     pytest.importorskip("distributed")
     psutil = pytest.importorskip("psutil")
     command = [str(CONSOLE_SCRIPT) if CONSOLE_SCRIPT.exists() else sys.executable,
@@ -173,7 +174,7 @@ def test_dask_local_stops_with_one_line(tall_stack, tmp_path, signum, when):
     status, word = (130, "interrupted") if signum == signal.SIGINT else (143, "terminated")
     assert proc.returncode == status, "".join(lines)
     assert lines[-1] == f"medstack: {word}; no output written\n"
-    assert "Traceback" not in "".join(lines)
+    assert "/medstack/" not in "".join(lines)  # Dask may print its own lines; none of ours
     assert alive == []
     assert list(tmp_path.iterdir()) == []
 
@@ -188,15 +189,16 @@ def test_a_signal_python_would_ignore_is_raised_again():
     from medstack._startup import signals_raise
 
     def interrupt_once(phase, info):
-        if phase == "start" and not fired:
+        if phase == "start" and armed and not fired:
             fired.append(True)
             signal.raise_signal(signal.SIGINT)  # the handler runs inside this callback
 
-    fired = []
+    armed, fired = [], []
     never = threading.Event()
     gc.callbacks.append(interrupt_once)
     try:
         with pytest.raises(KeyboardInterrupt), signals_raise():
+            armed.append(True)  # from here on: with medstack's handler
             gc.collect()
             assert fired  # the first raise was lost inside the callback ...
             never.wait(60)  # ... and the second one ends this wait

@@ -12,7 +12,8 @@ One handler, :func:`_on_signal`, for SIGINT (Ctrl-C) and SIGTERM:
 - from then on (and always for :func:`medstack.cli.main` called in a Python session, through
   :func:`signals_raise`) it raises :class:`KeyboardInterrupt` or :class:`Terminated` in the
   main thread, which :func:`medstack.cli.main` catches after the run has removed what it had
-  begun.
+  begun. One raised where Python can only print and ignore it (a garbage-collector callback or
+  a ``__del__``, such as distributed's) is sent again until it is raised elsewhere.
 
 :func:`leave` ends the process once the command is done. :func:`dask_setup` makes the
 workers of a ``dask-local`` run deaf to Ctrl-C.
@@ -64,15 +65,13 @@ _delivered = threading.Event()
 
 def _resend() -> None:
     """A thread: each lost signal is sent to the main thread again, every 50 ms, until
-    :func:`_on_signal` raises it there."""
+    :func:`_on_signal` raises it there (if that raise is lost too, the hook puts it back)."""
     while True:
         signum = _lost.get()
         _delivered.clear()
         signal.pthread_kill(threading.main_thread().ident or 0, signum)
         while not _delivered.wait(0.05):
             signal.pthread_kill(threading.main_thread().ident or 0, signum)
-        while not _lost.empty():  # the same signal, lost again meanwhile
-            _lost.get()
 
 
 def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
