@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import threading
-import time
+import uuid
 
 import numpy as np
 import pytest
@@ -128,28 +128,38 @@ def test_real_data_same_bits_as_local(client, hrc_data, case):
 
 
 def _run_and_kill_a_worker(client, plan, out):
-    """Run ``plan`` into ``out`` (bands of one section, each slowed down, written by the
-    workers), SIGKILL a worker while it runs bands; return what happened."""
-    def slow_down(delay):  # in the workers: each section takes `delay` s longer (a nested
-        import time as time_  # function, so sent by value: workers cannot import this module)
+    """Run ``plan`` into ``out`` (bands of one section, written by the workers) with every
+    section held at a gate; once a band runs on each worker, SIGKILL the worker of the first,
+    then open the gate. Return what happened."""
+    import distributed
+
+    def _gate(name):
+        """In the workers (a nested function, so sent by value: workers cannot import this
+        module): with a ``name``, every section first reports (worker, task) on the Dask queue
+        ``name`` and then waits for the Dask event ``name``; with None, sections run freely."""
+        import distributed as dd
 
         from medstack.executors import dask as engine
 
         original = getattr(engine, "_test_original_compute_section", engine.compute_section)
         engine._test_original_compute_section = original
 
-        def slow(*args, **kwargs):
-            time_.sleep(delay)
+        def held(*args, **kwargs):
+            worker = dd.get_worker()
+            dd.Queue(name).put((worker.address, worker.get_current_task()))
+            dd.Event(name).wait()
             return original(*args, **kwargs)
 
-        engine.compute_section = slow if delay else original
+        engine.compute_section = held if name else original
 
     def final():
         return out.read_bytes() if out.exists() else None
 
+    name = f"medstack-test-gate-{uuid.uuid4().hex}"
+    started, go = distributed.Queue(name, client=client), distributed.Event(name, client=client)
     before = final()
     pids = client.run(os.getpid)
-    client.run(slow_down, 0.1)
+    client.run(_gate, name)
     calls = []
     box = {}
 
@@ -160,28 +170,21 @@ def _run_and_kill_a_worker(client, plan, out):
                 sections_per_band=1, progress=lambda d, t: calls.append(d))
         except BaseException as err:
             box["error"] = err
-
     thread = threading.Thread(target=target)
     try:
         thread.start()
-        deadline = time.monotonic() + 30
-        victim = None
-        while victim is None and time.monotonic() < deadline:
-            busy = {w: keys for w, keys in client.processing().items() if keys}
-            if len(calls) >= 2 and busy:
-                victim = sorted(busy)[0]
-            else:
-                time.sleep(0.02)
-        assert victim is not None, "no band ever ran"
-        assert final() == before  # running: the final name is untouched
-        assert len(calls) < len(plan.sections)
+        running = [started.get(timeout=60), started.get(timeout=60)]
+        assert {worker for worker, _ in running} == set(pids)  # one band on each worker
+        victim, key = running[0]
+        assert final() == before and calls == []  # running: the final name is untouched
         os.kill(pids[victim], signal.SIGKILL)
-        thread.join(60)
-        assert not thread.is_alive()
     finally:
-        client.run(slow_down, 0)
+        go.set()
+        thread.join(60)
+        client.run(_gate, None)
+    assert not thread.is_alive()
     assert pids[victim] not in client.run(os.getpid).values()  # that worker did die
-    return box, calls, busy[victim]
+    return box, calls, key
 
 
 def test_lost_worker_output_complete_and_identical(client, stack, tmp_path, monkeypatch):
@@ -196,7 +199,7 @@ def test_lost_worker_output_complete_and_identical(client, stack, tmp_path, monk
     plan = prepare(open_inputs(stack), params)
     out = tmp_path / "dask" / "out_med.fits"
     try:
-        box, calls, killed_keys = _run_and_kill_a_worker(client, plan, out)
+        box, calls, killed_key = _run_and_kill_a_worker(client, plan, out)
     finally:
         client.wait_for_workers(2, timeout=60)  # its nanny restarts it for the other tests
     assert "error" not in box, box.get("error")
@@ -205,10 +208,9 @@ def test_lost_worker_output_complete_and_identical(client, stack, tmp_path, monk
     assert _files(tmp_path / "dask") == _files(tmp_path / "local")  # no temporary file left
     for name in _files(tmp_path / "local"):
         assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
-    # its bands were run again elsewhere (any: one may have finished just before the kill)
-    runs = [sum(1 for event in client.story(key) if event[2] == "processing")
-            for key in killed_keys]
-    assert max(runs) >= 2, runs
+    # its band was run again elsewhere
+    runs = sum(1 for event in client.story(killed_key) if event[2] == "processing")
+    assert runs >= 2, runs
 
 
 def test_workers_dying_again_and_again_is_a_clear_error(client, stack, tmp_path, monkeypatch):
@@ -242,37 +244,17 @@ def test_task_error_reaches_the_caller_and_leaves_no_file(client, tmp_path):
     assert _files(tmp_path / "out") == []
 
 
-def test_each_worker_opens_the_inputs_once_per_run(client, stack):
-    def count_opens(on):  # in the workers: count how often a band opens the whole stack
-        from medstack.executors import dask as backend
-
-        original = getattr(backend, "_test_original_open", backend._open_readers)
-        backend._test_original_open = original
-        backend._test_opens = 0
-
-        def counting(plan):
-            backend._test_opens += 1
-            return original(plan)
-
-        backend._open_readers = counting if on else original
-
-    def opens_and_cache():
-        from medstack.executors import dask as backend
-
-        return backend._test_opens, len(backend._cache)
-
-    client.run(count_opens, True)
-    try:
-        plan = prepare(open_inputs(stack), validate(CASES["minmed"]))
-        local = median_image(stack, **CASES["minmed"])
-        result = dask_run(plan, client=client, sections_per_band=1)
-        assert same_bits(result.data, local.data)
-        counts = client.run(opens_and_cache)
-    finally:
-        client.run(count_opens, False)
-    assert len(plan.sections) > 10  # as many bands ...
-    assert sum(n for n, _ in counts.values()) <= len(counts)  # ... but one opening per worker
-    assert all(cached == 0 for _, cached in counts.values())  # nothing left open after the run
+def test_no_input_left_open_on_the_workers(client, stack):
+    """Each band opens the inputs and closes them when it is done."""
+    psutil = pytest.importorskip("psutil")
+    plan = prepare(open_inputs(stack), validate(CASES["minmed"]))
+    local = median_image(stack, **CASES["minmed"])
+    result = dask_run(plan, client=client, sections_per_band=1)
+    assert same_bits(result.data, local.data)
+    assert len(plan.sections) > 10  # as many bands
+    names = {os.path.realpath(n) for img in plan.images for n in (img.sci, img.wht)}
+    open_files = client.run(lambda: [f.path for f in psutil.Process().open_files()])
+    assert not names & {os.path.realpath(p) for paths in open_files.values() for p in paths}
 
 
 def test_compressed_inputs_same_bits_with_a_warning(client, tmp_path, caplog):
@@ -290,6 +272,65 @@ def test_compressed_inputs_same_bits_with_a_warning(client, tmp_path, caplog):
         result = median_image(names, combine_type="minmed", combine_bufsize=0.001, client=client)
     assert same_bits(result.data, local.data)
     assert "6 compressed input file(s)" in caplog.text and "temporary file" in caplog.text
+
+
+def test_workers_started_in_another_folder_read_relative_names(stack, tmp_path, monkeypatch,
+                                                               capsys):
+    """A running cluster whose `dask scheduler` and `dask worker` were started in another
+    folder (as batch systems start them), and the command run in the data folder with relative
+    names: the client sends absolute names; the files are those of the thread executor."""
+    import shutil
+    import subprocess
+
+    import distributed
+
+    dask_cli = shutil.which("dask", path=os.path.dirname(sys.executable))
+    if dask_cli is None:
+        pytest.skip("no dask command beside this interpreter")
+    home, data = tmp_path / "home", tmp_path / "data"
+    for folder in (home, data, data / "threads", data / "dask"):
+        folder.mkdir()
+    for name in stack:
+        for path in (name, name.replace("_single_sci", "_single_wht")):
+            shutil.copy(path, data)
+    names = sorted(p.name for p in data.glob("*_single_sci.fits"))
+    scheduler_file = home / "scheduler.json"
+    commands = [[dask_cli, "scheduler", "--host", "127.0.0.1", "--port", "0",
+                 "--dashboard-address", ":0", "--scheduler-file", str(scheduler_file)],
+                [dask_cli, "worker", "--scheduler-file", str(scheduler_file), "--nworkers", "2",
+                 "--nthreads", "1", "--host", "127.0.0.1", "--dashboard-address", ":0"]]
+    procs = []
+    monkeypatch.setattr(dask_backend, "RETURN_BYTES", 0)  # the workers write the file
+    try:
+        with open(home / "dask.log", "w") as log:
+            for command in commands:
+                procs.append(subprocess.Popen(command, cwd=home, stdout=log, stderr=log,
+                                              start_new_session=True))
+        # ready: the scheduler file written (the client waits for it), the workers arrived
+        with distributed.Client(scheduler_file=str(scheduler_file), timeout=60,
+                                set_as_default=False) as watcher:
+            watcher.wait_for_workers(2, timeout=60)
+            address = watcher.scheduler.address
+            assert set(watcher.run(os.getcwd).values()) == {str(home)}
+        monkeypatch.chdir(data)
+        argv = [*names, "--save-maps", "--combine-type", "minmed", "--combine-bufsize", "0.002"]
+        assert main([*argv, "-o", "threads/out"]) == 0
+        assert main([*argv, "-o", "dask/out", "--scheduler", address]) == 0
+        assert "Errno" not in capsys.readouterr().err
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    assert _files(data / "dask") == _files(data / "threads") == [
+        "out_med.fits", "out_med_minchosen.fits", "out_med_ngood.fits"]
+    for name in _files(data / "threads"):
+        assert (data / "dask" / name).read_bytes() == (data / "threads" / name).read_bytes()
 
 
 def test_cli_scheduler_address(client, stack, tmp_path, capsys):
@@ -338,7 +379,6 @@ def test_missing_dask_is_a_clear_error(stack, tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize("scheduler, message", [
     ("dask-locl", "unknown value 'dask-locl'"),
     ("127.0.0.1:8786", "unknown value '127.0.0.1:8786'"),
-    ("threads", "'threads' is this machine's thread executor"),
 ])
 def test_bad_scheduler_values(scheduler, message):
     with pytest.raises(ParameterError, match=message):
@@ -347,22 +387,17 @@ def test_bad_scheduler_values(scheduler, message):
 
 @pytest.mark.parametrize("address, message", [
     ("bogus://x", "scheduler: 'bogus://x': unknown address scheme 'bogus'"),
-    ("tcp://127.0.0.1:notaport", "the port is not a number from 1 to 65535"),
-    ("tcp://127.0.0.1:70000", "the port is not a number from 1 to 65535"),
-    ("tcp://:8786", "expected tcp://HOST:PORT"),
+    ("tcp://127.0.0.1:notaport", "scheduler: 'tcp://127.0.0.1:notaport': "),
 ])
-def test_malformed_scheduler_address_fails_at_once(stack, tmp_path, capsys, address, message):
-    """Refused before any work or connection attempt: one line, exit 2, in well under a
-    second of its own."""
-    start = time.perf_counter()
+def test_malformed_scheduler_address(stack, tmp_path, capsys, address, message):
+    """distributed's own word on the address, on one line naming the scheduler: exit 2, no
+    file."""
+    pytest.importorskip("distributed")
     assert main([*stack, "-o", str(tmp_path / "out"), "--scheduler", address]) == 2
-    assert time.perf_counter() - start < 5
     err = capsys.readouterr().err
-    assert err.startswith(f"medstack: error: {message}") or message in err
+    assert err.startswith(f"medstack: error: {message}")
     assert err.count("\n") == 1 and "Traceback" not in err
     assert _files(tmp_path) == []
-    with pytest.raises(ParameterError, match=message.replace("(", r"\(")):
-        dask_backend.check_scheduler(address)
 
 
 def test_unreachable_scheduler_fails_within_the_connect_timeout(stack, tmp_path, capsys):
@@ -372,11 +407,9 @@ def test_unreachable_scheduler_fails_within_the_connect_timeout(stack, tmp_path,
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    start = time.perf_counter()
     argv = [*stack, "-o", str(tmp_path / "out"), "--scheduler", f"tcp://127.0.0.1:{port}",
             "--connect-timeout", "1.5"]
     assert main(argv) == 2
-    assert time.perf_counter() - start < 10
     err = capsys.readouterr().err
     assert err == (f"medstack: error: scheduler tcp://127.0.0.1:{port}: cannot connect within "
                    "1.5 s (connect_timeout); is a Dask scheduler running there?\n")
@@ -423,8 +456,6 @@ def test_bands_tile_the_sections(monkeypatch):
     bands = dask_backend.plan_bands(plan, 2, row_bytes=256 * 4, direct_ok=True,
                                     sections_per_band=1)
     assert len(bands) == 100 and bands[99].out == (990, 1000) and not bands[0].direct
-    with pytest.raises(ParameterError, match="sections_per_band: must be >= 1"):
-        dask_backend.plan_bands(plan, 2, row_bytes=4, direct_ok=True, sections_per_band=0)
 
 
 def test_per_image_table_and_coverage_as_the_local_engine(client, stack, tmp_path, caplog):
@@ -456,3 +487,17 @@ def test_few_good_pixels_warning_on_dask(client, tmp_path, caplog):
                               combine_type="median", keep_data=False)
     assert result.no_good == 1200 - 10
     assert any("only 10 of 1200 output pixels" in r.getMessage() for r in caplog.records)
+
+
+def test_no_private_attribute_of_multiprocessing_in_the_package():
+    """The processes of a Dask run are Dask's: medstack touches no internals of
+    multiprocessing (a fork server, a resource tracker) to manage them."""
+    import re
+    from pathlib import Path
+
+    import medstack
+
+    private = re.compile(r"multiprocessing(\.\w+)*\._\w|_forkserver|_resource_tracker")
+    found = [f"{path}:{n}" for path in Path(medstack.__file__).parent.rglob("*.py")
+             for n, line in enumerate(path.read_text().splitlines(), 1) if private.search(line)]
+    assert found == []

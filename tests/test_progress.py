@@ -6,7 +6,6 @@ import io
 import os
 import re
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -58,12 +57,16 @@ def test_short_run_draws_nothing():
     assert stream.getvalue() == ""
 
 
-def test_bar_appears_after_the_delay():
+def test_bar_appears_after_the_delay(monkeypatch):
+    import tqdm.std
+
+    clock = [1000.0]  # tqdm's clock, moved by hand
+    monkeypatch.setattr(tqdm.std, "time", lambda: clock[0])
     stream = io.StringIO()
     with make_progress(file=stream, delay=0.2) as progress:
         progress(1, 3)
         assert stream.getvalue() == ""  # not yet
-        time.sleep(0.3)
+        clock[0] += 0.3
         progress(2, 3)
         progress(3, 3)
     assert "3/3" in stream.getvalue()

@@ -44,22 +44,30 @@ def test_createmedian_result_is_short_in_the_repl(tmp_path, monkeypatch):
     assert len(repr(result).splitlines()) == 1 and len(repr(result)) < 160
 
 
-def test_seconds_leave_out_the_callers_before_commit(tmp_path):
+def test_seconds_leave_out_the_callers_before_commit(tmp_path, monkeypatch):
     """``before_commit`` is the caller's own work (the command saves its PNG there): its time
     is not the run's."""
-    import time
+    from types import SimpleNamespace
+
+    from medstack.core import run as run_module
 
     sci, wht = random_stack(np.random.default_rng(2), 3, 40, 30)
     names = write_stack(tmp_path, sci, wht)
+    clock = [1000.0]  # the run's clock: each reading 1 s later; the hook takes 500 s
     called = []
+
+    def perf_counter():
+        clock[0] += 1.0
+        return clock[0]
 
     def slow(result):
         called.append(result.path)
-        time.sleep(0.5)
+        clock[0] += 500.0
 
-    start = time.perf_counter()
+    monkeypatch.setattr(run_module, "time", SimpleNamespace(perf_counter=perf_counter))
     result = median_image(names, tmp_path / "slow", before_commit=slow)
-    elapsed = time.perf_counter() - start
-    assert len(called) == 1 and elapsed >= 0.5
-    assert 0 < result.seconds < elapsed - 0.45
+    assert len(called) == 1
+    readings = clock[0] - 1000.0 - 500.0  # one second each
+    # from the first reading to the last, less the hook's span (its 500 s and one reading)
+    assert result.seconds == (readings - 1.0) - 1.0
     assert (tmp_path / "slow_med.fits").exists()

@@ -13,17 +13,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import textwrap
-import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from types import FrameType
 from typing import Any, NoReturn
 
 from ._clilog import configure_logging, quiet_astropy_log, route_library_warnings
+from ._startup import Terminated, leave, signals_raise
 from ._version import version_text
 from .config import TABLE_COLUMNS
 from .errors import MedstackError
@@ -33,10 +31,6 @@ from .params import PARAMETERS, format_value
 __all__ = ["build_parser", "command", "main"]
 
 log = logging.getLogger("medstack")
-
-
-class _Terminated(BaseException):
-    """Raised in the main thread when SIGTERM arrives."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -160,10 +154,6 @@ def _say(args: argparse.Namespace, line: str) -> None:
             os.close(devnull)
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise _Terminated()
-
-
 def _run(args: argparse.Namespace) -> int:
     route_library_warnings()  # undone by the warnings.catch_warnings around the run
     try:
@@ -232,7 +222,7 @@ def _run_routed(args: argparse.Namespace) -> int:
             write_config(products.config, params, input=inputs, output=output, into=products)
             log.info("wrote parameters to %s", products.config)
 
-    work_begins()  # Ctrl-C from here on: what the run begins is cleaned up (see _startup)
+    work_begins()  # signals from here on: what the run begins is cleaned up (see _startup)
     with make_progress(enabled=bool(show) and not args.quiet) as bar:
 
         def progress(done: int, total: int) -> None:
@@ -298,13 +288,8 @@ def _main(argv: Sequence[str] | None) -> int:
     restore_logging, held = configure_logging(args.verbose, args.quiet,
                                                hold=not (args.verbose or args.debug))
     args.held = held
-    old_term = None
     try:
-        old_term = signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:  # not the main thread
-        pass
-    try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), signals_raise():
             status = _run(args)
         held.show_held()
         return status
@@ -322,7 +307,7 @@ def _main(argv: Sequence[str] | None) -> int:
         held.drop()
         print(f"medstack: interrupted; {_what_was_written(args)}", file=sys.stderr)
         return 130
-    except _Terminated:
+    except Terminated:
         held.drop()
         print(f"medstack: terminated; {_what_was_written(args)}", file=sys.stderr)
         return 143
@@ -332,39 +317,19 @@ def _main(argv: Sequence[str] | None) -> int:
               file=sys.stderr)
         return 2
     finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
         restore_logging()
 
 
 def command() -> NoReturn:
-    """The ``medstack`` command (its console script): :func:`main` on ``sys.argv``, then exit.
-
-    When the run is over, its files are synced and renamed into place and every message is
-    out; the interpreter's own teardown (unloading astropy and NumPy, a few tenths of a
-    second on the development machine) would only add time. So the command flushes its
-    streams and logging and leaves at once (``os._exit``), unless other threads are still
-    alive or Dask was used (its processes and their clean-up are left to the normal exit).
+    """The ``medstack`` command (its console script): :func:`main` on ``sys.argv``, then exit
+    (:func:`medstack._startup.leave`).
 
     Before NumPy is imported it also sets ``OPENBLAS_NUM_THREADS=1`` unless the environment
     sets it: medstack calls no BLAS routine, and OpenBLAS would otherwise start a thread per
-    core at import, which spin for a while (about 0.07 s of a small run on the development
-    machine).
+    core at import, which spin for a while (about 0.07 s of a small run).
     """
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    status = main()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe: the normal exit deals with it
-            sys.exit(status)
-    children = sys.modules.get("multiprocessing")
-    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
-    if "distributed" in sys.modules or others or (
-            children is not None and children.active_children()):
-        sys.exit(status)
-    logging.shutdown()
-    os._exit(status)
+    leave(main())
 
 
 if __name__ == "__main__":  # pragma: no cover

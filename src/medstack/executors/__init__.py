@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..options import RunOptions
+
 if TYPE_CHECKING:
     from ..core.run import Executor
-    from ..options import RunOptions
 
 __all__ = ["make_executor"]
 
@@ -23,21 +24,19 @@ def make_executor(options: RunOptions | None = None, **given: Any) -> Executor:
     Parameters
     ----------
     options : RunOptions, optional
-        The run's options (see :mod:`medstack.options`); only ``workers``, ``scheduler``,
-        ``client`` and ``connect_timeout`` matter here. Default is the defaults.
+        The run's options, as a door checked them (:mod:`medstack.options`); only ``workers``,
+        ``scheduler``, ``client`` and ``connect_timeout`` matter here. Default is the defaults.
     **given
         Those options by name instead (or over ``options``), e.g. ``workers=2``.
 
     Raises
     ------
     ParameterError
-        A bad option, Dask missing for a Dask scheduler, or a scheduler it cannot reach
-        (naming it).
+        A scheduler that names no Dask cluster, or Dask missing for one.
     """
-    from ..options import run_options
-
-    if options is None or given:
-        options = run_options(vars(options) if options is not None else None, **given)
+    options = RunOptions() if options is None else options
+    if given:
+        options = options.replace(**given)
     if options.client is not None or options.scheduler not in (None, "threads"):
         from .dask import DaskExecutor  # Dask stays optional
 

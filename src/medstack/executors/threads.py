@@ -24,7 +24,6 @@ from ..core.run import Executor, Piece
 from ..core.sections import Section
 from ..core.unit import SectionBuffers, compute_section
 from ..core.weights import WeightStats, weight_groups, weight_stats_many
-from ..errors import ParameterError
 from ..io.openfiles import descriptors_needed, ensure_open_files
 from ..io.readers import ArrayReader, RawReader, Reader, image_reader
 from ..kernels import Kernels
@@ -40,18 +39,13 @@ class ThreadExecutor(Executor):
     Parameters
     ----------
     workers : int, optional
-        Threads. Default is all cores this process may use.
+        Threads (>= 1, as the run options check it). Default is all cores this process may
+        use.
     """
 
     def __init__(self, workers: int | None = None) -> None:
-        if workers is not None and (isinstance(workers, bool) or not isinstance(
-                workers, (int, np.integer))):
-            raise ParameterError(f"workers: expected a whole number >= 1, got {workers!r}")
-        workers = default_workers() if workers is None else int(workers)
-        if workers < 1:
-            raise ParameterError(f"workers: must be >= 1, got {workers}")
-        self.workers = workers
-        self.in_flight = workers + 1
+        self.workers = default_workers() if workers is None else workers
+        self.in_flight = self.workers + 1
         self._plan: StackPlan | None = None
         self._kernel: Kernels | None = None
         self._pool: ThreadPoolExecutor | None = None
