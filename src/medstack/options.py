@@ -208,6 +208,7 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
                option="--max-memory", metavar="SIZE", doc_type="int or str, optional"),
 )
 
+
 @dataclass(frozen=True)
 class RunOptions:
     """The run options of one run: one field per entry of :data:`RUN_OPTIONS` (same name and
