@@ -56,10 +56,8 @@ class OptionSpec:
     option, metavar, cli_help : str or None
         The command-line flag (None: Python API only), its value in ``--help``, and the
         ``--help`` text where it differs from ``help``.
-    choices : tuple of str or None
-        The valid values of a ``"choice"``.
-    hidden : bool
-        Left out of ``--help`` (a developer's switch).
+    choices, hidden : tuple of str or None, bool
+        The valid values of a ``"choice"``; left out of ``--help`` (a developer's switch).
     """
 
     name: str
@@ -212,9 +210,7 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
 @dataclass(frozen=True)
 class RunOptions:
     """The run options of one run: one field per entry of :data:`RUN_OPTIONS` (same name and
-    default; the help is there), checked when made (:class:`~medstack.errors.ParameterError`
-    naming the option); :func:`run_options` builds one from a mapping.
-    """
+    default), checked when made (ParameterError naming the option)."""
 
     save_maps: bool = False
     keep_data: bool = True

@@ -53,8 +53,7 @@ def nanmedian3D(cube: np.ndarray, overwrite_input: bool = True) -> np.ndarray:  
     cube : numpy.ndarray
         (n_frames, ny, nx) values; NaN means no data.
     overwrite_input : bool, optional
-        Accepted for stcal's signature; the cube is never modified (stcal may reorder it).
-        Default is True.
+        Ignored: the cube is never modified (stcal may reorder it). Default is True.
 
     Returns
     -------
@@ -79,20 +78,9 @@ def nanmedian3D(cube: np.ndarray, overwrite_input: bool = True) -> np.ndarray:  
 
 
 def compute_weight_threshold(weight: np.ndarray, maskpt: float) -> float:
-    """The weight below which a pixel counts as no data, as stcal's ``compute_weight_threshold``.
-
-    Parameters
-    ----------
-    weight : numpy.ndarray
-        A weight image (or cube); NaN, ±inf and 0 are left out.
-    maskpt : float
-        The fraction of the clipped mean weight.
-
-    Returns
-    -------
-    float
-        ``maskpt`` times the mean (float64) of the weights after astropy's ``sigma_clip``
-        (3 sigma about the median, 5 iterations): the same float64 bits as stcal.
+    """The weight below which a pixel counts as no data, as stcal's ``compute_weight_threshold``:
+    ``maskpt`` times the float64 mean of the finite, non-zero weights after astropy's
+    ``sigma_clip`` (3 sigma about the median, 5 iterations); the same float64 bits as stcal.
     """
     from astropy.stats import sigma_clip  # type: ignore[import-untyped]
 
@@ -175,16 +163,9 @@ class MedianComputer:
             max_frames=self._n_frames, workers=workers)
 
     def append(self, data: np.ndarray, idx: int | None = None) -> None:
-        """Add one frame.
-
-        Parameters
-        ----------
-        data : numpy.ndarray
-            (ny, nx) values (in memory: anything numpy assigns into such a frame, as stcal).
-        idx : int, optional
-            The frame's place, 0 to ``full_shape[0] - 1``; required in memory, ignored on disk.
-            Default is None.
-        """
+        """Add one frame: ``data``, (ny, nx) values (in memory: anything numpy assigns into such
+        a frame, as stcal), at place ``idx`` (0 to ``full_shape[0] - 1``; required in memory,
+        ignored on disk; default is None)."""
         frame = data
         if self.in_memory:
             if idx is None:
@@ -225,14 +206,8 @@ class MedianComputer:
         self._seen.add(place)
 
     def evaluate(self) -> np.ndarray:
-        """The median of the frames appended.
-
-        Returns
-        -------
-        numpy.ndarray
-            (ny, nx), ``dtype``: bit for bit stcal's ``nanmedian3D`` over the frames (see the
-            class Notes); NaN where no frame has a value, all NaN if none was appended.
-        """
+        """The median of the frames appended, (ny, nx) of ``dtype``: bit for bit stcal's
+        ``nanmedian3D`` over them (see the Notes); NaN where no frame has a value."""
         if self._result is not None:  # a second call: the same values, a new array
             return self._result.copy()
         try:
@@ -323,9 +298,7 @@ _FINDER = _Finder()
 
 def install() -> None:
     """Put medstack's ``MedianComputer``, ``nanmedian3D`` and ``compute_weight_threshold`` into
-    stcal, jwst and romancal: the modules imported already and those imported later.
-
-    Idempotent; :func:`uninstall` restores the originals.
+    stcal, jwst and romancal, the modules imported already and those imported later (idempotent).
     """
     if _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)
