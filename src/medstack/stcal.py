@@ -179,8 +179,9 @@ class MedianComputer:
                 raise ValueError(f"idx {place} was appended already")
             frame = np.asarray(data)
             if frame.shape != self._frame_shape or frame.dtype != self._dtype:
-                frame = np.empty(self._frame_shape, dtype=self._dtype)
-                frame[...] = data  # numpy's assignment rules and errors, as stcal's cube
+                converted = np.empty(self._frame_shape, dtype=self._dtype)
+                converted[...] = frame  # numpy's assignment rules and errors, as stcal's cube
+                frame = converted
         else:
             place = len(self._seen)
             if place >= self._n_frames:
@@ -217,10 +218,9 @@ class MedianComputer:
                 self._result = np.full(self._frame_shape, np.nan, dtype=self._dtype)
             else:
                 assert self._stack is not None
-                try:
-                    self._result = self._stack.median()
-                except OutputError as err:
-                    raise _os_error(err) from err
+                self._result = self._stack.median()
+        except OutputError as err:  # from the stack's median
+            raise _os_error(err) from err
         finally:
             self.close()
         return self._result
