@@ -10,6 +10,7 @@ none of stcal, jwst or romancal.
 
 from __future__ import annotations
 
+import importlib.abc
 import operator
 import sys
 import tempfile
@@ -261,11 +262,14 @@ def _patch(module: Any) -> None:
         setattr(module, name, ours)
 
 
-class _Loader:
+class _Loader(importlib.abc.Loader):
     """The module's own loader (every attribute), then :func:`_patch` while installed."""
 
     def __init__(self, loader: Any) -> None:
         self._loader = loader
+
+    def create_module(self, spec: Any) -> Any:
+        return self._loader.create_module(spec)
 
     def exec_module(self, module: Any) -> None:
         self._loader.exec_module(module)
