@@ -1,15 +1,9 @@
 """The run options: how and where a run computes and what it hands back, declared once.
 
-The median-step parameters (drizzlepac's names, :mod:`medstack.params`) say *what* image is
-made; the run options here say how the run goes: threads or Dask, a memory budget, which
-products and arrays come back, progress. :data:`RUN_OPTIONS` declares each one once (name,
-kind, default, help, command-line flag); :class:`RunOptions` has one field for each (a test
-holds the two together) and checks its values when it is made, once; :func:`run_options`
-builds one from a mapping. Every door builds one and hands it down: the command line (its
-"running" options come from the spec), :func:`medstack.median_image` (its keyword arguments
-are checked against the spec by the tests), ``createMedian`` and the AstroDrizzle step;
-:func:`medstack.core.run.run` and the executors take it as it is. None of them changes the
-image: that is the parameters' job.
+The parameters (:mod:`medstack.params`) say *what* image is made; the run options say how the
+run goes (threads or Dask, a memory budget, which products come back, progress) and never change
+the image. :data:`RUN_OPTIONS` declares each once, :class:`RunOptions` has one field for each
+and checks its values when made; every door builds one and hands it down.
 """
 
 from __future__ import annotations
@@ -18,8 +12,9 @@ import logging
 import math
 import numbers
 import os
+import textwrap
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ParameterError
@@ -40,6 +35,10 @@ CONNECT_TIMEOUT_S = 10.0
 KERNEL_NAMES = ("auto", "fast", "reference")
 
 
+def _got(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"[:120]
+
+
 @dataclass(frozen=True)
 class OptionSpec:
     """One run option.
@@ -49,23 +48,16 @@ class OptionSpec:
     name : str
         The keyword of :func:`medstack.median_image` and the field of :class:`RunOptions`.
     kind : str
-        ``"workers"`` (a whole number >= 1 or None), ``"str"``, ``"seconds"`` (a number > 0),
-        ``"size"`` (bytes or a size such as ``"2GiB"``, kept in bytes), ``"bool"``,
-        ``"callable"``, ``"choice"`` or ``"object"`` (anything, e.g. a Dask client).
-    default : object
-        The value when the option is not given.
-    help : str
-        What it does, for ``--help`` and the API docs; the default is added to it.
-    option : str or None
-        The command-line flag, or None where the option is for the Python API only.
-    metavar : str or None
-        The flag's value in ``--help``.
-    choices : tuple of str or None
-        The valid values of a ``"choice"``.
-    hidden : bool
-        Left out of ``--help`` (a developer's switch).
-    cli_help : str or None
-        The ``--help`` text where it differs from ``help`` (which speaks of the Python API).
+        How :meth:`check` reads the value: ``"workers"`` (a whole number >= 1 or None),
+        ``"str"``, ``"seconds"`` (> 0), ``"size"`` (bytes or text such as ``"2GiB"``, kept in
+        bytes), ``"bool"``, ``"callable"``, ``"choice"`` or ``"object"`` (anything).
+    default, help, doc_type : object, str, str
+        The value when not given; what it does (the default is added to it); its numpydoc type.
+    option, metavar, cli_help : str or None
+        The command-line flag (None: Python API only), its value in ``--help``, and the
+        ``--help`` text where it differs from ``help``.
+    choices, hidden : tuple of str or None, bool
+        The valid values of a ``"choice"``; left out of ``--help`` (a developer's switch).
     """
 
     name: str
@@ -80,8 +72,40 @@ class OptionSpec:
     cli_help: str | None = None
 
     def check(self, value: Any) -> Any:
-        """The value, checked (and sizes turned into bytes); ParameterError naming the option."""
-        return _CHECKS[self.kind](self, value)
+        """The value, checked (sizes in bytes, path-like as text); ParameterError naming it."""
+        name, kind = self.name, self.kind
+        if kind == "workers" and value is not None:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ParameterError(f"{name}: expected a whole number >= 1 or None, got "
+                                     f"{_got(value)}")
+            if value < 1:
+                raise ParameterError(f"{name}: must be >= 1, got {value}")
+            return int(value)
+        if kind == "str":
+            value = os.fspath(value) if isinstance(value, os.PathLike) else value
+            if value is not None and not isinstance(value, str):
+                raise ParameterError(f"{name}: expected a str or None, got {_got(value)}")
+        elif kind == "seconds":
+            real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            seconds = float(value) if real else math.nan
+            if not (seconds > 0 and math.isfinite(seconds)):
+                raise ParameterError(f"{name}: expected a number of seconds > 0, got {value!r}"[:200])
+            return seconds
+        elif kind == "size":
+            return parse_size(value, name)
+        elif kind == "bool":
+            # anything Python takes as true or false (1, None, numpy bools), but not text:
+            # "False" would be true
+            if isinstance(value, (str, bytes)):
+                raise ParameterError(f"{name}: expected True or False, got {_got(value)}")
+            return bool(value)
+        elif kind == "callable" and value is not None and not callable(value):
+            raise ParameterError(f"{name}: expected a callable {self.metavar} or None, got "
+                                 f"{_got(value)}")
+        elif kind == "choice" and (not isinstance(value, str) or value not in (self.choices or ())):
+            raise ParameterError(f"{name}: unknown value {value!r}; choose one of: "
+                                 f"{', '.join(self.choices or ())}")
+        return value
 
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "kb": 1000, "m": 1 << 20,
@@ -101,85 +125,23 @@ def parse_size(value: Any, name: str = "max_memory") -> int | None:
     """
     if is_none(value):
         return None
-    number: float | None = None
+    number = math.nan
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
     elif isinstance(value, str):
         text = value.strip().replace(" ", "").lower()
-        unit = text.lstrip("0123456789.eE+")
+        unit = text.lstrip("0123456789.e+")
         digits = text[: len(text) - len(unit)]
         if unit in _SIZE_UNITS and digits:
             try:
                 number = float(digits) * _SIZE_UNITS[unit]
             except ValueError:
-                number = None
-    if number is None or not math.isfinite(number) or number < 1:
+                pass
+    if not (math.isfinite(number) and number >= 1):
         raise ParameterError(f"{name}: expected a size such as 2GiB, 512MiB or a number of "
                              f"bytes, got {value!r}")
     return int(number)
 
-
-def _got(value: Any) -> str:
-    return f"{type(value).__name__} {value!r}"[:120]
-
-
-def _workers(p: OptionSpec, value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ParameterError(f"{p.name}: expected a whole number >= 1 or None, got {_got(value)}")
-    if value < 1:
-        raise ParameterError(f"{p.name}: must be >= 1, got {value}")
-    return int(value)
-
-
-def _str(p: OptionSpec, value: Any) -> Any:
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if value is not None and not isinstance(value, str):
-        raise ParameterError(f"{p.name}: expected a str or None, got {_got(value)}")
-    return value
-
-
-def _seconds(p: OptionSpec, value: Any) -> Any:
-    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    seconds = float(value) if real else math.nan
-    if not (seconds > 0 and math.isfinite(seconds)):
-        raise ParameterError(f"{p.name}: expected a number of seconds > 0, got {value!r}"[:200])
-    return seconds
-
-
-def _size(p: OptionSpec, value: Any) -> Any:
-    return parse_size(value, p.name)
-
-
-def _bool(p: OptionSpec, value: Any) -> Any:
-    # anything Python takes as true or false (1, 0, None, numpy bools), but not text: "False"
-    # would be true
-    if isinstance(value, (str, bytes)):
-        raise ParameterError(f"{p.name}: expected True or False, got {_got(value)}")
-    return bool(value)
-
-
-def _callable(p: OptionSpec, value: Any) -> Any:
-    if value is not None and not callable(value):
-        raise ParameterError(f"{p.name}: expected a callable {p.metavar} or None, got "
-                             f"{_got(value)}")
-    return value
-
-
-def _choice(p: OptionSpec, value: Any) -> Any:
-    assert p.choices is not None
-    if not isinstance(value, str) or value not in p.choices:
-        raise ParameterError(f"{p.name}: unknown value {value!r}; choose one of: "
-                             f"{', '.join(p.choices)}")
-    return value
-
-
-_CHECKS: dict[str, Callable[[OptionSpec, Any], Any]] = {
-    "workers": _workers, "str": _str, "seconds": _seconds, "size": _size, "bool": _bool,
-    "callable": _callable, "choice": _choice, "object": lambda p, value: value,
-}
 
 _SCHEDULER = (
     "where to compute: threads (this machine's threads), dask-local (a Dask LocalCluster of "
@@ -244,18 +206,11 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
                option="--max-memory", metavar="SIZE", doc_type="int or str, optional"),
 )
 
-_BY_NAME = {o.name: o for o in RUN_OPTIONS}
-
 
 @dataclass(frozen=True)
 class RunOptions:
-    """The run options of one run, one field per entry of :data:`RUN_OPTIONS` (same name and
-    default; the help text is there).
-
-    Every construction checks the values (sizes become bytes, path-like schedulers text) and
-    raises :class:`~medstack.errors.ParameterError` naming the option; :func:`run_options`
-    builds one from a mapping.
-    """
+    """The run options of one run: one field per entry of :data:`RUN_OPTIONS` (same name and
+    default), checked when made (ParameterError naming the option)."""
 
     save_maps: bool = False
     keep_data: bool = True
@@ -281,7 +236,7 @@ class RunOptions:
 
     def replace(self, **changes: Any) -> RunOptions:
         """A copy with some options changed (checked)."""
-        return run_options({f.name: getattr(self, f.name) for f in fields(self)}, **changes)
+        return run_options(vars(self), **changes)
 
 
 def run_options(values: Mapping[str, Any] | None = None, /, **given: Any) -> RunOptions:
@@ -300,9 +255,10 @@ def run_options(values: Mapping[str, Any] | None = None, /, **given: Any) -> Run
         An unknown name (listing the valid ones) or a bad value, naming the option.
     """
     merged = {**(values or {}), **given}
-    unknown = sorted(set(merged) - set(_BY_NAME))
+    names = [o.name for o in RUN_OPTIONS]
+    unknown = sorted(set(merged) - set(names))
     if unknown:
-        raise ParameterError(f"unknown run option {unknown[0]!r}; valid: {', '.join(_BY_NAME)}")
+        raise ParameterError(f"unknown run option {unknown[0]!r}; valid: {', '.join(names)}")
     return RunOptions(**merged)
 
 
@@ -316,11 +272,6 @@ def numpydoc() -> str:
         if "default is" not in o.help.lower():
             text += f". Default is {o.default!r}"
         lines.append(f"    {o.name} : {o.doc_type}")
-        lines.extend(_wrap(text + ".", "        "))
+        lines.extend(textwrap.wrap(text + ".", 92, initial_indent=" " * 8,
+                                   subsequent_indent=" " * 8))
     return "\n".join(lines)
-
-
-def _wrap(text: str, indent: str) -> list[str]:
-    import textwrap
-
-    return textwrap.wrap(text, 92, initial_indent=indent, subsequent_indent=indent)

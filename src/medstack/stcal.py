@@ -1,15 +1,11 @@
 """stcal's outlier-detection median on medstack's frames door: a drop-in for stcal 1.20.0.
 
 :class:`MedianComputer`, :func:`nanmedian3D` and :func:`compute_weight_threshold` take the
-arguments of ``stcal.outlier_detection.median`` and ``stcal.outlier_detection.utils`` and return
-the same bits; the median is :class:`medstack.frames.FrameStack`'s, which stores each frame
-cropped to its valid pixels. :func:`install` puts them into stcal, jwst and romancal (modules
-imported already, and the ones imported later); :func:`uninstall` restores the originals.
-
->>> import medstack.stcal
->>> medstack.stcal.install()  # doctest: +SKIP
-
-Importing this module imports none of stcal, jwst or romancal.
+arguments of ``stcal.outlier_detection.median`` and ``.utils`` and return the same bits, from
+:class:`medstack.frames.FrameStack` (which stores each frame cropped to its valid pixels).
+:func:`install` puts them into stcal, jwst and romancal (the modules imported already and
+those imported later); :func:`uninstall` restores the originals. Importing this module imports
+none of stcal, jwst or romancal.
 """
 
 from __future__ import annotations
@@ -58,19 +54,14 @@ def nanmedian3D(cube: np.ndarray, overwrite_input: bool = True) -> np.ndarray:  
     cube : numpy.ndarray
         (n_frames, ny, nx) values; NaN means no data.
     overwrite_input : bool, optional
-        Accepted for stcal's signature; the cube is never modified (stcal may reorder it).
-        Default is True.
+        Ignored: the cube is never modified (stcal may reorder it). Default is True.
 
     Returns
     -------
     numpy.ndarray
-        (ny, nx), the cube's dtype: bit for bit ``np.nanmedian(cube, axis=0)``.
-
-    Notes
-    -----
-    float32 and float64 cubes go through :class:`~medstack.frames.FrameStack` one band of
-    rows at a time (about 64 MiB of frame data), so the extra memory is one band; other dtypes
-    go through numpy's ``nanmedian`` row by row, as stcal does.
+        (ny, nx), the cube's dtype: bit for bit ``np.nanmedian(cube, axis=0)``. float32 and
+        float64 cubes go through :class:`~medstack.frames.FrameStack` one band of rows (about
+        64 MiB of frames) at a time; other dtypes through numpy row by row, as stcal.
     """
     cube = np.asarray(cube)
     if cube.ndim != 3 or cube.dtype not in _DOOR_DTYPES or cube.shape[0] == 0:
@@ -88,20 +79,9 @@ def nanmedian3D(cube: np.ndarray, overwrite_input: bool = True) -> np.ndarray:  
 
 
 def compute_weight_threshold(weight: np.ndarray, maskpt: float) -> float:
-    """The weight below which a pixel counts as no data, as stcal's ``compute_weight_threshold``.
-
-    Parameters
-    ----------
-    weight : numpy.ndarray
-        A weight image (or cube); NaN, ±inf and 0 are left out.
-    maskpt : float
-        The fraction of the clipped mean weight.
-
-    Returns
-    -------
-    float
-        ``maskpt`` times the mean (float64) of the weights after astropy's ``sigma_clip``
-        (3 sigma about the median, 5 iterations): the same float64 bits as stcal.
+    """The weight below which a pixel counts as no data, as stcal's ``compute_weight_threshold``:
+    ``maskpt`` times the float64 mean of the finite, non-zero weights after astropy's
+    ``sigma_clip`` (3 sigma about the median, 5 iterations); the same float64 bits as stcal.
     """
     from astropy.stats import sigma_clip  # type: ignore[import-untyped]
 
@@ -162,8 +142,7 @@ class MedianComputer:
                              "are supported.")
         self._n_frames, self._frame_shape = shape[0], shape[1:]
         self._dtype = np.dtype(dtype)
-        self._seen: set[int] = set()
-        self._n_adds = 0
+        self._seen: set[int] = set()  # the places of the frames appended
         self._result: np.ndarray | None = None
         self._cube: np.ndarray | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -185,16 +164,10 @@ class MedianComputer:
             max_frames=self._n_frames, workers=workers)
 
     def append(self, data: np.ndarray, idx: int | None = None) -> None:
-        """Add one frame.
-
-        Parameters
-        ----------
-        data : numpy.ndarray
-            (ny, nx) values (in memory: anything numpy assigns into such a frame, as stcal).
-        idx : int, optional
-            The frame's place, 0 to ``full_shape[0] - 1``; required in memory, ignored on disk.
-            Default is None.
-        """
+        """Add one frame: ``data``, (ny, nx) values (in memory: anything numpy assigns into such
+        a frame, as stcal), at place ``idx`` (0 to ``full_shape[0] - 1``; required in memory,
+        ignored on disk; default is None)."""
+        frame = data
         if self.in_memory:
             if idx is None:
                 raise ValueError("Index must be provided when using in-memory median")
@@ -211,11 +184,10 @@ class MedianComputer:
                 converted[...] = frame  # numpy's assignment rules and errors, as stcal's cube
                 frame = converted
         else:
-            place = self._n_adds
-            if self._n_adds >= self._n_frames:
+            place = len(self._seen)
+            if place >= self._n_frames:
                 raise IndexError("Too many calls to add_image. Expected at most "
                                  f"{self._n_frames} input models.")
-            frame = data
             if frame.shape != self._frame_shape:
                 raise ValueError(f"Data shape {frame.shape} does not match expected shape "
                                  f"{self._frame_shape}.")
@@ -234,31 +206,22 @@ class MedianComputer:
             except MedstackError as err:
                 raise ValueError(str(err)) from err
         self._seen.add(place)
-        self._n_adds += 1
 
     def evaluate(self) -> np.ndarray:
-        """The median of the frames appended.
-
-        Returns
-        -------
-        numpy.ndarray
-            (ny, nx), ``dtype``: bit for bit stcal's ``nanmedian3D`` over the frames (see the
-            class Notes); NaN where no frame has a value, all NaN if none was appended.
-        """
+        """The median of the frames appended, (ny, nx) of ``dtype``: bit for bit stcal's
+        ``nanmedian3D`` over them (see the Notes); NaN where no frame has a value."""
         if self._result is not None:  # a second call: the same values, a new array
             return self._result.copy()
         try:
             if self._cube is not None:
-                frames = self._cube[sorted(self._seen)]
-                self._result = _numpy_nanmedian3D(frames, True)
-            elif self._n_adds == 0:
+                self._result = _numpy_nanmedian3D(self._cube[sorted(self._seen)], True)
+            elif not self._seen:
                 self._result = np.full(self._frame_shape, np.nan, dtype=self._dtype)
             else:
                 assert self._stack is not None
-                try:
-                    self._result = self._stack.median()
-                except OutputError as err:
-                    raise _os_error(err) from err
+                self._result = self._stack.median()
+        except OutputError as err:  # from the stack's median
+            raise _os_error(err) from err
         finally:
             self.close()
         return self._result
@@ -273,11 +236,9 @@ class MedianComputer:
             self._tmp = None
 
 
-# ------------------------------------------------------------------------------------------
-# install(): the names above in place of stcal's, in every module that binds them
-
-#: Each module that binds stcal's names at import (``from ... import``), stcal's own first; the
-#: coron and spectroscopic paths of jwst reach ``nanmedian3D`` through its ``utils``.
+#: Each module that binds stcal's names at import (``from ... import``), stcal's own (where
+#: each name is defined) first; jwst's coron and spectroscopic paths reach ``nanmedian3D``
+#: through its ``utils``.
 _TARGETS: dict[str, tuple[str, ...]] = {
     "stcal.outlier_detection.median": ("MedianComputer", "nanmedian3D"),
     "stcal.outlier_detection.utils": ("compute_weight_threshold",),
@@ -285,33 +246,24 @@ _TARGETS: dict[str, tuple[str, ...]] = {
     "jwst.outlier_detection.tso": ("nanmedian3D", "compute_weight_threshold"),
     "romancal.outlier_detection.outlier_detection": ("MedianComputer", "compute_weight_threshold"),
 }
-#: Where stcal defines each name.
-_HOME = {"MedianComputer": "stcal.outlier_detection.median",
-         "nanmedian3D": "stcal.outlier_detection.median",
-         "compute_weight_threshold": "stcal.outlier_detection.utils"}
 #: (module, name) -> the object :func:`uninstall` puts back.
 _ORIGINALS: dict[tuple[str, str], object] = {}
 
 
-def _ours() -> dict[str, object]:
-    return {"MedianComputer": MedianComputer, "nanmedian3D": nanmedian3D,
-            "compute_weight_threshold": compute_weight_threshold}
-
-
 def _patch(module: Any) -> None:
-    ours = _ours()
     for name in _TARGETS[module.__name__]:
         if not hasattr(module, name):
             continue
-        current = getattr(module, name)
-        if current is ours[name]:  # bound from a stcal module patched already: stcal's is original
-            current = _ORIGINALS.get((_HOME[name], name), current)
+        current, ours = getattr(module, name), globals()[name]
+        if current is ours:  # bound from a stcal module patched already: stcal's is the original
+            home = next(m for m, names in _TARGETS.items() if name in names)
+            current = _ORIGINALS.get((home, name), current)
         _ORIGINALS.setdefault((module.__name__, name), current)
-        setattr(module, name, ours[name])
+        setattr(module, name, ours)
 
 
 class _Loader(importlib.abc.Loader):
-    """The module's own loader, then :func:`_patch` (while installed)."""
+    """The module's own loader (every attribute), then :func:`_patch` while installed."""
 
     def __init__(self, loader: Any) -> None:
         self._loader = loader
@@ -335,11 +287,11 @@ class _Finder:
         if fullname not in _TARGETS:
             return None
         for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
+            if finder is self or not hasattr(finder, "find_spec"):  # a legacy finder
                 continue
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
-                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                if spec.loader is not None:
                     spec.loader = _Loader(spec.loader)
                 return spec
         return None
@@ -350,16 +302,13 @@ _FINDER = _Finder()
 
 def install() -> None:
     """Put medstack's ``MedianComputer``, ``nanmedian3D`` and ``compute_weight_threshold`` into
-    stcal, jwst and romancal: the modules imported already and those imported later.
-
-    Idempotent; :func:`uninstall` restores the originals.
+    stcal, jwst and romancal, the modules imported already and those imported later (idempotent).
     """
     if _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)
     for name in _TARGETS:
-        module = sys.modules.get(name)
-        if module is not None:
-            _patch(module)
+        if name in sys.modules:
+            _patch(sys.modules[name])
 
 
 def uninstall() -> None:
@@ -367,9 +316,8 @@ def uninstall() -> None:
     if _FINDER in sys.meta_path:
         sys.meta_path.remove(_FINDER)
     for (module_name, name), original in _ORIGINALS.items():
-        module = sys.modules.get(module_name)
-        if module is not None:
-            setattr(module, name, original)
+        if module_name in sys.modules:
+            setattr(sys.modules[module_name], name, original)
     _ORIGINALS.clear()
 
 
