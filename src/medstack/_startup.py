@@ -143,12 +143,19 @@ def leave(status: int) -> NoReturn:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe: the normal exit deals with it
             sys.exit(status)
-    others = [t for t in threading.enumerate() if t is not threading.current_thread()
-              and t.name != "medstack-release"]  # io.writer's closing of a replaced file:
-    # the exit closes it just the same
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
     children = sys.modules.get("multiprocessing")
     if "distributed" in sys.modules or others or (
             children is not None and children.active_children()):
+        if "distributed" in sys.modules:
+            # the command's last line is out; what Dask's objects print as the interpreter
+            # tears them down (a Future's __del__ after its client closed) would follow it
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stderr.fileno())
+                os.close(devnull)
+            except (OSError, ValueError):  # no file behind stderr: nothing to silence
+                pass
         sys.exit(status)
     logging.shutdown()
     os._exit(status)

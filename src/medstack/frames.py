@@ -98,8 +98,8 @@ class FrameStack:
             raise ParameterError(f"max_frames: expected a whole number >= 1, got {max_frames!r}")
         self.shape = (ny, nx)
         self.max_frames = max_frames
-        self._executor = ThreadExecutor(workers)
-        self._options = run_options(keep_data=True, kernel=kernel)
+        self._options = run_options(keep_data=True, kernel=kernel, workers=workers)
+        self._executor = ThreadExecutor(self._options.workers)
         self._kernel = choose_kernel(kernel)
         self.read_bytes = parse_size(read_bytes, "read_bytes") or DEFAULT_READ_BYTES
         budget = parse_size(max_memory, "max_memory")
