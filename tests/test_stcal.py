@@ -332,3 +332,22 @@ def test_idx_twice_is_an_error():
         ours.append(frame * 2, -2)
     ours.append(frame * 3, 1)
     assert np.array_equal(ours.evaluate(), frame * 2)
+
+
+def test_dtypes_the_frames_door_does_not_take_follow_stcal_through_numpy():
+    """A float16 stack (stcal accepts any dtype) goes through numpy's nanmedian row by row, as
+    stcal's does: the same bits, in memory and through nanmedian3D."""
+    rng = np.random.default_rng(16)
+    cube = rng.normal(0, 100, (7, 9, 11)).astype(np.float16)
+    cube[rng.random(cube.shape) < 0.3] = np.nan
+    cube[:, 0, 0] = np.nan  # an all-NaN pixel
+    results = []
+    for computer in (STCAL["MedianComputer"], ms.MedianComputer):
+        median = computer(cube.shape, True, dtype="float16")
+        for i, frame in enumerate(cube):
+            median.append(frame, i)
+        results.append(median.evaluate())
+    assert results[0].dtype == results[1].dtype == np.float16
+    assert np.array_equal(results[0].view(np.uint16), results[1].view(np.uint16))
+    ours = ms.nanmedian3D(cube.copy())
+    assert np.array_equal(ours.view(np.uint16), STCAL["nanmedian3D"](cube.copy()).view(np.uint16))
