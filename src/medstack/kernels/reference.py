@@ -22,7 +22,7 @@ import numpy as np
 
 from .spec import MIN_WEIGHT, CombineSpec, ImageScalars, Planes, SectionResult, WeightSums
 
-__all__ = ["combine_rows", "combine_section", "minimum_as_numpy", "one_pixel_sum",
+__all__ = ["combine_section", "minimum_as_numpy", "one_pixel_sum",
            "weight_mask", "weight_sums"]
 
 
@@ -259,25 +259,8 @@ def combine_section(
     scalars: ImageScalars | None,
     rows: tuple[int, int],
 ) -> SectionResult:
-    """See :meth:`medstack.kernels.Kernels.combine_section`: :func:`combine_rows`, and the
-    NaN/±inf science values of the output rows counted per image."""
-    result = combine_rows(sci, wht, spec, thresholds=thresholds, scalars=scalars, rows=rows)
-    lo, hi = rows
-    nonfinite = ~np.isfinite(np.asarray(sci, dtype=np.float32)[:, lo:hi])
-    result.nonfinite = nonfinite.sum(axis=(1, 2), dtype=np.int64)
-    return result
-
-
-def combine_rows(
-    sci: Planes,
-    wht: Planes | None,
-    spec: CombineSpec,
-    *,
-    thresholds: np.ndarray | None,
-    scalars: ImageScalars | None,
-    rows: tuple[int, int],
-) -> SectionResult:
-    """The output rows ``rows`` of one section (without ``nonfinite``)."""
+    """See :meth:`medstack.kernels.Kernels.combine_section`: the output rows ``rows`` of one
+    section, and the NaN/±inf science values of those rows counted per image."""
     sci = np.asarray(sci, dtype=np.float32)
     bad = None if thresholds is None else weight_mask(np.asarray(wht), thresholds)
     lo, hi = rows
@@ -296,7 +279,9 @@ def combine_rows(
     else:
         raise ValueError(f"unknown combine kind {spec.kind!r}")
     ngood = np.minimum(ngood, np.iinfo(np.uint16).max).astype(np.uint16)
-    return SectionResult(median=out[lo:hi], ngood=ngood[lo:hi], minchosen=minchosen)
+    nonfinite = (~np.isfinite(sci[:, lo:hi])).sum(axis=(1, 2), dtype=np.int64)
+    return SectionResult(median=out[lo:hi], ngood=ngood[lo:hi], minchosen=minchosen,
+                         nonfinite=nonfinite)
 
 
 def nanmedian(block: np.ndarray, n_frames: int, last: np.ndarray | None = None
