@@ -209,3 +209,36 @@ def test_a_signal_python_would_ignore_is_raised_again():
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0 and proc.stdout == "raised again\n", proc.stderr
+
+
+def test_a_signal_inside_a_dask_future_leaves_our_line_last(tall_stack, tmp_path):
+    """SIGTERM that lands while distributed builds a Future (before its ``__init__`` ends):
+    the half-made Future's finalizer fails as the exception holding its frame is freed, and
+    what it prints must come before medstack's line, which stays last. The signal is sent from
+    inside the constructor (its id counter), not raced with the clock."""
+    pytest.importorskip("distributed")
+    script = textwrap.dedent(f"""
+        import itertools, os, signal, sys
+        import distributed.client
+
+        class Counter:
+            def __init__(self):
+                self.count = itertools.count()
+
+            def __next__(self):
+                n = next(self.count)
+                if sys._getframe(1).f_code.co_name == "__init__" and n == 3:
+                    os.kill(os.getpid(), signal.SIGTERM)  # handled before __init__ returns
+                return n
+
+        distributed.client.Future._counter = Counter()
+        sys.argv = ["medstack", *{tall_stack[:4]!r}, "-o", {str(tmp_path / "visit")!r},
+                    "--scheduler", "dask-local", "--workers", "1", "--kernel", "reference"]
+        from medstack.cli import command
+        command()
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=180, preexec_fn=_default_sigint)
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stderr.splitlines()[-1] == "medstack: terminated; no output written"
+    assert list(tmp_path.iterdir()) == []

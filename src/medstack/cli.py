@@ -11,6 +11,7 @@ Ctrl-C and 143 on SIGTERM, with no output file left behind and an earlier one un
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -301,23 +302,24 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.products is not None and (args.products.committed
                                           or args.products.not_restored):
             message += f" ({_what_was_written(args)})"
-        print(f"medstack: error: {message}", file=sys.stderr)
-        return 2
+        status, line = 2, f"error: {message}"
     except KeyboardInterrupt:
         held.drop()
-        print(f"medstack: interrupted; {_what_was_written(args)}", file=sys.stderr)
-        return 130
+        status, line = 130, f"interrupted; {_what_was_written(args)}"
     except Terminated:
         held.drop()
-        print(f"medstack: terminated; {_what_was_written(args)}", file=sys.stderr)
-        return 143
+        status, line = 143, f"terminated; {_what_was_written(args)}"
     except MemoryError:
         held.drop()
-        print("medstack: error: out of memory; lower --combine-bufsize or --workers",
-              file=sys.stderr)
-        return 2
+        status, line = 2, "error: out of memory; lower --combine-bufsize or --workers"
     finally:
         restore_logging()
+    # The exception is gone, and with it the frames it held; an object they held that was
+    # half made when the signal arrived (a Dask Future) prints from its finalizer now, so
+    # before this line, which stays the command's last
+    gc.collect()
+    print(f"medstack: {line}", file=sys.stderr)
+    return status
 
 
 def command() -> NoReturn:
