@@ -36,7 +36,9 @@ def tall_stack(tmp_path_factory):
     return write_stack(tmp_path_factory.mktemp("tall"), sci, wht)
 
 
-def _default_sigint():  # a shell's background job may inherit SIGINT ignored
+def _default_sigint():
+    """A shell's background job inherits SIGINT ignored, and medstack (as Python) then leaves
+    it ignored: the tests that send SIGINT give their process the default."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
@@ -207,7 +209,7 @@ def test_a_signal_python_would_ignore_is_raised_again():
             print("raised again")
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, preexec_fn=_default_sigint)
     assert proc.returncode == 0 and proc.stdout == "raised again\n", proc.stderr
 
 
