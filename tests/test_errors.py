@@ -658,9 +658,11 @@ def _every_product(setup: Setup, *extra: str) -> list[str]:
                       str(setup.outdir / "p.cfg"), *extra)
 
 
-def _fail_on_call(monkeypatch, name: str, k: int, error: BaseException) -> list[str]:
+def _fail_on_call(monkeypatch, name: str, k: int, error: BaseException,
+                  after: bool = False) -> list[str]:
     """``os.<name>`` raising ``error`` on its k-th call that names a file in an ``out``
-    folder (the commit's links and renames); returns the names it was called with."""
+    folder (the commit's links and renames), instead of doing it or, with ``after``, once
+    it is done; returns the names it was called with."""
     real = getattr(os, name)
     calls: list[str] = []
 
@@ -668,6 +670,8 @@ def _fail_on_call(monkeypatch, name: str, k: int, error: BaseException) -> list[
         if Path(dst).parent.name == "out":
             calls.append(Path(dst).name)
             if len(calls) == k:
+                if after:
+                    real(src, dst, *args, **kwargs)
                 raise error
         return real(src, dst, *args, **kwargs)
 
@@ -675,15 +679,16 @@ def _fail_on_call(monkeypatch, name: str, k: int, error: BaseException) -> list[
     return calls
 
 
-@pytest.mark.parametrize("earlier", [True, False])
+@pytest.mark.parametrize("step, earlier", [(step, earlier) for step in (
+    "created", "sync", "link", "linked", "rename") for earlier in (True, False)
+    if (step, earlier) != ("linked", False)])  # (no earlier file: nothing linked)
 @pytest.mark.parametrize("k", range(1, len(PRODUCTS) + 1))
-@pytest.mark.parametrize("step", ["sync", "link", "rename"])
 def test_an_interrupt_at_any_step_of_the_commit_changes_nothing(setup, capsys, monkeypatch,
                                                                  step, k, earlier):
-    """The five products are renamed into place together: a Ctrl-C while they are synced
-    under their temporary names, while the earlier files are linked aside or at any of the
-    renames puts every earlier file back (or removes the
-    new ones where there was none), leaves no temporary file and says so."""
+    """The five products are renamed into place together: a Ctrl-C just after a temporary
+    file is created, while they are synced under their temporary names, before or just after
+    an earlier file is linked aside or at any of the renames puts every earlier file back
+    (or removes the new ones where there was none), leaves no temporary file and says so."""
     if earlier:  # an earlier run's five products, made with other parameters
         assert main(_every_product(setup, "--combine-nsigma", "6 5", "-q")) == 0
         assert sorted(p.name for p in setup.outdir.iterdir()) == sorted(PRODUCTS)
@@ -700,9 +705,23 @@ def test_an_interrupt_at_any_step_of_the_commit_changes_nothing(setup, capsys, m
             real_fsync(fd)
 
         monkeypatch.setattr(os, "fsync", fsync)
+    elif step == "created":  # the file made, its descriptor not yet returned to the caller
+        real_open, calls = os.open, []
+
+        def open_(path, flags, *args, **kwargs):
+            fd = real_open(path, flags, *args, **kwargs)
+            if Path(path).parent.name == "out" and flags & os.O_CREAT:
+                calls.append(Path(path).name)
+                if len(calls) == k:
+                    os.close(fd)
+                    raise KeyboardInterrupt
+            return fd
+
+        monkeypatch.setattr(os, "open", open_)
     else:
-        calls = _fail_on_call(monkeypatch, {"link": "link", "rename": "replace"}[step], k,
-                              KeyboardInterrupt())
+        calls = _fail_on_call(monkeypatch, {"link": "link", "linked": "link",
+                                            "rename": "replace"}[step], k,
+                              KeyboardInterrupt(), after=step == "linked")
     if step == "link" and not earlier:
         k = 0  # nothing to link aside: the renames alone
     assert main(_every_product(setup)) == 130

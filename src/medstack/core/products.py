@@ -182,7 +182,7 @@ class OutputSinks:
             for key, path in {"median": products.median, **products.maps}.items():
                 if path is not None:
                     self.writers[key] = FitsImageWriter(path, plan.shape, PRODUCT_DTYPES[key],
-                                                        _map_header(header, key))
+                                                        _map_header(header, key), into=products)
             for key in ("median", "ngood", "minchosen")[:kept] if keep_data else ():
                 self.arrays[key] = np.empty(plan.shape, dtype=plan.spec.dtype if key == "median"
                                             else PRODUCT_DTYPES[key])
@@ -203,7 +203,7 @@ class OutputSinks:
         """Sync every file and commit it with the run's other products (all or nothing:
         :meth:`medstack.io.outputs.Products.commit`)."""
         for writer in self.writers.values():
-            self.products.add(writer.finish(), writer.path)
+            writer.finish()
         self.products.commit()
 
     def abort(self) -> None:

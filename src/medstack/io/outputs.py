@@ -76,22 +76,17 @@ def map_name(path: str | os.PathLike[str], key: str) -> Path:
     return path.with_name(f"{name}_{key}.fits")
 
 
-def create_temp(final: Path) -> tuple[int, Path]:
-    """A new temporary file ``.NAME.XXXXXXXX.tmp`` beside ``final``, open for reading and
-    writing: its descriptor and name (OSError if it cannot be created). Mode ``0644`` less the
-    umask, kept by the rename: ``mkstemp`` would make it ``0600``, and reading the umask means
-    setting it, which races with other threads."""
+def _temp_name(final: Path) -> Path:
+    """A new name ``.NAME.XXXXXXXX.tmp`` beside ``final`` (nothing is created)."""
     name = final.name
     while len(os.fsencode(name)) > 255 - 1 - 1 - 8 - len(".old.tmp") - 8:  # dots, random, margin
         name = name[:-1]
-    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    for _ in range(100):
-        tmp = final.parent / f".{name}.{secrets.token_hex(4)}.tmp"
-        try:
-            return os.open(tmp, flags, 0o644), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(errno.EEXIST, "no unused temporary name", str(final.parent))
+    return final.parent / f".{name}.{secrets.token_hex(4)}.tmp"
+
+
+def _earlier_name(tmp: Path) -> Path:
+    """Where :meth:`Products.commit` keeps the earlier file of the product staged as ``tmp``."""
+    return tmp.with_name(tmp.name[: -len(".tmp")] + ".old.tmp")
 
 
 def check_output_path(path: str | os.PathLike[str], inputs: Sequence[str] = ()) -> Path:
@@ -218,9 +213,37 @@ class Products:
                 raise OutputError(f"{os.fspath(path)}: the {role} would overwrite the {other} "
                                   f"({os.fspath(roles[other])})")
 
-    def add(self, temporary: Path, final: Path) -> None:
-        """A finished temporary file, to be renamed over ``final`` on :meth:`commit`."""
-        self._staged.append((Path(temporary), Path(final)))
+    def create(self, final: Path) -> tuple[int, Path]:
+        """A new temporary file beside ``final``, staged to be renamed over it on
+        :meth:`commit`: its descriptor (open for reading and writing) and name.
+
+        Its name is staged before the file is created, so that :meth:`abort` removes it
+        whatever the moment of an interrupt. Mode ``0644`` less the umask, kept by the rename
+        (``mkstemp`` would make it ``0600``, and reading the umask means setting it, which
+        races with other threads).
+
+        Raises
+        ------
+        OSError
+            It cannot be created (nothing is left staged).
+        """
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        for _ in range(100):
+            entry = (_temp_name(final), final)
+            self._staged.append(entry)
+            try:
+                return os.open(entry[0], flags, 0o644), entry[0]
+            except OSError as err:
+                self._staged.remove(entry)  # (an existing file of that name is not ours)
+                if not isinstance(err, FileExistsError):
+                    raise
+        raise FileExistsError(errno.EEXIST, "no unused temporary name", str(final.parent))
+
+    def discard(self, final: Path) -> None:
+        """Remove the temporary file of ``final`` (if any) and unstage it."""
+        for entry in [e for e in self._staged if e[1] == final]:
+            entry[0].unlink(missing_ok=True)
+            self._staged.remove(entry)
 
     @contextmanager
     def file(self, path: str | os.PathLike[str], what: str) -> Iterator[BinaryIO]:
@@ -234,19 +257,16 @@ class Products:
         """
         dest = Path(path)
         try:
-            fd, tmp = create_temp(dest)
+            fd, _ = self.create(dest)
         except OSError as err:
             raise OutputError(f"{dest}: cannot write {what}: {err.strerror or err}") from err
-        entry = (Path(tmp), dest)
-        self._staged.append(entry)
         try:
             with os.fdopen(fd, "wb") as fh:
                 yield fh
                 fh.flush()
                 os.fsync(fh.fileno())
         except BaseException as err:
-            self._staged.remove(entry)
-            entry[0].unlink(missing_ok=True)
+            self.discard(dest)
             if isinstance(err, OSError):
                 raise OutputError(f"{dest}: cannot write {what}: {err.strerror or err}") from err
             raise
@@ -293,6 +313,8 @@ class Products:
             try:
                 if os.path.lexists(tmp):  # never renamed
                     tmp.unlink(missing_ok=True)
+                    if final not in kept:  # (made but not yet recorded when interrupted)
+                        _earlier_name(tmp).unlink(missing_ok=True)
                     continue
             except BaseException:
                 continue  # a temporary file left: the final name is as it was
@@ -315,7 +337,7 @@ class Products:
 
 def _keep_earlier(tmp: Path, final: Path) -> Path | None:
     """A hard link (or copy) beside ``tmp`` of the earlier file at ``final``, None if none."""
-    link = tmp.with_name(tmp.name[: -len(".tmp")] + ".old.tmp")
+    link = _earlier_name(tmp)
     try:
         os.link(final, link, follow_symlinks=False)
     except FileNotFoundError:

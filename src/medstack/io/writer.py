@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import OutputError
 from .fitsheader import OutputHeader
-from .outputs import atomic_file, check_output_path, create_temp
+from .outputs import Products, atomic_file, check_output_path
 from .writeback import pwrite_all, start_writeback
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,13 +58,18 @@ class FitsImageWriter:
         float32, uint16 (stored as BITPIX 16 with BZERO 32768) or uint8.
     header : OutputHeader or astropy.io.fits.Header, optional
         Cards to write after the structural ones. Default is none.
+    into : Products, optional
+        The run whose products the file is one of: its temporary file is staged there from
+        before it exists (the run's :meth:`Products.abort` removes it at any moment) and
+        committed with the others. Default is a file on its own.
 
     Leaving its ``with`` block by an exception aborts; :meth:`commit` publishes the file.
     """
 
     def __init__(self, path: str | os.PathLike[str], shape: tuple[int, int],
                  dtype: np.dtype | type = np.float32,
-                 header: OutputHeader | fits.Header | None = None) -> None:
+                 header: OutputHeader | fits.Header | None = None, *,
+                 into: Products | None = None) -> None:
         self.path = Path(path)
         self.shape = (int(shape[0]), int(shape[1]))
         self.dtype = np.dtype(dtype)
@@ -81,8 +86,9 @@ class FitsImageWriter:
         self._writeback = True  # start write-back of the rows written every few MiB
         self._unsynced = 0
         self._lock = threading.Lock()
+        self._products = Products() if into is None else into
         try:
-            self._fd, self.tmp_path = create_temp(self.path)
+            self._fd, self.tmp_path = self._products.create(self.path)
         except OSError as err:
             raise OutputError(f"{self.path}: cannot create a temporary file ({err.strerror})") from err
         try:
@@ -140,22 +146,19 @@ class FitsImageWriter:
         return self.tmp_path
 
     def commit(self) -> Path:
-        """Flush, close and rename the temporary file over the final name."""
+        """Flush, close and rename the temporary file over the final name (with the other
+        products of ``into``, if given: :meth:`Products.commit`)."""
         self.finish()
-        try:
-            os.replace(self.tmp_path, self.path)
-        except OSError as err:
-            self.tmp_path.unlink(missing_ok=True)
-            raise OutputError(f"{self.path}: cannot rename the finished file ({err.strerror})") from err
+        self._products.commit()
         return self.path
 
     def abort(self) -> None:
         """Close and remove the temporary file; the final name is left untouched."""
         if not self._closed:
-            with suppress(OSError):
+            with suppress(OSError, AttributeError):  # (no descriptor if never created)
                 os.close(self._fd)
             self._closed = True
-        self.tmp_path.unlink(missing_ok=True)
+        self._products.discard(self.path)
 
     def __enter__(self) -> FitsImageWriter:
         return self
