@@ -272,3 +272,36 @@ def test_outside_footprint_nan_payload_deviation() -> None:
     want = numpy_median(frames)
     assert bits(want)[0, 1] == 0xFFC00001 and bits(got)[0, 1] == 0x7FC00000
     assert np.array_equal(got[~np.isnan(got)], want[~np.isnan(want)])
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """A client of a 2-process LocalCluster on 127.0.0.1, for this module's Dask tests."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_on_dask_the_workers_read_the_spilled_tiles(dask_client, dtype, tmp_path: Path) -> None:
+    """On Dask every frame is spilled and the workers read its tiles by name, offset, dtype and
+    shape: the same bits as NumPy (and the threads), the spill folder removed afterwards."""
+    frames = mosaic(9, dtype=dtype, seed=4)
+    with FrameStack((120, 160), dtype=np.dtype(dtype).name, client=dask_client,
+                    tempdir=str(tmp_path), read_bytes=6000) as stack:
+        for f in frames:
+            stack.add(f)
+        assert stack.stored_bytes == 0 and stack.spilled_bytes > 0  # none held in memory
+        got = stack.median()
+    assert got.dtype == dtype
+    assert np.array_equal(bits(got), bits(numpy_median(frames)))
+    assert spill_folders(tmp_path) == []
+
+
+def test_on_dask_frames_are_not_held_in_memory(dask_client) -> None:
+    with pytest.raises(ParameterError, match="^in_memory: "):
+        FrameStack((8, 8), client=dask_client, in_memory=True)
+    with pytest.raises(ParameterError, match="^scheduler: "):
+        FrameStack((8, 8), scheduler="nowhere")

@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from .core.plan import prepare_frames
+from .core.plan import default_workers, prepare_frames
 from .core.run import run
 from .errors import InputError, OutputError, ParameterError
-from .executors.threads import ThreadExecutor
+from .executors import make_executor
 from .io.framestore import FrameStore
 from .kernels import choose_kernel
 from .kernels.framemedian import footprint
@@ -60,9 +60,18 @@ class FrameStack:
     max_frames : int, optional
         Frames the stack accepts at most. Default is no limit.
     workers : int, optional
-        Threads the median runs on. Default is all cores this process may use.
+        Threads the median runs on (worker processes of a ``dask-local`` cluster). Default is
+        all cores this process may use.
     kernel : {"auto", "fast", "reference"}, optional
         The compiled or the NumPy reference kernel (the same bits). Default is "auto".
+    scheduler : str, optional
+        ``"threads"``, ``"dask-local"`` or the address of a running Dask scheduler, as for
+        :func:`medstack.median_image`. On Dask every frame is spilled (``in_memory`` must not
+        be True), and the workers read the frames' tiles from the spill folder by name, offset,
+        dtype and shape: ``tempdir`` must be on a filesystem they see, at the same path.
+        Default is threads unless a client is given.
+    client : distributed.Client, optional
+        A connected Dask client to compute on (left open). Default is none.
 
     Notes
     -----
@@ -77,7 +86,8 @@ class FrameStack:
                  max_memory: int | str | None = None, in_memory: bool | None = None,
                  tempdir: str | None = None, read_bytes: int | str | None = None,
                  max_frames: int | None = None, workers: int | None = None,
-                 kernel: str = "auto") -> None:
+                 kernel: str = "auto", scheduler: str | None = None,
+                 client: Any = None) -> None:
         try:
             ny, nx = (int(v) for v in shape)
             if ny < 1 or nx < 1 or (ny, nx) != tuple(shape):
@@ -98,22 +108,29 @@ class FrameStack:
             raise ParameterError(f"max_frames: expected a whole number >= 1, got {max_frames!r}")
         self.shape = (ny, nx)
         self.max_frames = max_frames
-        self._options = run_options(keep_data=True, kernel=kernel, workers=workers)
-        self._executor = ThreadExecutor(self._options.workers)
+        self._options = run_options(keep_data=True, kernel=kernel, workers=workers,
+                                    scheduler=scheduler, client=client)
+        self._executor = make_executor(self._options)
+        on_dask = client is not None or scheduler not in (None, "threads")
+        if on_dask and in_memory:
+            raise ParameterError("in_memory: frames held in memory are combined on this "
+                                 "machine's threads; on Dask every frame is spilled (leave "
+                                 "in_memory as None or False)")
+        self._threads = self._options.workers or default_workers()
         self._kernel = choose_kernel(kernel)
         self.read_bytes = parse_size(read_bytes, "read_bytes") or DEFAULT_READ_BYTES
         budget = parse_size(max_memory, "max_memory")
         frame_bytes = ny * nx * np.dtype(self.dtype).itemsize
         if budget is not None:
             # the median, the sections in flight, one frame's mask and crop while added
-            reserve = 2 * frame_bytes + ny * nx + (self._executor.workers + 1) * self.read_bytes
+            reserve = 2 * frame_bytes + ny * nx + (self._threads + 1) * self.read_bytes
             if budget < reserve:
                 raise ParameterError(f"max_memory: {budget / 2**20:.4g} MiB is too small for "
                                      f"frames of {ny}x{nx}; it needs at least "
                                      f"{reserve / 2**20:.4g} MiB")
             budget -= reserve
         self._store = FrameStore(self.shape, self.dtype, tempdir=tempdir, memory_bytes=(
-            0 if in_memory is False else None if in_memory else budget))
+            0 if in_memory is False or on_dask else None if in_memory else budget))
         self._closed = False
 
     def _open_store(self, what: str) -> FrameStore:
@@ -207,7 +224,7 @@ class FrameStack:
         """
         store = self._open_store("median")
         try:
-            plan = prepare_frames(store, workers=self._executor.workers,
+            plan = prepare_frames(store, workers=self._threads,
                                   read_bytes=self.read_bytes)
             data = run(plan, self._executor, self._options).data
             assert data is not None

@@ -179,7 +179,7 @@ def run(
                 sinks.abort()
             products.abort()
             raise
-    if log.isEnabledFor(logging.INFO):
+    if log.isEnabledFor(logging.INFO) and plan.frames is None:
         log.info("per-image values:\n%s", image_table(plan, stats, masked.tolist() if count_masked
                                                       else None))
     if plan.frames is None:  # a mosaic's frames need not cover it

@@ -192,6 +192,12 @@ class _BandOutput:
     masked: list[int] | None = None  # per image, pixels its weight mask rejects (-v)
 
 
+def _dtype(plan: StackPlan, key: str) -> np.dtype:
+    """The dtype of a product's rows: the plan's for the median (a frames plan's may be
+    float64), else the product's."""
+    return np.dtype(plan.spec.dtype) if key == "median" else _DTYPES[key]
+
+
 def _open_readers(plan: StackPlan) -> list[Reader]:
     """Every input of the plan, science then weights, opened as the thread executor opens
     them; on failure, what was opened is closed."""
@@ -229,7 +235,7 @@ def _band_task(plan: StackPlan, first: int, stop: int, thresholds: np.ndarray | 
     o0 = sections[0].out[0]
     rows = None
     if targets is None:
-        rows = {key: np.empty((sections[-1].out[1] - o0, plan.shape[1]), dtype=_DTYPES[key])
+        rows = {key: np.empty((sections[-1].out[1] - o0, plan.shape[1]), dtype=_dtype(plan, key))
                 for key in keys}
     readers = _open_readers(plan)
     n = plan.n_images
@@ -326,6 +332,9 @@ class DaskExecutor(Executor):
         if any(img.memory is not None for img in plan.images):
             raise ParameterError("scheduler: in-memory inputs (AstroDrizzle's in_memory=True) "
                                  "run on this machine's threads only; use scheduler='threads'")
+        if plan.frames is not None and any(f.values is not None for f in plan.frames.frames):
+            raise ParameterError("scheduler: frames held in memory run on this machine's "
+                                 "threads only; spill them (in_memory=False)")
         inputs = [name for img in plan.images for name in (img.sci, img.wht)]
         compressed = [name for name in inputs if os.path.isfile(name) and is_compressed(name)]
         if compressed:
@@ -364,7 +373,7 @@ class DaskExecutor(Executor):
         quicklook = sinks.quicklook is not None
         keys = tuple(dict.fromkeys([*sinks.writers, *sinks.arrays,
                                     *(("median", "ngood") if quicklook else ())]))
-        row_bytes = nx * sum(_DTYPES[k].itemsize for k in keys)
+        row_bytes = nx * sum(_dtype(plan, k).itemsize for k in keys)
         direct_ok = self._out_path is not None and not sinks.arrays and not quicklook
         bands = plan_bands(plan, threads, row_bytes=row_bytes, direct_ok=direct_ok,
                            sections_per_band=self.sections_per_band)
@@ -372,9 +381,11 @@ class DaskExecutor(Executor):
                    for key, w in sinks.writers.items()}
         per_task = section_bytes(plan.n_images, plan.section_rows, nx) + max(
             [(b.out[1] - b.out[0]) * row_bytes for b in bands if not b.direct], default=0)
-        log.info("%d inputs of %dx%d; %s; %d sections of %d rows in %d band(s) (%d written by "
+        log.info("%d %s of %dx%d; %s; %d sections of %d rows in %d band(s) (%d written by "
                  "the workers) on %s with %d thread(s); about %.1f MiB per task",
-                 plan.n_images, ny, nx, plan.params.combine_type, len(plan.sections),
+                 plan.n_images, "inputs" if plan.frames is None else "frames", ny, nx,
+                 plan.params.combine_type if plan.frames is None else plan.spec.kind,
+                 len(plan.sections),
                  plan.section_rows, len(bands), sum(b.direct for b in bands), self.where,
                  threads, per_task / 2**20)
         futures: dict[Any, Band] = {}

@@ -116,7 +116,8 @@ class FrameStore:
             if self.folder is None:
                 where = self.tempdir if self.tempdir is not None else tempfile.gettempdir()
                 try:
-                    self.folder = tempfile.mkdtemp(prefix="medstack-frames-", dir=where or ".")
+                    self.folder = os.path.abspath(  # (the name Dask workers read by)
+                        tempfile.mkdtemp(prefix="medstack-frames-", dir=where or "."))
                 except OSError as err:
                     raise OutputError(f"{where or os.getcwd()}: cannot make the frames' spill "
                                       f"folder there ({err.strerror or err})") from err
@@ -153,6 +154,11 @@ class FrameStore:
             diff[y0] += (x1 - x0) * item
             diff[y1] -= (x1 - x0) * item
         return np.cumsum(diff[:-1])
+
+    def __getstate__(self) -> dict[str, object]:
+        """What a Dask worker gets: the tiles (of spilled frames: names, offsets, dtypes and
+        shapes), not the duty to remove the spill folder, which stays with this store."""
+        return {**self.__dict__, "_cleanup": None}
 
     def close(self) -> None:
         """Drop every frame and remove the spill folder (idempotent; the counts of frames and
