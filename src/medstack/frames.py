@@ -111,7 +111,7 @@ class FrameStack:
         self._options = run_options(keep_data=True, kernel=kernel, workers=workers,
                                     scheduler=scheduler, client=client)
         self._executor = make_executor(self._options)
-        on_dask = client is not None or scheduler not in (None, "threads")
+        on_dask = self._options.on_dask
         if on_dask and in_memory:
             raise ParameterError("in_memory: frames held in memory are combined on this "
                                  "machine's threads; on Dask every frame is spilled (leave "

@@ -230,6 +230,12 @@ class RunOptions:
             object.__setattr__(self, o.name, o.check(getattr(self, o.name)))
 
     @property
+    def on_dask(self) -> bool:
+        """Whether the run computes on a Dask cluster (a client, or a scheduler other than
+        threads)."""
+        return self.client is not None or self.scheduler not in (None, "threads")
+
+    @property
     def wants_maps(self) -> bool:
         """Whether the run keeps the maps as arrays."""
         return bool(self.keep_data and (self.save_maps or self.keep_maps))

@@ -179,10 +179,10 @@ def run(
                 sinks.abort()
             products.abort()
             raise
-    if log.isEnabledFor(logging.INFO) and plan.frames is None:
-        log.info("per-image values:\n%s", image_table(plan, stats, masked.tolist() if count_masked
-                                                      else None))
-    if plan.frames is None:  # a mosaic's frames need not cover it
+    if plan.frames is None:  # (a mosaic's frames have no per-image values, nor need cover it)
+        if log.isEnabledFor(logging.INFO):
+            log.info("per-image values:\n%s", image_table(
+                plan, stats, masked.tolist() if count_masked else None))
         check_coverage(plan, no_good)
     arrays = sinks.arrays
     return MedianResult(

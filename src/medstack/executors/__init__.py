@@ -37,7 +37,7 @@ def make_executor(options: RunOptions | None = None, **given: Any) -> Executor:
     options = RunOptions() if options is None else options
     if given:
         options = options.replace(**given)
-    if options.client is not None or options.scheduler not in (None, "threads"):
+    if options.on_dask:
         from .dask import DaskExecutor  # Dask stays optional
 
         return DaskExecutor(options.scheduler, options.client, options.workers,

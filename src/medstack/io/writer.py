@@ -155,7 +155,7 @@ class FitsImageWriter:
     def abort(self) -> None:
         """Close and remove the temporary file; the final name is left untouched."""
         if not self._closed:
-            with suppress(OSError, AttributeError):  # (no descriptor if never created)
+            with suppress(OSError):
                 os.close(self._fd)
             self._closed = True
         self._products.discard(self.path)
